@@ -1,0 +1,99 @@
+/** Types shared by the addon wrapper (session.ts), the batching forecaster and the server. */
+
+export type TensorElementType =
+  | 'float32'
+  | 'float64'
+  | 'float16'
+  | 'bfloat16'
+  | 'int8'
+  | 'uint8'
+  | 'int16'
+  | 'uint16'
+  | 'int32'
+  | 'uint32'
+  | 'int64'
+  | 'uint64'
+  | 'bool'
+  | 'string'
+  | 'unknown';
+
+/** A dimension: a number when concrete, the symbolic name (e.g. "batch") when symbolic, "?" when unnamed. */
+export type Dim = number | string;
+
+export interface TensorInfo {
+  readonly name: string;
+  readonly type: TensorElementType;
+  readonly shape: readonly Dim[];
+}
+
+export interface ModelMetadata {
+  readonly producerName: string;
+  readonly graphName: string;
+  readonly domain: string;
+  readonly description: string;
+  readonly graphDescription: string;
+  /** ModelProto.model_version (int64; 0 when unset). */
+  readonly version: number;
+  readonly custom: Readonly<Record<string, string>>;
+}
+
+export type NumericTypedArray =
+  | Float32Array
+  | Float64Array
+  | Int8Array
+  | Uint8Array
+  | Int16Array
+  | Uint16Array
+  | Int32Array
+  | Uint32Array
+  | BigInt64Array
+  | BigUint64Array;
+
+export type FloatArray = Float32Array | Float64Array;
+
+export interface InputTensor {
+  readonly data: NumericTypedArray;
+  readonly shape: readonly number[];
+}
+
+export interface OutputTensor {
+  readonly name: string;
+  readonly type: TensorElementType;
+  readonly shape: readonly number[];
+  readonly data: NumericTypedArray;
+}
+
+export type GraphOptimizationLevel = 'disabled' | 'basic' | 'extended' | 'all';
+export type ExecutionMode = 'sequential' | 'parallel';
+
+export interface SessionOptions {
+  /** ORT threads inside one run. Default 1: throughput comes from concurrent runs, not from one wide run. */
+  readonly intraOpThreads?: number;
+  readonly interOpThreads?: number;
+  readonly graphOptimizationLevel?: GraphOptimizationLevel;
+  readonly executionMode?: ExecutionMode;
+  /** Default ["cpu"]. Asking for one the loaded ONNX Runtime library lacks is an ERR_MODEL_LOAD error. */
+  readonly executionProviders?: readonly string[];
+}
+
+export interface RunOptions {
+  /** Names of the outputs to return, in this order. Default: every output, in model order. */
+  readonly outputs?: readonly string[];
+}
+
+export interface RuntimeOptions {
+  /** Path of libonnxruntime. Default: $FORECASTD_ORT_LIBRARY, else the library inside onnxruntime-node. */
+  readonly libraryPath?: string;
+  /** Native threads that execute runs (the addon's own pool, not libuv's). Default: CPU cores. */
+  readonly runThreads?: number;
+}
+
+export interface RuntimeInfo {
+  readonly libraryPath: string;
+  /** ONNX Runtime version string reported by the library, e.g. "1.30.0". */
+  readonly version: string;
+  /** The C API version the addon was compiled against. */
+  readonly apiVersion: number;
+  readonly runThreads: number;
+  readonly availableProviders: readonly string[];
+}

@@ -1,0 +1,76 @@
+import type { FillMissing, RefreshMode, TimeFormat } from '../datasets/types.js';
+
+/** A validated spicepod.yaml. Produced by loadSpicepod() (src/spicepod/load.ts). */
+export interface Spicepod {
+  /** Absolute path of the spicepod.yaml. */
+  readonly file: string;
+  /** Folder of the spicepod.yaml; relative paths resolve against it. */
+  readonly dir: string;
+  readonly name: string;
+  readonly version: string;
+  readonly runtime: RuntimeConfig;
+  readonly datasets: readonly DatasetConfig[];
+  readonly models: readonly ModelConfig[];
+  /** Non-fatal findings (unknown keys, extra datasets on a model), each naming file, line and key. */
+  readonly warnings: readonly string[];
+}
+
+export interface RuntimeConfig {
+  readonly auth: { readonly apiKeys: readonly string[] } | null;
+}
+
+export interface AccelerationConfig {
+  /** Milliseconds; null = never refresh. */
+  readonly refreshCheckIntervalMs: number | null;
+  readonly refreshMode: RefreshMode;
+  /** Milliseconds; null = keep every row. */
+  readonly retentionPeriodMs: number | null;
+}
+
+export type DatasetFrom =
+  | { readonly kind: 'file'; readonly path: string; readonly format: 'csv' | 'parquet' | 'jsonl' }
+  | { readonly kind: 'postgres'; readonly schema: string | null; readonly table: string };
+
+export interface DatasetConfig {
+  readonly name: string;
+  /** As written in the pod (after ${env:} substitution), for display. */
+  readonly from: string;
+  readonly source: DatasetFrom;
+  readonly timeColumn: string;
+  /** null = infer: strings are ISO 8601, numbers unix seconds. */
+  readonly timeFormat: TimeFormat | null;
+  /** null = every column but the time column, in source order. */
+  readonly columns: readonly string[] | null;
+  /** Every other param as a string (pg_host, pg_port, ...). */
+  readonly params: Readonly<Record<string, string>>;
+  readonly acceleration: AccelerationConfig;
+}
+
+export interface ModelParams {
+  /** null = the ONNX model_version if non-zero, else omitted. */
+  readonly version: string | null;
+  /** Required only when the model's lookback dimension is symbolic. */
+  readonly lookback: number | null;
+  readonly fillMissing: FillMissing;
+  readonly intraOpThreads: number;
+  readonly maxBatchSize: number;
+  /** 0 = one per CPU core. */
+  readonly maxConcurrentRuns: number;
+  readonly maxQueueDelayMs: number;
+  readonly maxQueueSize: number;
+  readonly timeoutMs: number;
+  readonly cachePredictions: boolean;
+}
+
+export type ModelFrom =
+  | { readonly kind: 'onnx'; readonly path: string }
+  /** A source forecastd cannot serve (openai/..., huggingface:..., a non-.onnx file): the entry is Error. */
+  | { readonly kind: 'unsupported'; readonly reason: string };
+
+export interface ModelConfig {
+  readonly name: string;
+  readonly from: string;
+  readonly source: ModelFrom;
+  readonly datasets: readonly string[];
+  readonly params: ModelParams;
+}
