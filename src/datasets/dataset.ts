@@ -1,0 +1,280 @@
+import { ForecastdError } from '../errors.js';
+import type { AccelerationConfig } from '../spicepod/types.js';
+import { appendNewer, dropBefore, makeSnapshot, orderRows, sameContent } from './snapshot.js';
+import type { DatasetSnapshot, DatasetSource, DatasetStatus, LoadedRows } from './types.js';
+
+export interface DatasetOptions {
+  readonly name: string;
+  /** As written in the pod, for display. */
+  readonly from: string;
+  readonly source: DatasetSource;
+  /** Default: never refresh, full mode, keep every row. */
+  readonly acceleration?: AccelerationConfig;
+  /** Clock for retention and timestamps (epoch ms); default Date.now. */
+  readonly now?: () => number;
+}
+
+/** What one load or refresh did, for logs and metrics. */
+export interface RefreshOutcome {
+  /** A new snapshot was swapped in. */
+  readonly changed: boolean;
+  /** The source was unchanged (same change token), so nothing was read. */
+  readonly skipped: boolean;
+  /** The failure, when the load or refresh failed (the last good snapshot keeps serving). */
+  readonly error: string | null;
+  readonly rows: number;
+  readonly durationMs: number;
+}
+
+export type SnapshotListener = (snapshot: DatasetSnapshot, previous: DatasetSnapshot | undefined) => void;
+export type RefreshListener = (outcome: RefreshOutcome) => void;
+
+/**
+ * A dataset held in memory: loads its source once on start(), then every refresh_check_interval checks the
+ * source's change token and reloads (full) or takes the newer rows (append). Each change builds a new
+ * immutable snapshot and swaps it in with one assignment. A failed refresh is contained: the last good
+ * snapshot keeps serving, the status returns to Ready and `error` says what went wrong.
+ *
+ * retention_period counts back from now (as in Spice), not from the newest row: historic data older than the
+ * period is dropped entirely.
+ */
+export class Dataset {
+  readonly name: string;
+  readonly from: string;
+  readonly source: DatasetSource;
+  readonly acceleration: AccelerationConfig;
+  private readonly now: () => number;
+
+  private currentStatus: DatasetStatus = 'Initializing';
+  private currentSnapshot: DatasetSnapshot | undefined;
+  private lastError: string | null = null;
+  private lastErrorAtMs: number | null = null;
+  private lastRefreshAtMs: number | null = null;
+  /** Token of the source content last attempted (good or bad), so an unchanged broken file is not re-read. */
+  private lastToken: string | null = null;
+  private running: Promise<RefreshOutcome> | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private started = false;
+  private stopped = false;
+  private readonly abort = new AbortController();
+  private readonly snapshotListeners = new Set<SnapshotListener>();
+  private readonly refreshListeners = new Set<RefreshListener>();
+
+  constructor(options: DatasetOptions) {
+    this.name = options.name;
+    this.from = options.from;
+    this.source = options.source;
+    this.acceleration = options.acceleration ?? { refreshCheckIntervalMs: null, refreshMode: 'full', retentionPeriodMs: null };
+    this.now = options.now ?? Date.now;
+  }
+
+  get status(): DatasetStatus {
+    return this.currentStatus;
+  }
+
+  /** The last load or refresh failure; null once a later one succeeds. */
+  get error(): string | null {
+    return this.lastError;
+  }
+
+  /** Epoch ms of the last failure, or null. */
+  get lastErrorAt(): number | null {
+    return this.lastErrorAtMs;
+  }
+
+  /** Epoch ms of the last successful load or refresh check, or null. */
+  get lastRefreshAt(): number | null {
+    return this.lastRefreshAtMs;
+  }
+
+  /** The data requests read; undefined until the first successful load. */
+  get snapshot(): DatasetSnapshot | undefined {
+    return this.currentSnapshot;
+  }
+
+  /** Called with every new snapshot. Returns a function that removes the listener. Listeners must not throw. */
+  onChange(listener: SnapshotListener): () => void {
+    this.snapshotListeners.add(listener);
+    return () => this.snapshotListeners.delete(listener);
+  }
+
+  /** Called after every load and refresh attempt. Returns a function that removes the listener. */
+  onRefresh(listener: RefreshListener): () => void {
+    this.refreshListeners.add(listener);
+    return () => this.refreshListeners.delete(listener);
+  }
+
+  /**
+   * Loads the dataset, then starts the refresh timer when refresh_check_interval is set. Resolves once the
+   * first load has finished, successfully or not (then status is Error); a failed load does not reject.
+   */
+  async start(): Promise<RefreshOutcome> {
+    if (this.started) throw new ForecastdError('ERR_INVALID_ARGUMENT', `dataset ${this.name} was already started`);
+    this.started = true;
+    const outcome = await this.refresh();
+    this.schedule();
+    return outcome;
+  }
+
+  /**
+   * Checks the source now and swaps in a new snapshot if it changed. Concurrent calls share one refresh.
+   * Never rejects: failures are reported in the outcome and in `error`.
+   */
+  refresh(): Promise<RefreshOutcome> {
+    if (this.running !== null) return this.running;
+    const run = this.runRefresh().finally(() => {
+      this.running = null;
+    });
+    this.running = run;
+    return run;
+  }
+
+  /** Stops the refresh timer, cancels a load in progress and closes the source. Safe to call twice. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    this.abort.abort();
+    await this.running?.catch(() => undefined);
+    await this.source.close?.();
+  }
+
+  private schedule(): void {
+    const interval = this.acceleration.refreshCheckIntervalMs;
+    if (interval === null || this.stopped) return;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      void this.refresh().then(() => this.schedule());
+    }, interval);
+    // A refresh timer alone must not keep the process alive.
+    this.timer.unref();
+  }
+
+  private async runRefresh(): Promise<RefreshOutcome> {
+    const startedAt = this.now();
+    const previous = this.currentSnapshot;
+    const signal = this.abort.signal;
+    let token: string | null = null;
+    try {
+      if (this.stopped) return this.outcome(false, true, null, startedAt);
+      if (this.source.changeToken !== undefined) {
+        try {
+          token = await this.source.changeToken(signal);
+        } catch (err) {
+          // The source is gone or unreadable; forget the old token so it is read again once it comes back.
+          this.lastToken = null;
+          throw err;
+        }
+        if (previous !== undefined && token === this.lastToken) {
+          this.lastRefreshAtMs = this.now();
+          this.applyRetention(previous);
+          return this.finish(false, true, startedAt);
+        }
+      }
+      if (previous !== undefined) this.currentStatus = 'Refreshing';
+      const loaded = await this.load(previous, signal);
+      // Taken before reading: a write during the read changes the token again and triggers another reload.
+      this.lastToken = token;
+      if (this.stopped) return this.outcome(false, true, null, startedAt);
+      let next: LoadedRows = loaded;
+      const retention = this.acceleration.retentionPeriodMs;
+      if (retention !== null) next = dropBefore(next, this.now() - retention);
+      const changed = previous === undefined || !sameContent(next, previous);
+      if (changed) this.swap(makeSnapshot(next, this.now()));
+      this.lastRefreshAtMs = this.now();
+      this.lastError = null;
+      return this.finish(changed, false, startedAt);
+    } catch (err) {
+      if (this.stopped) return this.outcome(false, true, null, startedAt);
+      if (token !== null) this.lastToken = token;
+      this.lastError = err instanceof Error ? err.message : String(err);
+      this.lastErrorAtMs = this.now();
+      this.currentStatus = this.currentSnapshot === undefined ? 'Error' : 'Ready';
+      return this.report(this.outcome(false, false, this.lastError, startedAt));
+    }
+  }
+
+  private async load(previous: DatasetSnapshot | undefined, signal: AbortSignal): Promise<LoadedRows> {
+    if (this.acceleration.refreshMode === 'append' && previous !== undefined) {
+      const last = previous.rows > 0 ? (previous.times[previous.rows - 1] as number) : Number.NEGATIVE_INFINITY;
+      const loaded =
+        this.source.loadNewerThan !== undefined && previous.rows > 0
+          ? await this.source.loadNewerThan(last, signal)
+          : await this.source.loadAll(signal);
+      if (loaded.columns.length !== previous.columns.length || loaded.columns.some((c, i) => c !== previous.columns[i])) {
+        throw new ForecastdError(
+          'ERR_DATASET',
+          `${this.source.from}: columns changed from [${previous.columns.join(', ')}] to [${loaded.columns.join(', ')}]; refresh_mode append needs the same columns`,
+        );
+      }
+      return appendNewer(previous, loaded);
+    }
+    return orderRows(await this.source.loadAll(signal));
+  }
+
+  private applyRetention(current: DatasetSnapshot): void {
+    const retention = this.acceleration.retentionPeriodMs;
+    if (retention === null) return;
+    const kept = dropBefore(current, this.now() - retention);
+    if (kept !== current) this.swap(makeSnapshot(kept, current.loadedAt));
+  }
+
+  private swap(snapshot: DatasetSnapshot): void {
+    const previous = this.currentSnapshot;
+    this.currentSnapshot = snapshot;
+    for (const listener of this.snapshotListeners) {
+      try {
+        listener(snapshot, previous);
+      } catch {
+        // A faulty listener must not stop the dataset or the other listeners.
+      }
+    }
+  }
+
+  private finish(changed: boolean, skipped: boolean, startedAt: number): RefreshOutcome {
+    this.currentStatus = 'Ready';
+    return this.report(this.outcome(changed, skipped, null, startedAt));
+  }
+
+  private outcome(changed: boolean, skipped: boolean, error: string | null, startedAt: number): RefreshOutcome {
+    return { changed, skipped, error, rows: this.currentSnapshot?.rows ?? 0, durationMs: Math.max(0, this.now() - startedAt) };
+  }
+
+  private report(outcome: RefreshOutcome): RefreshOutcome {
+    for (const listener of this.refreshListeners) {
+      try {
+        listener(outcome);
+      } catch {
+        // As in swap(): listeners are observers only.
+      }
+    }
+    return outcome;
+  }
+}
+
+/** One entry of GET /v1/datasets. */
+export interface DatasetDescription {
+  readonly name: string;
+  readonly from: string;
+  readonly rows: number;
+  readonly first_ts: string | null;
+  readonly last_ts: string | null;
+  readonly status: DatasetStatus;
+  readonly error: string | null;
+}
+
+export function describeDataset(dataset: Dataset): DatasetDescription {
+  const s = dataset.snapshot;
+  const first = s !== undefined && s.rows > 0 ? (s.times[0] as number) : null;
+  const last = s !== undefined && s.rows > 0 ? (s.times[s.rows - 1] as number) : null;
+  return {
+    name: dataset.name,
+    from: dataset.from,
+    rows: s?.rows ?? 0,
+    first_ts: first === null ? null : new Date(first).toISOString(),
+    last_ts: last === null ? null : new Date(last).toISOString(),
+    status: dataset.status,
+    error: dataset.error,
+  };
+}

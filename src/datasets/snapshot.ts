@@ -1,0 +1,121 @@
+import type { DatasetSnapshot, LoadedRows } from './types.js';
+
+let lastVersion = 0;
+
+/** Process-wide, strictly increasing: two snapshots never share a version, whatever dataset they belong to. */
+export function nextSnapshotVersion(): number {
+  lastVersion += 1;
+  return lastVersion;
+}
+
+/** Freezes rows into a snapshot with a fresh version. */
+export function makeSnapshot(rows: LoadedRows, loadedAt: number): DatasetSnapshot {
+  return { columns: rows.columns, times: rows.times, values: rows.values, rows: rows.rows, version: nextSnapshotVersion(), loadedAt };
+}
+
+/** orderRows + makeSnapshot. */
+export function buildSnapshot(rows: LoadedRows, loadedAt: number): DatasetSnapshot {
+  return makeSnapshot(orderRows(rows), loadedAt);
+}
+
+/**
+ * Sorts rows by time (stable) and keeps, of rows with the same time, the last one in source order: a file that
+ * repeats a timestamp is taken to correct the earlier row. Already-sorted input (the usual case) is returned
+ * as it is, without a copy.
+ */
+export function orderRows(rows: LoadedRows): LoadedRows {
+  const { times, rows: n } = rows;
+  let ordered = true;
+  for (let i = 1; i < n; i++) {
+    if (!((times[i] as number) > (times[i - 1] as number))) {
+      ordered = false;
+      break;
+    }
+  }
+  if (ordered) return rows;
+  // Array.prototype.sort is stable, so rows with equal times stay in source order and the last one wins below.
+  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => (times[a] as number) - (times[b] as number));
+  const keep: number[] = [];
+  for (let k = 0; k < n; k++) {
+    const i = order[k] as number;
+    const next = order[k + 1];
+    if (next !== undefined && times[next] === times[i]) continue;
+    keep.push(i);
+  }
+  return gather(rows, keep);
+}
+
+/**
+ * `previous` (ordered) followed by the rows of `loaded` strictly newer than its last row (refresh_mode append).
+ * Returns `previous` itself when nothing is newer.
+ */
+export function appendNewer(previous: LoadedRows, loaded: LoadedRows): LoadedRows {
+  const last = previous.rows > 0 ? (previous.times[previous.rows - 1] as number) : Number.NEGATIVE_INFINITY;
+  const newer = orderRows(filterRows(loaded, (t) => t > last));
+  if (newer.rows === 0) return previous;
+  if (previous.rows === 0) return newer;
+  const width = previous.columns.length;
+  const times = new Float64Array(previous.rows + newer.rows);
+  times.set(previous.times.subarray(0, previous.rows));
+  times.set(newer.times, previous.rows);
+  const values = new Float64Array(times.length * width);
+  values.set(previous.values.subarray(0, previous.rows * width));
+  values.set(newer.values, previous.rows * width);
+  return { columns: previous.columns, times, values, rows: times.length };
+}
+
+/** Drops (ordered) rows older than `cutoffMs`; returns `rows` itself when nothing is dropped. */
+export function dropBefore<T extends LoadedRows>(rows: T, cutoffMs: number): T | LoadedRows {
+  const first = lowerBound(rows.times, rows.rows, cutoffMs);
+  if (first === 0) return rows;
+  const width = rows.columns.length;
+  return {
+    columns: rows.columns,
+    times: rows.times.slice(first, rows.rows),
+    values: rows.values.slice(first * width, rows.rows * width),
+    rows: rows.rows - first,
+  };
+}
+
+/** Same columns, times and values (NaN equal to NaN): a reload that changed nothing keeps the old snapshot. */
+export function sameContent(a: LoadedRows, b: LoadedRows): boolean {
+  if (a.rows !== b.rows || a.columns.length !== b.columns.length) return false;
+  if (a.columns.some((c, i) => c !== b.columns[i])) return false;
+  for (let i = 0; i < a.rows; i++) if (a.times[i] !== b.times[i]) return false;
+  const n = a.values.length;
+  for (let i = 0; i < n; i++) {
+    const x = a.values[i] as number;
+    const y = b.values[i] as number;
+    if (x !== y && !(Number.isNaN(x) && Number.isNaN(y))) return false;
+  }
+  return true;
+}
+
+/** First index i with times[i] >= t (times ascending). */
+export function lowerBound(times: Float64Array, rows: number, t: number): number {
+  let lo = 0;
+  let hi = rows;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if ((times[mid] as number) < t) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+function filterRows(rows: LoadedRows, keepTime: (t: number) => boolean): LoadedRows {
+  const keep: number[] = [];
+  for (let i = 0; i < rows.rows; i++) if (keepTime(rows.times[i] as number)) keep.push(i);
+  return keep.length === rows.rows ? rows : gather(rows, keep);
+}
+
+function gather(rows: LoadedRows, indices: readonly number[]): LoadedRows {
+  const width = rows.columns.length;
+  const times = new Float64Array(indices.length);
+  const values = new Float64Array(indices.length * width);
+  indices.forEach((src, dst) => {
+    times[dst] = rows.times[src] as number;
+    values.set(rows.values.subarray(src * width, src * width + width), dst * width);
+  });
+  return { columns: rows.columns, times, values, rows: indices.length };
+}

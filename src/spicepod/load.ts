@@ -1,0 +1,426 @@
+import { readFile, stat } from 'node:fs/promises';
+import * as nodePath from 'node:path';
+import { LineCounter, parseDocument, type Node } from 'yaml';
+import { parseDuration } from '../duration.js';
+import { ForecastdError } from '../errors.js';
+import type { FillMissing, RefreshMode, TimeFormat } from '../datasets/types.js';
+import type {
+  AccelerationConfig,
+  DatasetConfig,
+  DatasetFrom,
+  ModelConfig,
+  ModelFrom,
+  ModelParams,
+  RuntimeConfig,
+  Spicepod,
+} from './types.js';
+import { YamlReader, type KeyPath, type MapEntry } from './yaml-reader.js';
+
+export const SPICEPOD_FILE_NAMES = ['spicepod.yaml', 'spicepod.yml'] as const;
+
+/** Spicepod versions read as the same format (Spice moved from v1beta1 to v1 without changing these keys). */
+const SUPPORTED_VERSIONS = ['v1beta1', 'v1'] as const;
+
+// Largest delay Node's timers accept; longer ones fire at once.
+const MAX_TIMER_MS = 2_147_483_647;
+
+// Dataset and model names appear in URLs (/v1/models/:name/predict) and metric labels.
+const NAME_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
+
+export const MODEL_PARAM_DEFAULTS: ModelParams = {
+  version: null,
+  lookback: null,
+  fillMissing: 'none',
+  intraOpThreads: 1,
+  maxBatchSize: 64,
+  maxConcurrentRuns: 0,
+  maxQueueDelayMs: 0,
+  maxQueueSize: 1024,
+  timeoutMs: 30_000,
+  cachePredictions: true,
+};
+
+const FILE_FORMATS: Readonly<Record<string, 'csv' | 'parquet' | 'jsonl'>> = {
+  csv: 'csv',
+  parquet: 'parquet',
+  pq: 'parquet',
+  jsonl: 'jsonl',
+  ndjson: 'jsonl',
+};
+
+const PG_PARAMS = ['pg_host', 'pg_port', 'pg_db', 'pg_user', 'pg_pass', 'pg_sslmode', 'pg_connection_string'];
+
+/**
+ * Reads and validates a spicepod. PATH is a spicepod.yaml or a folder holding spicepod.yaml (or .yml).
+ * Anything wrong with the pod itself throws ForecastdError('ERR_SPICEPOD') naming file:line:column and the
+ * key; problems that only concern one entry (a non-ONNX model source) are recorded on the entry instead.
+ */
+export async function loadSpicepod(pathOrDir: string, env: NodeJS.ProcessEnv = process.env): Promise<Spicepod> {
+  const file = await findSpicepodFile(pathOrDir);
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new ForecastdError('ERR_SPICEPOD', `${displayName(file)}: cannot read the spicepod: ${errorText(err)}`, { cause: err });
+  }
+  return parseSpicepod(text, file, env);
+}
+
+/** Resolves PATH to the spicepod file: the file itself, or spicepod.yaml / spicepod.yml inside a folder. */
+export async function findSpicepodFile(pathOrDir: string): Promise<string> {
+  const absolute = nodePath.resolve(pathOrDir);
+  let isDir: boolean;
+  try {
+    isDir = (await stat(absolute)).isDirectory();
+  } catch (err) {
+    throw new ForecastdError('ERR_SPICEPOD', `${pathOrDir}: cannot read the spicepod: ${errorText(err)}`, { cause: err });
+  }
+  if (!isDir) return absolute;
+  for (const name of SPICEPOD_FILE_NAMES) {
+    const candidate = nodePath.join(absolute, name);
+    try {
+      if ((await stat(candidate)).isFile()) return candidate;
+    } catch {
+      // not this name; try the next
+    }
+  }
+  throw new ForecastdError('ERR_SPICEPOD', `${pathOrDir}: the folder holds no ${SPICEPOD_FILE_NAMES.join(' or ')}`);
+}
+
+/** Validates spicepod text; `file` is the absolute path it came from (relative paths resolve against its folder). */
+export function parseSpicepod(text: string, file: string, env: NodeJS.ProcessEnv = process.env): Spicepod {
+  const absolute = nodePath.resolve(file);
+  const shown = displayName(absolute);
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: true, uniqueKeys: true });
+  const firstError = doc.errors[0];
+  if (firstError !== undefined) {
+    const pos = firstError.linePos?.[0];
+    const where = pos === undefined ? shown : `${shown}:${pos.line}:${pos.col}`;
+    // The position is already in front; drop the library's own "at line N, column M:" and source excerpt.
+    const message = (firstError.message.split('\n')[0] ?? '').replace(/ at line \d+, column \d+:?$/, '');
+    throw new ForecastdError('ERR_SPICEPOD', `${where}: invalid YAML: ${message}`);
+  }
+  const r = new YamlReader(doc, lineCounter, shown, env);
+  const root = r.resolve(doc.contents);
+  if (root === null) {
+    throw new ForecastdError('ERR_SPICEPOD', `${shown}: the spicepod is empty; it needs at least version, kind and name`);
+  }
+  return new PodValidator(r, absolute).validate(root);
+}
+
+class PodValidator {
+  private readonly dir: string;
+
+  constructor(
+    private readonly r: YamlReader,
+    private readonly file: string,
+  ) {
+    this.dir = nodePath.dirname(file);
+  }
+
+  validate(root: Node): Spicepod {
+    const r: YamlReader = this.r;
+    const top = r.map(root, [], 'a mapping with version, kind, name, datasets and models');
+    r.checkKeys(top, [], ['version', 'kind', 'name', 'runtime', 'datasets', 'models', 'description', 'metadata']);
+
+    const version = r.requiredString(top, 'version', root, []);
+    if (!(SUPPORTED_VERSIONS as readonly string[]).includes(version)) {
+      r.fail(top.get('version')?.value, ['version'], `expected ${SUPPORTED_VERSIONS.join(' or ')}, got ${JSON.stringify(version)}`);
+    }
+    const kind = r.requiredString(top, 'kind', root, []);
+    if (kind !== 'Spicepod') r.fail(top.get('kind')?.value, ['kind'], `expected Spicepod, got ${JSON.stringify(kind)}`);
+    const name = r.requiredString(top, 'name', root, []);
+
+    const runtime = this.runtime(top.get('runtime'));
+    const datasets = this.list(top.get('datasets'), 'datasets').map(([node, i]) => this.dataset(node, ['datasets', i]));
+    this.checkUnique(datasets, top.get('datasets'), 'datasets', 'dataset');
+    const datasetNames = new Set(datasets.map((d) => d.config.name));
+    const models = this.list(top.get('models'), 'models').map(([node, i]) => this.model(node, ['models', i], datasetNames));
+    this.checkUnique(models, top.get('models'), 'models', 'model');
+
+    return {
+      file: this.file,
+      dir: this.dir,
+      name,
+      version,
+      runtime,
+      datasets: datasets.map((d) => d.config),
+      models: models.map((m) => m.config),
+      warnings: r.warnings,
+    };
+  }
+
+  private list(entry: MapEntry | undefined, key: string): [Node, number][] {
+    if (entry === undefined || entry.value === null) return [];
+    return this.r.seq(entry.value, [key], `a list of ${key}`).map((node, i) => [node, i]);
+  }
+
+  private checkUnique(entries: { config: { name: string }; node: Node }[], listEntry: MapEntry | undefined, key: string, what: string): void {
+    const seen = new Map<string, number>();
+    entries.forEach((entry, i) => {
+      const first = seen.get(entry.config.name);
+      if (first !== undefined) {
+        this.r.fail(entry.node, [key, i, 'name'], `duplicate ${what} name "${entry.config.name}" (also ${key}[${first}], ${this.r.where(entries[first]?.node ?? listEntry?.value)})`);
+      }
+      seen.set(entry.config.name, i);
+    });
+  }
+
+  private entryName(entries: Map<string, MapEntry>, node: Node, path: KeyPath): string {
+    const name = this.r.requiredString(entries, 'name', node, path);
+    if (!NAME_PATTERN.test(name)) {
+      this.r.fail(entries.get('name')?.value, [...path, 'name'], `invalid name ${JSON.stringify(name)}: use letters, digits, "_", "." and "-" (it appears in URLs)`);
+    }
+    return name;
+  }
+
+  private runtime(entry: MapEntry | undefined): RuntimeConfig {
+    const r: YamlReader = this.r;
+    if (entry === undefined || entry.value === null) return { auth: null };
+    const runtime = r.map(entry.value, ['runtime']);
+    r.checkKeys(runtime, ['runtime'], ['auth']);
+    const authEntry = runtime.get('auth');
+    if (authEntry === undefined || authEntry.value === null) return { auth: null };
+    const auth = r.map(authEntry.value, ['runtime', 'auth']);
+    r.checkKeys(auth, ['runtime', 'auth'], ['api-key']);
+    const apiKeyEntry = auth.get('api-key');
+    if (apiKeyEntry === undefined || apiKeyEntry.value === null) return { auth: null };
+    const apiPath = ['runtime', 'auth', 'api-key'];
+    const apiKey = r.map(apiKeyEntry.value, apiPath);
+    r.checkKeys(apiKey, apiPath, ['enabled', 'keys']);
+    // Writing an api-key section at all asks for authentication; only an explicit `enabled: false` turns it off.
+    const enabled = r.optionalBool(apiKey.get('enabled')?.value ?? null, [...apiPath, 'enabled']) ?? true;
+    if (!enabled) return { auth: null };
+    const keysEntry = apiKey.get('keys');
+    if (keysEntry === undefined || keysEntry.value === null) {
+      r.fail(apiKeyEntry.value, apiPath, 'enabled needs at least one key in "keys"');
+    }
+    const keys = r.seq(keysEntry.value, [...apiPath, 'keys'], 'a list of API keys').map((node, i) => {
+      const s = r.scalar(node, [...apiPath, 'keys', i], 'an API key');
+      if (s.type === 'null' || s.source.trim() === '') r.fail(node, [...apiPath, 'keys', i], 'an API key must not be empty');
+      return s.source.trim();
+    });
+    if (keys.length === 0) r.fail(keysEntry.value, [...apiPath, 'keys'], 'enabled needs at least one key');
+    return { auth: { apiKeys: keys } };
+  }
+
+  private dataset(node: Node, path: KeyPath): { config: DatasetConfig; node: Node } {
+    const r: YamlReader = this.r;
+    const entries = r.map(node, path, 'a dataset mapping');
+    r.checkKeys(entries, path, ['from', 'name', 'description', 'time_column', 'time_format', 'params', 'acceleration']);
+    const name = this.entryName(entries, node, path);
+    const from = r.requiredString(entries, 'from', node, path);
+    const fromNode = entries.get('from')?.value ?? node;
+
+    const paramsEntry = entries.get('params');
+    const paramsPath = [...path, 'params'];
+    const params = paramsEntry?.value ? r.map(paramsEntry.value, paramsPath) : new Map<string, MapEntry>();
+
+    const source = this.datasetSource(from, fromNode, [...path, 'from'], params, paramsPath);
+    const knownParams = source.kind === 'file' ? ['columns', 'file_format'] : ['columns', ...PG_PARAMS];
+    r.checkKeys(params, paramsPath, knownParams, source.kind === 'file' ? ' for a file dataset' : '');
+
+    const timeColumn = r.optionalString(entries.get('time_column')?.value ?? null, [...path, 'time_column'])?.trim() || 'ts';
+    const timeFormat = this.timeFormat(entries.get('time_format')?.value ?? null, [...path, 'time_format']);
+
+    let columns: string[] | null = null;
+    const columnsEntry = params.get('columns');
+    if (columnsEntry !== undefined && columnsEntry.value !== null) {
+      const columnsPath = [...paramsPath, 'columns'];
+      columns = r.stringList(columnsEntry.value, columnsPath, 'a list of column names');
+      if (columns.length === 0) r.fail(columnsEntry.value, columnsPath, 'expected at least one value column');
+      const seen = new Set<string>();
+      for (const column of columns) {
+        if (column === timeColumn) r.fail(columnsEntry.value, columnsPath, `"${column}" is the time column; list only value columns`);
+        if (seen.has(column)) r.fail(columnsEntry.value, columnsPath, `column "${column}" is listed twice`);
+        seen.add(column);
+      }
+    }
+
+    const otherParams: Record<string, string> = {};
+    for (const entry of params.values()) {
+      if (entry.key === 'columns') continue;
+      const value = r.optionalString(entry.value, [...paramsPath, entry.key], 'a string, number or boolean');
+      if (value !== null) otherParams[entry.key] = value;
+    }
+
+    const acceleration = this.acceleration(entries.get('acceleration'), [...path, 'acceleration']);
+    return {
+      node,
+      config: { name, from, source, timeColumn, timeFormat, columns, params: otherParams, acceleration },
+    };
+  }
+
+  private timeFormat(node: Node | null, path: KeyPath): TimeFormat | null {
+    // Spice's names for native timestamp columns mean "infer" here: native timestamps are always read as such.
+    const format = this.r.optionalEnum(node, path, ['iso8601', 'unix_seconds', 'unix_millis', 'timestamp', 'timestamptz', 'date']);
+    if (format === null || format === 'timestamp' || format === 'timestamptz' || format === 'date') return null;
+    return format;
+  }
+
+  private datasetSource(from: string, node: Node, path: KeyPath, params: Map<string, MapEntry>, paramsPath: KeyPath): DatasetFrom {
+    const r: YamlReader = this.r;
+    if (from.startsWith('file:')) {
+      const filePath = from.startsWith('file://') ? from.slice('file://'.length) : from.slice('file:'.length);
+      if (filePath === '') r.fail(node, path, `"${from}" names no file`);
+      const resolved = nodePath.resolve(this.dir, filePath);
+      const formatEntry = params.get('file_format');
+      let format: 'csv' | 'parquet' | 'jsonl' | undefined;
+      if (formatEntry !== undefined && formatEntry.value !== null) {
+        const given = r.optionalEnum(formatEntry.value, [...paramsPath, 'file_format'], ['csv', 'parquet', 'jsonl', 'ndjson']);
+        format = given === null ? undefined : FILE_FORMATS[given];
+      } else {
+        const ext = nodePath.extname(filePath).slice(1).toLowerCase();
+        format = FILE_FORMATS[ext];
+        if (format === undefined) {
+          r.fail(node, path, `cannot tell the file format of "${filePath}" from its extension: use .csv, .parquet, .jsonl or .ndjson, or set params.file_format`);
+        }
+      }
+      return { kind: 'file', path: resolved, format: format ?? 'csv' };
+    }
+    if (from.startsWith('postgres:')) {
+      const target = from.slice('postgres:'.length).trim();
+      const parts = target.split('.');
+      if (target === '' || parts.length > 2 || parts.some((p) => p.trim() === '')) {
+        r.fail(node, path, `expected postgres:TABLE or postgres:SCHEMA.TABLE, got ${JSON.stringify(from)}`);
+      }
+      const [first, second] = parts as [string, string | undefined];
+      return second === undefined ? { kind: 'postgres', schema: null, table: first.trim() } : { kind: 'postgres', schema: first.trim(), table: second.trim() };
+    }
+    return r.fail(node, path, `unsupported dataset source ${JSON.stringify(from)}: use file:PATH (.csv, .parquet, .jsonl) or postgres:SCHEMA.TABLE`);
+  }
+
+  private acceleration(entry: MapEntry | undefined, path: KeyPath): AccelerationConfig {
+    const r: YamlReader = this.r;
+    const none: AccelerationConfig = { refreshCheckIntervalMs: null, refreshMode: 'full', retentionPeriodMs: null };
+    if (entry === undefined || entry.value === null) return none;
+    const acc = r.map(entry.value, path);
+    r.checkKeys(acc, path, ['enabled', 'refresh_check_interval', 'refresh_mode', 'retention_period']);
+    const enabled = r.optionalBool(acc.get('enabled')?.value ?? null, [...path, 'enabled']);
+    if (enabled === false) {
+      r.warn(acc.get('enabled')?.value, [...path, 'enabled'], 'datasets are always held in memory; "enabled: false" is ignored');
+    }
+    const refreshCheckIntervalMs = this.duration(acc.get('refresh_check_interval')?.value ?? null, [...path, 'refresh_check_interval'], MAX_TIMER_MS);
+    const refreshMode: RefreshMode = r.optionalEnum(acc.get('refresh_mode')?.value ?? null, [...path, 'refresh_mode'], ['full', 'append']) ?? 'full';
+    const retentionPeriodMs = this.duration(acc.get('retention_period')?.value ?? null, [...path, 'retention_period'], Number.MAX_SAFE_INTEGER);
+    return { refreshCheckIntervalMs, refreshMode, retentionPeriodMs };
+  }
+
+  private duration(node: Node | null, path: KeyPath, max: number): number | null {
+    const r: YamlReader = this.r;
+    const s = r.scalar(node, path, 'a duration');
+    if (s.type === 'null') return null;
+    if (s.type !== 'string') {
+      r.fail(node, path, `expected a duration with a unit (ms, s, m, h or d), e.g. "30s", got ${r.describeValue(s)}`);
+    }
+    let ms: number;
+    try {
+      ms = parseDuration(s.value);
+    } catch (err) {
+      r.fail(node, path, errorText(err));
+    }
+    if (ms <= 0) r.fail(node, path, `expected a duration above zero, got ${JSON.stringify(s.value)}`);
+    if (ms > max) r.fail(node, path, `${JSON.stringify(s.value)} is too long (at most ${max} ms)`);
+    return ms;
+  }
+
+  private model(node: Node, path: KeyPath, datasetNames: ReadonlySet<string>): { config: ModelConfig; node: Node } {
+    const r: YamlReader = this.r;
+    const entries = r.map(node, path, 'a model mapping');
+    r.checkKeys(entries, path, ['from', 'name', 'description', 'datasets', 'params']);
+    const name = this.entryName(entries, node, path);
+    const from = r.requiredString(entries, 'from', node, path);
+    const source = this.modelSource(from, entries.get('from')?.value ?? node, [...path, 'from']);
+
+    const datasetsEntry = entries.get('datasets');
+    let datasets: string[] = [];
+    if (datasetsEntry !== undefined && datasetsEntry.value !== null) {
+      const items = r.stringItems(datasetsEntry.value, [...path, 'datasets'], 'a list of dataset names');
+      items.forEach((item, i) => {
+        if (!datasetNames.has(item.value)) {
+          const known = datasetNames.size === 0 ? 'the pod declares no datasets' : `known datasets: ${[...datasetNames].join(', ')}`;
+          r.fail(item.node, [...path, 'datasets', i], `unknown dataset "${item.value}" (${known})`);
+        }
+      });
+      datasets = items.map((item) => item.value);
+      if (datasets.length > 1) {
+        r.warn(datasetsEntry.value, [...path, 'datasets'], `the model lists ${datasets.length} datasets; only the first ("${datasets[0]}") is used`);
+      }
+    }
+    // A model that cannot be served is an Error entry anyway; only a servable one must say where its window comes from.
+    if (datasets.length === 0 && source.kind === 'onnx') {
+      r.fail(datasetsEntry?.value ?? node, [...path, 'datasets'], 'a forecasting model needs a dataset to read its lookback window from');
+    }
+
+    const params = this.modelParams(entries.get('params'), [...path, 'params']);
+    return { node, config: { name, from, source, datasets, params } };
+  }
+
+  private modelSource(from: string, node: Node, path: KeyPath): ModelFrom {
+    let filePath: string | null = null;
+    if (from.startsWith('file://')) filePath = from.slice('file://'.length);
+    else if (from.startsWith('file:')) filePath = from.slice('file:'.length);
+    else if (nodePath.isAbsolute(from)) filePath = from;
+    if (filePath !== null) {
+      if (filePath === '') this.r.fail(node, path, `"${from}" names no file`);
+      if (!filePath.toLowerCase().endsWith('.onnx')) {
+        return { kind: 'unsupported', reason: `"${from}" is not an ONNX model: forecastd serves .onnx files` };
+      }
+      return { kind: 'onnx', path: nodePath.resolve(this.dir, filePath) };
+    }
+    const provider = /^[A-Za-z0-9_-]+/.exec(from)?.[0] ?? from;
+    return {
+      kind: 'unsupported',
+      reason: `model source "${from}" (${provider}) is not supported: forecastd serves ONNX forecasting models from file:PATH.onnx, file://PATH.onnx or an absolute path`,
+    };
+  }
+
+  private modelParams(entry: MapEntry | undefined, path: KeyPath): ModelParams {
+    const r: YamlReader = this.r;
+    if (entry === undefined || entry.value === null) return MODEL_PARAM_DEFAULTS;
+    const p = r.map(entry.value, path);
+    r.checkKeys(p, path, [
+      'version',
+      'lookback',
+      'fill_missing',
+      'intra_op_threads',
+      'max_batch_size',
+      'max_concurrent_runs',
+      'max_queue_delay_ms',
+      'max_queue_size',
+      'timeout_ms',
+      'cache_predictions',
+    ]);
+    const at = (key: string): Node | null => p.get(key)?.value ?? null;
+    const int = (key: string, min: number, max: number, what: string, fallback: number): number =>
+      r.optionalInt(at(key), [...path, key], min, max, what) ?? fallback;
+    const d = MODEL_PARAM_DEFAULTS;
+    const version = r.optionalString(at('version'), [...path, 'version'], 'a version string')?.trim() || null;
+    const fillMissing: FillMissing = r.optionalEnum(at('fill_missing'), [...path, 'fill_missing'], ['none', 'previous', 'linear']) ?? d.fillMissing;
+    return {
+      version,
+      lookback: r.optionalInt(at('lookback'), [...path, 'lookback'], 1, 100_000_000, 'a positive integer'),
+      fillMissing,
+      intraOpThreads: int('intra_op_threads', 1, 1024, 'a positive integer', d.intraOpThreads),
+      maxBatchSize: int('max_batch_size', 1, 1_000_000, 'a positive integer', d.maxBatchSize),
+      maxConcurrentRuns: int('max_concurrent_runs', 0, 1024, 'a non-negative integer (0 = one per CPU core)', d.maxConcurrentRuns),
+      maxQueueDelayMs: int('max_queue_delay_ms', 0, MAX_TIMER_MS, 'a non-negative integer of milliseconds', d.maxQueueDelayMs),
+      maxQueueSize: int('max_queue_size', 1, 100_000_000, 'a positive integer', d.maxQueueSize),
+      timeoutMs: int('timeout_ms', 1, MAX_TIMER_MS, 'a positive integer of milliseconds', d.timeoutMs),
+      cachePredictions: r.optionalBool(at('cache_predictions'), [...path, 'cache_predictions']) ?? d.cachePredictions,
+    };
+  }
+}
+
+/** The path as shown in messages: relative to the working folder when inside it. */
+function displayName(file: string): string {
+  const rel = nodePath.relative(process.cwd(), file);
+  return rel !== '' && !rel.startsWith('..') && !nodePath.isAbsolute(rel) ? rel : file;
+}
+
+function errorText(err: unknown): string {
+  if (err instanceof ForecastdError) return err.message;
+  if (err instanceof Error) return err.message;
+  return String(err);
+}

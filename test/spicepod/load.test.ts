@@ -1,0 +1,471 @@
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { ForecastdError } from '../../src/errors.js';
+import { loadSpicepod, MODEL_PARAM_DEFAULTS } from '../../src/spicepod/load.js';
+import type { Spicepod } from '../../src/spicepod/types.js';
+
+let root: string;
+let counter = 0;
+
+beforeAll(async () => {
+  root = await mkdtemp(path.join(tmpdir(), 'forecastd-pod-'));
+});
+afterAll(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+/** Writes `text` as spicepod.yaml in a fresh folder; returns the folder. */
+async function podDir(text: string, fileName = 'spicepod.yaml'): Promise<string> {
+  const dir = path.join(root, `pod${++counter}`);
+  await mkdir(dir);
+  await writeFile(path.join(dir, fileName), text);
+  return dir;
+}
+
+async function load(text: string, env: NodeJS.ProcessEnv = {}): Promise<Spicepod> {
+  return loadSpicepod(await podDir(text), env);
+}
+
+async function fatal(text: string, env: NodeJS.ProcessEnv = {}): Promise<string> {
+  const dir = await podDir(text);
+  try {
+    await loadSpicepod(dir, env);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ForecastdError);
+    expect((err as ForecastdError).code).toBe('ERR_SPICEPOD');
+    const message = (err as Error).message;
+    // Every fatal error names the file.
+    expect(message.startsWith(path.join(dir, 'spicepod.yaml'))).toBe(true);
+    return message.slice(path.join(dir, 'spicepod.yaml').length);
+  }
+  throw new Error('expected loadSpicepod to fail');
+}
+
+const HEAD = 'version: v1beta1\nkind: Spicepod\nname: t\n';
+const DATASET = `datasets:
+  - from: file:data/co2_weekly.csv
+    name: co2
+`;
+
+const SPEC_EXAMPLE = `version: v1beta1
+kind: Spicepod
+name: co2
+
+runtime:
+  auth:
+    api-key:
+      enabled: true
+      keys: [ "\${env:FORECASTD_API_KEY}" ]
+
+datasets:
+  - from: file:data/co2_weekly.csv
+    name: co2_weekly
+    time_column: ts
+    time_format: iso8601
+    params:
+      columns: [co2]
+    acceleration:
+      refresh_check_interval: 30s
+      refresh_mode: full
+      retention_period: 365d
+
+models:
+  - from: file:models/co2_linear.onnx
+    name: co2_linear
+    datasets: [co2_weekly]
+    params:
+      version: "1.0"
+      lookback: 52
+      fill_missing: none
+      intra_op_threads: 1
+      max_batch_size: 64
+      max_concurrent_runs: 0
+      max_queue_delay_ms: 0
+      max_queue_size: 1024
+      timeout_ms: 30000
+      cache_predictions: true
+`;
+
+describe('loadSpicepod: valid pods', () => {
+  test('reads the SPEC example with every value in place', async () => {
+    const dir = await podDir(SPEC_EXAMPLE);
+    const pod = await loadSpicepod(dir, { FORECASTD_API_KEY: 'k-123' });
+    expect(pod.file).toBe(path.join(dir, 'spicepod.yaml'));
+    expect(pod.dir).toBe(dir);
+    expect(pod.name).toBe('co2');
+    expect(pod.version).toBe('v1beta1');
+    expect(pod.warnings).toEqual([]);
+    expect(pod.runtime).toEqual({ auth: { apiKeys: ['k-123'] } });
+    expect(pod.datasets).toEqual([
+      {
+        name: 'co2_weekly',
+        from: 'file:data/co2_weekly.csv',
+        source: { kind: 'file', path: path.join(dir, 'data/co2_weekly.csv'), format: 'csv' },
+        timeColumn: 'ts',
+        timeFormat: 'iso8601',
+        columns: ['co2'],
+        params: {},
+        acceleration: { refreshCheckIntervalMs: 30_000, refreshMode: 'full', retentionPeriodMs: 365 * 86_400_000 },
+      },
+    ]);
+    expect(pod.models).toEqual([
+      {
+        name: 'co2_linear',
+        from: 'file:models/co2_linear.onnx',
+        source: { kind: 'onnx', path: path.join(dir, 'models/co2_linear.onnx') },
+        datasets: ['co2_weekly'],
+        params: {
+          version: '1.0',
+          lookback: 52,
+          fillMissing: 'none',
+          intraOpThreads: 1,
+          maxBatchSize: 64,
+          maxConcurrentRuns: 0,
+          maxQueueDelayMs: 0,
+          maxQueueSize: 1024,
+          timeoutMs: 30_000,
+          cachePredictions: true,
+        },
+      },
+    ]);
+  });
+
+  test('defaults: no runtime, no acceleration, no params', async () => {
+    const pod = await load(`${HEAD}${DATASET}models:\n  - from: file:m.onnx\n    name: m\n    datasets: [co2]\n`);
+    expect(pod.runtime).toEqual({ auth: null });
+    expect(pod.datasets[0]).toMatchObject({
+      timeColumn: 'ts',
+      timeFormat: null,
+      columns: null,
+      acceleration: { refreshCheckIntervalMs: null, refreshMode: 'full', retentionPeriodMs: null },
+    });
+    expect(pod.models[0]?.params).toEqual(MODEL_PARAM_DEFAULTS);
+    expect(MODEL_PARAM_DEFAULTS).toEqual({
+      version: null,
+      lookback: null,
+      fillMissing: 'none',
+      intraOpThreads: 1,
+      maxBatchSize: 64,
+      maxConcurrentRuns: 0,
+      maxQueueDelayMs: 0,
+      maxQueueSize: 1024,
+      timeoutMs: 30_000,
+      cachePredictions: true,
+    });
+  });
+
+  test('a pod with no datasets or models is valid', async () => {
+    const pod = await load(HEAD);
+    expect(pod.datasets).toEqual([]);
+    expect(pod.models).toEqual([]);
+  });
+
+  test('PATH may be the file itself, or a folder holding spicepod.yml', async () => {
+    const dir = await podDir(HEAD, 'spicepod.yml');
+    expect((await loadSpicepod(dir, {})).file).toBe(path.join(dir, 'spicepod.yml'));
+    expect((await loadSpicepod(path.join(dir, 'spicepod.yml'), {})).name).toBe('t');
+  });
+
+  test('version v1 is accepted as well as v1beta1', async () => {
+    const pod = await load('version: v1\nkind: Spicepod\nname: t\n');
+    expect(pod.version).toBe('v1');
+  });
+
+  test('a plain YAML number as version keeps its source text ("1.0" stays "1.0")', async () => {
+    const model = (version: string): string =>
+      `${HEAD}${DATASET}models:\n  - from: file:m.onnx\n    name: m\n    datasets: [co2]\n    params:\n      version: ${version}\n`;
+    expect((await load(model('1.0'))).models[0]?.params.version).toBe('1.0');
+    expect((await load(model('2'))).models[0]?.params.version).toBe('2');
+    expect((await load(model('"2.10"'))).models[0]?.params.version).toBe('2.10');
+    expect((await load(model('~'))).models[0]?.params.version).toBe(null);
+  });
+
+  test('${env:NAME} is substituted in every string, and numbers or booleans given as strings are accepted', async () => {
+    const pod = await load(
+      `${HEAD}datasets:
+  - from: file:\${env:DATA_DIR}/co2.csv
+    name: co2
+    time_column: \${env:TIME_COL}
+    acceleration:
+      refresh_check_interval: \${env:EVERY}
+models:
+  - from: file:m.onnx
+    name: m
+    datasets: [co2]
+    params:
+      max_batch_size: \${env:BATCH}
+      cache_predictions: "\${env:CACHE}"
+      lookback: "12"
+`,
+      { DATA_DIR: '/srv/data', TIME_COL: 'time', EVERY: '5m', BATCH: '16', CACHE: 'false' },
+    );
+    expect(pod.datasets[0]?.source).toEqual({ kind: 'file', path: '/srv/data/co2.csv', format: 'csv' });
+    expect(pod.datasets[0]?.from).toBe('file:/srv/data/co2.csv');
+    expect(pod.datasets[0]?.timeColumn).toBe('time');
+    expect(pod.datasets[0]?.acceleration.refreshCheckIntervalMs).toBe(300_000);
+    expect(pod.models[0]?.params).toMatchObject({ maxBatchSize: 16, cachePredictions: false, lookback: 12 });
+  });
+
+  test('unknown keys are warnings naming file, line and key; the pod still loads', async () => {
+    const dir = await podDir(`${HEAD}colour: blue
+datasets:
+  - from: file:a.csv
+    name: a
+    refresh: often
+    params:
+      columns: [x]
+      csv_delimiter: ";"
+    acceleration:
+      engine: duckdb
+models:
+  - from: file:m.onnx
+    name: m
+    datasets: [a]
+    params:
+      temperature: 0.2
+`);
+    const pod = await loadSpicepod(dir, {});
+    const file = path.join(dir, 'spicepod.yaml');
+    expect(pod.warnings).toEqual([
+      `${file}:4:1: colour: unknown key "colour" is ignored`,
+      `${file}:8:5: datasets[0].refresh: unknown key "refresh" is ignored`,
+      `${file}:11:7: datasets[0].params.csv_delimiter: unknown key "csv_delimiter" is ignored for a file dataset`,
+      `${file}:13:7: datasets[0].acceleration.engine: unknown key "engine" is ignored`,
+      `${file}:19:7: models[0].params.temperature: unknown key "temperature" is ignored`,
+    ]);
+    // Unknown params are still passed on as strings.
+    expect(pod.datasets[0]?.params).toEqual({ csv_delimiter: ';' });
+  });
+
+  test('a model with more than one dataset gets a warning that only the first is used', async () => {
+    const dir = await podDir(`${HEAD}datasets:
+  - from: file:a.csv
+    name: a
+  - from: file:b.csv
+    name: b
+models:
+  - from: file:m.onnx
+    name: m
+    datasets: [b, a]
+`);
+    const pod = await loadSpicepod(dir, {});
+    expect(pod.models[0]?.datasets).toEqual(['b', 'a']);
+    expect(pod.warnings).toEqual([
+      `${path.join(dir, 'spicepod.yaml')}:12:15: models[0].datasets: the model lists 2 datasets; only the first ("b") is used`,
+    ]);
+  });
+
+  test('model sources: file:, file://, absolute paths are ONNX; anything else is unsupported, not fatal', async () => {
+    const dir = await podDir(`${HEAD}${DATASET}models:
+  - { name: a, from: "file:models/a.onnx", datasets: [co2] }
+  - { name: b, from: "file://models/b.ONNX", datasets: [co2] }
+  - { name: c, from: "/opt/models/c.onnx", datasets: [co2] }
+  - { name: d, from: "file:models/d.pt", datasets: [co2] }
+  - { name: e, from: "openai/gpt-4o" }
+  - { name: f, from: "huggingface:huggingface.co/org/model", datasets: [co2] }
+  - { name: g, from: "hf:org/model" }
+`);
+    const pod = await loadSpicepod(dir, {});
+    const sources = Object.fromEntries(pod.models.map((m) => [m.name, m.source]));
+    expect(sources['a']).toEqual({ kind: 'onnx', path: path.join(dir, 'models/a.onnx') });
+    expect(sources['b']).toEqual({ kind: 'onnx', path: path.join(dir, 'models/b.ONNX') });
+    expect(sources['c']).toEqual({ kind: 'onnx', path: '/opt/models/c.onnx' });
+    expect(sources['d']).toEqual({ kind: 'unsupported', reason: '"file:models/d.pt" is not an ONNX model: forecastd serves .onnx files' });
+    expect(sources['e']?.kind).toBe('unsupported');
+    expect(sources['e']?.kind === 'unsupported' && sources['e'].reason).toContain('model source "openai/gpt-4o" (openai) is not supported');
+    expect(sources['f']?.kind === 'unsupported' && sources['f'].reason).toContain('(huggingface) is not supported');
+    expect(sources['g']?.kind === 'unsupported' && sources['g'].reason).toContain('(hf) is not supported');
+    expect(pod.models.find((m) => m.name === 'e')?.datasets).toEqual([]);
+  });
+
+  test('dataset sources: formats by extension or file_format, postgres tables with their params', async () => {
+    const dir = await podDir(`${HEAD}datasets:
+  - { name: a, from: "file:a.csv" }
+  - { name: b, from: "file://sub/b.parquet" }
+  - { name: c, from: "file:/data/c.jsonl" }
+  - { name: d, from: "file:d.NDJSON" }
+  - { name: e, from: "file:e.txt", params: { file_format: csv } }
+  - name: f
+    from: postgres:public.readings
+    params:
+      pg_host: \${env:PGHOST}
+      pg_port: 5432
+      pg_sslmode: disable
+      columns: temp, humidity
+  - { name: g, from: "postgres:readings" }
+`);
+    const pod = await loadSpicepod(dir, { PGHOST: 'db.local' });
+    const sources = pod.datasets.map((d) => d.source);
+    expect(sources).toEqual([
+      { kind: 'file', path: path.join(dir, 'a.csv'), format: 'csv' },
+      { kind: 'file', path: path.join(dir, 'sub/b.parquet'), format: 'parquet' },
+      { kind: 'file', path: '/data/c.jsonl', format: 'jsonl' },
+      { kind: 'file', path: path.join(dir, 'd.NDJSON'), format: 'jsonl' },
+      { kind: 'file', path: path.join(dir, 'e.txt'), format: 'csv' },
+      { kind: 'postgres', schema: 'public', table: 'readings' },
+      { kind: 'postgres', schema: null, table: 'readings' },
+    ]);
+    expect(pod.datasets[5]?.params).toEqual({ pg_host: 'db.local', pg_port: '5432', pg_sslmode: 'disable' });
+    expect(pod.datasets[5]?.columns).toEqual(['temp', 'humidity']);
+    expect(pod.datasets[4]?.params).toEqual({ file_format: 'csv' });
+    expect(pod.warnings).toEqual([]);
+  });
+
+  test('time formats, refresh modes and durations', async () => {
+    const pod = await load(`${HEAD}datasets:
+  - name: a
+    from: file:a.csv
+    time_format: unix_millis
+    acceleration: { refresh_check_interval: 500ms, refresh_mode: append, retention_period: 1h30m, enabled: true }
+  - { name: b, from: "file:b.csv", time_format: ISO8601 }
+  - { name: c, from: "file:c.csv", time_format: unix_seconds }
+  - { name: d, from: "file:d.csv", time_format: timestamp }
+`);
+    expect(pod.datasets.map((d) => d.timeFormat)).toEqual(['unix_millis', 'iso8601', 'unix_seconds', null]);
+    expect(pod.datasets[0]?.acceleration).toEqual({ refreshCheckIntervalMs: 500, refreshMode: 'append', retentionPeriodMs: 5_400_000 });
+  });
+
+  test('api-key auth: keys from the environment; enabled: false turns it off; enabled defaults to true', async () => {
+    const auth = (body: string): string => `${HEAD}runtime:\n  auth:\n    api-key:\n${body}`;
+    expect((await load(auth('      enabled: false\n      keys: [a]\n'))).runtime.auth).toBe(null);
+    expect((await load(auth('      keys: [a, "${env:K2}"]\n'), { K2: 'b' })).runtime.auth).toEqual({ apiKeys: ['a', 'b'] });
+  });
+});
+
+describe('loadSpicepod: fatal errors name file:line:column and the key', () => {
+  test('a missing file or a folder without a spicepod', async () => {
+    const missing = path.join(root, 'nope', 'spicepod.yaml');
+    await expect(loadSpicepod(missing, {})).rejects.toThrow(`${missing}: cannot read the spicepod: ENOENT`);
+    const empty = path.join(root, 'emptydir');
+    await mkdir(empty);
+    await expect(loadSpicepod(empty, {})).rejects.toThrow(`${empty}: the folder holds no spicepod.yaml or spicepod.yml`);
+  });
+
+  test('invalid YAML', async () => {
+    expect(await fatal(`${HEAD}datasets:\n  - name: [unclosed\n`)).toMatch(/^:6:\d+: invalid YAML: Flow sequence in block collection must be sufficiently indented and end with a \]$/);
+    expect(await fatal(`${HEAD}name: again\n`)).toBe(':4:1: invalid YAML: Map keys must be unique');
+    expect(await fatal('')).toBe(': the spicepod is empty; it needs at least version, kind and name');
+    expect(await fatal('- a\n- b\n')).toBe(':1:1: (top level): expected a mapping with version, kind, name, datasets and models, got a list');
+  });
+
+  test('the example from the brief: a non-integer max_batch_size', async () => {
+    const text = `${HEAD}${DATASET}models:
+  - from: file:m.onnx
+    name: m
+    datasets: [co2]
+    params:
+      max_batch_size: abc
+`;
+    expect(await fatal(text)).toBe(':12:23: models[0].params.max_batch_size: expected a positive integer, got "abc"');
+  });
+
+  test.each([
+    ['max_batch_size: 0', 'models[0].params.max_batch_size: expected a positive integer, got 0'],
+    ['max_batch_size: 2.5', 'models[0].params.max_batch_size: expected a positive integer, got 2.5'],
+    ['lookback: -3', 'models[0].params.lookback: expected a positive integer, got -3'],
+    ['intra_op_threads: 0', 'models[0].params.intra_op_threads: expected a positive integer, got 0'],
+    ['max_concurrent_runs: -1', 'models[0].params.max_concurrent_runs: expected a non-negative integer (0 = one per CPU core), got -1'],
+    ['max_queue_delay_ms: "soon"', 'models[0].params.max_queue_delay_ms: expected a non-negative integer of milliseconds, got "soon"'],
+    ['max_queue_size: 0', 'models[0].params.max_queue_size: expected a positive integer, got 0'],
+    ['timeout_ms: 0', 'models[0].params.timeout_ms: expected a positive integer of milliseconds, got 0'],
+    ['timeout_ms: 99999999999', 'models[0].params.timeout_ms: expected a positive integer of milliseconds, got 99999999999'],
+    ['cache_predictions: maybe', 'models[0].params.cache_predictions: expected true or false, got "maybe"'],
+    ['fill_missing: zero', 'models[0].params.fill_missing: expected one of none, previous, linear, got "zero"'],
+    ['lookback: [1]', 'models[0].params.lookback: expected a positive integer, got a list'],
+  ])('model param %s', async (param, message) => {
+    const text = `${HEAD}${DATASET}models:\n  - from: file:m.onnx\n    name: m\n    datasets: [co2]\n    params:\n      ${param}\n`;
+    const col = param.indexOf(':') + 9;
+    expect(await fatal(text)).toBe(`:12:${col}: ${message}`);
+  });
+
+  test.each([
+    ['time_format: rfc2822', 'datasets[0].time_format: expected one of iso8601, unix_seconds, unix_millis, timestamp, timestamptz, date, got "rfc2822"'],
+    ['acceleration: { refresh_check_interval: 30 }', 'datasets[0].acceleration.refresh_check_interval: expected a duration with a unit (ms, s, m, h or d), e.g. "30s", got 30'],
+    ['acceleration: { refresh_check_interval: "30" }', 'datasets[0].acceleration.refresh_check_interval: invalid duration "30": it has no unit; write e.g. "30s" or "30ms" (units: ms, s, m, h, d)'],
+    ['acceleration: { refresh_check_interval: 3 weeks }', 'datasets[0].acceleration.refresh_check_interval: invalid duration "3 weeks": expected a number with a unit (ms, s, m, h or d), e.g. "30s", "5m" or "1h30m"'],
+    ['acceleration: { refresh_check_interval: 0s }', 'datasets[0].acceleration.refresh_check_interval: expected a duration above zero, got "0s"'],
+    ['acceleration: { refresh_check_interval: 30d }', 'datasets[0].acceleration.refresh_check_interval: "30d" is too long (at most 2147483647 ms)'],
+    ['acceleration: { refresh_mode: merge }', 'datasets[0].acceleration.refresh_mode: expected one of full, append, got "merge"'],
+    ['acceleration: [a]', 'datasets[0].acceleration: expected a mapping, got a list'],
+    ['params: { columns: [] }', 'datasets[0].params.columns: expected at least one value column'],
+    ['params: { columns: [a, a] }', 'datasets[0].params.columns: column "a" is listed twice'],
+    ['params: { columns: [ts, a] }', 'datasets[0].params.columns: "ts" is the time column; list only value columns'],
+    ['params: { columns: [{a: 1}] }', 'datasets[0].params.columns[0]: expected a string, got a mapping'],
+  ])('dataset key %s', async (line, message) => {
+    const text = `${HEAD}datasets:\n  - from: file:a.csv\n    name: a\n    ${line}\n`;
+    const result = await fatal(text);
+    expect(result).toMatch(/^:7:\d+: /);
+    expect(result.replace(/^:7:\d+: /, '')).toBe(message);
+  });
+
+  test('dataset sources that cannot work are fatal', async () => {
+    const ds = (from: string): string => `${HEAD}datasets:\n  - name: a\n    from: ${from}\n`;
+    expect(await fatal(ds('file:data/a.xlsx'))).toBe(
+      ':6:11: datasets[0].from: cannot tell the file format of "data/a.xlsx" from its extension: use .csv, .parquet, .jsonl or .ndjson, or set params.file_format',
+    );
+    expect(await fatal(ds('"file:"'))).toBe(':6:11: datasets[0].from: "file:" names no file');
+    expect(await fatal(ds('s3://bucket/a.csv'))).toBe(
+      ':6:11: datasets[0].from: unsupported dataset source "s3://bucket/a.csv": use file:PATH (.csv, .parquet, .jsonl) or postgres:SCHEMA.TABLE',
+    );
+    expect(await fatal(ds('postgres:a.b.c'))).toBe(':6:11: datasets[0].from: expected postgres:TABLE or postgres:SCHEMA.TABLE, got "postgres:a.b.c"');
+    expect(await fatal(`${HEAD}datasets:\n  - name: a\n    from: file:a.txt\n    params: { file_format: xls }\n`)).toBe(
+      ':7:28: datasets[0].params.file_format: expected one of csv, parquet, jsonl, ndjson, got "xls"',
+    );
+  });
+
+  test('missing required keys and wrong kind or version', async () => {
+    expect(await fatal('kind: Spicepod\nname: t\n')).toBe(':1:1: (top level): missing required key "version"');
+    expect(await fatal('version: v2\nkind: Spicepod\nname: t\n')).toBe(':1:10: version: expected v1beta1 or v1, got "v2"');
+    expect(await fatal('version: v1beta1\nkind: Pod\nname: t\n')).toBe(':2:7: kind: expected Spicepod, got "Pod"');
+    expect(await fatal('version: v1beta1\nkind: Spicepod\n')).toBe(':1:1: (top level): missing required key "name"');
+    expect(await fatal(`${HEAD}datasets:\n  - name: a\n`)).toBe(':5:5: datasets[0]: missing required key "from"');
+    expect(await fatal(`${HEAD}datasets:\n  - from: file:a.csv\n`)).toBe(':5:5: datasets[0]: missing required key "name"');
+    expect(await fatal(`${HEAD}datasets:\n  - from: file:a.csv\n    name: ""\n`)).toBe(':6:11: datasets[0].name: expected a string, got ""');
+    expect(await fatal(`${HEAD}datasets:\n  - from: file:a.csv\n    name: a/b\n`)).toBe(
+      ':6:11: datasets[0].name: invalid name "a/b": use letters, digits, "_", "." and "-" (it appears in URLs)',
+    );
+    expect(await fatal(`${HEAD}models:\n  - name: m\n`)).toBe(':5:5: models[0]: missing required key "from"');
+    expect(await fatal(`${HEAD}${DATASET}models:\n  - name: m\n    from: file:m.onnx\n`)).toBe(
+      ':8:5: models[0].datasets: a forecasting model needs a dataset to read its lookback window from',
+    );
+    expect(await fatal(`${HEAD}datasets: {a: 1}\n`)).toBe(':4:11: datasets: expected a list of datasets, got a mapping');
+  });
+
+  test('duplicate names', async () => {
+    expect(await fatal(`${HEAD}datasets:\n  - { name: a, from: "file:a.csv" }\n  - { name: a, from: "file:b.csv" }\n`)).toMatch(
+      /^:6:5: datasets\[1\]\.name: duplicate dataset name "a" \(also datasets\[0\], .*spicepod\.yaml:5:5\)$/,
+    );
+    expect(
+      await fatal(`${HEAD}${DATASET}models:\n  - { name: m, from: "file:a.onnx", datasets: [co2] }\n  - { name: m, from: "file:b.onnx", datasets: [co2] }\n`),
+    ).toMatch(/^:9:5: models\[1\]\.name: duplicate model name "m" \(also models\[0\], .*spicepod\.yaml:8:5\)$/);
+  });
+
+  test('a model naming an unknown dataset', async () => {
+    expect(await fatal(`${HEAD}${DATASET}models:\n  - { name: m, from: "file:a.onnx", datasets: [co2, nile] }\n`)).toBe(
+      ':8:53: models[0].datasets[1]: unknown dataset "nile" (known datasets: co2)',
+    );
+    expect(await fatal(`${HEAD}models:\n  - { name: m, from: "openai/gpt-4o", datasets: [x] }\n`)).toBe(
+      ':5:50: models[0].datasets[0]: unknown dataset "x" (the pod declares no datasets)',
+    );
+  });
+
+  test('a missing ${env:...} variable names the key and the variable', async () => {
+    const text = `${HEAD}runtime:\n  auth:\n    api-key:\n      keys: [ "\${env:FORECASTD_API_KEY}" ]\n`;
+    expect(await fatal(text)).toBe(
+      ':7:15: runtime.auth.api-key.keys[0]: environment variable FORECASTD_API_KEY is not set (referenced as ${env:FORECASTD_API_KEY})',
+    );
+    expect(await fatal(`${HEAD}datasets:\n  - name: a\n    from: file:\${env:DIR}/a.csv\n`)).toBe(
+      ':6:11: datasets[0].from: environment variable DIR is not set (referenced as ${env:DIR})',
+    );
+  });
+
+  test('api-key auth without usable keys', async () => {
+    const auth = (body: string): string => `${HEAD}runtime:\n  auth:\n    api-key:\n${body}`;
+    expect(await fatal(auth('      enabled: true\n'))).toBe(':7:7: runtime.auth.api-key: enabled needs at least one key in "keys"');
+    expect(await fatal(auth('      keys: []\n'))).toBe(':7:13: runtime.auth.api-key.keys: enabled needs at least one key');
+    expect(await fatal(auth('      keys: ["${env:EMPTY}"]\n'), { EMPTY: '' })).toBe(':7:14: runtime.auth.api-key.keys[0]: an API key must not be empty');
+    expect(await fatal(auth('      enabled: sure\n'))).toBe(':7:16: runtime.auth.api-key.enabled: expected true or false, got "sure"');
+  });
+});
