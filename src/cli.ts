@@ -1,0 +1,168 @@
+#!/usr/bin/env node
+import { existsSync, readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { ForecastdError } from './errors.js';
+import { createLogger, parseLogLevel } from './log.js';
+import type { Logger } from './log.js';
+import { DEFAULT_DRAIN_TIMEOUT_MS, DEFAULT_HOST, DEFAULT_PORT, startServer } from './server/start.js';
+import type { ForecastdServer } from './server/start.js';
+
+const USAGE = `Usage: forecastd [PATH] [options]
+
+Serves the datasets and forecasting models of a spicepod over HTTP.
+
+  PATH                    a spicepod.yaml, or a folder holding one (default: ./spicepod.yaml)
+
+Options:
+  --http HOST:PORT        listen address (default: ${DEFAULT_HOST}:${DEFAULT_PORT}; port 0 picks a free one)
+  --log-level LEVEL       fatal, error, warn, info, debug, trace or silent (default: info,
+                          or $FORECASTD_LOG_LEVEL); $FORECASTD_LOG_FORMAT=json|pretty picks the format
+  --drain-timeout MS      on SIGINT/SIGTERM, how long in-flight requests may finish (default: ${DEFAULT_DRAIN_TIMEOUT_MS})
+  -h, --help              show this help
+  -v, --version           show the version
+`;
+
+class UsageError extends Error {}
+
+interface CliOptions {
+  readonly path: string;
+  readonly host: string;
+  readonly port: number;
+  readonly logLevel: string | undefined;
+  readonly drainTimeoutMs: number;
+}
+
+function version(): string {
+  // dist/cli.js and src/cli.ts both sit one folder below package.json.
+  const manifest = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  return manifest.version;
+}
+
+/** "HOST:PORT", ":PORT" or "[IPv6]:PORT". */
+function parseListenAddress(value: string): { host: string; port: number } {
+  const match = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(value);
+  if (match === null) throw new UsageError(`--http must be HOST:PORT (for example 0.0.0.0:8090), not '${value}'`);
+  const port = Number(match[3]);
+  if (!Number.isInteger(port) || port > 65535) throw new UsageError(`--http port must be 0-65535, not ${match[3]}`);
+  const host = match[1] ?? match[2] ?? '';
+  return { host: host === '' ? DEFAULT_HOST : host, port };
+}
+
+function parseCommandLine(argv: readonly string[]): CliOptions | 'help' | 'version' {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: [...argv],
+      allowPositionals: true,
+      options: {
+        http: { type: 'string' },
+        'log-level': { type: 'string' },
+        'drain-timeout': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean', short: 'v' },
+      },
+    });
+  } catch (error) {
+    throw new UsageError(error instanceof Error ? error.message : String(error));
+  }
+  const { values, positionals } = parsed;
+  if (values.help === true) return 'help';
+  if (values.version === true) return 'version';
+  if (positionals.length > 1) throw new UsageError(`expected at most one PATH, got ${positionals.length}: ${positionals.join(' ')}`);
+  let path = positionals[0];
+  if (path === undefined) {
+    if (!existsSync('spicepod.yaml')) throw new UsageError('no PATH given and there is no ./spicepod.yaml');
+    path = 'spicepod.yaml';
+  }
+  const address = values.http === undefined ? { host: DEFAULT_HOST, port: DEFAULT_PORT } : parseListenAddress(values.http);
+  let drainTimeoutMs = DEFAULT_DRAIN_TIMEOUT_MS;
+  if (values['drain-timeout'] !== undefined) {
+    drainTimeoutMs = Number(values['drain-timeout']);
+    if (!Number.isFinite(drainTimeoutMs) || drainTimeoutMs < 0) {
+      throw new UsageError(`--drain-timeout must be a number of milliseconds >= 0, not '${values['drain-timeout']}'`);
+    }
+  }
+  const logLevel = values['log-level'];
+  if (logLevel !== undefined) {
+    try {
+      parseLogLevel(logLevel);
+    } catch (error) {
+      throw new UsageError(`--log-level: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  }
+  return { path, ...address, logLevel, drainTimeoutMs };
+}
+
+/** SIGINT/SIGTERM: drain, then exit 0 (drained) or 1 (forced); a second signal exits at once with 1. */
+function handleSignals(server: ForecastdServer, logger: Logger, drainTimeoutMs: number): void {
+  let stopping = false;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (stopping) {
+      logger.warn({ signal }, 'second signal: exiting now');
+      process.exit(1);
+    }
+    stopping = true;
+    logger.info({ signal, drainTimeoutMs }, 'shutting down: no new connections, finishing requests in flight');
+    server.shutdown(drainTimeoutMs).then(
+      (drained) => {
+        logger.info({ drained }, drained ? 'stopped' : 'stopped before every request finished');
+        process.exit(drained ? 0 : 1);
+      },
+      (error: unknown) => {
+        logger.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+}
+
+async function main(argv: readonly string[]): Promise<number> {
+  let options: CliOptions | 'help' | 'version';
+  try {
+    options = parseCommandLine(argv);
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    process.stderr.write(`forecastd: ${error.message}\n\n${USAGE}`);
+    return 1;
+  }
+  if (options === 'help') {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  if (options === 'version') {
+    process.stdout.write(`forecastd ${version()}\n`);
+    return 0;
+  }
+  process.title = 'forecastd';
+  const logger = createLogger(options.logLevel === undefined ? {} : { level: options.logLevel });
+  let server: ForecastdServer;
+  try {
+    server = await startServer({
+      spicepod: options.path,
+      host: options.host,
+      port: options.port,
+      logger,
+      drainTimeoutMs: options.drainTimeoutMs,
+    });
+  } catch (error) {
+    // A pod error names file, line and key; anything else (address in use, no native uWS) says what to fix.
+    const message = error instanceof Error ? error.message : String(error);
+    const code = error instanceof ForecastdError ? ` [${error.code}]` : '';
+    process.stderr.write(`forecastd: cannot start${code}: ${message}\n`);
+    return 1;
+  }
+  handleSignals(server, logger, options.drainTimeoutMs);
+  return -1;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code >= 0) process.exit(code);
+  },
+  (error: unknown) => {
+    process.stderr.write(`forecastd: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,123 @@
+import { MODEL_NOT_FOUND, predictFailure } from './errors.js';
+import type { ApiStatus, HttpFailure } from './errors.js';
+import { formatFloatArray } from './float-format.js';
+import type { DatasetListing, ModelListing, PredictOutcome } from './types.js';
+
+/**
+ * Every response body forecastd writes is shaped here. Prediction bodies are written by hand: the field
+ * order is fixed by the API and float32 values need their own shortest form, which JSON.stringify lacks.
+ */
+
+const SUCCESS: HttpFailure = { httpStatus: 200, status: 'Success', retryAfter: null };
+
+/** HTTP status, body `status` word and Retry-After of a prediction outcome. */
+export function predictHttp(outcome: PredictOutcome): HttpFailure {
+  switch (outcome.kind) {
+    case 'success':
+      return SUCCESS;
+    case 'not_found':
+      return MODEL_NOT_FOUND;
+    case 'failure':
+      return predictFailure(outcome.reason);
+  }
+}
+
+/** The error message of an outcome, null on success. */
+export function predictErrorMessage(outcome: PredictOutcome): string | null {
+  switch (outcome.kind) {
+    case 'success':
+      return null;
+    case 'not_found':
+      return `Model ${outcome.name} not found`;
+    case 'failure':
+      return outcome.message;
+  }
+}
+
+/**
+ * One prediction body, fields in the documented order with absent ones omitted: status, error_message,
+ * model_name, model_version, lookback, prediction, duration_ms.
+ */
+export function predictBody(outcome: PredictOutcome, durationMs: number): string {
+  const { status } = predictHttp(outcome);
+  let out = '{"status":"' + status + '"';
+  const message = predictErrorMessage(outcome);
+  if (message !== null) out += ',"error_message":' + JSON.stringify(message);
+  if (outcome.kind === 'not_found') {
+    out += ',"model_name":' + JSON.stringify(outcome.name);
+  } else {
+    const { model } = outcome;
+    out += ',"model_name":' + JSON.stringify(model.name);
+    if (model.version !== null) out += ',"model_version":' + JSON.stringify(model.version);
+    if (model.lookback !== null) out += ',"lookback":' + model.lookback;
+    if (outcome.kind === 'success') out += ',"prediction":' + formatFloatArray(outcome.values);
+  }
+  return out + ',"duration_ms":' + durationMs + '}';
+}
+
+export interface TimedOutcome {
+  readonly outcome: PredictOutcome;
+  readonly durationMs: number;
+}
+
+/** POST /v1/predict: `{"duration_ms": N, "predictions": [...]}`, items in request order. */
+export function predictManyBody(items: readonly TimedOutcome[], durationMs: number): string {
+  let out = '{"duration_ms":' + durationMs + ',"predictions":[';
+  for (let i = 0; i < items.length; i++) {
+    const item = items[i]!;
+    if (i > 0) out += ',';
+    out += predictBody(item.outcome, item.durationMs);
+  }
+  return out + ']}';
+}
+
+/** The body every non-prediction error shares. */
+export function errorBody(status: ApiStatus, message: string): string {
+  return JSON.stringify({ status, error_message: message });
+}
+
+/** GET /v1/models as JSON; `withStatus` adds `status` and `error`. */
+export function modelsJson(models: readonly ModelListing[], withStatus: boolean): string {
+  return JSON.stringify(
+    models.map((m) =>
+      withStatus
+        ? { name: m.name, from: m.from, datasets: m.datasets, status: m.status, error: m.error }
+        : { name: m.name, from: m.from, datasets: m.datasets },
+    ),
+  );
+}
+
+/** One RFC 4180 field: quoted when it holds a comma, quote, or line break. */
+function csvField(value: string): string {
+  return /[",\r\n]/.test(value) ? '"' + value.replace(/"/g, '""') + '"' : value;
+}
+
+/**
+ * GET /v1/models?format=csv. A model's datasets share one field, comma-separated (quoted as the field
+ * requires); `withStatus` adds the status and error columns.
+ */
+export function modelsCsv(models: readonly ModelListing[], withStatus: boolean): string {
+  const header = withStatus ? 'name,from,datasets,status,error' : 'name,from,datasets';
+  const lines = [header];
+  for (const m of models) {
+    const fields = [m.name, m.from, m.datasets.join(',')];
+    if (withStatus) fields.push(m.status, m.error ?? '');
+    lines.push(fields.map(csvField).join(','));
+  }
+  return lines.join('\r\n') + '\r\n';
+}
+
+/** GET /v1/datasets. */
+export function datasetsJson(datasets: readonly DatasetListing[]): string {
+  return JSON.stringify(
+    datasets.map((d) => ({
+      name: d.name,
+      from: d.from,
+      rows: d.rows,
+      first_ts: d.first_ts,
+      last_ts: d.last_ts,
+      status: d.status,
+      error: d.error,
+    })),
+  );
+}

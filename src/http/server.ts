@@ -1,0 +1,399 @@
+import { performance } from 'node:perf_hooks';
+import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket } from 'uWebSockets.js';
+import type { Logger } from '../log.js';
+import type { RouteLabel, ServerMetrics } from '../metrics.js';
+import { ApiKeyCheck } from './auth.js';
+import { errorMessage, statusLine } from './errors.js';
+import type { ApiStatus } from './errors.js';
+import { parsePredictRequest } from './predict-request.js';
+import {
+  datasetsJson,
+  errorBody,
+  modelsCsv,
+  modelsJson,
+  predictBody,
+  predictErrorMessage,
+  predictHttp,
+  predictManyBody,
+} from './responses.js';
+import type { TimedOutcome } from './responses.js';
+import type { PredictOutcome, ServingBackend } from './types.js';
+import { assertNativeUws, uWS } from './uws.js';
+
+/** Largest POST body accepted; a larger one is answered 413 as soon as it is known. */
+export const MAX_BODY_BYTES = 1024 * 1024;
+
+const JSON_TYPE = 'application/json';
+const TEXT_TYPE = 'text/plain; charset=utf-8';
+const CSV_TYPE = 'text/csv; charset=utf-8';
+
+export interface HttpServerOptions {
+  readonly backend: ServingBackend;
+  readonly metrics: ServerMetrics;
+  readonly logger: Logger;
+  /** API keys from runtime.auth; null = no auth. */
+  readonly apiKeys: readonly string[] | null;
+  readonly maxBodyBytes?: number;
+}
+
+/** A client-supplied request id is echoed when it looks like one; anything else gets a fresh id. */
+const REQUEST_ID = /^[\w.:\-]{1,128}$/;
+const ID_PREFIX = process.pid.toString(36) + '-';
+
+/**
+ * One request/response pair. uWebSockets.js invalidates `req` when the handler returns and forbids writing
+ * to a response after its client went away, so everything is read up front and every write goes through
+ * `send`, which does nothing once the exchange is finished or aborted.
+ */
+class Exchange {
+  aborted = false;
+  finished = false;
+  readonly start = performance.now();
+  private controller: AbortController | null = null;
+
+  constructor(
+    private readonly server: HttpServer,
+    readonly res: HttpResponse,
+    readonly route: RouteLabel,
+    readonly requestId: string,
+    readonly method: string,
+    readonly url: string,
+  ) {
+    server.requestStarted();
+    res.onAborted(() => {
+      this.aborted = true;
+      this.controller?.abort();
+      if (!this.finished) server.requestEnded(this, 0);
+    });
+  }
+
+  /** Aborts when the client disconnects, so queued work for it can be dropped. */
+  get signal(): AbortSignal {
+    this.controller ??= new AbortController();
+    return this.controller.signal;
+  }
+
+  /** Whole milliseconds since the handler was entered. */
+  elapsedMs(): number {
+    return Math.floor(performance.now() - this.start);
+  }
+
+  send(
+    httpStatus: number,
+    contentType: string,
+    body: string,
+    headers: readonly (readonly [string, string])[] = [],
+    closeConnection = false,
+  ): void {
+    if (this.finished || this.aborted) return;
+    this.finished = true;
+    const close = closeConnection || this.server.draining;
+    this.res.cork(() => {
+      this.res.writeStatus(statusLine(httpStatus));
+      this.res.writeHeader('content-type', contentType);
+      this.res.writeHeader('x-request-id', this.requestId);
+      for (const [name, value] of headers) this.res.writeHeader(name, value);
+      this.res.end(body, close);
+    });
+    this.server.requestEnded(this, httpStatus);
+  }
+
+  sendError(httpStatus: number, status: ApiStatus, message: string, headers: readonly (readonly [string, string])[] = [], closeConnection = false): void {
+    this.send(httpStatus, JSON_TYPE, errorBody(status, message), headers, closeConnection);
+  }
+}
+
+type Handler = (ex: Exchange, req: HttpRequest) => void;
+
+export interface ListenAddress {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** The HTTP API of SPEC "HTTP API" over uWebSockets.js. */
+export class HttpServer {
+  draining = false;
+  private readonly app: TemplatedApp;
+  private readonly backend: ServingBackend;
+  private readonly metrics: ServerMetrics;
+  private readonly logger: Logger;
+  private readonly auth: ApiKeyCheck | null;
+  private readonly maxBodyBytes: number;
+  private listenSocket: us_listen_socket | null = null;
+  private inFlight = 0;
+  private idleWaiters: (() => void)[] = [];
+  private nextId = 0;
+
+  constructor(options: HttpServerOptions) {
+    assertNativeUws();
+    this.backend = options.backend;
+    this.metrics = options.metrics;
+    this.logger = options.logger;
+    this.auth = options.apiKeys === null ? null : new ApiKeyCheck(options.apiKeys);
+    this.maxBodyBytes = options.maxBodyBytes ?? MAX_BODY_BYTES;
+    this.app = uWS.App();
+    this.metrics.trackInFlight(() => this.inFlight);
+    this.routes();
+  }
+
+  /** Requests received and not yet answered or abandoned. */
+  get pending(): number {
+    return this.inFlight;
+  }
+
+  listen(host: string, port: number): Promise<ListenAddress> {
+    return new Promise((resolve, reject) => {
+      this.app.listen(host, port, (socket) => {
+        if (socket === false) {
+          reject(new Error(`cannot listen on ${host}:${port}: the address is in use or not available on this machine`));
+          return;
+        }
+        this.listenSocket = socket;
+        resolve({ host, port: uWS.us_socket_local_port(socket as unknown as Parameters<typeof uWS.us_socket_local_port>[0]) });
+      });
+    });
+  }
+
+  /** Closes the listen socket: no new connections; open ones still get answers, with Connection: close. */
+  stopAccepting(): void {
+    this.draining = true;
+    if (this.listenSocket !== null) {
+      uWS.us_listen_socket_close(this.listenSocket);
+      this.listenSocket = null;
+    }
+  }
+
+  /** Resolves true once no request is in flight, false if `timeoutMs` passes first. */
+  drain(timeoutMs: number): Promise<boolean> {
+    if (this.inFlight === 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.idleWaiters = this.idleWaiters.filter((w) => w !== done);
+        resolve(false);
+      }, timeoutMs);
+      const done = (): void => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      this.idleWaiters.push(done);
+    });
+  }
+
+  /** Closes every connection at once (after draining, or when giving up on it). */
+  closeConnections(): void {
+    this.stopAccepting();
+    // Present in this uWebSockets.js build, missing from its type declarations.
+    (this.app as TemplatedApp & { close(): void }).close();
+  }
+
+  requestStarted(): void {
+    this.inFlight++;
+  }
+
+  requestEnded(ex: Exchange, httpStatus: number): void {
+    this.inFlight--;
+    const seconds = (performance.now() - ex.start) / 1000;
+    if (httpStatus !== 0) this.metrics.request(ex.route, httpStatus, seconds);
+    if (this.logger.isLevelEnabled('debug')) {
+      this.logger.debug(
+        { reqId: ex.requestId, method: ex.method, url: ex.url, status: httpStatus || 'aborted', ms: seconds * 1000 },
+        httpStatus === 0 ? 'client went away before the response' : 'request',
+      );
+    }
+    if (this.inFlight === 0 && this.idleWaiters.length > 0) {
+      const waiters = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const w of waiters) w();
+    }
+  }
+
+  private requestId(req: HttpRequest): string {
+    const given = req.getHeader('x-request-id');
+    if (given !== '' && REQUEST_ID.test(given)) return given;
+    return ID_PREFIX + (this.nextId++).toString(36);
+  }
+
+  /** Wraps a handler: request id, auth, and a 500 (never a crash) for anything it throws. */
+  private handle(route: RouteLabel, needsAuth: boolean, handler: Handler) {
+    return (res: HttpResponse, req: HttpRequest): void => {
+      const debug = this.logger.isLevelEnabled('debug');
+      const ex = new Exchange(
+        this,
+        res,
+        route,
+        this.requestId(req),
+        debug ? req.getMethod() : '',
+        debug ? req.getUrl() : '',
+      );
+      if (needsAuth && this.auth !== null) {
+        if (!this.auth.allows(req.getHeader('x-api-key'), req.getHeader('authorization'))) {
+          ex.sendError(401, 'Unauthorized', 'Missing or invalid API key: send X-API-Key: KEY or Authorization: Bearer KEY', [
+            ['www-authenticate', 'Bearer'],
+          ]);
+          return;
+        }
+      }
+      try {
+        handler(ex, req);
+      } catch (error) {
+        this.internalError(ex, error);
+      }
+    };
+  }
+
+  private internalError(ex: Exchange, error: unknown): void {
+    this.logger.error({ reqId: ex.requestId, err: error }, 'request failed');
+    ex.sendError(500, 'InternalError', errorMessage(error));
+  }
+
+  private routes(): void {
+    const app = this.app;
+    app.get('/health', this.handle('/health', false, (ex) => ex.send(200, TEXT_TYPE, 'ok')));
+    app.get(
+      '/v1/ready',
+      this.handle('/v1/ready', false, (ex) => {
+        if (this.backend.ready()) ex.send(200, TEXT_TYPE, 'ready');
+        else ex.send(503, TEXT_TYPE, 'not ready');
+      }),
+    );
+    app.get('/metrics', this.handle('/metrics', true, (ex) => this.metricsText(ex)));
+    app.get('/v1/models', this.handle('/v1/models', true, (ex, req) => this.listModels(ex, req)));
+    app.get(
+      '/v1/datasets',
+      this.handle('/v1/datasets', true, (ex) => ex.send(200, JSON_TYPE, datasetsJson(this.backend.datasets()))),
+    );
+    app.get(
+      '/v1/models/:name/predict',
+      this.handle('/v1/models/:name/predict', true, (ex, req) => this.predictOne(ex, req)),
+    );
+    app.post('/v1/predict', this.handle('/v1/predict', true, (ex, req) => this.predictMany(ex, req)));
+
+    const allowed: readonly [string, RouteLabel, string][] = [
+      ['/health', '/health', 'GET'],
+      ['/v1/ready', '/v1/ready', 'GET'],
+      ['/metrics', '/metrics', 'GET'],
+      ['/v1/models', '/v1/models', 'GET'],
+      ['/v1/datasets', '/v1/datasets', 'GET'],
+      ['/v1/models/:name/predict', '/v1/models/:name/predict', 'GET'],
+      ['/v1/predict', '/v1/predict', 'POST'],
+    ];
+    for (const [pattern, route, methods] of allowed) {
+      const needsAuth = route !== '/health' && route !== '/v1/ready';
+      app.any(
+        pattern,
+        this.handle(route, needsAuth, (ex, req) =>
+          ex.sendError(405, 'MethodNotAllowed', `Method ${req.getCaseSensitiveMethod()} is not allowed here; use ${methods}`, [
+            ['allow', methods],
+          ]),
+        ),
+      );
+    }
+    app.any(
+      '/*',
+      this.handle('unmatched', true, (ex, req) =>
+        ex.sendError(404, 'NotFound', `No route for ${req.getCaseSensitiveMethod()} ${req.getUrl()}`),
+      ),
+    );
+  }
+
+  private metricsText(ex: Exchange): void {
+    this.metrics.text().then(
+      (text) => ex.send(200, this.metrics.contentType, text),
+      (error: unknown) => this.internalError(ex, error),
+    );
+  }
+
+  private listModels(ex: Exchange, req: HttpRequest): void {
+    const statusParam = req.getQuery('status') ?? '';
+    const format = (req.getQuery('format') ?? 'json').toLowerCase();
+    if (statusParam !== '' && statusParam !== 'true' && statusParam !== 'false') {
+      ex.sendError(400, 'BadRequest', `Query parameter status must be true or false, not '${statusParam}'`);
+      return;
+    }
+    const withStatus = statusParam === 'true';
+    const models = this.backend.models();
+    if (format === 'json') ex.send(200, JSON_TYPE, modelsJson(models, withStatus));
+    else if (format === 'csv') ex.send(200, CSV_TYPE, modelsCsv(models, withStatus));
+    else ex.sendError(400, 'BadRequest', `Query parameter format must be json or csv, not '${format}'`);
+  }
+
+  /** The backend promises never to reject; should it, the failure still lands in this item. */
+  private predict(name: string, signal: AbortSignal): Promise<PredictOutcome> {
+    return this.backend.predict(name, signal).catch(
+      (error: unknown): PredictOutcome => ({
+        kind: 'failure',
+        model: { name, version: null, lookback: null },
+        reason: 'ERR_INFERENCE',
+        message: errorMessage(error),
+      }),
+    );
+  }
+
+  private predictOne(ex: Exchange, req: HttpRequest): void {
+    let name: string;
+    try {
+      name = decodeURIComponent(req.getParameter(0));
+    } catch {
+      ex.sendError(400, 'BadRequest', 'The model name in the URL is not valid percent-encoding');
+      return;
+    }
+    void this.predict(name, ex.signal).then((outcome) => {
+      if (ex.aborted) return;
+      const http = predictHttp(outcome);
+      const body = predictBody(outcome, ex.elapsedMs());
+      if (http.httpStatus >= 500) this.logFailure(ex, name, outcome);
+      ex.send(http.httpStatus, JSON_TYPE, body, http.retryAfter === null ? [] : [['retry-after', String(http.retryAfter)]]);
+    });
+  }
+
+  private logFailure(ex: Exchange, name: string, outcome: PredictOutcome): void {
+    if (outcome.kind !== 'failure') return;
+    // Loading and overload are expected and counted in metrics; log only what someone should look at.
+    const level = outcome.reason === 'MODEL_LOADING' || outcome.reason === 'ERR_QUEUE_FULL' ? 'debug' : 'warn';
+    this.logger[level]({ reqId: ex.requestId, model: name, reason: outcome.reason }, predictErrorMessage(outcome) ?? '');
+  }
+
+  private predictMany(ex: Exchange, req: HttpRequest): void {
+    const limit = this.maxBodyBytes;
+    const declared = req.getHeader('content-length');
+    if (declared !== '' && Number(declared) > limit) {
+      ex.sendError(413, 'PayloadTooLarge', `The request body is ${declared} bytes; the limit is ${limit} bytes`, [], true);
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let total = 0;
+    ex.res.onData((chunk, isLast) => {
+      if (ex.finished || ex.aborted) return;
+      total += chunk.byteLength;
+      if (total > limit) {
+        ex.sendError(413, 'PayloadTooLarge', `The request body is over the limit of ${limit} bytes`, [], true);
+        return;
+      }
+      // uWebSockets.js reuses the chunk's memory after this callback returns: copy it.
+      if (chunk.byteLength > 0) chunks.push(Buffer.from(new Uint8Array(chunk)));
+      if (isLast) this.answerMany(ex, Buffer.concat(chunks, total).toString('utf8'));
+    });
+  }
+
+  private answerMany(ex: Exchange, body: string): void {
+    const request = parsePredictRequest(body);
+    if (!request.ok) {
+      ex.sendError(400, 'BadRequest', request.message);
+      return;
+    }
+    const names = request.names ?? this.backend.readyModelNames();
+    const signal = ex.signal;
+    const items = names.map(async (name): Promise<TimedOutcome> => {
+      const dispatched = performance.now();
+      const outcome = await this.predict(name, signal);
+      return { outcome, durationMs: Math.floor(performance.now() - dispatched) };
+    });
+    void Promise.all(items).then((results) => {
+      if (ex.aborted) return;
+      for (const r of results) {
+        if (predictHttp(r.outcome).httpStatus >= 500) this.logFailure(ex, r.outcome.kind === 'not_found' ? r.outcome.name : r.outcome.model.name, r.outcome);
+      }
+      ex.send(200, JSON_TYPE, predictManyBody(results, ex.elapsedMs()));
+    });
+  }
+}

@@ -1,0 +1,52 @@
+/**
+ * forecastd as a library: the ONNX Runtime session API and the batching forecaster (usable without the
+ * server), the pieces that feed them windows from datasets, and startServer() for embedding the server.
+ */
+export { ForecastdError } from './errors.js';
+export type { ErrorCode } from './errors.js';
+
+export { InferenceSession } from './runtime/session.js';
+export { configureRuntime, runtimeInfo } from './runtime/runtime.js';
+export type {
+  Dim,
+  ExecutionMode,
+  FloatArray,
+  GraphOptimizationLevel,
+  InputTensor,
+  ModelMetadata,
+  NumericTypedArray,
+  OutputTensor,
+  RunOptions,
+  RuntimeInfo,
+  RuntimeOptions,
+  SessionOptions,
+  TensorElementType,
+  TensorInfo,
+} from './runtime/types.js';
+export type { WindowInput, WindowSource } from './runtime/window.js';
+
+export { checkForecastModel } from './runtime/model-contract.js';
+export type { ForecastContractOptions, ForecastModelShape } from './runtime/model-contract.js';
+export { BatchingForecaster } from './runtime/forecaster.js';
+export type { BatchInfo, ForecasterOptions, ForecasterSettings, Prediction, PredictOptions } from './runtime/forecaster.js';
+export { PredictionCache } from './runtime/prediction-cache.js';
+export type { PredictionCacheOptions } from './runtime/prediction-cache.js';
+
+export { loadSpicepod } from './spicepod/load.js';
+export type { DatasetConfig, ModelConfig, ModelParams, RuntimeConfig, Spicepod } from './spicepod/types.js';
+
+export { Dataset, describeDataset } from './datasets/dataset.js';
+export type { DatasetDescription, DatasetOptions, RefreshOutcome } from './datasets/dataset.js';
+export { FileSource } from './datasets/file-source.js';
+export type { FileSourceOptions } from './datasets/file-source.js';
+export { createPostgresSource } from './datasets/postgres.js';
+export type { PostgresSourceConfig } from './datasets/postgres.js';
+export { windowFor } from './datasets/window.js';
+export type { DatasetSnapshot, DatasetSource, DatasetStatus, FillMissing, LoadedRows } from './datasets/types.js';
+
+export { formatFloat32, formatFloat64 } from './http/float-format.js';
+export { startServer } from './server/start.js';
+export type { ForecastdServer, ServerOptions } from './server/start.js';
+export { ModelRegistry } from './server/registry.js';
+export { createLogger } from './log.js';
+export type { Logger, LoggerOptions } from './log.js';

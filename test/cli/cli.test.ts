@@ -1,0 +1,206 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PodDir, REPO, dailyCsv, linearFixture } from '../server/fixtures.js';
+
+/** The built CLI, as users run it (npm test builds dist/ first). */
+const CLI = path.join(REPO, 'dist/cli.js');
+
+interface Running {
+  readonly child: ChildProcess;
+  readonly stdout: () => string;
+  readonly stderr: () => string;
+  readonly exit: Promise<number | null>;
+  /** Resolves with the first stdout line matching `pattern`. */
+  line(pattern: RegExp): Promise<string>;
+}
+
+function run(args: readonly string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Running {
+  const child = spawn(process.execPath, [CLI, ...args], {
+    cwd: options.cwd ?? REPO,
+    env: { ...process.env, FORECASTD_LOG_FORMAT: 'json', ...options.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  const waiters: { pattern: RegExp; resolve: (line: string) => void }[] = [];
+  const check = (): void => {
+    for (const w of [...waiters]) {
+      const found = out.split('\n').find((l) => w.pattern.test(l));
+      if (found !== undefined) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve(found);
+      }
+    }
+  };
+  child.stdout!.on('data', (d: Buffer) => {
+    out += d.toString();
+    check();
+  });
+  child.stderr!.on('data', (d: Buffer) => {
+    err += d.toString();
+  });
+  const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return {
+    child,
+    stdout: () => out,
+    stderr: () => err,
+    exit,
+    line: (pattern) =>
+      new Promise((resolve, reject) => {
+        waiters.push({ pattern, resolve });
+        check();
+        void exit.then((code) => reject(new Error(`exited with ${code} before printing ${pattern}\n${out}\n${err}`)));
+      }),
+  };
+}
+
+/** Starts the CLI on a free port and returns it with its URL (read from the listen log line). */
+async function serve(pod: PodDir, extra: readonly string[] = []): Promise<{ cli: Running; url: string; port: number }> {
+  const cli = run([pod.dir, '--http', '127.0.0.1:0', ...extra]);
+  const line = await cli.line(/forecastd listening on/);
+  const url = (JSON.parse(line) as { url: string }).url;
+  await cli.line(/loaded \d+ of \d+ models/);
+  return { cli, url, port: Number(new URL(url).port) };
+}
+
+/** Opens a POST whose body is only partly sent: the request is in flight until `finish` is called. */
+async function partialPost(port: number): Promise<{ finish: () => void; response: Promise<string> }> {
+  const body = '{"predictions": [{"model_name": "lin"}]}';
+  const socket = net.connect(port, '127.0.0.1');
+  await new Promise<void>((resolve) => socket.on('connect', () => resolve()));
+  let received = '';
+  const response = new Promise<string>((resolve) => {
+    socket.on('data', (d) => {
+      received += d.toString();
+    });
+    socket.on('close', () => resolve(received));
+    socket.on('error', () => resolve(received));
+  });
+  socket.write(`POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: ${body.length}\r\n\r\n${body.slice(0, 10)}`);
+  return { finish: () => socket.write(body.slice(10)), response };
+}
+
+/** Waits until the server counts `count` requests in flight besides the /metrics request asking. */
+async function inFlight(url: string, count: number): Promise<void> {
+  for (;;) {
+    const text = await (await fetch(url + '/metrics')).text();
+    const match = /^http_requests_in_flight (\d+)$/m.exec(text);
+    if (match !== null && Number(match[1]) - 1 >= count) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+function connectRefused(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1');
+    socket.on('connect', () => {
+      socket.destroy();
+      resolve(false);
+    });
+    socket.on('error', () => resolve(true));
+  });
+}
+
+describe('forecastd CLI', () => {
+  const pod = new PodDir('forecastd-cli-');
+  beforeAll(() => {
+    expect(existsSync(CLI), 'dist/cli.js is missing: run npm run build:ts (npm test does)').toBe(true);
+    pod.write('data/series.csv', dailyCsv({ value: [1, 2, 3, 4, 5, 6] }));
+    pod.write('models/lin.onnx', linearFixture({ lookback: 4, horizon: 2 }).bytes);
+    pod.write(
+      'spicepod.yaml',
+      'version: v1beta1\nkind: Spicepod\nname: cli\ndatasets:\n  - from: file:data/series.csv\n    name: series\n' +
+        'models:\n  - from: file:models/lin.onnx\n    name: lin\n    datasets: [series]\n',
+    );
+  });
+  afterAll(() => pod.remove());
+
+  it('--version and --help', async () => {
+    const version = run(['--version']);
+    expect(await version.exit).toBe(0);
+    expect(version.stdout()).toBe('forecastd 0.1.0\n');
+    const help = run(['--help']);
+    expect(await help.exit).toBe(0);
+    expect(help.stdout()).toMatch(/^Usage: forecastd \[PATH\]/);
+  });
+
+  it('without PATH and without ./spicepod.yaml: usage on stderr, exit 1', async () => {
+    const empty = new PodDir('forecastd-empty-');
+    try {
+      const cli = run([], { cwd: empty.dir });
+      expect(await cli.exit).toBe(1);
+      expect(cli.stderr()).toMatch(/^forecastd: no PATH given and there is no \.\/spicepod\.yaml\n\nUsage: forecastd/);
+    } finally {
+      empty.remove();
+    }
+  });
+
+  it('a bad option: message and usage, exit 1', async () => {
+    const cli = run([pod.dir, '--http', 'nowhere']);
+    expect(await cli.exit).toBe(1);
+    expect(cli.stderr()).toMatch(/^forecastd: --http must be HOST:PORT/);
+  });
+
+  it('a fatal pod error: exit 1 with the file, line and key', async () => {
+    const bad = new PodDir('forecastd-bad-');
+    try {
+      bad.write(
+        'spicepod.yaml',
+        'version: v1beta1\nkind: Spicepod\nname: bad\ndatasets:\n  - from: file:data/x.csv\n    name: x\n' +
+          'models:\n  - from: file:models/m.onnx\n    name: m\n    datasets: [nope]\n',
+      );
+      const cli = run([bad.dir]);
+      expect(await cli.exit).toBe(1);
+      expect(cli.stderr()).toMatch(/^forecastd: cannot start \[ERR_SPICEPOD\]: .*spicepod\.yaml:10:\d+.*nope/);
+    } finally {
+      bad.remove();
+    }
+  });
+
+  it('refuses to serve on the JavaScript imitation of uWebSockets.js', async () => {
+    const cli = run([pod.dir, '--http', '127.0.0.1:0'], { env: { UWS_USE_FALLBACK: '1' } });
+    expect(await cli.exit).toBe(1);
+    expect(cli.stderr()).toMatch(/uWebSockets\.js could not load its native binary .*fell back to a JavaScript imitation/);
+    expect(cli.stderr()).toMatch(/Node\.js 20/);
+  });
+
+  it('serves, and on SIGTERM stops accepting, finishes the request in flight and exits 0', async () => {
+    const { cli, url, port } = await serve(pod);
+    expect(await (await fetch(url + '/health')).text()).toBe('ok');
+    const pending = await partialPost(port);
+    await inFlight(url, 1);
+    cli.child.kill('SIGTERM');
+    await cli.line(/shutting down/);
+    expect(await connectRefused(port)).toBe(true);
+    pending.finish();
+    const response = await pending.response;
+    expect(response).toMatch(/^HTTP\/1.1 200 OK\r\n/);
+    expect(response).toContain('"model_name":"lin","lookback":4,"prediction":[');
+    expect(await cli.exit).toBe(0);
+  });
+
+  it('exits 1 when the drain timeout passes with a request still in flight', async () => {
+    const { cli, url, port } = await serve(pod, ['--drain-timeout', '100']);
+    const pending = await partialPost(port);
+    await inFlight(url, 1);
+    cli.child.kill('SIGTERM');
+    expect(await cli.exit).toBe(1);
+    expect(cli.stdout()).toMatch(/requests still in flight after 100 ms/);
+    pending.finish();
+  });
+
+  it('a second signal exits at once with 1', async () => {
+    const { cli, url, port } = await serve(pod, ['--drain-timeout', '600000']);
+    const pending = await partialPost(port);
+    await inFlight(url, 1);
+    cli.child.kill('SIGINT');
+    await cli.line(/shutting down/);
+    cli.child.kill('SIGINT');
+    expect(await cli.exit).toBe(1);
+    expect(cli.stdout()).toMatch(/second signal: exiting now/);
+    pending.finish();
+  });
+});

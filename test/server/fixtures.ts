@@ -1,0 +1,86 @@
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { linearModel, seededRandom, uniformWeights } from '../../tools/onnx-builder.js';
+
+export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+/** A temporary pod folder with data/ and models/; remove() deletes it. */
+export class PodDir {
+  readonly dir: string;
+
+  constructor(prefix = 'forecastd-pod-') {
+    this.dir = mkdtempSync(path.join(tmpdir(), prefix));
+    mkdirSync(path.join(this.dir, 'data'));
+    mkdirSync(path.join(this.dir, 'models'));
+  }
+
+  path(relative: string): string {
+    return path.join(this.dir, relative);
+  }
+
+  write(relative: string, content: string | Uint8Array): string {
+    const file = this.path(relative);
+    writeFileSync(file, content);
+    return file;
+  }
+
+  /** A copy of a file from test/data. */
+  copyTestData(name: string, as = `data/${name}`): string {
+    const file = this.path(as);
+    copyFileSync(path.join(REPO, 'test/data', name), file);
+    return file;
+  }
+
+  /** A named pipe: a dataset reading it blocks until something is written (see release in tests). */
+  fifo(relative: string): string {
+    const file = this.path(relative);
+    execFileSync('mkfifo', [file]);
+    return file;
+  }
+
+  remove(): void {
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** CSV text of daily rows starting 2024-01-01, one column per entry of `columns`; null writes an empty cell. */
+export function dailyCsv(columns: Record<string, readonly (number | null)[]>): string {
+  const names = Object.keys(columns);
+  const rows = columns[names[0]!]!.length;
+  const lines = ['ts,' + names.join(',')];
+  for (let r = 0; r < rows; r++) {
+    const ts = new Date(Date.UTC(2024, 0, 1 + r)).toISOString();
+    lines.push([ts, ...names.map((n) => (columns[n]![r] === null ? '' : String(columns[n]![r])))].join(','));
+  }
+  return lines.join('\n') + '\n';
+}
+
+export interface LinearFixture {
+  readonly lookback: number;
+  readonly variables: number;
+  readonly horizon: number;
+  readonly bytes: Uint8Array;
+}
+
+/** A linear model with seeded random weights: different windows give different, non-round forecasts. */
+export function linearFixture(
+  o: { lookback: number; variables?: number; horizon: number; seed?: number; modelVersion?: number; dtype?: 'float32' | 'float64' },
+): LinearFixture {
+  const variables = o.variables ?? 1;
+  const random = seededRandom(o.seed ?? 1);
+  const weights = uniformWeights(random, o.lookback * variables * o.horizon, 0.5);
+  const bias = uniformWeights(random, o.horizon, 1);
+  const bytes = linearModel({
+    lookback: o.lookback,
+    variables,
+    horizon: o.horizon,
+    weights,
+    bias,
+    modelVersion: o.modelVersion ?? 0,
+    dtype: o.dtype ?? 'float32',
+  });
+  return { lookback: o.lookback, variables, horizon: o.horizon, bytes };
+}
