@@ -1,0 +1,301 @@
+/**
+ * The native addon against onnxruntime-node on the same models, batch sizes and callers (issue 2).
+ *
+ * Usage: npx tsx --expose-gc bench/runtime.ts [--seconds N] [--leak-runs N]
+ * Prints a table and writes bench/results/runtime-<date>.md and .json.
+ *
+ * Both run one intra-op thread per run (forecastd's serving setting) and the CPU provider. forecastd runs on its
+ * own pool (one thread per core); onnxruntime-node runs each call on the JavaScript thread. Per point: runs
+ * completed in a fixed time after a warm-up, latency of each call (call to resolution), the time the call
+ * itself held the JavaScript thread, the event loop's busy time per run (eventLoopUtilization: call,
+ * resolution and the bench's own loop, the same loop for both; it also counts time the thread waited for a
+ * CPU), the JavaScript thread's own CPU time per run (Linux schedstat: immune to preemption) and the p99
+ * event-loop delay (monitorEventLoopDelay: how late a timer would fire while the point runs).
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+
+import ort from 'onnxruntime-node';
+
+import { runtimeInfo } from '../src/runtime/runtime.js';
+import { InferenceSession } from '../src/runtime/session.js';
+import { linearModel, mlpModel, seededRandom, uniformWeights } from '../tools/onnx-builder.js';
+
+const LOOKBACK = 64;
+const HORIZON = 12;
+const BATCHES = [1, 8, 64, 256];
+const CALLERS = [1, 32];
+
+function arg(name: string, fallback: number): number {
+  const i = process.argv.indexOf(name);
+  const value = i >= 0 ? Number(process.argv[i + 1]) : fallback;
+  if (!(value > 0)) throw new Error(`${name} needs a positive number`);
+  return value;
+}
+const SECONDS = arg('--seconds', 2);
+const LEAK_RUNS = arg('--leak-runs', 50_000);
+
+interface ModelCase {
+  readonly id: string;
+  readonly description: string;
+  readonly bytes: Uint8Array;
+}
+
+const MODELS: readonly ModelCase[] = [
+  {
+    id: 'mlp',
+    description: 'MLP 64→512→512→512→12 (float32)',
+    bytes: mlpModel({ lookback: LOOKBACK, hidden: [512, 512, 512], horizon: HORIZON, seed: 1 }),
+  },
+  {
+    id: 'linear',
+    description: 'linear AR, lookback 64, horizon 12 (float32)',
+    bytes: linearModel({
+      lookback: LOOKBACK,
+      horizon: HORIZON,
+      weights: uniformWeights(seededRandom(2), LOOKBACK * HORIZON, 0.1),
+      bias: 0.5,
+    }),
+  },
+];
+
+/** One way of running a model: returns a promise of the first output's data. */
+type Runner = (data: Float32Array, batch: number) => Promise<Float32Array>;
+
+interface Impl {
+  readonly name: string;
+  readonly load: (bytes: Uint8Array) => Promise<{ run: Runner; close: () => Promise<void> | void }>;
+}
+
+const IMPLS: readonly Impl[] = [
+  {
+    name: 'forecastd',
+    load: async (bytes) => {
+      const session = await InferenceSession.load(bytes, { intraOpThreads: 1 });
+      return {
+        run: async (data, batch) => {
+          const [out] = await session.run({ window: { data, shape: [batch, LOOKBACK, 1] } });
+          return out?.data as Float32Array;
+        },
+        close: () => session.dispose(),
+      };
+    },
+  },
+  {
+    name: 'onnxruntime-node',
+    load: async (bytes) => {
+      const session = await ort.InferenceSession.create(bytes, {
+        intraOpNumThreads: 1,
+        executionProviders: ['cpu'],
+      });
+      return {
+        run: async (data, batch) => {
+          const out = await session.run({ window: new ort.Tensor('float32', data, [batch, LOOKBACK, 1]) });
+          return out['forecast']?.data as Float32Array;
+        },
+        close: () => session.release(),
+      };
+    },
+  },
+];
+
+interface Point {
+  model: string;
+  batch: number;
+  callers: number;
+  impl: string;
+  runs: number;
+  predictionsPerSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+  syncUsPerCall: number;
+  busyUsPerRun: number;
+  jsCpuUsPerRun: number;
+  loopDelayP99Ms: number;
+}
+
+const SCHEDSTAT = `/proc/self/task/${process.pid}/schedstat`;
+/** CPU time of the JavaScript (main) thread in µs, or NaN where /proc has no schedstat. */
+function jsThreadCpuUs(): number {
+  if (!existsSync(SCHEDSTAT)) return NaN;
+  return Number(readFileSync(SCHEDSTAT, 'utf8').split(' ')[0]) / 1000;
+}
+
+function percentile(sorted: Float64Array, p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number;
+}
+
+async function measure(run: Runner, windows: Float32Array[], batch: number, callers: number, seconds: number) {
+  const latencies: number[] = [];
+  let sync = 0;
+  let runs = 0;
+  let stop = false;
+  const caller = async (offset: number): Promise<void> => {
+    for (let i = offset; !stop; i += callers) {
+      const data = windows[i % windows.length] as Float32Array;
+      const t0 = performance.now();
+      const promise = run(data, batch);
+      const t1 = performance.now();
+      await promise;
+      latencies.push(performance.now() - t0);
+      sync += t1 - t0;
+      runs++;
+    }
+  };
+  const delay = monitorEventLoopDelay({ resolution: 1 });
+  delay.enable();
+  const elu = performance.eventLoopUtilization();
+  const cpuStart = jsThreadCpuUs();
+  const start = performance.now();
+  const timer = setTimeout(() => (stop = true), seconds * 1000);
+  await Promise.all(Array.from({ length: callers }, (_, c) => caller(c)));
+  clearTimeout(timer);
+  const elapsed = (performance.now() - start) / 1000;
+  const busy = performance.eventLoopUtilization(elu);
+  const cpu = jsThreadCpuUs() - cpuStart;
+  delay.disable();
+  const sorted = Float64Array.from(latencies).sort();
+  return {
+    runs,
+    predictionsPerSecond: (runs * batch) / elapsed,
+    p50Ms: percentile(sorted, 50),
+    p99Ms: percentile(sorted, 99),
+    syncUsPerCall: (sync / runs) * 1000,
+    busyUsPerRun: (busy.active / runs) * 1000,
+    jsCpuUsPerRun: cpu / runs,
+    loopDelayP99Ms: delay.percentile(99) / 1e6,
+  };
+}
+
+function windowsFor(batch: number): Float32Array[] {
+  return Array.from({ length: 16 }, (_, i) => uniformWeights(seededRandom(1000 + i), batch * LOOKBACK, 3));
+}
+
+async function leakRun(bytes: Uint8Array, runs: number) {
+  const session = await InferenceSession.load(bytes, { intraOpThreads: 1 });
+  const windows = windowsFor(8);
+  const gc = (globalThis as { gc?: () => void }).gc;
+  const samples: { runs: number; rssMiB: number }[] = [];
+  const sample = (done: number): void => {
+    gc?.();
+    samples.push({ runs: done, rssMiB: process.memoryUsage().rss / 2 ** 20 });
+  };
+  let done = 0;
+  const step = runs / 10;
+  sample(0);
+  const caller = async (offset: number): Promise<void> => {
+    for (let i = offset; done < runs; i += 32) {
+      await session.run({ window: { data: windows[i % windows.length] as Float32Array, shape: [8, LOOKBACK, 1] } });
+      done++;
+      if (done % step === 0) sample(done);
+    }
+  };
+  await Promise.all(Array.from({ length: 32 }, (_, c) => caller(c)));
+  session.dispose();
+  return { runs: done, gcExposed: gc !== undefined, samples };
+}
+
+function hardware(): string {
+  let model = os.cpus()[0]?.model ?? 'unknown CPU';
+  try {
+    const lscpu = execFileSync('lscpu', { encoding: 'utf8' });
+    model = /Model name:\s*(.+)/.exec(lscpu)?.[1]?.trim() ?? model;
+  } catch {
+    // lscpu is optional; os.cpus() names the model too.
+  }
+  return `${model}, ${os.availableParallelism()} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB RAM, Node.js ${process.version}, ${os.platform()} ${os.release()}`;
+}
+
+const fmt = (n: number, digits = 1): string => (Number.isFinite(n) ? n.toFixed(digits) : '—');
+
+async function main(): Promise<void> {
+  const loadAverage = os.loadavg()[0] ?? NaN;
+  const info = runtimeInfo();
+  console.log(`ONNX Runtime ${info.version} (${info.libraryPath}), forecastd run threads ${info.runThreads}`);
+  const points: Point[] = [];
+  for (const model of MODELS) {
+    const loaded = await Promise.all(IMPLS.map(async (impl) => ({ impl, ...(await impl.load(model.bytes)) })));
+    // Both must compute the same forecast before their speed means anything.
+    const probe = windowsFor(1)[0] as Float32Array;
+    const [a, b] = await Promise.all(loaded.map((l) => l.run(probe, 1)));
+    const diff = Math.max(...Array.from(a as Float32Array, (v, i) => Math.abs(v - ((b as Float32Array)[i] as number))));
+    if (!(diff <= 1e-4)) throw new Error(`${model.id}: forecastd and onnxruntime-node disagree by ${diff}`);
+    for (const batch of BATCHES) {
+      const windows = windowsFor(batch);
+      for (const callers of CALLERS) {
+        for (const l of loaded) {
+          await measure(l.run, windows, batch, callers, Math.min(0.5, SECONDS / 4)); // warm-up
+          const result = await measure(l.run, windows, batch, callers, SECONDS);
+          const point = { model: model.id, batch, callers, impl: l.impl.name, ...result };
+          points.push(point);
+          console.log(
+            `${model.id.padEnd(6)} batch ${String(batch).padStart(3)} callers ${String(callers).padStart(2)} ` +
+              `${l.impl.name.padEnd(16)} ${fmt(point.predictionsPerSecond, 0).padStart(9)} pred/s  ` +
+              `p50 ${fmt(point.p50Ms, 3)} ms  p99 ${fmt(point.p99Ms, 3)} ms  sync ${fmt(point.syncUsPerCall)} µs  ` +
+              `busy ${fmt(point.busyUsPerRun)} µs/run  cpu ${fmt(point.jsCpuUsPerRun)} µs/run  loop p99 ${fmt(point.loopDelayP99Ms, 2)} ms`,
+          );
+        }
+      }
+    }
+    for (const l of loaded) await l.close();
+  }
+  console.log(`leak run: ${LEAK_RUNS} runs of the linear model at batch 8, 32 callers`);
+  const leak = await leakRun((MODELS[1] as ModelCase).bytes, LEAK_RUNS);
+  for (const s of leak.samples) console.log(`  after ${s.runs} runs: RSS ${fmt(s.rssMiB)} MiB`);
+
+  const date = new Date().toISOString().slice(0, 10);
+  const command = `npx tsx --expose-gc bench/runtime.ts${process.argv.slice(2).length ? ` ${process.argv.slice(2).join(' ')}` : ''}`;
+  const rows = points.map((p) => {
+    const peer = points.find(
+      (q) => q.model === p.model && q.batch === p.batch && q.callers === p.callers && q.impl === 'onnxruntime-node',
+    );
+    const ratio = p.impl === 'forecastd' && peer ? `${fmt(p.predictionsPerSecond / peer.predictionsPerSecond, 2)}×` : '';
+    return `| ${p.model} | ${p.batch} | ${p.callers} | ${p.impl} | ${fmt(p.predictionsPerSecond, 0)} | ${ratio} | ${fmt(p.p50Ms, 3)} | ${fmt(p.p99Ms, 3)} | ${fmt(p.syncUsPerCall)} | ${fmt(p.busyUsPerRun)} | ${fmt(p.jsCpuUsPerRun)} | ${fmt(p.loopDelayP99Ms, 2)} |`;
+  });
+  const [first, ...rest] = leak.samples;
+  const settled = rest.length > 1 ? rest[1] : first;
+  const last = leak.samples[leak.samples.length - 1];
+  const report = [
+    `# Runtime benchmark, ${date}`,
+    '',
+    `- Command: \`${command}\``,
+    `- Hardware: ${hardware()}`,
+    `- Load average (1 min) when it started: ${fmt(loadAverage, 2)}; anything else running shares the CPUs`,
+    `- ONNX Runtime ${info.version} (${path.basename(info.libraryPath)} from onnxruntime-node), both sides; one intra-op thread per run; forecastd run threads: ${info.runThreads}`,
+    `- ${SECONDS} s per point after a warm-up; models: ${MODELS.map((m) => `${m.id} = ${m.description}`).join('; ')}`,
+    '',
+    'sync = wall time inside the run() call; JS busy = event-loop active time per run (eventLoopUtilization: call,',
+    'resolution and the bench loop, including time the thread waited for a CPU); JS CPU = CPU time of the',
+    'JavaScript thread per run (schedstat); loop p99 = p99 event-loop delay during the point (how late a timer fires).',
+    '',
+    '| model | batch | callers | implementation | predictions/s | vs onnxruntime-node | p50 ms | p99 ms | sync µs/call | JS busy µs/run | JS CPU µs/run | loop p99 ms |',
+    '| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    ...rows,
+    '',
+    `## Leak run`,
+    '',
+    `${leak.runs} runs of the linear model at batch 8 by 32 callers through forecastd${leak.gcExposed ? ', with a full GC before each sample' : ' (run with --expose-gc for GC before each sample)'}:`,
+    '',
+    '| runs | RSS MiB |',
+    '| ---: | ---: |',
+    ...leak.samples.map((s) => `| ${s.runs} | ${fmt(s.rssMiB)} |`),
+    '',
+    `RSS from ${settled?.runs ?? 0} runs to the end: ${fmt(settled?.rssMiB ?? NaN)} → ${fmt(last?.rssMiB ?? NaN)} MiB.`,
+    '',
+  ].join('\n');
+  const dir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'results');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(path.join(dir, `runtime-${date}.md`), report);
+  writeFileSync(
+    path.join(dir, `runtime-${date}.json`),
+    `${JSON.stringify({ date, command, hardware: hardware(), runtime: info, seconds: SECONDS, points, leak }, null, 2)}\n`,
+  );
+  console.log(`wrote bench/results/runtime-${date}.md`);
+}
+
+await main();

@@ -1,0 +1,17 @@
+#pragma once
+
+#include <napi.h>
+
+namespace forecastd {
+
+// A unit of slow native work: Execute() runs on a run-pool thread and touches only plain C++ data (no
+// Node-API); Complete() runs afterwards on the JavaScript thread of the environment that dispatched it and
+// settles its promise. Execute() must not throw: it records failures for Complete() to report.
+class Job {
+ public:
+  virtual ~Job() = default;
+  virtual void Execute() = 0;
+  virtual void Complete(Napi::Env env) = 0;
+};
+
+}  // namespace forecastd

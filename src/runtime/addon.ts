@@ -1,0 +1,158 @@
+/**
+ * Finds and loads the native addon (forecastd.node): a prebuild for this platform first, then the local
+ * cmake-js build. The package root is found by walking up to forecastd's package.json, so this works from
+ * src/runtime/addon.ts (tests) and from dist/runtime/addon.js (installed package) alike.
+ */
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { ForecastdError } from '../errors.js';
+import type {
+  ExecutionMode,
+  GraphOptimizationLevel,
+  ModelMetadata,
+  NumericTypedArray,
+  OutputTensor,
+  TensorInfo,
+} from './types.js';
+
+/** What configure() and runtimeState() return: the process-wide ONNX Runtime library as loaded. */
+export interface NativeRuntimeState {
+  readonly libraryPath: string;
+  readonly version: string;
+  readonly apiVersion: number;
+  readonly runThreads: number;
+  /** ONNX Runtime's own names, e.g. "CPUExecutionProvider". */
+  readonly availableProviders: readonly string[];
+}
+
+/** The options object loadSession() reads; every field already validated by session.ts. */
+export interface NativeSessionOptions {
+  readonly intraOpThreads?: number;
+  readonly interOpThreads?: number;
+  readonly graphOptimizationLevel?: GraphOptimizationLevel;
+  readonly executionMode?: ExecutionMode;
+  /** ONNX Runtime's names, in priority order; "CPUExecutionProvider" needs no entry. */
+  readonly executionProviders?: readonly string[];
+}
+
+/** A native Session object. Errors it rejects with carry a `code` (see src/errors.ts). */
+export interface NativeSession {
+  readonly inputs: readonly TensorInfo[];
+  readonly outputs: readonly TensorInfo[];
+  readonly metadata: ModelMetadata;
+  run(
+    inputNames: readonly string[],
+    inputs: readonly NumericTypedArray[],
+    shapes: readonly (readonly number[])[],
+    outputNames: readonly string[],
+  ): Promise<OutputTensor[]>;
+  /** Drops this object's hold on the ORT session; runs in flight keep theirs. Safe to call twice. */
+  dispose(): void;
+}
+
+/** Exactly what forecastd.node exports (native/addon.cc). */
+export interface AddonTypes {
+  /**
+   * Loads the ONNX Runtime library (first call in the process) or checks that `libraryPath` is the loaded one.
+   * runThreads 0 = no preference; defaultRunThreads sizes the run pool on first load.
+   */
+  configure(libraryPath: string, runThreads: number, defaultRunThreads: number): NativeRuntimeState;
+  /** The loaded library, or null before configure() succeeded anywhere in the process. */
+  runtimeState(): NativeRuntimeState | null;
+  /** Creates an ORT session on the addon's run threads. */
+  loadSession(source: string | Uint8Array, options: NativeSessionOptions): Promise<NativeSession>;
+  /** The Session class; instances come only from loadSession(). */
+  readonly Session: abstract new (...args: never[]) => NativeSession;
+}
+
+const ADDON_FILE = 'forecastd.node';
+
+let cachedRoot: string | undefined;
+let cachedAddon: AddonTypes | undefined;
+
+/** The forecastd package root: the nearest ancestor folder whose package.json is named "forecastd". */
+export function packageRoot(): string {
+  if (cachedRoot !== undefined) return cachedRoot;
+  const start = path.dirname(fileURLToPath(import.meta.url));
+  for (let dir = start; ; dir = path.dirname(dir)) {
+    const manifest = path.join(dir, 'package.json');
+    if (existsSync(manifest)) {
+      try {
+        const parsed = JSON.parse(readFileSync(manifest, 'utf8')) as { name?: unknown };
+        if (parsed.name === 'forecastd') {
+          cachedRoot = dir;
+          return dir;
+        }
+      } catch {
+        // An unreadable package.json of some other package: keep walking up.
+      }
+    }
+    if (path.dirname(dir) === dir) {
+      throw new ForecastdError('ERR_RUNTIME_LOAD', `cannot find the forecastd package root above ${start}`);
+    }
+  }
+}
+
+/**
+ * The addon binaries to try, in order: prebuilds/<platform>-<arch>/ (forecastd.node first), then the cmake-js
+ * build in build/Release. A local build newer than the prebuild goes first: it is what was just compiled from
+ * these sources, and an older prebuild must not shadow it.
+ */
+export function addonCandidates(root: string = packageRoot()): string[] {
+  const prebuildDir = path.join(root, 'prebuilds', `${process.platform}-${process.arch}`);
+  const prebuilds: string[] = [];
+  if (existsSync(prebuildDir)) {
+    const files = readdirSync(prebuildDir)
+      .filter((f) => f.endsWith('.node'))
+      .sort((a, b) => (a === ADDON_FILE ? -1 : b === ADDON_FILE ? 1 : a.localeCompare(b)));
+    for (const f of files) prebuilds.push(path.join(prebuildDir, f));
+  }
+  if (prebuilds.length === 0) prebuilds.push(path.join(prebuildDir, ADDON_FILE));
+  const local = path.join(root, 'build', 'Release', ADDON_FILE);
+  const newest = prebuilds.find((p) => existsSync(p));
+  if (existsSync(local) && (newest === undefined || statSync(local).mtimeMs > statSync(newest).mtimeMs)) {
+    return [local, ...prebuilds];
+  }
+  return [...prebuilds, local];
+}
+
+function glibcVersion(): string | undefined {
+  const report = process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined;
+  return report?.header?.glibcVersionRuntime;
+}
+
+/** Loads forecastd.node once per JavaScript environment (each worker thread gets its own instance). */
+export function loadAddon(): AddonTypes {
+  if (cachedAddon !== undefined) return cachedAddon;
+  const root = packageRoot();
+  const require = createRequire(import.meta.url);
+  const failures: string[] = [];
+  for (const candidate of addonCandidates(root)) {
+    if (!existsSync(candidate)) {
+      failures.push(`  ${candidate}: not found`);
+      continue;
+    }
+    try {
+      cachedAddon = require(candidate) as AddonTypes;
+      return cachedAddon;
+    } catch (error) {
+      failures.push(`  ${candidate}: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  }
+  const glibc = glibcVersion();
+  throw new ForecastdError(
+    'ERR_RUNTIME_LOAD',
+    [
+      `cannot load the forecastd native addon for ${process.platform}-${process.arch} (Node.js ${process.version}` +
+        `${glibc !== undefined ? `, glibc ${glibc}` : ''}). Tried:`,
+      ...failures,
+      'To fix it:',
+      '  - install a C++17 compiler and CMake (Debian/Ubuntu: apt-get install g++ cmake), then run',
+      `    "npm rebuild forecastd" in your project, or "npm run build:native" in ${root}`,
+      '  - or use a platform the prebuilt binary supports (prebuilds/linux-x64: glibc 2.34+ and libstdc++ of GCC 12+)',
+    ].join('\n'),
+  );
+}

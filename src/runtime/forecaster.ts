@@ -1,0 +1,555 @@
+import os from 'node:os';
+import { performance } from 'node:perf_hooks';
+import { ForecastdError } from '../errors.js';
+import { checkForecastModel, formatShape, type ForecastModelShape } from './model-contract.js';
+import type { InferenceSession } from './session.js';
+import type { FloatArray, InputTensor, OutputTensor, RunOptions } from './types.js';
+import type { WindowInput } from './window.js';
+
+export interface ForecasterOptions {
+  /** params.lookback; required only when the model's lookback dimension is symbolic. */
+  lookback?: number | null;
+  /** Value columns per row (V). Default 1. */
+  variables?: number;
+  /** Most windows in one run. Default 64; always 1 for fixed-batch models. */
+  maxBatchSize?: number;
+  /** Runs of this model in flight at once. 0 or undefined: os.availableParallelism(). */
+  maxConcurrentRuns?: number;
+  /** How long the oldest queued window may wait for a fuller batch. Default 0: never wait. */
+  maxQueueDelayMs?: number;
+  /** Windows waiting for a run slot beyond which predict() rejects with ERR_QUEUE_FULL. Default 1024. */
+  maxQueueSize?: number;
+  /** From predict() to its result; past it the call rejects with ERR_TIMEOUT. Default 30000; 0 or Infinity: none. */
+  timeoutMs?: number;
+  /** Called after every run, successful or not (for metrics). An exception it throws becomes a process warning. */
+  onBatch?: (batch: BatchInfo) => void;
+}
+
+/** One finished run. */
+export interface BatchInfo {
+  /** Windows in the run. */
+  readonly size: number;
+  /** Per window, in batch order: milliseconds from predict() to the run's start. */
+  readonly queueMs: readonly number[];
+  /** Milliseconds the run took, from handing the batch to the runtime to its result. */
+  readonly inferenceMs: number;
+  /** false when the run itself failed (every window in it rejected with ERR_INFERENCE). */
+  readonly ok: boolean;
+}
+
+export interface Prediction {
+  /**
+   * This window's slice of output 0, flattened row-major. A view (subarray) of the batch's output buffer,
+   * shared with the other windows of the same run: copy it before modifying it.
+   */
+  readonly values: FloatArray;
+  /** Windows in the run that produced it. */
+  readonly batchSize: number;
+  /** Milliseconds from predict() to the run's start. */
+  readonly queueMs: number;
+  /** Milliseconds the run took. */
+  readonly inferenceMs: number;
+}
+
+export interface PredictOptions {
+  /** Aborting removes a queued window, or drops the result of one in flight; the call rejects with the reason. */
+  readonly signal?: AbortSignal;
+  /** Overrides the forecaster's timeoutMs for this call. */
+  readonly timeoutMs?: number;
+}
+
+/** The options in force after defaults and the model's own limits were applied. */
+export interface ForecasterSettings {
+  readonly maxBatchSize: number;
+  readonly maxConcurrentRuns: number;
+  readonly maxQueueDelayMs: number;
+  readonly maxQueueSize: number;
+  /** Infinity when there is no timeout. */
+  readonly timeoutMs: number;
+}
+
+const QUEUED = 0;
+const RUNNING = 1;
+const DONE = 2;
+
+/** One predict() call from acceptance to settlement. */
+class PendingPrediction {
+  state: typeof QUEUED | typeof RUNNING | typeof DONE = QUEUED;
+  queueMs = 0;
+  onAbort: (() => void) | undefined = undefined;
+  constructor(
+    readonly window: WindowInput,
+    readonly resolve: (p: Prediction) => void,
+    readonly reject: (e: unknown) => void,
+    readonly enqueuedAt: number,
+    readonly deadline: number,
+    readonly timeoutMs: number,
+    readonly signal: AbortSignal | undefined,
+    readonly checkFinite: boolean,
+  ) {}
+}
+
+// Compacting the FIFO costs O(remaining); doing it only past this many consumed slots keeps it amortized O(1).
+const COMPACT_AFTER = 1024;
+
+function positiveInt(name: string, value: number): number {
+  if (!Number.isInteger(value) || value < 1) {
+    throw new ForecastdError('ERR_INVALID_ARGUMENT', `${name} must be a positive integer, got ${value}`);
+  }
+  return value;
+}
+
+function nonNegative(name: string, value: number, integer: boolean): number {
+  if (Number.isNaN(value) || value < 0 || (integer && !Number.isInteger(value))) {
+    throw new ForecastdError(
+      'ERR_INVALID_ARGUMENT',
+      `${name} must be ${integer ? 'an integer' : 'a number'} >= 0, got ${value}`,
+    );
+  }
+  return value;
+}
+
+function timeoutOf(value: number, name: string): number {
+  nonNegative(name, value, false);
+  return value === 0 ? Infinity : value;
+}
+
+function toInferenceError(err: unknown): ForecastdError {
+  if (err instanceof ForecastdError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new ForecastdError('ERR_INFERENCE', message, { cause: err });
+}
+
+/**
+ * Batches concurrent predictions for one model into single runs (a dynamic batcher in the manner of
+ * Triton's). When a run slot is free, a window runs at once: no timer, only the end of the current microtask
+ * checkpoint, so that callers resumed together (by one finished run, or one Promise.all) share a batch, and
+ * free slots split what arrived between them. While every slot is busy, windows queue, and each finished run
+ * starts the next with everything queued (up to maxBatchSize). With maxQueueDelayMs > 0 a batch waits until
+ * it is full or its oldest window has waited that long.
+ *
+ * The forecaster does not own the session: close() drains it, disposing the session is the caller's job.
+ * It holds no timer while idle, so it never keeps the process alive.
+ */
+export class BatchingForecaster {
+  readonly session: InferenceSession;
+  readonly shape: ForecastModelShape;
+  readonly settings: ForecasterSettings;
+
+  readonly #onBatch: ((batch: BatchInfo) => void) | undefined;
+  readonly #windowLength: number;
+  readonly #runOptions: RunOptions;
+  readonly #ArrayType: Float32ArrayConstructor | Float64ArrayConstructor;
+
+  // FIFO: an array consumed from #head. Aborted or timed-out windows stay as DONE tombstones until passed.
+  #queue: PendingPrediction[] = [];
+  #head = 0;
+  #queued = 0;
+  #inFlight = 0;
+  readonly #running = new Set<PendingPrediction[]>();
+
+  // One timer for every deadline: armed for the earliest one, it rescans when it fires.
+  #sweepTimer: NodeJS.Timeout | undefined = undefined;
+  #sweepAt = Infinity;
+  #delayTimer: NodeJS.Timeout | undefined = undefined;
+  #delayAt = Infinity;
+
+  #flushScheduled = false;
+  #closing = false;
+  #closed: Promise<void> | undefined = undefined;
+  #drained: (() => void) | undefined = undefined;
+
+  constructor(session: InferenceSession, options: ForecasterOptions = {}) {
+    this.session = session;
+    this.shape = checkForecastModel(session, {
+      lookback: options.lookback ?? null,
+      variables: options.variables ?? 1,
+    });
+    const maxBatchSize = positiveInt('maxBatchSize', options.maxBatchSize ?? 64);
+    const runs = nonNegative('maxConcurrentRuns', options.maxConcurrentRuns ?? 0, true);
+    this.settings = Object.freeze({
+      maxBatchSize: this.shape.batch === 1 ? 1 : maxBatchSize,
+      maxConcurrentRuns: runs === 0 ? os.availableParallelism() : runs,
+      maxQueueDelayMs: nonNegative('maxQueueDelayMs', options.maxQueueDelayMs ?? 0, false),
+      maxQueueSize: nonNegative('maxQueueSize', options.maxQueueSize ?? 1024, true),
+      timeoutMs: timeoutOf(options.timeoutMs ?? 30000, 'timeoutMs'),
+    });
+    this.#onBatch = options.onBatch;
+    this.#windowLength = this.shape.lookback * this.shape.variables;
+    this.#runOptions = { outputs: [this.shape.outputName] };
+    this.#ArrayType = this.shape.inputType === 'float32' ? Float32Array : Float64Array;
+  }
+
+  /** Windows waiting for a run slot. */
+  get queueDepth(): number {
+    return this.#queued;
+  }
+
+  /** Runs handed to the runtime and not yet finished. */
+  get inFlightRuns(): number {
+    return this.#inFlight;
+  }
+
+  /**
+   * Forecast from one window of lookback * variables values, row-major [L, V], oldest row first. A typed
+   * array window is read when its batch starts: leave it unmodified until the promise settles.
+   */
+  predict(window: WindowInput, options?: PredictOptions): Promise<Prediction> {
+    return this.#enqueue(window, options, true);
+  }
+
+  /** One inference on a zero window, so the first real request does not pay for the runtime's setup. */
+  async warmUp(): Promise<void> {
+    // The model's answer to zeros may legitimately be non-finite (e.g. a window normalized by its spread).
+    // A warm-up is not a request: timeout_ms bounds callers' waits, not the first (slowest) run.
+    await this.#enqueue(new this.#ArrayType(this.#windowLength), { timeoutMs: 0 }, false);
+  }
+
+  /** Stops accepting (ERR_DISPOSED); resolves once every queued and in-flight window has settled. */
+  close(): Promise<void> {
+    if (this.#closed === undefined) {
+      this.#closing = true;
+      this.#closed = new Promise((resolve) => {
+        this.#drained = resolve;
+      });
+      // Nothing new will arrive to fill a batch, so waiting for one would only delay the drain.
+      this.#clearDelay();
+      this.#pump();
+      this.#checkIdle();
+    }
+    return this.#closed;
+  }
+
+  #enqueue(window: WindowInput, options: PredictOptions | undefined, checkFinite: boolean): Promise<Prediction> {
+    if (this.#closing) {
+      return Promise.reject(new ForecastdError('ERR_DISPOSED', 'the forecaster is closed; it accepts no new predictions'));
+    }
+    if (window === null || typeof window !== 'object' || window.length !== this.#windowLength) {
+      const got = window !== null && typeof window === 'object' ? `${window.length} values` : String(window);
+      const { lookback, variables } = this.shape;
+      return Promise.reject(
+        new ForecastdError(
+          'ERR_INVALID_ARGUMENT',
+          `the window has ${got} but the model takes ${this.#windowLength} (lookback ${lookback} x ${variables} variable${variables === 1 ? '' : 's'})`,
+        ),
+      );
+    }
+    const signal = options?.signal;
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    let timeoutMs = this.settings.timeoutMs;
+    if (options?.timeoutMs !== undefined) {
+      try {
+        timeoutMs = timeoutOf(options.timeoutMs, 'timeoutMs');
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    }
+    const { maxBatchSize, maxConcurrentRuns, maxQueueDelayMs, maxQueueSize } = this.settings;
+    // Windows that free slots are about to take are not waiting for a slot: they do not count as queued.
+    const slotsFree = maxConcurrentRuns - this.#inFlight;
+    const waiting = this.#queued - slotsFree * maxBatchSize;
+    if (waiting >= maxQueueSize) {
+      return Promise.reject(
+        new ForecastdError('ERR_QUEUE_FULL', `model queue is full (${waiting} waiting); retry later`),
+      );
+    }
+
+    return new Promise<Prediction>((resolve, reject) => {
+      const now = performance.now();
+      const deadline = now + timeoutMs;
+      const item = new PendingPrediction(window, resolve, reject, now, deadline, timeoutMs, signal, checkFinite);
+      if (signal !== undefined) {
+        item.onAbort = () => this.#abort(item);
+        signal.addEventListener('abort', item.onAbort, { once: true });
+      }
+      if (deadline < this.#sweepAt) this.#armSweep(deadline);
+      this.#queue.push(item);
+      this.#queued++;
+      if (maxQueueDelayMs > 0) {
+        this.#pump();
+        this.#checkIdle();
+      } else if (slotsFree > 0 && !this.#flushScheduled) {
+        this.#flushScheduled = true;
+        queueMicrotask(this.#flush);
+      }
+    });
+  }
+
+  readonly #flush = (): void => {
+    this.#flushScheduled = false;
+    this.#pump();
+    this.#checkIdle();
+  };
+
+  /** Starts batches while slots are free and queued windows are due. */
+  #pump(): void {
+    const { maxBatchSize, maxConcurrentRuns, maxQueueDelayMs } = this.settings;
+    while (this.#queued > 0 && this.#inFlight < maxConcurrentRuns) {
+      const now = performance.now();
+      let size = maxBatchSize;
+      if (maxQueueDelayMs > 0) {
+        if (!this.#closing && this.#queued < maxBatchSize) {
+          const oldest = this.#peek();
+          if (oldest === undefined) break;
+          const due = oldest.enqueuedAt + maxQueueDelayMs;
+          if (now < due) {
+            this.#armDelay(due);
+            return;
+          }
+        }
+      } else {
+        // Free slots share what waits, so the runs go in parallel rather than one full and one idle.
+        size = Math.min(maxBatchSize, Math.ceil(this.#queued / (maxConcurrentRuns - this.#inFlight)));
+      }
+      const batch = this.#take(size, now);
+      if (batch.length > 0) this.#dispatch(batch, now);
+    }
+  }
+
+  /** The oldest queued window, skipping tombstones. */
+  #peek(): PendingPrediction | undefined {
+    const queue = this.#queue;
+    while (this.#head < queue.length) {
+      const item = queue[this.#head];
+      if (item !== undefined && item.state === QUEUED) return item;
+      this.#head++;
+    }
+    return undefined;
+  }
+
+  /** Dequeues up to `count` live windows; ones already past their deadline time out instead. */
+  #take(count: number, now: number): PendingPrediction[] {
+    const queue = this.#queue;
+    const batch: PendingPrediction[] = [];
+    let head = this.#head;
+    while (batch.length < count && head < queue.length) {
+      const item = queue[head++];
+      if (item === undefined || item.state !== QUEUED) continue;
+      this.#queued--;
+      if (item.deadline <= now) {
+        this.#settleError(item, this.#timeoutError(item));
+        continue;
+      }
+      item.state = RUNNING;
+      batch.push(item);
+    }
+    this.#head = head;
+    if (head === queue.length) {
+      queue.length = 0;
+      this.#head = 0;
+    } else if (head > COMPACT_AFTER && head * 2 > queue.length) {
+      this.#queue = queue.slice(head);
+      this.#head = 0;
+    }
+    return batch;
+  }
+
+  #dispatch(items: PendingPrediction[], now: number): void {
+    const per = this.#windowLength;
+    let data = new this.#ArrayType(items.length * per);
+    let n = 0;
+    for (const item of items) {
+      try {
+        const w = item.window;
+        if (w instanceof Float32Array || w instanceof Float64Array) data.set(w, n * per);
+        else w.copyInto(data, n * per);
+      } catch (err) {
+        this.#settleError(item, err);
+        continue;
+      }
+      item.queueMs = now - item.enqueuedAt;
+      items[n++] = item;
+    }
+    if (n === 0) return;
+    if (n < items.length) {
+      items.length = n;
+      data = data.slice(0, n * per);
+    }
+    const { rank, lookback, variables, inputName } = this.shape;
+    const tensor: InputTensor = { data, shape: rank === 3 ? [n, lookback, variables] : [n, lookback] };
+    this.#inFlight++;
+    this.#running.add(items);
+    const start = performance.now();
+    let run: Promise<OutputTensor[]>;
+    try {
+      run = this.session.run({ [inputName]: tensor }, this.#runOptions);
+    } catch (err) {
+      run = Promise.reject(err);
+    }
+    run.then(
+      (outputs) => this.#complete(items, start, outputs, undefined),
+      (err: unknown) => this.#complete(items, start, undefined, err),
+    );
+  }
+
+  #complete(items: PendingPrediction[], start: number, outputs: OutputTensor[] | undefined, err: unknown): void {
+    const inferenceMs = performance.now() - start;
+    this.#inFlight--;
+    this.#running.delete(items);
+    // Start the next batch before settling this one: the runtime gets work while callers are resumed.
+    this.#pump();
+
+    const n = items.length;
+    let failure: ForecastdError | undefined;
+    const output = outputs?.[0];
+    if (outputs === undefined) failure = toInferenceError(err);
+    else failure = this.#checkOutput(output, n);
+
+    if (failure !== undefined || output === undefined) {
+      const error = failure ?? new ForecastdError('ERR_INFERENCE', 'the run returned no output');
+      for (const item of items) if (item.state === RUNNING) this.#settleError(item, error);
+    } else {
+      const data = output.data as FloatArray;
+      const itemSize = data.length / n;
+      const now = performance.now();
+      for (let i = 0; i < n; i++) {
+        const item = items[i] as PendingPrediction;
+        if (item.state !== RUNNING) continue; // timed out or aborted while running
+        // The deadline may have passed while the event loop was busy, before the sweep could run.
+        if (item.deadline <= now) {
+          this.#settleError(item, this.#timeoutError(item));
+          continue;
+        }
+        const values = data.subarray(i * itemSize, (i + 1) * itemSize);
+        if (item.checkFinite) {
+          const bad = firstNonFinite(values);
+          if (bad >= 0) {
+            this.#settleError(
+              item,
+              new ForecastdError('ERR_NON_FINITE', `prediction contains ${String(values[bad])} at index ${bad}`),
+            );
+            continue;
+          }
+        }
+        this.#settle(item);
+        item.resolve({ values, batchSize: n, queueMs: item.queueMs, inferenceMs });
+      }
+    }
+
+    if (this.#onBatch !== undefined) {
+      const queueMs = items.map((item) => item.queueMs);
+      try {
+        this.#onBatch({ size: n, queueMs, inferenceMs, ok: failure === undefined });
+      } catch (hookError) {
+        process.emitWarning(`forecaster onBatch hook threw: ${String(hookError)}`);
+      }
+    }
+    this.#checkIdle();
+  }
+
+  #checkOutput(output: OutputTensor | undefined, n: number): ForecastdError | undefined {
+    const name = this.shape.outputName;
+    if (output === undefined) return new ForecastdError('ERR_INFERENCE', `the run did not return output '${name}'`);
+    if (!(output.data instanceof Float32Array || output.data instanceof Float64Array)) {
+      return new ForecastdError('ERR_INFERENCE', `output '${name}' came back as ${output.type}, not float32 or float64`);
+    }
+    if (output.shape[0] !== n || output.data.length % n !== 0) {
+      return new ForecastdError(
+        'ERR_INFERENCE',
+        `output '${name}' came back with shape ${formatShape(output.shape)} for a batch of ${n}; its first dimension must be the batch`,
+      );
+    }
+    return undefined;
+  }
+
+  #settle(item: PendingPrediction): void {
+    item.state = DONE;
+    if (item.onAbort !== undefined) item.signal?.removeEventListener('abort', item.onAbort);
+  }
+
+  #settleError(item: PendingPrediction, error: unknown): void {
+    this.#settle(item);
+    item.reject(error);
+  }
+
+  #abort(item: PendingPrediction): void {
+    if (item.state === DONE) return;
+    if (item.state === QUEUED) this.#queued--;
+    this.#settleError(item, item.signal?.reason);
+    this.#checkIdle();
+  }
+
+  #timeoutError(item: PendingPrediction): ForecastdError {
+    return new ForecastdError(
+      'ERR_TIMEOUT',
+      `the prediction waited longer than its timeout (${item.timeoutMs} ms); the model is overloaded or too slow`,
+    );
+  }
+
+  #armSweep(at: number): void {
+    if (this.#sweepTimer !== undefined) clearTimeout(this.#sweepTimer);
+    this.#sweepAt = at;
+    this.#sweepTimer = setTimeout(this.#sweep, Math.max(1, Math.ceil(at - performance.now())));
+    // Pending work is kept alive by its run or by the delay timer; deadlines alone must not hold the process.
+    this.#sweepTimer.unref();
+  }
+
+  readonly #sweep = (): void => {
+    this.#sweepTimer = undefined;
+    this.#sweepAt = Infinity;
+    const now = performance.now();
+    let next = Infinity;
+    const queue = this.#queue;
+    for (let i = this.#head; i < queue.length; i++) {
+      const item = queue[i] as PendingPrediction;
+      if (item.state !== QUEUED) continue;
+      if (item.deadline <= now) {
+        this.#queued--;
+        this.#settleError(item, this.#timeoutError(item));
+      } else if (item.deadline < next) next = item.deadline;
+    }
+    for (const items of this.#running) {
+      for (const item of items) {
+        if (item.state !== RUNNING) continue;
+        if (item.deadline <= now) this.#settleError(item, this.#timeoutError(item));
+        else if (item.deadline < next) next = item.deadline;
+      }
+    }
+    if (next < Infinity) this.#armSweep(next);
+    this.#checkIdle();
+  };
+
+  #armDelay(at: number): void {
+    if (this.#delayTimer !== undefined && this.#delayAt <= at) return;
+    this.#clearDelay();
+    this.#delayAt = at;
+    // Referenced on purpose: queued windows wait on it, and it lives at most maxQueueDelayMs.
+    this.#delayTimer = setTimeout(this.#onDelay, Math.max(1, Math.ceil(at - performance.now())));
+  }
+
+  readonly #onDelay = (): void => {
+    this.#delayTimer = undefined;
+    this.#delayAt = Infinity;
+    this.#pump();
+  };
+
+  #clearDelay(): void {
+    if (this.#delayTimer !== undefined) clearTimeout(this.#delayTimer);
+    this.#delayTimer = undefined;
+    this.#delayAt = Infinity;
+  }
+
+  #checkIdle(): void {
+    if (this.#queued !== 0 || this.#inFlight !== 0) return;
+    this.#queue.length = 0;
+    this.#head = 0;
+    if (this.#sweepTimer !== undefined) clearTimeout(this.#sweepTimer);
+    this.#sweepTimer = undefined;
+    this.#sweepAt = Infinity;
+    this.#clearDelay();
+    if (this.#closing && this.#drained !== undefined) {
+      this.#drained();
+      this.#drained = undefined;
+    }
+  }
+}
+
+/** Index of the first NaN or ±Infinity, or -1. */
+function firstNonFinite(values: FloatArray): number {
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i] as number;
+    // v - v is 0 for every finite v and NaN for NaN and ±Infinity.
+    if (v - v !== 0) return i;
+  }
+  return -1;
+}

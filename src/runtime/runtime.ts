@@ -1,0 +1,141 @@
+/**
+ * The process-wide ONNX Runtime library: chosen once (an option, $FORECASTD_ORT_LIBRARY, or the library
+ * bundled in onnxruntime-node), loaded by the addon with dlopen, shared by every session and worker thread.
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import path from 'node:path';
+
+import { ForecastdError } from '../errors.js';
+import { loadAddon, type NativeRuntimeState } from './addon.js';
+import type { RuntimeInfo, RuntimeOptions } from './types.js';
+
+/** The library file onnxruntime-node ships for each platform, under bin/napi-v6/<platform>/<arch>/. */
+const BUNDLED_LIBRARY_FILE: Readonly<Partial<Record<NodeJS.Platform, string>>> = {
+  linux: 'libonnxruntime.so.1',
+  darwin: 'libonnxruntime.1.dylib',
+};
+
+/** ONNX Runtime's provider names whose short form is not simply the lower-cased prefix. */
+const PROVIDER_ALIASES: Readonly<Record<string, string>> = {
+  TensorrtExecutionProvider: 'tensorrt',
+  NvTensorRTRTXExecutionProvider: 'nvtensorrtrtx',
+};
+
+/** "CPUExecutionProvider" -> "cpu", "CUDAExecutionProvider" -> "cuda", "DmlExecutionProvider" -> "dml". */
+export function normalizeProviderName(ortName: string): string {
+  const alias = PROVIDER_ALIASES[ortName];
+  if (alias !== undefined) return alias;
+  return ortName.replace(/ExecutionProvider$/, '').toLowerCase();
+}
+
+/**
+ * ONNX Runtime's name for `name` among `available` (ORT names): accepts the short form ("cuda") or the full
+ * name ("CUDAExecutionProvider"), any case. undefined when the library lacks it.
+ */
+export function ortProviderName(name: string, available: readonly string[]): string | undefined {
+  const wanted = name.toLowerCase();
+  return available.find((p) => p.toLowerCase() === wanted || normalizeProviderName(p) === wanted);
+}
+
+/** Where the default library is looked for, in order. */
+export function defaultLibraryCandidates(): string[] {
+  const fromEnv = process.env['FORECASTD_ORT_LIBRARY'];
+  if (fromEnv !== undefined && fromEnv !== '') return [path.resolve(fromEnv)];
+  const file = BUNDLED_LIBRARY_FILE[process.platform];
+  let packageDir: string;
+  try {
+    packageDir = path.dirname(createRequire(import.meta.url).resolve('onnxruntime-node/package.json'));
+  } catch {
+    return [`onnxruntime-node/bin/napi-v6/${process.platform}/${process.arch}/${file ?? '<no library for this platform>'}`];
+  }
+  return [path.join(packageDir, 'bin', 'napi-v6', process.platform, process.arch, file ?? '<no library for this platform>')];
+}
+
+let info: RuntimeInfo | undefined;
+let ortProviders: readonly string[] = [];
+
+function toRuntimeInfo(state: NativeRuntimeState): RuntimeInfo {
+  ortProviders = state.availableProviders;
+  return Object.freeze({
+    libraryPath: state.libraryPath,
+    version: state.version,
+    apiVersion: state.apiVersion,
+    runThreads: state.runThreads,
+    availableProviders: Object.freeze(state.availableProviders.map(normalizeProviderName)),
+  });
+}
+
+/** Turns an error thrown by the addon (it carries `code`) into a ForecastdError. */
+function runtimeError(error: unknown): Error {
+  if (error instanceof ForecastdError) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  return new ForecastdError('ERR_RUNTIME_LOAD', message, { cause: error });
+}
+
+function checkRunThreads(value: unknown): number {
+  if (value === undefined) return 0;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 1024) {
+    throw new ForecastdError('ERR_INVALID_ARGUMENT', `runThreads must be an integer from 1 to 1024, got ${String(value)}`);
+  }
+  return value;
+}
+
+/**
+ * Chooses the ONNX Runtime library and the size of the addon's run thread pool, once per process. Calling it
+ * again (or from a worker thread) with the same library, or with no library, returns the current state; asking
+ * for a different library or pool size is an ERR_RUNTIME_LOAD error naming both.
+ */
+export function configureRuntime(options: RuntimeOptions = {}): RuntimeInfo {
+  if (options.libraryPath !== undefined && (typeof options.libraryPath !== 'string' || options.libraryPath === '')) {
+    throw new ForecastdError('ERR_INVALID_ARGUMENT', 'libraryPath must be a non-empty string');
+  }
+  const runThreads = checkRunThreads(options.runThreads);
+  const addon = loadAddon();
+  const current = addon.runtimeState();
+  let libraryPath: string;
+  if (options.libraryPath !== undefined) {
+    libraryPath = path.resolve(options.libraryPath);
+    if (current === null && !existsSync(libraryPath)) {
+      throw new ForecastdError('ERR_RUNTIME_LOAD', `the ONNX Runtime library ${libraryPath} does not exist`);
+    }
+  } else if (current !== null) {
+    libraryPath = current.libraryPath;
+  } else {
+    const candidates = defaultLibraryCandidates();
+    const found = candidates.find((c) => existsSync(c));
+    if (found === undefined) {
+      throw new ForecastdError(
+        'ERR_RUNTIME_LOAD',
+        [
+          'cannot find the ONNX Runtime library. Looked for:',
+          ...candidates.map((c) => `  ${c}`),
+          'Install onnxruntime-node (npm install onnxruntime-node), or set FORECASTD_ORT_LIBRARY or',
+          'configureRuntime({ libraryPath }) to a libonnxruntime of version 1.29 or newer.',
+        ].join('\n'),
+      );
+    }
+    libraryPath = found;
+  }
+  try {
+    info = toRuntimeInfo(addon.configure(libraryPath, runThreads, os.availableParallelism()));
+  } catch (error) {
+    throw runtimeError(error);
+  }
+  return info;
+}
+
+/**
+ * ONNX Runtime's name for the execution provider `name` ("cuda" or "CUDAExecutionProvider") in the loaded
+ * library, or undefined when the library lacks it. Configures the defaults first if needed.
+ */
+export function availableProvider(name: string): string | undefined {
+  runtimeInfo();
+  return ortProviderName(name, ortProviders);
+}
+
+/** The loaded runtime; configures the defaults first if nothing chose a library yet. */
+export function runtimeInfo(): RuntimeInfo {
+  return info ?? configureRuntime();
+}
