@@ -1,6 +1,6 @@
 import { ForecastdError } from '../errors.js';
 import type { AccelerationConfig } from '../spicepod/types.js';
-import { appendNewer, dropBefore, makeSnapshot, orderRows, sameContent } from './snapshot.js';
+import { appendNewer, dropBefore, keepNewest, makeSnapshot, orderRows, sameContent } from './snapshot.js';
 import type { DatasetSnapshot, DatasetSource, DatasetStatus, LoadedRows } from './types.js';
 
 export interface DatasetOptions {
@@ -12,7 +12,31 @@ export interface DatasetOptions {
   readonly acceleration?: AccelerationConfig;
   /** Clock for retention and timestamps (epoch ms); default Date.now. */
   readonly now?: () => number;
+  /**
+   * Keep only the newest this many rows after every load and append (append mode otherwise grows without
+   * bound when there is no retention_period). null or absent: keep every row.
+   */
+  readonly maxRows?: number | null;
+  /**
+   * Backoff for retrying while the dataset has no data yet (a database down at start, a file not there yet).
+   * Default: 1 s doubling up to 60 s, each delay ±20% at random. null: no such retries (only
+   * refresh_check_interval, if set, tries again).
+   */
+  readonly retry?: RetryOptions | null;
 }
+
+export interface RetryOptions {
+  /** Delay before the first retry, ms. Default 1000. */
+  readonly initialMs?: number;
+  /** Longest delay between retries, ms. Default 60000. */
+  readonly maxMs?: number;
+}
+
+const DEFAULT_RETRY = { initialMs: 1_000, maxMs: 60_000 } as const;
+/** Each retry delay is spread by up to this fraction either way, so datasets that failed together do not retry in step. */
+const RETRY_JITTER = 0.2;
+// Largest delay Node's timers accept; longer ones fire at once.
+const MAX_TIMER_MS = 2_147_483_647;
 
 /** What one load or refresh did, for logs and metrics. */
 export interface RefreshOutcome {
@@ -35,6 +59,10 @@ export type RefreshListener = (outcome: RefreshOutcome) => void;
  * immutable snapshot and swaps it in with one assignment. A failed refresh is contained: the last good
  * snapshot keeps serving, the status returns to Ready and `error` says what went wrong.
  *
+ * While the dataset has no data at all (the first load failed), it retries by itself with exponential backoff
+ * (never waiting longer than refresh_check_interval), staying Error with the reason meanwhile; once a load
+ * succeeds the backoff resets and the refresh_check_interval schedule takes over.
+ *
  * retention_period counts back from now (as in Spice), not from the newest row: historic data older than the
  * period is dropped entirely.
  */
@@ -43,7 +71,13 @@ export class Dataset {
   readonly from: string;
   readonly source: DatasetSource;
   readonly acceleration: AccelerationConfig;
+  /** Row cap applied after every load and append; null = none. */
+  readonly maxRows: number | null;
   private readonly now: () => number;
+  private readonly retry: { readonly initialMs: number; readonly maxMs: number } | null;
+  /** The delay the next retry waits (before jitter); doubles after each retry, resets after a success. */
+  private retryDelayMs = 0;
+  private nextRetryAtMs: number | null = null;
 
   private currentStatus: DatasetStatus = 'Initializing';
   private currentSnapshot: DatasetSnapshot | undefined;
@@ -54,6 +88,8 @@ export class Dataset {
   private lastToken: string | null = null;
   private running: Promise<RefreshOutcome> | null = null;
   private timer: NodeJS.Timeout | null = null;
+  /** What the pending timer is for: a backoff retry (no data yet) or the regular refresh check. */
+  private timerKind: 'retry' | 'interval' | null = null;
   private started = false;
   private stopped = false;
   private readonly abort = new AbortController();
@@ -66,6 +102,13 @@ export class Dataset {
     this.source = options.source;
     this.acceleration = options.acceleration ?? { refreshCheckIntervalMs: null, refreshMode: 'full', retentionPeriodMs: null };
     this.now = options.now ?? Date.now;
+    const maxRows = options.maxRows ?? null;
+    if (maxRows !== null && (!Number.isSafeInteger(maxRows) || maxRows < 1)) {
+      throw new ForecastdError('ERR_INVALID_ARGUMENT', `dataset ${this.name}: maxRows must be a positive integer or null, got ${maxRows}`);
+    }
+    this.maxRows = maxRows;
+    this.retry = options.retry === null ? null : resolveRetry(this.name, options.retry ?? {});
+    this.retryDelayMs = this.retry?.initialMs ?? 0;
   }
 
   get status(): DatasetStatus {
@@ -82,9 +125,17 @@ export class Dataset {
     return this.lastErrorAtMs;
   }
 
-  /** Epoch ms of the last successful load or refresh check, or null. */
+  /**
+   * Epoch ms of the last successful load or refresh check, or null. A check that found the source unchanged
+   * counts: this is how fresh the data is known to be, not when it last changed (see snapshot.loadedAt).
+   */
   get lastRefreshAt(): number | null {
     return this.lastRefreshAtMs;
+  }
+
+  /** Epoch ms when the next backoff retry is due, while the dataset has no data and one is scheduled; else null. */
+  get nextRetryAt(): number | null {
+    return this.timerKind === 'retry' ? this.nextRetryAtMs : null;
   }
 
   /** The data requests read; undefined until the first successful load. */
@@ -105,15 +156,15 @@ export class Dataset {
   }
 
   /**
-   * Loads the dataset, then starts the refresh timer when refresh_check_interval is set. Resolves once the
-   * first load has finished, successfully or not (then status is Error); a failed load does not reject.
+   * Loads the dataset, then starts the refresh timer when refresh_check_interval is set, or the backoff
+   * retries when the load failed. Resolves once the first load has finished, successfully or not (then
+   * status is Error); a failed load does not reject.
    */
   async start(): Promise<RefreshOutcome> {
     if (this.started) throw new ForecastdError('ERR_INVALID_ARGUMENT', `dataset ${this.name} was already started`);
     this.started = true;
-    const outcome = await this.refresh();
-    this.schedule();
-    return outcome;
+    // The refresh schedules what comes next (retry or regular check) as it finishes.
+    return this.refresh();
   }
 
   /**
@@ -129,26 +180,55 @@ export class Dataset {
     return run;
   }
 
-  /** Stops the refresh timer, cancels a load in progress and closes the source. Safe to call twice. */
+  /** Stops the refresh timer and pending retries, cancels a load in progress and closes the source. Safe to call twice. */
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    if (this.timer !== null) clearTimeout(this.timer);
-    this.timer = null;
+    this.clearTimer();
     this.abort.abort();
     await this.running?.catch(() => undefined);
     await this.source.close?.();
   }
 
-  private schedule(): void {
+  /**
+   * Decides the next timed attempt once a refresh has finished: a backoff retry while there is no data, else
+   * the regular check (kept as it is when one is already pending, so manual refreshes do not postpone it).
+   */
+  private scheduleNext(): void {
+    if (!this.started || this.stopped) return;
     const interval = this.acceleration.refreshCheckIntervalMs;
-    if (interval === null || this.stopped) return;
+    if (this.currentSnapshot === undefined && this.retry !== null) {
+      const base = this.retryDelayMs;
+      this.retryDelayMs = Math.min(base * 2, this.retry.maxMs);
+      const jittered = base * (1 + RETRY_JITTER * (2 * Math.random() - 1));
+      const delay = Math.max(1, Math.round(Math.min(jittered, interval ?? MAX_TIMER_MS)));
+      this.setTimer('retry', delay);
+      return;
+    }
+    if (this.currentSnapshot !== undefined && this.retry !== null) this.retryDelayMs = this.retry.initialMs;
+    if (this.timerKind === 'interval') return;
+    if (interval === null) this.clearTimer();
+    else this.setTimer('interval', interval);
+  }
+
+  private setTimer(kind: 'retry' | 'interval', delayMs: number): void {
+    this.clearTimer();
+    this.timerKind = kind;
+    this.nextRetryAtMs = kind === 'retry' ? this.now() + delayMs : null;
     this.timer = setTimeout(() => {
       this.timer = null;
-      void this.refresh().then(() => this.schedule());
-    }, interval);
-    // A refresh timer alone must not keep the process alive.
+      this.timerKind = null;
+      void this.refresh();
+    }, delayMs);
+    // A refresh or retry timer alone must not keep the process alive.
     this.timer.unref();
+  }
+
+  private clearTimer(): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    this.timerKind = null;
+    this.nextRetryAtMs = null;
   }
 
   private async runRefresh(): Promise<RefreshOutcome> {
@@ -180,6 +260,7 @@ export class Dataset {
       let next: LoadedRows = loaded;
       const retention = this.acceleration.retentionPeriodMs;
       if (retention !== null) next = dropBefore(next, this.now() - retention);
+      next = keepNewest(next, this.maxRows);
       const changed = previous === undefined || !sameContent(next, previous);
       if (changed) this.swap(makeSnapshot(next, this.now()));
       this.lastRefreshAtMs = this.now();
@@ -191,6 +272,8 @@ export class Dataset {
       this.lastError = err instanceof Error ? err.message : String(err);
       this.lastErrorAtMs = this.now();
       this.currentStatus = this.currentSnapshot === undefined ? 'Error' : 'Ready';
+      // Before the listeners run, so they can read nextRetryAt.
+      this.scheduleNext();
       return this.report(this.outcome(false, false, this.lastError, startedAt));
     }
   }
@@ -208,7 +291,7 @@ export class Dataset {
           `${this.source.from}: columns changed from [${previous.columns.join(', ')}] to [${loaded.columns.join(', ')}]; refresh_mode append needs the same columns`,
         );
       }
-      return appendNewer(previous, loaded);
+      return appendNewer(previous, loaded, this.maxRows);
     }
     return orderRows(await this.source.loadAll(signal));
   }
@@ -234,6 +317,7 @@ export class Dataset {
 
   private finish(changed: boolean, skipped: boolean, startedAt: number): RefreshOutcome {
     this.currentStatus = 'Ready';
+    this.scheduleNext();
     return this.report(this.outcome(changed, skipped, null, startedAt));
   }
 
@@ -262,6 +346,8 @@ export interface DatasetDescription {
   readonly last_ts: string | null;
   readonly status: DatasetStatus;
   readonly error: string | null;
+  /** ISO 8601 time of the last successful refresh check (even one that found nothing new), or null. */
+  readonly refreshed_at: string | null;
 }
 
 export function describeDataset(dataset: Dataset): DatasetDescription {
@@ -276,5 +362,18 @@ export function describeDataset(dataset: Dataset): DatasetDescription {
     last_ts: last === null ? null : new Date(last).toISOString(),
     status: dataset.status,
     error: dataset.error,
+    refreshed_at: dataset.lastRefreshAt === null ? null : new Date(dataset.lastRefreshAt).toISOString(),
   };
+}
+
+function resolveRetry(name: string, options: RetryOptions): { initialMs: number; maxMs: number } {
+  const initialMs = options.initialMs ?? DEFAULT_RETRY.initialMs;
+  const maxMs = options.maxMs ?? Math.max(DEFAULT_RETRY.maxMs, initialMs);
+  if (!Number.isFinite(initialMs) || initialMs <= 0 || initialMs > MAX_TIMER_MS) {
+    throw new ForecastdError('ERR_INVALID_ARGUMENT', `dataset ${name}: retry.initialMs must be a positive number of ms (at most ${MAX_TIMER_MS}), got ${initialMs}`);
+  }
+  if (!Number.isFinite(maxMs) || maxMs < initialMs || maxMs > MAX_TIMER_MS) {
+    throw new ForecastdError('ERR_INVALID_ARGUMENT', `dataset ${name}: retry.maxMs must be at least retry.initialMs (${initialMs}) and at most ${MAX_TIMER_MS}, got ${maxMs}`);
+  }
+  return { initialMs, maxMs };
 }

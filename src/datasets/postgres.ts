@@ -4,6 +4,7 @@ import type { PoolClient, QueryArrayConfig } from 'pg';
 import { ForecastdError } from '../errors.js';
 import type { DatasetSource, LoadedRows, TimeFormat } from './types.js';
 import {
+  parseConnectionString,
   poolConfigFor,
   redact,
   resolvePostgresEndpoint,
@@ -12,6 +13,11 @@ import {
 } from './postgres-connection.js';
 
 export interface PostgresSourceConfig {
+  /**
+   * The database to connect to (from `postgres:DATABASE.SCHEMA.TABLE`); it wins over `pg_db`. null or
+   * absent: `pg_db`, the connection string's, or the user name, as libpq does.
+   */
+  readonly database?: string | null;
   /** null: the table is found through the server's search_path. */
   readonly schema: string | null;
   readonly table: string;
@@ -101,14 +107,17 @@ class PostgresTableSource implements PostgresSource {
 
   constructor(config: PostgresSourceConfig) {
     this.#config = config;
-    this.from = config.from ?? `postgres:${config.schema === null ? '' : `${config.schema}.`}${config.table}`;
+    const database = config.database ?? null;
+    this.from =
+      config.from ??
+      `postgres:${database === null ? '' : `${database}.`}${config.schema === null ? '' : `${config.schema}.`}${config.table}`;
     const maxRows = config.maxRows ?? null;
     if (maxRows !== null && (!Number.isInteger(maxRows) || maxRows < 1)) {
       throw new ForecastdError('ERR_INVALID_ARGUMENT', `maxRows must be a positive integer or null, got ${maxRows}`);
     }
     this.#maxRows = maxRows;
     try {
-      this.#target = resolvePostgresEndpoint(config.params);
+      this.#target = resolvePostgresEndpoint(withDatabase(config.params, database));
     } catch (err) {
       throw new ForecastdError('ERR_DATASET', `${this.from}: ${(err as Error).message}`, { cause: err });
     }
@@ -460,6 +469,20 @@ function timeSql(
     'ERR_DATASET',
     `time column "${column.name}" is ${column.display}; it must be a timestamp, timestamptz, date, number or text`,
   );
+}
+
+/** The params with `database` as pg_db; a connection string naming another database is a conflict, not a guess. */
+function withDatabase(params: Readonly<Record<string, string>>, database: string | null): Readonly<Record<string, string>> {
+  if (database === null) return params;
+  const connection = params.pg_connection_string;
+  const named = connection === undefined ? undefined : parseConnectionString(connection).get('dbname');
+  if (named !== undefined && named !== '' && named !== database) {
+    throw new ForecastdError(
+      'ERR_DATASET',
+      `the dataset names database "${database}" but pg_connection_string names "${named}"; remove one of them`,
+    );
+  }
+  return { ...params, pg_db: database };
 }
 
 /** True when the connection itself failed (as opposed to the SQL), so it must not go back to the pool. */

@@ -46,22 +46,42 @@ export function orderRows(rows: LoadedRows): LoadedRows {
 }
 
 /**
- * `previous` (ordered) followed by the rows of `loaded` strictly newer than its last row (refresh_mode append).
- * Returns `previous` itself when nothing is newer.
+ * `previous` (ordered) followed by the rows of `loaded` strictly newer than its last row (refresh_mode append),
+ * keeping only the newest `maxRows` of the result when a cap is given (only the kept rows are copied).
+ * Returns `previous` itself when nothing is newer and nothing is over the cap.
  */
-export function appendNewer(previous: LoadedRows, loaded: LoadedRows): LoadedRows {
+export function appendNewer(previous: LoadedRows, loaded: LoadedRows, maxRows: number | null = null): LoadedRows {
   const last = previous.rows > 0 ? (previous.times[previous.rows - 1] as number) : Number.NEGATIVE_INFINITY;
   const newer = orderRows(filterRows(loaded, (t) => t > last));
-  if (newer.rows === 0) return previous;
-  if (previous.rows === 0) return newer;
+  if (newer.rows === 0) return keepNewest(previous, maxRows);
+  if (previous.rows === 0) return keepNewest(newer, maxRows);
+  const total = previous.rows + newer.rows;
+  const kept = maxRows === null ? total : Math.min(total, maxRows);
+  if (kept <= newer.rows) return keepNewest(newer, kept);
+  // The oldest rows of `previous` that fall off the cap are never copied.
+  const fromPrevious = kept - newer.rows;
+  const skip = previous.rows - fromPrevious;
   const width = previous.columns.length;
-  const times = new Float64Array(previous.rows + newer.rows);
-  times.set(previous.times.subarray(0, previous.rows));
-  times.set(newer.times, previous.rows);
-  const values = new Float64Array(times.length * width);
-  values.set(previous.values.subarray(0, previous.rows * width));
-  values.set(newer.values, previous.rows * width);
-  return { columns: previous.columns, times, values, rows: times.length };
+  const times = new Float64Array(kept);
+  times.set(previous.times.subarray(skip, previous.rows));
+  times.set(newer.times.subarray(0, newer.rows), fromPrevious);
+  const values = new Float64Array(kept * width);
+  values.set(previous.values.subarray(skip * width, previous.rows * width));
+  values.set(newer.values.subarray(0, newer.rows * width), fromPrevious * width);
+  return { columns: previous.columns, times, values, rows: kept };
+}
+
+/** The newest `maxRows` of (ordered) rows; returns `rows` itself when there is no cap or nothing is over it. */
+export function keepNewest<T extends LoadedRows>(rows: T, maxRows: number | null): T | LoadedRows {
+  if (maxRows === null || rows.rows <= maxRows) return rows;
+  const first = rows.rows - maxRows;
+  const width = rows.columns.length;
+  return {
+    columns: rows.columns,
+    times: rows.times.slice(first, rows.rows),
+    values: rows.values.slice(first * width, rows.rows * width),
+    rows: maxRows,
+  };
 }
 
 /** Drops (ordered) rows older than `cutoffMs`; returns `rows` itself when nothing is dropped. */

@@ -48,7 +48,17 @@ const FILE_FORMATS: Readonly<Record<string, 'csv' | 'parquet' | 'jsonl'>> = {
   ndjson: 'jsonl',
 };
 
-const PG_PARAMS = ['pg_host', 'pg_port', 'pg_db', 'pg_user', 'pg_pass', 'pg_sslmode', 'pg_connection_string'];
+const PG_PARAMS = [
+  'pg_host',
+  'pg_port',
+  'pg_db',
+  'pg_user',
+  'pg_pass',
+  'pg_sslmode',
+  'pg_sslrootcert',
+  'pg_application_name',
+  'pg_connection_string',
+];
 
 /**
  * Reads and validates a spicepod. PATH is a spicepod.yaml or a folder holding spicepod.yaml (or .yml).
@@ -281,12 +291,20 @@ class PodValidator {
     }
     if (from.startsWith('postgres:')) {
       const target = from.slice('postgres:'.length).trim();
-      const parts = target.split('.');
-      if (target === '' || parts.length > 2 || parts.some((p) => p.trim() === '')) {
-        r.fail(node, path, `expected postgres:TABLE or postgres:SCHEMA.TABLE, got ${JSON.stringify(from)}`);
+      const parts = target.split('.').map((p) => p.trim());
+      if (target === '' || parts.length > 3 || parts.some((p) => p === '')) {
+        r.fail(node, path, `expected postgres:TABLE, postgres:SCHEMA.TABLE or postgres:DATABASE.SCHEMA.TABLE, got ${JSON.stringify(from)}`);
       }
-      const [first, second] = parts as [string, string | undefined];
-      return second === undefined ? { kind: 'postgres', schema: null, table: first.trim() } : { kind: 'postgres', schema: first.trim(), table: second.trim() };
+      if (parts.length === 1) return { kind: 'postgres', database: null, schema: null, table: parts[0] as string };
+      if (parts.length === 2) return { kind: 'postgres', database: null, schema: parts[0] as string, table: parts[1] as string };
+      // As in a three-part SQL name, the first part is the database; it is where the connection goes.
+      const [database, schema, table] = parts as [string, string, string];
+      const pgDb = params.get('pg_db');
+      const pgDbValue = pgDb === undefined ? null : r.optionalString(pgDb.value, [...paramsPath, 'pg_db'], 'a string, number or boolean');
+      if (pgDb !== undefined && pgDbValue !== null && pgDbValue !== database) {
+        r.warn(pgDb.value, [...paramsPath, 'pg_db'], `ignored: "${from}" names the database "${database}"`);
+      }
+      return { kind: 'postgres', database, schema, table };
     }
     return r.fail(node, path, `unsupported dataset source ${JSON.stringify(from)}: use file:PATH (.csv, .parquet, .jsonl) or postgres:SCHEMA.TABLE`);
   }

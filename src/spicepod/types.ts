@@ -29,7 +29,13 @@ export interface AccelerationConfig {
 
 export type DatasetFrom =
   | { readonly kind: 'file'; readonly path: string; readonly format: 'csv' | 'parquet' | 'jsonl' }
-  | { readonly kind: 'postgres'; readonly schema: string | null; readonly table: string };
+  | {
+      readonly kind: 'postgres';
+      /** From `postgres:DATABASE.SCHEMA.TABLE`: the database to connect to, which wins over pg_db. */
+      readonly database?: string | null;
+      readonly schema: string | null;
+      readonly table: string;
+    };
 
 export interface DatasetConfig {
   readonly name: string;

@@ -1,7 +1,10 @@
 import { copyFile, unlink, writeFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import * as path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
-import { Dataset, describeDataset } from '../../src/datasets/dataset.js';
+import { Dataset, describeDataset, type DatasetOptions, type RefreshOutcome } from '../../src/datasets/dataset.js';
+import { appendNewer, keepNewest } from '../../src/datasets/snapshot.js';
+import { ForecastdError } from '../../src/errors.js';
 import { FileSource } from '../../src/datasets/file-source.js';
 import type { DatasetSnapshot, DatasetSource, LoadedRows } from '../../src/datasets/types.js';
 import type { AccelerationConfig } from '../../src/spicepod/types.js';
@@ -42,6 +45,37 @@ function values(s: DatasetSnapshot | undefined): number[] {
   return Array.from(s?.values ?? []);
 }
 
+function rows(pairs: readonly (readonly [number, number])[]): LoadedRows {
+  return {
+    columns: ['v'],
+    times: Float64Array.from(pairs.map(([t]) => t)),
+    values: Float64Array.from(pairs.map(([, v]) => v)),
+    rows: pairs.length,
+  };
+}
+
+/** A source that fails its first `failures` loads (as a database down at start does), then serves `data`. */
+function flakySource(failures: number, data: LoadedRows): DatasetSource & { loads: number } {
+  const source = {
+    from: 'memory',
+    loads: 0,
+    loadAll: async (): Promise<LoadedRows> => {
+      source.loads += 1;
+      if (source.loads <= failures) throw new ForecastdError('ERR_DATASET', `connect ECONNREFUSED (attempt ${source.loads})`);
+      return data;
+    },
+  };
+  return source;
+}
+
+function memoryDataset(source: DatasetSource, options: Partial<DatasetOptions> = {}): Dataset {
+  const dataset = new Dataset({ name: 'm', from: 'memory', source, ...options });
+  running.push(dataset);
+  return dataset;
+}
+
+const FAST_RETRY = { initialMs: 20, maxMs: 40 } as const;
+
 describe('Dataset', () => {
   test('start loads the real CO2 file and reports Ready; describeDataset shapes /v1/datasets', async () => {
     const file = path.join(dir, 'co2.csv');
@@ -57,6 +91,7 @@ describe('Dataset', () => {
       last_ts: null,
       status: 'Initializing',
       error: null,
+      refreshed_at: null,
     });
     const changes: DatasetSnapshot[] = [];
     dataset.onChange((s) => changes.push(s));
@@ -73,7 +108,10 @@ describe('Dataset', () => {
       last_ts: '2001-12-29T00:00:00.000Z',
       status: 'Ready',
       error: null,
+      refreshed_at: new Date(dataset.lastRefreshAt ?? Number.NaN).toISOString(),
     });
+    // The SPEC's /v1/datasets fields come first, in its order; refreshed_at is added at the end.
+    expect(Object.keys(describeDataset(dataset))).toEqual(['name', 'from', 'rows', 'first_ts', 'last_ts', 'status', 'error', 'refreshed_at']);
   });
 
   test('a failed first load is status Error with the reason', async () => {
@@ -230,5 +268,209 @@ describe('Dataset', () => {
     expect((await dataset.refresh()).changed).toBe(false);
     expect(seen).toEqual([]);
     expect(values(dataset.snapshot)).toEqual([1]);
+  });
+
+  describe('retry with backoff while there is no data', () => {
+    test('a source that fails at start becomes Ready by itself; meanwhile it is Error with the reason', async () => {
+      const source = flakySource(3, rows([[1000, 1], [2000, 2]]));
+      const dataset = memoryDataset(source, { retry: FAST_RETRY });
+      const seen: { error: string | null; status: string; retrying: boolean }[] = [];
+      dataset.onRefresh((o) => seen.push({ error: o.error, status: dataset.status, retrying: dataset.nextRetryAt !== null }));
+      const ready = nextOutcome(dataset, (o) => o.error === null);
+      const first = await dataset.start();
+      expect(first.error).toBe('connect ECONNREFUSED (attempt 1)');
+      expect(dataset.status).toBe('Error');
+      expect(dataset.error).toBe('connect ECONNREFUSED (attempt 1)');
+      expect(dataset.nextRetryAt).not.toBe(null);
+      expect(describeDataset(dataset)).toMatchObject({ status: 'Error', error: 'connect ECONNREFUSED (attempt 1)', refreshed_at: null });
+
+      expect((await ready).changed).toBe(true);
+      expect(source.loads).toBe(4);
+      expect(seen).toEqual([
+        { error: 'connect ECONNREFUSED (attempt 1)', status: 'Error', retrying: true },
+        { error: 'connect ECONNREFUSED (attempt 2)', status: 'Error', retrying: true },
+        { error: 'connect ECONNREFUSED (attempt 3)', status: 'Error', retrying: true },
+        { error: null, status: 'Ready', retrying: false },
+      ]);
+      expect(dataset.status).toBe('Ready');
+      expect(dataset.error).toBe(null);
+      expect(dataset.nextRetryAt).toBe(null);
+      expect(values(dataset.snapshot)).toEqual([1, 2]);
+    });
+
+    test('delays start at initialMs and double up to maxMs, each within ±20%', async () => {
+      const clock = Date.UTC(2024, 0, 1);
+      const source = flakySource(5, rows([[1000, 1]]));
+      const dataset = memoryDataset(source, { retry: { initialMs: 10, maxMs: 40 }, now: () => clock });
+      const delays: number[] = [];
+      dataset.onRefresh((o) => {
+        if (o.error !== null) delays.push((dataset.nextRetryAt ?? Number.NaN) - clock);
+      });
+      const ready = nextOutcome(dataset, (o) => o.error === null);
+      await dataset.start();
+      await ready;
+      const bases = [10, 20, 40, 40, 40];
+      expect(delays).toHaveLength(bases.length);
+      delays.forEach((delay, i) => {
+        const base = bases[i] as number;
+        expect(delay).toBeGreaterThanOrEqual(Math.floor(base * 0.8));
+        expect(delay).toBeLessThanOrEqual(Math.ceil(base * 1.2));
+      });
+    });
+
+    test('a file that is not there yet is loaded once it appears, without a refresh_check_interval', async () => {
+      const file = path.join(dir, `late${++counter}.csv`);
+      const dataset = new Dataset({ name: 'late', from: 'file:late.csv', source: new FileSource({ path: file, format: 'csv' }), retry: FAST_RETRY });
+      running.push(dataset);
+      const failed: RefreshOutcome[] = [];
+      dataset.onRefresh((o) => {
+        if (o.error !== null) failed.push(o);
+      });
+      await dataset.start();
+      expect(dataset.status).toBe('Error');
+      expect(dataset.error).toBe(`${file}: file not found`);
+      // Wait for a retry to have failed too, so the file really arrives while the dataset is retrying.
+      await nextOutcome(dataset, (o) => o.error !== null);
+      const loaded = nextSnapshot(dataset);
+      await replaceFile(file, csv([['2020-01-01', 3], ['2020-01-02', 4]]));
+      expect(values(await loaded)).toEqual([3, 4]);
+      expect(dataset.status).toBe('Ready');
+      expect(dataset.error).toBe(null);
+      expect(failed.length).toBeGreaterThanOrEqual(2);
+      expect(failed.every((o) => o.error === `${file}: file not found`)).toBe(true);
+    });
+
+    test('a manual refresh that succeeds cancels the pending retry; stop() cancels retries', async () => {
+      const source = flakySource(1, rows([[1000, 1]]));
+      const dataset = memoryDataset(source, { retry: { initialMs: 60_000, maxMs: 60_000 } });
+      await dataset.start();
+      expect(dataset.nextRetryAt).not.toBe(null);
+      expect((await dataset.refresh()).error).toBe(null);
+      expect(dataset.nextRetryAt).toBe(null);
+      expect(dataset.status).toBe('Ready');
+
+      const failing = flakySource(Number.POSITIVE_INFINITY, rows([]));
+      const stopped = memoryDataset(failing, { retry: FAST_RETRY });
+      await stopped.start();
+      await nextOutcome(stopped, (o) => o.error !== null);
+      await stopped.stop();
+      expect(stopped.nextRetryAt).toBe(null);
+      const loads = failing.loads;
+      // Several retry periods pass with no further load.
+      await sleep(5 * FAST_RETRY.maxMs);
+      expect(failing.loads).toBe(loads);
+      expect(stopped.status).toBe('Error');
+    });
+
+    test('a failed refresh with data already loaded is not retried by backoff; retry: null turns retries off', async () => {
+      let fail = false;
+      const source: DatasetSource = {
+        from: 'memory',
+        loadAll: async () => {
+          if (fail) throw new ForecastdError('ERR_DATASET', 'gone');
+          return rows([[1000, 1]]);
+        },
+      };
+      const dataset = memoryDataset(source, { retry: FAST_RETRY });
+      await dataset.start();
+      fail = true;
+      expect((await dataset.refresh()).error).toBe('gone');
+      expect(dataset.status).toBe('Ready');
+      expect(dataset.nextRetryAt).toBe(null);
+
+      const off = flakySource(1, rows([[1000, 1]]));
+      const noRetry = memoryDataset(off, { retry: null });
+      await noRetry.start();
+      expect(noRetry.status).toBe('Error');
+      expect(noRetry.nextRetryAt).toBe(null);
+    });
+
+    test('bad retry and maxRows options are refused', () => {
+      const source = flakySource(0, rows([]));
+      const make = (options: Partial<DatasetOptions>) => () => new Dataset({ name: 'x', from: 'memory', source, ...options });
+      expect(make({ retry: { initialMs: 0 } })).toThrow('dataset x: retry.initialMs must be a positive number of ms');
+      expect(make({ retry: { initialMs: 100, maxMs: 50 } })).toThrow('dataset x: retry.maxMs must be at least retry.initialMs (100)');
+      expect(make({ maxRows: 0 })).toThrow('dataset x: maxRows must be a positive integer or null, got 0');
+      expect(make({ maxRows: 2.5 })).toThrow('dataset x: maxRows must be a positive integer or null, got 2.5');
+      expect(make({ retry: { initialMs: 5_000 } })().nextRetryAt).toBe(null);
+    });
+  });
+
+  describe('maxRows', () => {
+    test('a full load keeps only the newest maxRows rows (after sorting)', async () => {
+      const file = path.join(dir, `cap${++counter}.csv`);
+      await writeFile(file, csv([['2020-01-03', 3], ['2020-01-01', 1], ['2020-01-05', 5], ['2020-01-02', 2], ['2020-01-04', 4]]));
+      const dataset = new Dataset({ name: 'cap', from: 'file:cap.csv', source: new FileSource({ path: file, format: 'csv' }), maxRows: 3 });
+      running.push(dataset);
+      await dataset.start();
+      expect(dataset.maxRows).toBe(3);
+      expect(values(dataset.snapshot)).toEqual([3, 4, 5]);
+      expect(Array.from(dataset.snapshot?.times ?? [])).toEqual([3, 4, 5].map((d) => Date.UTC(2020, 0, d)));
+      expect(describeDataset(dataset)).toMatchObject({ rows: 3, first_ts: '2020-01-03T00:00:00.000Z', last_ts: '2020-01-05T00:00:00.000Z' });
+    });
+
+    test('append mode stays bounded: every append keeps only the newest maxRows rows', async () => {
+      let batch: [number, number][] = [[1000, 1], [2000, 2]];
+      const source: DatasetSource = {
+        from: 'memory',
+        loadAll: async () => rows(batch),
+        loadNewerThan: async (after) => rows(batch.filter(([t]) => t > after)),
+      };
+      const dataset = memoryDataset(source, {
+        maxRows: 3,
+        acceleration: { refreshCheckIntervalMs: null, refreshMode: 'append', retentionPeriodMs: null },
+      });
+      await dataset.start();
+      expect(values(dataset.snapshot)).toEqual([1, 2]);
+      batch = [[3000, 3], [4000, 4]];
+      expect((await dataset.refresh()).rows).toBe(3);
+      expect(Array.from(dataset.snapshot?.times ?? [])).toEqual([2000, 3000, 4000]);
+      expect(values(dataset.snapshot)).toEqual([2, 3, 4]);
+      // A burst larger than the cap keeps only its own newest rows.
+      batch = [[5000, 5], [6000, 6], [7000, 7], [8000, 8]];
+      await dataset.refresh();
+      expect(values(dataset.snapshot)).toEqual([6, 7, 8]);
+      const before = dataset.snapshot;
+      batch = [];
+      expect((await dataset.refresh()).changed).toBe(false);
+      expect(dataset.snapshot).toBe(before);
+    });
+
+    test('appendNewer and keepNewest copy only the rows kept', () => {
+      const previous = rows([[1, 10], [2, 20], [3, 30], [4, 40]]);
+      const loaded = rows([[6, 60], [2, 99], [5, 50]]);
+      const capped = appendNewer(previous, loaded, 3);
+      expect(Array.from(capped.times)).toEqual([4, 5, 6]);
+      expect(Array.from(capped.values)).toEqual([40, 50, 60]);
+      expect(Array.from(appendNewer(previous, loaded, 2).values)).toEqual([50, 60]);
+      expect(Array.from(appendNewer(previous, loaded).values)).toEqual([10, 20, 30, 40, 50, 60]);
+      expect(Array.from(appendNewer(previous, rows([]), 2).values)).toEqual([30, 40]);
+      expect(appendNewer(previous, rows([]), 4)).toBe(previous);
+      expect(keepNewest(previous, null)).toBe(previous);
+      expect(keepNewest(previous, 4)).toBe(previous);
+      const wide: LoadedRows = { columns: ['a', 'b'], times: Float64Array.from([1, 2, 3]), values: Float64Array.from([1, 2, 3, 4, 5, 6]), rows: 3 };
+      expect(Array.from(keepNewest(wide, 2).values)).toEqual([3, 4, 5, 6]);
+      expect(Array.from(appendNewer(wide, { ...wide, times: Float64Array.from([4]), values: Float64Array.from([7, 8]), rows: 1 }, 2).values)).toEqual([5, 6, 7, 8]);
+    });
+  });
+
+  test('refreshed_at is the last successful check, even one that found nothing new; a failure leaves it', async () => {
+    let now = Date.UTC(2024, 4, 1, 12);
+    const { dataset, file } = await fileDataset(csv([['2020-01-01', 1]]), {}, () => now);
+    await dataset.start();
+    expect(dataset.lastRefreshAt).toBe(now);
+    expect(describeDataset(dataset).refreshed_at).toBe('2024-05-01T12:00:00.000Z');
+    const loadedAt = dataset.snapshot?.loadedAt;
+
+    now += 90_000;
+    expect((await dataset.refresh()).skipped).toBe(true);
+    expect(describeDataset(dataset).refreshed_at).toBe('2024-05-01T12:01:30.000Z');
+    expect(dataset.snapshot?.loadedAt).toBe(loadedAt);
+
+    now += 60_000;
+    await replaceFile(file, 'ts,v\n2020-01-01,broken\n');
+    expect((await dataset.refresh()).error).not.toBe(null);
+    expect(describeDataset(dataset)).toMatchObject({ status: 'Ready', rows: 1, refreshed_at: '2024-05-01T12:01:30.000Z' });
+    expect(dataset.lastErrorAt).toBe(now);
   });
 });

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ForecastdError } from '../../src/errors.js';
 import { createPostgresSource, type PostgresSourceConfig } from '../../src/datasets/postgres.js';
-import { Dataset } from '../../src/datasets/dataset.js';
+import { Dataset, type RefreshOutcome } from '../../src/datasets/dataset.js';
 import type { DatasetSnapshot, LoadedRows } from '../../src/datasets/types.js';
 import { windowFor } from '../../src/datasets/window.js';
 import {
@@ -327,13 +327,19 @@ describe.skipIf(!probe.available)('PostgreSQL dataset source (real server)', () 
       await Promise.all(datasets.map((d) => d.stop()));
     });
 
-    function dataset(table: string, params: Record<string, string>, maxRows: number): Dataset {
+    function dataset(
+      table: string,
+      params: Record<string, string>,
+      maxRows: number,
+      retry: { initialMs: number; maxMs: number } | null = null,
+    ): Dataset {
       const created = new Dataset({
         name: table,
         from: `postgres:${db.schema}.${table}`,
         source: source(table, { params, maxRows }),
-        // Refreshes are driven by the test (refresh()), so no timer and no timing in assertions.
+        // Refreshes are driven by the test (refresh()) unless a test asks for retries: no interval timer.
         acceleration: { refreshCheckIntervalMs: null, refreshMode: 'append', retentionPeriodMs: null },
+        retry,
       });
       datasets.push(created);
       return created;
@@ -434,6 +440,83 @@ describe.skipIf(!probe.available)('PostgreSQL dataset source (real server)', () 
         await proxy.stop();
       }
     });
+
+    it('retries by itself while the database is down at start, and becomes Ready once it is reachable', async () => {
+      const proxy = new TcpProxy();
+      await proxy.start();
+      const port = proxy.port;
+      await proxy.stop();
+      try {
+        const ds = dataset('co2_tz', testPgParams({ pg_port: String(port) }), 60, { initialMs: 20, maxMs: 40 });
+        const expectedError =
+          `postgres:${db.schema}.co2_tz at 127.0.0.1:${port}/test (user postgres): connect ECONNREFUSED 127.0.0.1:${port}`;
+        const outcomes: { error: string | null; status: string }[] = [];
+        ds.onRefresh((o) => outcomes.push({ error: o.error, status: ds.status }));
+        const nextOutcome = (accept: (o: RefreshOutcome) => boolean): Promise<RefreshOutcome> =>
+          new Promise((resolve) => {
+            const off = ds.onRefresh((o) => {
+              if (!accept(o)) return;
+              off();
+              resolve(o);
+            });
+          });
+
+        const first = await ds.start();
+        expect(first.error).toBe(expectedError);
+        expect(ds.status).toBe('Error');
+        // At least one retry fails on its own while the database is still down.
+        await nextOutcome((o) => o.error !== null);
+        expect(ds.status).toBe('Error');
+        expect(ds.error).toBe(expectedError);
+        expect(ds.nextRetryAt).not.toBeNull();
+
+        const ready = nextOutcome((o) => o.error === null);
+        await proxy.start();
+        expect(proxy.port).toBe(port);
+        // No refresh() here: the dataset's own retry loads it.
+        expect((await ready).changed).toBe(true);
+        expect(ds.status).toBe('Ready');
+        expect(ds.error).toBeNull();
+        expect(ds.nextRetryAt).toBeNull();
+        expect(ds.lastRefreshAt).not.toBeNull();
+        expect(window(ds.snapshot, 52)).toEqual(expectedValues(co2.times.length - 52));
+        const failures = outcomes.filter((o) => o.error !== null);
+        expect(failures.length).toBeGreaterThanOrEqual(2);
+        expect(failures.every((o) => o.error === expectedError && o.status === 'Error')).toBe(true);
+        expect(outcomes.at(-1)).toEqual({ error: null, status: 'Ready' });
+      } finally {
+        await proxy.stop();
+      }
+    });
+  });
+
+  it('connects to the database named in postgres:DATABASE.SCHEMA.TABLE, whatever pg_db says', async () => {
+    const src = source('co2_tz', { database: 'test', params: testPgParams({ pg_db: 'postgres' }) });
+    expect(src.from).toBe(`postgres:test.${db.schema}.co2_tz`);
+    expect(src.endpoint).toBe('127.0.0.1:5432/test (user postgres)');
+    expectCo2Rows(await src.loadAll(never));
+
+    // The other way round, the table is looked for in the database `postgres`, where it is not.
+    const elsewhere = source('co2_tz', { database: 'postgres', params: testPgParams({ pg_db: 'test' }) });
+    const err = await rejection(elsewhere.loadAll(never));
+    expect(err.message).toBe(
+      `postgres:postgres.${db.schema}.co2_tz at 127.0.0.1:5432/postgres (user postgres): table ${db.schema}.co2_tz does not exist`,
+    );
+
+    // A connection string naming the same database is fine; another one is a conflict, refused at once.
+    const same = source('co2_tz', {
+      database: 'test',
+      params: { pg_connection_string: 'postgresql://postgres@127.0.0.1:5432/test?sslmode=disable' },
+    });
+    expectCo2Rows(await same.loadAll(never));
+    expect(() =>
+      source('co2_tz', {
+        database: 'test',
+        params: { pg_connection_string: 'postgresql://postgres@127.0.0.1:5432/postgres?sslmode=disable' },
+      }),
+    ).toThrow(
+      `postgres:test.${db.schema}.co2_tz: the dataset names database "test" but pg_connection_string names "postgres"; remove one of them`,
+    );
   });
 
   it('rejects loads after close', async () => {

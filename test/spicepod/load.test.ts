@@ -304,13 +304,77 @@ models:
       { kind: 'file', path: '/data/c.jsonl', format: 'jsonl' },
       { kind: 'file', path: path.join(dir, 'd.NDJSON'), format: 'jsonl' },
       { kind: 'file', path: path.join(dir, 'e.txt'), format: 'csv' },
-      { kind: 'postgres', schema: 'public', table: 'readings' },
-      { kind: 'postgres', schema: null, table: 'readings' },
+      { kind: 'postgres', database: null, schema: 'public', table: 'readings' },
+      { kind: 'postgres', database: null, schema: null, table: 'readings' },
     ]);
     expect(pod.datasets[5]?.params).toEqual({ pg_host: 'db.local', pg_port: '5432', pg_sslmode: 'disable' });
     expect(pod.datasets[5]?.columns).toEqual(['temp', 'humidity']);
     expect(pod.datasets[4]?.params).toEqual({ file_format: 'csv' });
     expect(pod.warnings).toEqual([]);
+  });
+
+  test('postgres:DATABASE.SCHEMA.TABLE names the database, which wins over pg_db (with a warning when they differ)', async () => {
+    const dir = await podDir(`${HEAD}datasets:
+  - name: a
+    from: "postgres: sales.public.readings "
+    params:
+      pg_db: other
+  - name: b
+    from: postgres:sales.public.readings
+    params: { pg_db: sales }
+  - { name: c, from: "postgres:Sales.Public.Readings" }
+`);
+    const pod = await loadSpicepod(dir, {});
+    expect(pod.datasets.map((d) => d.source)).toEqual([
+      { kind: 'postgres', database: 'sales', schema: 'public', table: 'readings' },
+      { kind: 'postgres', database: 'sales', schema: 'public', table: 'readings' },
+      // Case is kept as written; the source folds it the way PostgreSQL folds unquoted names.
+      { kind: 'postgres', database: 'Sales', schema: 'Public', table: 'Readings' },
+    ]);
+    // params stay as written; the source applies the database from `from`.
+    expect(pod.datasets[0]?.params).toEqual({ pg_db: 'other' });
+    expect(pod.warnings).toEqual([
+      `${path.join(dir, 'spicepod.yaml')}:8:14: datasets[0].params.pg_db: ignored: "postgres: sales.public.readings" names the database "sales"`,
+    ]);
+  });
+
+  test('postgres params of any scalar type arrive as strings, as written', async () => {
+    const dir = await podDir(`${HEAD}datasets:
+  - name: a
+    from: postgres:readings
+    params:
+      pg_host: 10.0.0.7
+      pg_port: 5432
+      pg_db: 2024
+      pg_user: \${env:PGUSER}
+      pg_pass: true
+      pg_sslmode: "disable"
+      pg_sslrootcert: /etc/ssl/ca.pem
+      pg_application_name: forecastd_co2
+  - name: b
+    from: postgres:readings
+    params:
+      pg_port: \${env:PGPORT}
+      pg_pass: 0x1F
+      pg_connection_string: host=db port=6432
+`);
+    const pod = await loadSpicepod(dir, { PGUSER: 'reader', PGPORT: '6543' });
+    expect(pod.datasets[0]?.params).toEqual({
+      pg_host: '10.0.0.7',
+      pg_port: '5432',
+      pg_db: '2024',
+      pg_user: 'reader',
+      pg_pass: 'true',
+      pg_sslmode: 'disable',
+      pg_sslrootcert: '/etc/ssl/ca.pem',
+      pg_application_name: 'forecastd_co2',
+    });
+    // A number is kept as written (0x1F is a password here, not 31).
+    expect(pod.datasets[1]?.params).toEqual({ pg_port: '6543', pg_pass: '0x1F', pg_connection_string: 'host=db port=6432' });
+    expect(pod.warnings).toEqual([]);
+    expect(await fatal(`${HEAD}datasets:\n  - name: a\n    from: postgres:t\n    params: { pg_port: [5432] }\n`)).toBe(
+      ':7:24: datasets[0].params.pg_port: expected a string, number or boolean, got a list',
+    );
   });
 
   test('time formats, refresh modes and durations', async () => {
@@ -409,7 +473,12 @@ describe('loadSpicepod: fatal errors name file:line:column and the key', () => {
     expect(await fatal(ds('s3://bucket/a.csv'))).toBe(
       ':6:11: datasets[0].from: unsupported dataset source "s3://bucket/a.csv": use file:PATH (.csv, .parquet, .jsonl) or postgres:SCHEMA.TABLE',
     );
-    expect(await fatal(ds('postgres:a.b.c'))).toBe(':6:11: datasets[0].from: expected postgres:TABLE or postgres:SCHEMA.TABLE, got "postgres:a.b.c"');
+    expect(await fatal(ds('postgres:a.b.c.d'))).toBe(
+      ':6:11: datasets[0].from: expected postgres:TABLE, postgres:SCHEMA.TABLE or postgres:DATABASE.SCHEMA.TABLE, got "postgres:a.b.c.d"',
+    );
+    expect(await fatal(ds('postgres:a..c'))).toBe(
+      ':6:11: datasets[0].from: expected postgres:TABLE, postgres:SCHEMA.TABLE or postgres:DATABASE.SCHEMA.TABLE, got "postgres:a..c"',
+    );
     expect(await fatal(`${HEAD}datasets:\n  - name: a\n    from: file:a.txt\n    params: { file_format: xls }\n`)).toBe(
       ':7:28: datasets[0].params.file_format: expected one of csv, parquet, jsonl, ndjson, got "xls"',
     );
