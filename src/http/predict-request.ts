@@ -8,6 +8,40 @@ export type PredictRequest =
 
 const SHAPE = '{"predictions": [{"model_name": "..."}]}';
 
+// C0 controls, DEL and C1 controls: never part of a model name (the pod allows letters, digits, "_", "." and
+// "-"), and refused outright rather than echoed back into responses and logs.
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+
+/** Why a name can never be a model name, or null when it is fine to look up ("not found" is for the rest). */
+function nameProblem(name: string): string | null {
+  if (name === '') return 'is empty';
+  if (CONTROL.test(name)) return 'contains a control character';
+  return null;
+}
+
+export type ModelNameInUrl = { readonly ok: true; readonly name: string } | { readonly ok: false; readonly message: string };
+
+/**
+ * The `:name` segment of /v1/models/:name/predict, exactly as it came in the request target. It must be
+ * printable ASCII (other bytes percent-encoded), decode as percent-encoded UTF-8, and pass the same rule as a
+ * POST item's model_name; otherwise the request is malformed (400). Any other name is only looked up in the
+ * pod's model table (never used as a path), so "..", "a/b" and the like are simply not found.
+ */
+export function modelNameFromUrl(segment: string): ModelNameInUrl {
+  if (!/^[\x21-\x7e]*$/.test(segment)) {
+    return { ok: false, message: 'The model name in the URL holds bytes that are not printable ASCII; percent-encode them' };
+  }
+  let name: string;
+  try {
+    name = decodeURIComponent(segment);
+  } catch {
+    return { ok: false, message: 'The model name in the URL is not valid percent-encoded UTF-8' };
+  }
+  const problem = nameProblem(name);
+  if (problem !== null) return { ok: false, message: `The model name in the URL ${problem}` };
+  return { ok: true, name };
+}
+
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
@@ -50,6 +84,8 @@ export function parsePredictRequest(body: string): PredictRequest {
     if (typeof name !== 'string') {
       return { ok: false, message: `predictions[${i}].model_name must be a string` };
     }
+    const problem = nameProblem(name);
+    if (problem !== null) return { ok: false, message: `predictions[${i}].model_name ${problem}` };
     names.push(name);
   }
   return { ok: true, names };

@@ -5,7 +5,7 @@ import type { RouteLabel, ServerMetrics } from '../metrics.js';
 import { ApiKeyCheck } from './auth.js';
 import { errorMessage, statusLine } from './errors.js';
 import type { ApiStatus } from './errors.js';
-import { parsePredictRequest } from './predict-request.js';
+import { modelNameFromUrl, parsePredictRequest } from './predict-request.js';
 import {
   datasetsJson,
   errorBody,
@@ -22,6 +22,22 @@ import { assertNativeUws, uWS } from './uws.js';
 
 /** Largest POST body accepted; a larger one is answered 413 as soon as it is known. */
 export const MAX_BODY_BYTES = 1024 * 1024;
+
+/**
+ * Longest request target (path and query) answered; a longer one is 400. uWebSockets.js itself takes header
+ * blocks of hundreds of kilobytes, and no route here needs more than a model name.
+ */
+export const MAX_URL_LENGTH = 8192;
+
+/**
+ * A 413 asks the client to close (Connection: close) instead of closing at once: uWebSockets.js closes hard, and
+ * a client still uploading would then get a reset that destroys the 413 before it reads it. The rest of the
+ * body is read and dropped (no memory kept) until the client closes, or the idle timeout of uWebSockets.js
+ * (about 10 s without enough data) closes the connection.
+ */
+const LINGERING_CLOSE: readonly (readonly [string, string])[] = [['connection', 'close']];
+
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
 
 const JSON_TYPE = 'application/json';
 const TEXT_TYPE = 'text/plain; charset=utf-8';
@@ -58,6 +74,8 @@ class Exchange {
     readonly requestId: string,
     readonly method: string,
     readonly url: string,
+    /** A HEAD request: its response carries the headers and no body. */
+    readonly head: boolean,
   ) {
     server.requestStarted();
     res.onAborted(() => {
@@ -93,7 +111,10 @@ class Exchange {
       this.res.writeHeader('content-type', contentType);
       this.res.writeHeader('x-request-id', this.requestId);
       for (const [name, value] of headers) this.res.writeHeader(name, value);
-      this.res.end(body, close);
+      // A body after a HEAD response would be read by the client as the start of the next response; this
+      // uWebSockets.js build writes nothing at all for endWithoutBody, so HEAD gets an empty body and a close.
+      if (this.head) this.res.end('', true);
+      else this.res.end(body, close);
     });
     this.server.requestEnded(this, httpStatus);
   }
@@ -117,7 +138,7 @@ export class HttpServer {
   private readonly backend: ServingBackend;
   private readonly metrics: ServerMetrics;
   private readonly logger: Logger;
-  private readonly auth: ApiKeyCheck | null;
+  private auth: ApiKeyCheck | null;
   private readonly maxBodyBytes: number;
   private listenSocket: us_listen_socket | null = null;
   private inFlight = 0;
@@ -134,6 +155,11 @@ export class HttpServer {
     this.app = uWS.App();
     this.metrics.trackInFlight(() => this.inFlight);
     this.routes();
+  }
+
+  /** Replaces the API keys (a reloaded spicepod changed runtime.auth); null turns auth off. */
+  setApiKeys(apiKeys: readonly string[] | null): void {
+    this.auth = apiKeys === null ? null : new ApiKeyCheck(apiKeys);
   }
 
   /** Requests received and not yet answered or abandoned. */
@@ -217,28 +243,58 @@ export class HttpServer {
   private handle(route: RouteLabel, needsAuth: boolean, handler: Handler) {
     return (res: HttpResponse, req: HttpRequest): void => {
       const debug = this.logger.isLevelEnabled('debug');
-      const ex = new Exchange(
-        this,
-        res,
-        route,
-        this.requestId(req),
-        debug ? req.getMethod() : '',
-        debug ? req.getUrl() : '',
-      );
-      if (needsAuth && this.auth !== null) {
-        if (!this.auth.allows(req.getHeader('x-api-key'), req.getHeader('authorization'))) {
-          ex.sendError(401, 'Unauthorized', 'Missing or invalid API key: send X-API-Key: KEY or Authorization: Bearer KEY', [
-            ['www-authenticate', 'Bearer'],
-          ]);
+      // getMethod() lower-cases the request's method in place, so the case-sensitive read comes first, and once.
+      const method = req.getCaseSensitiveMethod();
+      const ex = new Exchange(this, res, route, this.requestId(req), method, debug ? req.getUrl() : '', method === 'HEAD');
+      // An exception escaping a uWebSockets.js handler would end the process: it is this request's 500 instead.
+      try {
+        const problem = this.malformed(req, needsAuth);
+        if (problem !== null) {
+          ex.sendError(400, 'BadRequest', problem, [], true);
           return;
         }
-      }
-      try {
+        if (needsAuth && this.auth !== null) {
+          if (!this.auth.allows(req.getHeader('x-api-key'), req.getHeader('authorization'))) {
+            ex.sendError(401, 'Unauthorized', 'Missing or invalid API key: send X-API-Key: KEY or Authorization: Bearer KEY', [
+              ['www-authenticate', 'Bearer'],
+            ]);
+            return;
+          }
+        }
         handler(ex, req);
       } catch (error) {
         this.internalError(ex, error);
       }
     };
+  }
+
+  /**
+   * What uWebSockets.js lets through but no route should act on: an over-long URL, and headers whose meaning
+   * depends on which copy a reader takes (two Content-Lengths: uWebSockets.js reads the first, a proxy in front
+   * may read the last; two credentials). The connection is closed after the 400, so nothing left over on it
+   * is read as a next request.
+   */
+  private malformed(req: HttpRequest, needsAuth: boolean): string | null {
+    // getQuery() is undefined when there is no query string, whatever its declared type says.
+    const query: string | undefined = req.getQuery();
+    const length = req.getUrl().length + (query === undefined ? 0 : query.length + 1);
+    if (length > MAX_URL_LENGTH) {
+      return `The request URL is ${length} characters long; at most ${MAX_URL_LENGTH} are accepted`;
+    }
+    const checkCredentials = needsAuth && this.auth !== null;
+    if (!checkCredentials && req.getHeader('content-length') === '') return null;
+    let contentLengths = 0;
+    let apiKeys = 0;
+    let authorizations = 0;
+    req.forEach((name) => {
+      if (name === 'content-length') contentLengths++;
+      else if (name === 'x-api-key') apiKeys++;
+      else if (name === 'authorization') authorizations++;
+    });
+    if (contentLengths > 1) return `The request has ${contentLengths} Content-Length headers; send one`;
+    if (checkCredentials && apiKeys > 1) return `The request has ${apiKeys} X-API-Key headers; send one`;
+    if (checkCredentials && authorizations > 1) return `The request has ${authorizations} Authorization headers; send one`;
+    return null;
   }
 
   private internalError(ex: Exchange, error: unknown): void {
@@ -282,7 +338,7 @@ export class HttpServer {
       app.any(
         pattern,
         this.handle(route, needsAuth, (ex, req) =>
-          ex.sendError(405, 'MethodNotAllowed', `Method ${req.getCaseSensitiveMethod()} is not allowed here; use ${methods}`, [
+          ex.sendError(405, 'MethodNotAllowed', `Method ${ex.method} is not allowed here; use ${methods}`, [
             ['allow', methods],
           ]),
         ),
@@ -291,16 +347,16 @@ export class HttpServer {
     app.any(
       '/*',
       this.handle('unmatched', true, (ex, req) =>
-        ex.sendError(404, 'NotFound', `No route for ${req.getCaseSensitiveMethod()} ${req.getUrl()}`),
+        ex.sendError(404, 'NotFound', `No route for ${ex.method} ${req.getUrl()}`),
       ),
     );
   }
 
   private metricsText(ex: Exchange): void {
-    this.metrics.text().then(
-      (text) => ex.send(200, this.metrics.contentType, text),
-      (error: unknown) => this.internalError(ex, error),
-    );
+    this.metrics
+      .text()
+      .then((text) => ex.send(200, this.metrics.contentType, text))
+      .catch((error: unknown) => this.internalError(ex, error));
   }
 
   private listModels(ex: Exchange, req: HttpRequest): void {
@@ -330,20 +386,22 @@ export class HttpServer {
   }
 
   private predictOne(ex: Exchange, req: HttpRequest): void {
-    let name: string;
-    try {
-      name = decodeURIComponent(req.getParameter(0));
-    } catch {
-      ex.sendError(400, 'BadRequest', 'The model name in the URL is not valid percent-encoding');
+    const parsed = modelNameFromUrl(req.getParameter(0));
+    if (!parsed.ok) {
+      ex.sendError(400, 'BadRequest', parsed.message);
       return;
     }
-    void this.predict(name, ex.signal).then((outcome) => {
-      if (ex.aborted) return;
-      const http = predictHttp(outcome);
-      const body = predictBody(outcome, ex.elapsedMs());
-      if (http.httpStatus >= 500) this.logFailure(ex, name, outcome);
-      ex.send(http.httpStatus, JSON_TYPE, body, http.retryAfter === null ? [] : [['retry-after', String(http.retryAfter)]]);
-    });
+    const name = parsed.name;
+    this.predict(name, ex.signal)
+      .then((outcome) => {
+        if (ex.aborted) return;
+        const http = predictHttp(outcome);
+        const body = predictBody(outcome, ex.elapsedMs());
+        if (http.httpStatus >= 500) this.logFailure(ex, name, outcome);
+        ex.send(http.httpStatus, JSON_TYPE, body, http.retryAfter === null ? [] : [['retry-after', String(http.retryAfter)]]);
+      })
+      // A fault in shaping the answer is this request's 500, never an unhandled rejection that ends the process.
+      .catch((error: unknown) => this.internalError(ex, error));
   }
 
   private logFailure(ex: Exchange, name: string, outcome: PredictOutcome): void {
@@ -357,25 +415,40 @@ export class HttpServer {
     const limit = this.maxBodyBytes;
     const declared = req.getHeader('content-length');
     if (declared !== '' && Number(declared) > limit) {
-      ex.sendError(413, 'PayloadTooLarge', `The request body is ${declared} bytes; the limit is ${limit} bytes`, [], true);
+      ex.sendError(413, 'PayloadTooLarge', `The request body is ${declared} bytes; the limit is ${limit} bytes`, LINGERING_CLOSE);
       return;
     }
     const chunks: Buffer[] = [];
     let total = 0;
     ex.res.onData((chunk, isLast) => {
       if (ex.finished || ex.aborted) return;
-      total += chunk.byteLength;
-      if (total > limit) {
-        ex.sendError(413, 'PayloadTooLarge', `The request body is over the limit of ${limit} bytes`, [], true);
-        return;
+      try {
+        total += chunk.byteLength;
+        if (total > limit) {
+          chunks.length = 0;
+          ex.sendError(413, 'PayloadTooLarge', `The request body is over the limit of ${limit} bytes`, LINGERING_CLOSE);
+          return;
+        }
+        // uWebSockets.js reuses the chunk's memory after this callback returns: copy it.
+        if (chunk.byteLength > 0) chunks.push(Buffer.from(new Uint8Array(chunk)));
+        if (isLast) this.answerMany(ex, Buffer.concat(chunks, total));
+      } catch (error) {
+        // An exception escaping a uWebSockets.js callback would end the process.
+        this.internalError(ex, error);
       }
-      // uWebSockets.js reuses the chunk's memory after this callback returns: copy it.
-      if (chunk.byteLength > 0) chunks.push(Buffer.from(new Uint8Array(chunk)));
-      if (isLast) this.answerMany(ex, Buffer.concat(chunks, total).toString('utf8'));
     });
   }
 
-  private answerMany(ex: Exchange, body: string): void {
+  private answerMany(ex: Exchange, bytes: Buffer): void {
+    let body: string;
+    try {
+      // A leading byte order mark is dropped (some clients write one); any other invalid UTF-8 is refused
+      // rather than replaced, so a name never matches by accident.
+      body = strictUtf8.decode(bytes);
+    } catch {
+      ex.sendError(400, 'BadRequest', 'The request body is not valid UTF-8 (JSON text must be UTF-8)');
+      return;
+    }
     const request = parsePredictRequest(body);
     if (!request.ok) {
       ex.sendError(400, 'BadRequest', request.message);
@@ -388,12 +461,14 @@ export class HttpServer {
       const outcome = await this.predict(name, signal);
       return { outcome, durationMs: Math.floor(performance.now() - dispatched) };
     });
-    void Promise.all(items).then((results) => {
-      if (ex.aborted) return;
-      for (const r of results) {
-        if (predictHttp(r.outcome).httpStatus >= 500) this.logFailure(ex, r.outcome.kind === 'not_found' ? r.outcome.name : r.outcome.model.name, r.outcome);
-      }
-      ex.send(200, JSON_TYPE, predictManyBody(results, ex.elapsedMs()));
-    });
+    Promise.all(items)
+      .then((results) => {
+        if (ex.aborted) return;
+        for (const r of results) {
+          if (predictHttp(r.outcome).httpStatus >= 500) this.logFailure(ex, r.outcome.kind === 'not_found' ? r.outcome.name : r.outcome.model.name, r.outcome);
+        }
+        ex.send(200, JSON_TYPE, predictManyBody(results, ex.elapsedMs()));
+      })
+      .catch((error: unknown) => this.internalError(ex, error));
   }
 }

@@ -1,0 +1,360 @@
+/** Renders an HTTP benchmark run as Markdown (tables, goals) and as SVG throughput–latency curves. */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { type HttpBenchResults, type Point, SERVER_LABELS, type ServerKey, type Workload } from './results.js';
+
+const SERVER_ORDER: readonly ServerKey[] = ['forecastd-cache-off', 'forecastd-cache-on', 'peer', 'http-ceiling'];
+const GOAL_CONNECTIONS = 64;
+
+function find(results: HttpBenchResults, workload: string, server: ServerKey, connections: number): Point | undefined {
+  return results.points.find((p) => p.workload === workload && p.server === server && p.connections === connections);
+}
+
+/** The lower of the two ceilings a point can be held to: HTTP at the same connections, and inference. */
+export function nearerCeiling(results: HttpBenchResults, workload: Workload, point: Point): number | undefined {
+  const http = find(results, workload.id, 'http-ceiling', point.connections)?.rps;
+  if (point.server === 'http-ceiling') return undefined;
+  // With the cache on, a repeated request runs no inference: only the HTTP ceiling applies.
+  if (point.server === 'forecastd-cache-on') return http;
+  if (http === undefined) return workload.inferenceCeilingRps;
+  return Math.min(http, workload.inferenceCeilingRps);
+}
+
+export function peerRatio(results: HttpBenchResults, point: Point): number | undefined {
+  if (!point.server.startsWith('forecastd')) return undefined;
+  const peer = find(results, point.workload, 'peer', point.connections);
+  return peer && peer.rps > 0 ? point.rps / peer.rps : undefined;
+}
+
+function fixed(value: number | undefined | null, digits: number): string {
+  return value === undefined || value === null || !Number.isFinite(value) ? '—' : value.toFixed(digits);
+}
+
+function rate(value: number): string {
+  return Math.round(value).toLocaleString('en-US');
+}
+
+function percent(value: number | undefined): string {
+  return value === undefined || !Number.isFinite(value) ? '—' : `${Math.round(value * 100)}%`;
+}
+
+interface Goal {
+  readonly goal: string;
+  readonly measured: string;
+  readonly target: string;
+  readonly met: boolean | undefined;
+}
+
+/**
+ * A goal from its measurement: `measured` is undefined when the run lacks the points. A goal whose points saw
+ * errors (socket errors, timeouts, non-2xx answers) is not met, whatever the numbers.
+ */
+function goal(
+  text: string,
+  target: string,
+  measured: { readonly text: string; readonly pass: boolean; readonly points: readonly Point[] } | undefined,
+): Goal {
+  if (!measured) return { goal: text, measured: 'not measured', target, met: undefined };
+  const errors = measured.points.reduce((n, p) => n + p.socketErrors + p.non2xx, 0);
+  return {
+    goal: text,
+    measured: errors > 0 ? `${measured.text}; ${errors} errors` : measured.text,
+    target,
+    met: measured.pass && errors === 0,
+  };
+}
+
+export function goals(results: HttpBenchResults): Goal[] {
+  const c = GOAL_CONNECTIONS;
+  const out: Goal[] = [];
+  const versusPeer = (workload: string, min: number): Goal => {
+    const mine = find(results, workload, 'forecastd-cache-off', c);
+    const peer = find(results, workload, 'peer', c);
+    const ratio = mine ? peerRatio(results, mine) : undefined;
+    return goal(
+      `${workload} model, ${c} connections, cache off: throughput vs the peer`,
+      `≥ ${min}×`,
+      mine && peer && ratio !== undefined
+        ? { text: `${ratio.toFixed(2)}× (${rate(mine.rps)} vs ${rate(peer.rps)} req/s)`, pass: ratio >= min, points: [mine] }
+        : undefined,
+    );
+  };
+  out.push(versusPeer('heavy', 5));
+  const heavyOff = find(results, 'heavy', 'forecastd-cache-off', c);
+  const heavyPeer = find(results, 'heavy', 'peer', c);
+  out.push(
+    goal(
+      `heavy model, ${c} connections, cache off: p99 latency vs the peer`,
+      'lower',
+      heavyOff && heavyPeer
+        ? {
+            text: `${heavyOff.p99Ms.toFixed(2)} ms vs ${heavyPeer.p99Ms.toFixed(2)} ms`,
+            pass: heavyOff.p99Ms < heavyPeer.p99Ms,
+            points: [heavyOff],
+          }
+        : undefined,
+    ),
+  );
+  for (const w of results.workloads) {
+    if (w.method !== 'GET') continue;
+    const on = find(results, w.id, 'forecastd-cache-on', c);
+    const ceiling = on ? nearerCeiling(results, w, on) : undefined;
+    out.push(
+      goal(
+        `${w.id} model, ${c} connections, cache on: fraction of the HTTP ceiling`,
+        '≥ 60%',
+        on && ceiling
+          ? { text: `${percent(on.rps / ceiling)} (${rate(on.rps)} of ${rate(ceiling)} req/s)`, pass: on.rps / ceiling >= 0.6, points: [on] }
+          : undefined,
+      ),
+    );
+  }
+  out.push(versusPeer('small', 2));
+  return out;
+}
+
+function workloadTable(results: HttpBenchResults, w: Workload): string[] {
+  const lines = [
+    '| connections | server | req/s | p50 ms | p99 ms | mean batch | CPU s / 1k req | errors | × peer | of nearer ceiling |',
+    '| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+  ];
+  for (const c of results.connections) {
+    for (const server of SERVER_ORDER) {
+      const p = find(results, w.id, server, c);
+      if (!p) continue;
+      const ceiling = nearerCeiling(results, w, p);
+      const batch = server === 'peer' ? '1' : server === 'http-ceiling' ? '' : fixed(p.meanBatchSize, 1);
+      lines.push(
+        `| ${c} | ${SERVER_LABELS[server]} | ${rate(p.rps)} | ${p.p50Ms.toFixed(2)} | ${p.p99Ms.toFixed(2)} | ${batch} | ` +
+          `${fixed(p.cpuSecondsPer1k, 3)} | ${p.socketErrors + p.non2xx} | ${fixed(peerRatio(results, p), 2)}${
+            peerRatio(results, p) === undefined ? '' : '×'
+          } | ${ceiling === undefined ? '' : percent(p.rps / ceiling)} |`,
+      );
+    }
+  }
+  return lines;
+}
+
+/** File name of a workload's SVG curve for a run saved as `stem` (e.g. http-2025-01-01). */
+export function svgName(stem: string, workload: string): string {
+  return `${stem}-${workload}.svg`;
+}
+
+export function renderMarkdown(results: HttpBenchResults, stem: string): string {
+  const e = results.environment;
+  const inf = results.inference;
+  const lines: string[] = [];
+  lines.push(`# HTTP benchmark, ${e.date}${e.quick ? ' (smoke run, BENCH_QUICK=1: short points, not for comparison)' : ''}`);
+  lines.push('');
+  lines.push(`- Command: \`${e.command}\``);
+  lines.push(`- Machine: ${e.cpuModel}, ${e.cores} cores; ${e.os}; Linux ${e.kernel}; Node ${e.node}; ${e.wrk}`);
+  lines.push(`- Load average when the run started: ${e.loadAverageAtStart.map((l) => l.toFixed(2)).join(', ')}`);
+  lines.push(`- forecastd: ${e.forecastd}`);
+  lines.push(`- Peer: ${e.peer}`);
+  lines.push(
+    `- Each point: \`wrk -t1 -cN -d${e.seconds}s\` after a ${e.warmupSeconds} s warm-up on the same connections; ` +
+      'the servers under test run side by side and are measured in turn at each connection count. ' +
+      'CPU is the server process (every thread) from /proc/PID/stat; mean batch from forecastd_batch_size.',
+  );
+  lines.push('');
+  lines.push('## Goals (issue 4)');
+  lines.push('');
+  lines.push('| goal | measured | target | met |');
+  lines.push('| --- | --- | --- | --- |');
+  for (const g of goals(results)) {
+    lines.push(`| ${g.goal} | ${g.measured} | ${g.target} | ${g.met === undefined ? '—' : g.met ? 'yes' : 'no'} |`);
+  }
+  lines.push('');
+  lines.push('The library goal (distinct windows, ≥ 60% of the inference ceiling) is measured by the library benchmark.');
+  lines.push('');
+  lines.push(
+    `## Inference ceiling (the addon alone: ONNX Runtime ${inf.ortVersion}, ${inf.intraOpThreads} intra-op thread, ` +
+      `${inf.runThreads} run threads, ${inf.inFlight} runs in flight)`,
+  );
+  lines.push('');
+  lines.push('| model | best batch | predictions/s | CPU s / 1k predictions | predictions/s by batch size |');
+  lines.push('| --- | ---: | ---: | ---: | --- |');
+  for (const m of inf.models) {
+    const sweep = m.sweep.map((s) => `${s.batchSize}: ${rate(s.predictionsPerSecond)}`).join(', ');
+    lines.push(
+      `| ${m.name} | ${m.best.batchSize} | ${rate(m.best.predictionsPerSecond)} | ${fixed(m.best.cpuSecondsPer1kPredictions, 3)} | ${sweep} |`,
+    );
+  }
+  lines.push('');
+  lines.push('## Workloads');
+  for (const w of results.workloads) {
+    lines.push('');
+    lines.push(`### ${w.title}`);
+    lines.push('');
+    lines.push(
+      `\`${w.method} ${w.path}\`, ${w.responseBytes}-byte response; models per request: ${w.models.join(', ')}; ` +
+        `inference ceiling ${rate(w.inferenceCeilingRps)} req/s.`,
+    );
+    lines.push('');
+    lines.push(...workloadTable(results, w));
+    lines.push('');
+    lines.push(`![${w.id}: throughput against latency](${svgName(stem, w.id)})`);
+  }
+  lines.push('');
+  lines.push('## Checks before measuring');
+  lines.push('');
+  for (const check of results.checks) lines.push(`- ${check}`);
+  lines.push('');
+  return lines.join('\n');
+}
+
+/** The Goals table and one summary row per workload at the goal connection count, for bench/README.md. */
+export function renderSummary(results: HttpBenchResults, resultsLink: string): string {
+  const lines: string[] = [];
+  const e = results.environment;
+  lines.push(`Latest run: ${e.date}, ${e.cpuModel} (${e.cores} cores), Node ${e.node}, ${e.wrk}. Full tables: [${resultsLink}](${resultsLink}).`);
+  lines.push('');
+  lines.push('| goal | measured | target | met |');
+  lines.push('| --- | --- | --- | --- |');
+  for (const g of goals(results)) {
+    lines.push(`| ${g.goal} | ${g.measured} | ${g.target} | ${g.met === undefined ? '—' : g.met ? 'yes' : 'no'} |`);
+  }
+  lines.push('');
+  lines.push(`At ${GOAL_CONNECTIONS} connections:`);
+  lines.push('');
+  lines.push('| workload | server | req/s | p50 ms | p99 ms | mean batch | CPU s / 1k req | × peer | of nearer ceiling |');
+  lines.push('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  for (const w of results.workloads) {
+    for (const server of SERVER_ORDER) {
+      const p = find(results, w.id, server, GOAL_CONNECTIONS);
+      if (!p || server === 'http-ceiling') continue;
+      const ceiling = nearerCeiling(results, w, p);
+      const ratio = peerRatio(results, p);
+      const batch = server === 'peer' ? '1' : fixed(p.meanBatchSize, 1);
+      lines.push(
+        `| ${w.id} | ${SERVER_LABELS[server]} | ${rate(p.rps)} | ${p.p50Ms.toFixed(2)} | ${p.p99Ms.toFixed(2)} | ${batch} | ` +
+          `${fixed(p.cpuSecondsPer1k, 3)} | ${ratio === undefined ? '' : `${ratio.toFixed(2)}×`} | ${
+            ceiling === undefined ? '' : percent(p.rps / ceiling)
+          } |`,
+      );
+    }
+  }
+  return lines.join('\n');
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// SVG
+// ---------------------------------------------------------------------------------------------------------------
+
+const COLORS: Readonly<Record<ServerKey, string>> = {
+  'forecastd-cache-off': '#1f77b4',
+  'forecastd-cache-on': '#2ca02c',
+  peer: '#d62728',
+  'http-ceiling': '#7f7f7f',
+};
+
+function escapeXml(text: string): string {
+  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+}
+
+function niceStep(range: number, ticks: number): number {
+  const raw = range / ticks;
+  const magnitude = 10 ** Math.floor(Math.log10(raw));
+  const residual = raw / magnitude;
+  const nice = residual > 5 ? 10 : residual > 2 ? 5 : residual > 1 ? 2 : 1;
+  return nice * magnitude;
+}
+
+function compact(value: number): string {
+  if (value >= 1000) return `${Number((value / 1000).toPrecision(3))}k`;
+  return String(Number(value.toPrecision(3)));
+}
+
+/**
+ * Throughput (x, req/s) against latency (y, ms, log scale) for one workload: one curve per server through its
+ * connection counts, p99 solid, p50 dashed, each point labelled with its connection count.
+ */
+export function renderSvg(results: HttpBenchResults, w: Workload): string {
+  const width = 720;
+  const height = 440;
+  const margin = { left: 70, right: 20, top: 80, bottom: 50 };
+  const plotW = width - margin.left - margin.right;
+  const plotH = height - margin.top - margin.bottom;
+  const points = results.points.filter((p) => p.workload === w.id);
+  const maxRps = Math.max(1, ...points.map((p) => p.rps));
+  const latencies = points.flatMap((p) => [p.p50Ms, p.p99Ms]).filter((v) => v > 0);
+  const minLat = 10 ** Math.floor(Math.log10(Math.max(1e-3, Math.min(...latencies, 1))));
+  const maxLat = 10 ** Math.ceil(Math.log10(Math.max(...latencies, minLat * 10)));
+  // The axis stretches to show the inference ceiling when it is near the measured throughputs.
+  const xExtent = w.inferenceCeilingRps <= maxRps * 1.5 ? Math.max(maxRps, w.inferenceCeilingRps) : maxRps;
+  const xStep = niceStep(xExtent, 6);
+  const xMax = Math.ceil((xExtent * 1.05) / xStep) * xStep;
+  const x = (rps: number): number => margin.left + (rps / xMax) * plotW;
+  const y = (ms: number): number => {
+    const clamped = Math.max(ms, minLat);
+    return margin.top + plotH - ((Math.log10(clamped) - Math.log10(minLat)) / (Math.log10(maxLat) - Math.log10(minLat))) * plotH;
+  };
+  const out: string[] = [];
+  out.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" ` +
+      'font-family="sans-serif" font-size="11">',
+  );
+  out.push(`<rect width="${width}" height="${height}" fill="white"/>`);
+  out.push(`<text x="${width / 2}" y="18" text-anchor="middle" font-size="13">${escapeXml(w.title)}</text>`);
+  // Legend: two columns.
+  const present = SERVER_ORDER.filter((s) => points.some((p) => p.server === s));
+  present.forEach((server, i) => {
+    const lx = margin.left + (i % 2) * 320;
+    const ly = 38 + Math.floor(i / 2) * 15;
+    out.push(`<line x1="${lx}" y1="${ly}" x2="${lx + 20}" y2="${ly}" stroke="${COLORS[server]}" stroke-width="2"/>`);
+    out.push(`<text x="${lx + 24}" y="${ly + 4}">${escapeXml(SERVER_LABELS[server])}</text>`);
+  });
+  const run = `${results.environment.date}${results.environment.quick ? ', smoke run' : ''}`;
+  const note = `${run}; solid: p99, dashed: p50; labels: connections`;
+  out.push(`<text x="${margin.left + plotW}" y="${margin.top - 6}" text-anchor="end" fill="#555">${escapeXml(note)}</text>`);
+  // Grid and axes.
+  for (let v = 0; v <= xMax + 1e-9; v += xStep) {
+    out.push(`<line x1="${x(v)}" y1="${margin.top}" x2="${x(v)}" y2="${margin.top + plotH}" stroke="#eee"/>`);
+    out.push(`<text x="${x(v)}" y="${margin.top + plotH + 16}" text-anchor="middle">${compact(v)}</text>`);
+  }
+  for (let v = minLat; v <= maxLat * 1.0001; v *= 10) {
+    out.push(`<line x1="${margin.left}" y1="${y(v)}" x2="${margin.left + plotW}" y2="${y(v)}" stroke="#ddd"/>`);
+    out.push(`<text x="${margin.left - 6}" y="${y(v) + 4}" text-anchor="end">${compact(v)}</text>`);
+  }
+  out.push(
+    `<rect x="${margin.left}" y="${margin.top}" width="${plotW}" height="${plotH}" fill="none" stroke="#333"/>`,
+  );
+  out.push(`<text x="${margin.left + plotW / 2}" y="${height - 10}" text-anchor="middle">requests per second</text>`);
+  out.push(
+    `<text x="16" y="${margin.top + plotH / 2}" text-anchor="middle" transform="rotate(-90 16 ${margin.top + plotH / 2})">` +
+      'latency, ms (log scale)</text>',
+  );
+  // The inference ceiling, where it falls within reach of the measured throughputs.
+  if (w.inferenceCeilingRps <= xMax) {
+    const cx = x(w.inferenceCeilingRps).toFixed(1);
+    out.push(`<line x1="${cx}" y1="${margin.top}" x2="${cx}" y2="${margin.top + plotH}" stroke="#9467bd" stroke-dasharray="2 3"/>`);
+    out.push(`<text x="${Number(cx) - 4}" y="${margin.top + 12}" text-anchor="end" fill="#9467bd">inference ceiling</text>`);
+  }
+  // Curves.
+  for (const server of present) {
+    const series = points.filter((p) => p.server === server).sort((a, b) => a.connections - b.connections);
+    for (const [key, dash] of [
+      ['p99Ms', ''],
+      ['p50Ms', ' stroke-dasharray="5 4"'],
+    ] as const) {
+      const path = series.map((p, i) => `${i === 0 ? 'M' : 'L'}${x(p.rps).toFixed(1)},${y(p[key]).toFixed(1)}`).join(' ');
+      out.push(`<path d="${path}" fill="none" stroke="${COLORS[server]}" stroke-width="${key === 'p99Ms' ? 2 : 1.2}"${dash}/>`);
+      for (const p of series) {
+        out.push(`<circle cx="${x(p.rps).toFixed(1)}" cy="${y(p[key]).toFixed(1)}" r="${key === 'p99Ms' ? 3 : 2}" fill="${COLORS[server]}"/>`);
+        if (key === 'p99Ms') {
+          out.push(`<text x="${(x(p.rps) + 5).toFixed(1)}" y="${(y(p[key]) - 5).toFixed(1)}" fill="${COLORS[server]}">${p.connections}</text>`);
+        }
+      }
+    }
+  }
+  out.push('</svg>');
+  return `${out.join('\n')}\n`;
+}
+
+/** Writes STEM.md and one STEM-WORKLOAD.svg per workload into `dir`; returns the Markdown file's path. */
+export function writeReport(results: HttpBenchResults, dir: string, stem: string): string {
+  for (const w of results.workloads) writeFileSync(join(dir, svgName(stem, w.id)), renderSvg(results, w));
+  const markdownPath = join(dir, `${stem}.md`);
+  writeFileSync(markdownPath, renderMarkdown(results, stem));
+  return markdownPath;
+}

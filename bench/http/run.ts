@@ -1,0 +1,580 @@
+/**
+ * The HTTP benchmark (`npm run bench:http`): forecastd against the peer (Fastify + onnxruntime-node, the same
+ * endpoint written by hand) and against two ceilings, all measured in the same run with the same load
+ * generator (wrk). Writes bench/results/http-DATE.{json,md} and one SVG throughput–latency curve per workload,
+ * and refreshes the summary in bench/README.md. See bench/README.md for what is measured and how.
+ *
+ * Environment:
+ *   BENCH_QUICK=1            smoke run: 2 s points, a short inference sweep, results under bench/.work/results
+ *   BENCH_SECONDS, BENCH_WARMUP_SECONDS   seconds per measured point and per warm-up (whole numbers)
+ *   BENCH_CONNECTIONS=1,16,64,256         connection counts
+ *   BENCH_WORKLOADS=heavy,small,example,post4   a subset of the workloads
+ *   BENCH_PEER_INTRA_OP_THREADS=N         the peer's intraOpNumThreads (default: onnxruntime-node's default)
+ *   BENCH_FORECASTD_CLI=PATH the forecastd build to measure (default: dist/cli.js), e.g. to compare two builds
+ *   BENCH_OUT=DIR            where results go
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, release } from 'node:os';
+import { dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import YAML from 'yaml';
+import type { CeilingConfig, InferenceCeilingReport } from './inference-ceiling.js';
+import { writeBenchModels } from './models.js';
+import { renderSummary, writeReport } from './report.js';
+import type { Environment, HttpBenchResults, Point, ServerKey, Workload } from './results.js';
+import { SERVER_LABELS } from './results.js';
+import { batchSizeTotals, fetchText, freePort, ServerProcess } from './servers.js';
+import { runWrk, wrkVersion } from './wrk.js';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const WORK = join(ROOT, 'bench/.work/http');
+const EXAMPLE_DIR = join(ROOT, 'examples/co2');
+const CLI = resolve(process.env.BENCH_FORECASTD_CLI ?? join(ROOT, 'dist/cli.js'));
+const README = join(ROOT, 'bench/README.md');
+const README_BEGIN = '<!-- http-results:begin -->';
+const README_END = '<!-- http-results:end -->';
+
+const QUICK = process.env.BENCH_QUICK === '1';
+
+function wholeSeconds(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a whole number of seconds ≥ 1, got ${raw}`);
+  return value;
+}
+
+const SECONDS = wholeSeconds('BENCH_SECONDS', QUICK ? 2 : 6);
+const WARMUP_SECONDS = wholeSeconds('BENCH_WARMUP_SECONDS', QUICK ? 1 : 2);
+const CONNECTIONS = (process.env.BENCH_CONNECTIONS ?? '1,16,64,256').split(',').map((c) => {
+  const n = Number(c);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`BENCH_CONNECTIONS: "${c}" is not a connection count`);
+  return n;
+});
+const ONLY = process.env.BENCH_WORKLOADS?.split(',').filter((w) => w !== '');
+const OUT = resolve(process.env.BENCH_OUT ?? join(ROOT, QUICK ? 'bench/.work/results' : 'bench/results'));
+const PEER_INTRA_OP_THREADS = process.env.BENCH_PEER_INTRA_OP_THREADS ? Number(process.env.BENCH_PEER_INTRA_OP_THREADS) : undefined;
+if (PEER_INTRA_OP_THREADS !== undefined && !(Number.isInteger(PEER_INTRA_OP_THREADS) && PEER_INTRA_OP_THREADS >= 1)) {
+  throw new Error(`BENCH_PEER_INTRA_OP_THREADS must be a positive whole number, got ${process.env.BENCH_PEER_INTRA_OP_THREADS}`);
+}
+const INFERENCE_SECONDS = QUICK ? 0.5 : 1.5;
+const BATCH_SIZES = [1, 8, 32, 64, 128, 256];
+
+function log(message: string): void {
+  process.stderr.write(`${message}\n`);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Preparation
+// ---------------------------------------------------------------------------------------------------------------
+
+function preflight(): string {
+  const wrk = wrkVersion();
+  if (!existsSync(CLI)) throw new Error(`${relative(ROOT, CLI)} is missing: build forecastd first (npm run build)`);
+  return wrk;
+}
+
+interface ExampleModel {
+  readonly name: string;
+  readonly modelPath: string;
+  /** The example's dataset and model entries with their paths made absolute. */
+  readonly datasetEntry: Record<string, unknown>;
+  readonly modelEntry: Record<string, unknown>;
+  readonly csvPath: string;
+  readonly timeColumn: string;
+  readonly columns: readonly string[] | undefined;
+  readonly lookback: number | undefined;
+}
+
+function absoluteFileSource(from: string, dir: string): string {
+  const path = from.startsWith('file://') ? from.slice('file://'.length) : from.startsWith('file:') ? from.slice('file:'.length) : from;
+  return `file:${resolve(dir, path)}`;
+}
+
+/** The bundled example's first model and its dataset, as the example's spicepod.yaml declares them. */
+function readExample(): ExampleModel {
+  const podPath = join(EXAMPLE_DIR, 'spicepod.yaml');
+  const pod = YAML.parse(readFileSync(podPath, 'utf8')) as {
+    datasets?: Record<string, unknown>[];
+    models?: Record<string, unknown>[];
+  };
+  const model = pod.models?.[0];
+  const datasetName = (model?.datasets as string[] | undefined)?.[0];
+  const dataset = pod.datasets?.find((d) => d.name === datasetName);
+  if (!model || !dataset || typeof model.from !== 'string' || typeof dataset.from !== 'string') {
+    throw new Error(`${podPath}: expected a model with a file: dataset`);
+  }
+  const modelFrom = absoluteFileSource(model.from, EXAMPLE_DIR);
+  const modelPath = modelFrom.slice('file:'.length);
+  if (!existsSync(modelPath)) {
+    throw new Error(`${relative(ROOT, modelPath)} is missing: train the example first (npm run train:example)`);
+  }
+  const datasetFrom = absoluteFileSource(dataset.from, EXAMPLE_DIR);
+  if (!datasetFrom.endsWith('.csv')) throw new Error(`${podPath}: the benchmark's peer reads CSV; ${dataset.from} is not`);
+  const params = (dataset.params ?? {}) as { columns?: string[] };
+  const modelParams = (model.params ?? {}) as { lookback?: number };
+  return {
+    name: String(model.name),
+    modelPath,
+    datasetEntry: { ...dataset, from: datasetFrom },
+    modelEntry: { ...model, from: modelFrom },
+    csvPath: datasetFrom.slice('file:'.length),
+    timeColumn: typeof dataset.time_column === 'string' ? dataset.time_column : 'ts',
+    columns: params.columns,
+    lookback: modelParams.lookback,
+  };
+}
+
+const BENCH_DATASET = 'bench_co2';
+
+/** A pod with the bench models on the example's CO2 series, plus the example's own model and dataset. */
+function writePod(name: string, cache: boolean, models: ReturnType<typeof writeBenchModels>, example: ExampleModel): string {
+  const dir = join(WORK, name);
+  mkdirSync(dir, { recursive: true });
+  const exampleParams = (example.modelEntry.params ?? {}) as Record<string, unknown>;
+  const pod = {
+    version: 'v1beta1',
+    kind: 'Spicepod',
+    name,
+    datasets: [
+      {
+        from: `file:${example.csvPath}`,
+        name: BENCH_DATASET,
+        time_column: example.timeColumn,
+        params: { columns: ['co2'] },
+      },
+      example.datasetEntry,
+    ],
+    models: [
+      ...models.map((m) => ({
+        from: `file:${m.path}`,
+        name: m.name,
+        datasets: [BENCH_DATASET],
+        params: { cache_predictions: cache },
+      })),
+      { ...example.modelEntry, params: { ...exampleParams, cache_predictions: cache } },
+    ],
+  };
+  const path = join(dir, 'spicepod.yaml');
+  writeFileSync(path, YAML.stringify(pod));
+  return path;
+}
+
+function runInferenceCeiling(config: CeilingConfig): Promise<InferenceCeilingReport> {
+  const configPath = join(WORK, 'inference-ceiling.json');
+  writeFileSync(configPath, JSON.stringify(config));
+  const script = join(ROOT, 'bench/http/inference-ceiling.ts');
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', script, configPath], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
+    child.on('close', (code) => {
+      const line = out.trim().split('\n').pop();
+      if (code !== 0 || !line) {
+        reject(new Error(`the inference ceiling failed (exit ${code}):\n${err}${out}`));
+        return;
+      }
+      resolvePromise(JSON.parse(line) as InferenceCeilingReport);
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Responses
+// ---------------------------------------------------------------------------------------------------------------
+
+interface PredictBody {
+  readonly status: string;
+  readonly model_name?: string;
+  readonly model_version?: string;
+  readonly lookback?: number;
+  readonly prediction?: number[];
+  readonly error_message?: string;
+}
+
+async function getPrediction(base: string, model: string): Promise<{ body: PredictBody; text: string }> {
+  const { status, text } = await fetchText(`${base}/v1/models/${model}/predict`);
+  const body = JSON.parse(text) as PredictBody;
+  if (status !== 200 || body.status !== 'Success' || !body.prediction) {
+    throw new Error(`GET ${base}/v1/models/${model}/predict answered ${status}: ${text}`);
+  }
+  return { body, text };
+}
+
+/** Largest difference between two predictions relative to max(1, |value|); Infinity when lengths differ. */
+function predictionDifference(a: readonly number[], b: readonly number[]): number {
+  if (a.length !== b.length) return Number.POSITIVE_INFINITY;
+  let worst = 0;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i] as number;
+    const y = b[i] as number;
+    worst = Math.max(worst, Math.abs(x - y) / Math.max(1, Math.abs(x)));
+  }
+  return worst;
+}
+
+// Different thread counts sum a MatMul in different orders: float32 results agree to about 1e-6 relative.
+const AGREEMENT = 1e-4;
+
+// ---------------------------------------------------------------------------------------------------------------
+// Measuring
+// ---------------------------------------------------------------------------------------------------------------
+
+interface Target {
+  readonly key: ServerKey;
+  readonly process: ServerProcess;
+  readonly forecastd: boolean;
+}
+
+async function scrapeBatches(target: Target, models: readonly string[]): Promise<{ sum: number; count: number } | undefined> {
+  if (!target.forecastd) return undefined;
+  const { status, text } = await fetchText(`${target.process.base}/metrics`);
+  if (status !== 200) throw new Error(`${target.process.name}: GET /metrics answered ${status}`);
+  return batchSizeTotals(text, models);
+}
+
+async function measure(target: Target, workload: Workload, connections: number, postBodyFile: string | undefined): Promise<Point> {
+  target.process.assertAlive();
+  const url = `${target.process.base}${workload.path}`;
+  const run = { url, connections, ...(postBodyFile ? { postBodyFile } : {}) };
+  await runWrk({ ...run, seconds: WARMUP_SECONDS });
+  const batches0 = await scrapeBatches(target, workload.models);
+  const cpu0 = target.process.cpuSeconds();
+  const r = await runWrk({ ...run, seconds: SECONDS });
+  const cpu1 = target.process.cpuSeconds();
+  const batches1 = await scrapeBatches(target, workload.models);
+  target.process.assertAlive();
+  const batchCount = batches0 && batches1 ? batches1.count - batches0.count : 0;
+  const meanBatchSize = batches0 && batches1 && batchCount > 0 ? (batches1.sum - batches0.sum) / batchCount : null;
+  const ms = (us: number): number => us / 1000;
+  return {
+    workload: workload.id,
+    server: target.key,
+    connections,
+    requests: r.requests,
+    rps: r.rps,
+    p50Ms: ms(r.latency_us.p50),
+    p90Ms: ms(r.latency_us.p90),
+    p99Ms: ms(r.latency_us.p99),
+    meanMs: ms(r.latency_us.mean),
+    maxMs: ms(r.latency_us.max),
+    socketErrors: r.errors.connect + r.errors.read + r.errors.write + r.errors.timeout,
+    non2xx: r.errors.status,
+    cpuSecondsPer1k: r.requests > 0 ? ((cpu1 - cpu0) / r.requests) * 1000 : Number.NaN,
+    meanBatchSize,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Environment
+// ---------------------------------------------------------------------------------------------------------------
+
+function packageVersion(name: string): string {
+  const manifest = JSON.parse(readFileSync(join(ROOT, 'node_modules', name, 'package.json'), 'utf8')) as { version: string };
+  return manifest.version;
+}
+
+function cpuModel(): string {
+  const lscpu = spawnSync('lscpu', { encoding: 'utf8' });
+  const line = lscpu.stdout?.split('\n').find((l) => l.startsWith('Model name:'));
+  return line ? line.slice('Model name:'.length).trim() : (cpus()[0]?.model ?? 'unknown CPU');
+}
+
+function osName(): string {
+  try {
+    const text = readFileSync('/etc/os-release', 'utf8');
+    return /^PRETTY_NAME="?([^"\n]*)"?/m.exec(text)?.[1] ?? 'Linux';
+  } catch {
+    return 'Linux';
+  }
+}
+
+function command(): string {
+  const overrides = Object.entries(process.env)
+    .filter(([k]) => k.startsWith('BENCH_'))
+    .map(([k, v]) => `${k}=${v}`)
+    .sort();
+  return [...overrides, 'npm run bench:http'].join(' ');
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Main
+// ---------------------------------------------------------------------------------------------------------------
+
+async function main(): Promise<void> {
+  const wrk = preflight();
+  const loadAtStart = loadavg();
+  mkdirSync(join(WORK, 'logs'), { recursive: true });
+  mkdirSync(join(WORK, 'bodies'), { recursive: true });
+  mkdirSync(OUT, { recursive: true });
+
+  log('building the benchmark models');
+  const models = writeBenchModels(join(WORK, 'models'));
+  const example = readExample();
+  const podOff = writePod('forecastd-cache-off', false, models, example);
+  const podOn = writePod('forecastd-cache-on', true, models, example);
+
+  log(`measuring the inference ceiling (${INFERENCE_SECONDS} s per batch size)`);
+  const inference = await runInferenceCeiling({
+    seconds: INFERENCE_SECONDS,
+    batchSizes: BATCH_SIZES,
+    models: [
+      ...models.map((m) => ({ name: m.name, path: m.path, lookback: m.lookback })),
+      { name: example.name, path: example.modelPath, ...(example.lookback ? { lookback: example.lookback } : {}) },
+    ],
+  });
+  for (const m of inference.models) {
+    log(`  ${m.name}: ${Math.round(m.best.predictionsPerSecond)} predictions/s at batch ${m.best.batchSize}`);
+  }
+
+  const servers: ServerProcess[] = [];
+  const start = async (name: string, logName: string, args: (port: number) => string[]): Promise<ServerProcess> => {
+    const port = await freePort();
+    const server = new ServerProcess({ name, args: args(port), port, logFile: join(WORK, 'logs', `${logName}.log`) });
+    servers.push(server);
+    return server;
+  };
+  try {
+    const results = await runMatrix(start, { models, example, podOff, podOn, inference, wrk, loadAtStart });
+    await stopServers(servers);
+    writeResults(results);
+  } finally {
+    // After a failure: stop whatever still runs, without masking the failure.
+    await Promise.allSettled(servers.map((s) => s.stop()));
+  }
+}
+
+type Start = (name: string, logName: string, args: (port: number) => string[]) => Promise<ServerProcess>;
+
+interface Prepared {
+  readonly models: ReturnType<typeof writeBenchModels>;
+  readonly example: ExampleModel;
+  readonly podOff: string;
+  readonly podOn: string;
+  readonly inference: InferenceCeilingReport;
+  readonly wrk: string;
+  readonly loadAtStart: readonly number[];
+}
+
+/** forecastd exits 0 once drained: anything else after a run is a failure worth reporting. */
+async function stopServers(servers: readonly ServerProcess[]): Promise<void> {
+  const exits = await Promise.all(servers.map(async (s) => ({ name: s.name, exit: await s.stop() })));
+  for (const { name, exit } of exits) {
+    if (exit.code !== 0 && exit.signal === null) log(`warning: ${name} exited with code ${exit.code} on SIGTERM`);
+  }
+}
+
+async function runMatrix(start: Start, prepared: Prepared): Promise<HttpBenchResults> {
+  const { models, example, podOff, podOn, inference } = prepared;
+  const checks: string[] = [];
+  const modelNames = [...models.map((m) => m.name), example.name];
+
+  log('starting forecastd (cache off and cache on)');
+  const forecastdArgs = (pod: string) => (port: number) => [CLI, pod, '--http', `127.0.0.1:${port}`];
+  const forecastdOff = await start('forecastd (cache off)', 'forecastd-cache-off', forecastdArgs(podOff));
+  const forecastdOn = await start('forecastd (cache on)', 'forecastd-cache-on', forecastdArgs(podOn));
+  await Promise.all([forecastdOff.waitReady('/v1/ready'), forecastdOn.waitReady('/v1/ready')]);
+
+  // forecastd's own answers: the reference for the peer, and the bodies the HTTP ceiling returns.
+  const reference = new Map<string, { body: PredictBody; text: string }>();
+  for (const name of modelNames) {
+    const off = await getPrediction(forecastdOff.base, name);
+    const on = await getPrediction(forecastdOn.base, name);
+    const difference = predictionDifference(off.body.prediction ?? [], on.body.prediction ?? []);
+    if (difference !== 0) throw new Error(`${name}: forecastd with and without the cache disagree: ${off.text} vs ${on.text}`);
+    reference.set(name, off);
+  }
+  const postModels = [...models.map((m) => m.name), example.name];
+  const postBodyFile = join(WORK, 'bodies', 'post-request.json');
+  writeFileSync(postBodyFile, JSON.stringify({ predictions: postModels.map((model_name) => ({ model_name })) }));
+  const post = await fetchText(`${forecastdOff.base}/v1/predict`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: readFileSync(postBodyFile),
+  });
+  if (post.status !== 200) throw new Error(`POST /v1/predict answered ${post.status}: ${post.text}`);
+
+  log('starting the peer');
+  const peerConfigPath = join(WORK, 'peer.json');
+  const peer = await start('peer', 'peer', (port) => {
+    writeFileSync(
+      peerConfigPath,
+      JSON.stringify({
+        host: '127.0.0.1',
+        port,
+        ...(PEER_INTRA_OP_THREADS === undefined ? {} : { intraOpThreads: PEER_INTRA_OP_THREADS }),
+        models: modelNames.map((name) => {
+          const body = reference.get(name)!.body;
+          const isExample = name === example.name;
+          return {
+            name,
+            path: isExample ? example.modelPath : models.find((m) => m.name === name)!.path,
+            csv: example.csvPath,
+            timeColumn: example.timeColumn,
+            columns: isExample ? (example.columns ?? ['co2']) : ['co2'],
+            lookback: body.lookback,
+            ...(body.model_version === undefined ? {} : { version: body.model_version }),
+          };
+        }),
+      }),
+    );
+    return [join(ROOT, 'bench/peers/node-ort-server.mjs'), peerConfigPath];
+  });
+  await peer.waitReady('/v1/ready');
+  for (const name of modelNames) {
+    const mine = reference.get(name)!;
+    const theirs = await getPrediction(peer.base, name);
+    const difference = predictionDifference(mine.body.prediction ?? [], theirs.body.prediction ?? []);
+    if (!(difference <= AGREEMENT)) {
+      throw new Error(`${name}: forecastd and the peer disagree (relative difference ${difference}):\n${mine.text}\n${theirs.text}`);
+    }
+    checks.push(
+      `${name}: forecastd and the peer return the same prediction (largest relative difference ${difference.toExponential(1)}); ` +
+        `response ${Buffer.byteLength(mine.text)} bytes (forecastd) and ${Buffer.byteLength(theirs.text)} bytes (peer)`,
+    );
+  }
+
+  log('starting the HTTP ceiling');
+  const routes: { method: 'GET' | 'POST'; path: string; bodyFile: string }[] = [];
+  for (const name of modelNames) {
+    const bodyFile = join(WORK, 'bodies', `${name}.json`);
+    writeFileSync(bodyFile, reference.get(name)!.text);
+    routes.push({ method: 'GET', path: `/v1/models/${name}/predict`, bodyFile });
+  }
+  const postResponseFile = join(WORK, 'bodies', 'post-response.json');
+  writeFileSync(postResponseFile, post.text);
+  routes.push({ method: 'POST', path: '/v1/predict', bodyFile: postResponseFile });
+  const ceilingConfigPath = join(WORK, 'uws-fixed.json');
+  const ceiling = await start('HTTP ceiling', 'http-ceiling', (port) => {
+    writeFileSync(ceilingConfigPath, JSON.stringify({ host: '127.0.0.1', port, routes }));
+    return [join(ROOT, 'bench/peers/uws-fixed.mjs'), ceilingConfigPath];
+  });
+  await ceiling.waitReady('/v1/ready');
+
+  const ceilingRps = (names: readonly string[]): number => {
+    let secondsPerRequest = 0;
+    for (const name of names) {
+      const m = inference.models.find((x) => x.name === name);
+      if (!m) throw new Error(`no inference ceiling for ${name}`);
+      secondsPerRequest += 1 / m.best.predictionsPerSecond;
+    }
+    return 1 / secondsPerRequest;
+  };
+  const describe = (name: string): string =>
+    name === example.name ? `${name} from examples/co2` : (models.find((m) => m.name === name)?.description ?? name);
+  const allWorkloads: (Workload & { postBodyFile?: string })[] = [
+    ...['heavy', 'small'].map((name) => ({ id: name, model: name })),
+    { id: 'example', model: example.name },
+  ].map(({ id, model }) => ({
+    id,
+    title: `${id === 'example' ? 'Bundled example' : `${id[0]!.toUpperCase()}${id.slice(1)} model`}: ${describe(model)}`,
+    method: 'GET' as const,
+    path: `/v1/models/${model}/predict`,
+    models: [model],
+    responseBytes: Buffer.byteLength(reference.get(model)!.text),
+    inferenceCeilingRps: ceilingRps([model]),
+  }));
+  allWorkloads.push({
+    id: 'post4',
+    title: `POST with 4 models (${postModels.join(', ')})`,
+    method: 'POST',
+    path: '/v1/predict',
+    models: postModels,
+    responseBytes: Buffer.byteLength(post.text),
+    inferenceCeilingRps: ceilingRps(postModels),
+    postBodyFile,
+  });
+  const workloads = ONLY ? allWorkloads.filter((w) => ONLY.includes(w.id)) : allWorkloads;
+  if (workloads.length === 0) throw new Error(`BENCH_WORKLOADS matches none of ${allWorkloads.map((w) => w.id).join(', ')}`);
+
+  const targets: Target[] = [
+    { key: 'forecastd-cache-off', process: forecastdOff, forecastd: true },
+    { key: 'forecastd-cache-on', process: forecastdOn, forecastd: true },
+    { key: 'peer', process: peer, forecastd: false },
+    { key: 'http-ceiling', process: ceiling, forecastd: false },
+  ];
+  const points: Point[] = [];
+  const total = workloads.length * CONNECTIONS.length * targets.length;
+  log(`measuring ${total} points: ${WARMUP_SECONDS} s warm-up + ${SECONDS} s each`);
+  for (const workload of workloads) {
+    for (const connections of CONNECTIONS) {
+      for (const target of targets) {
+        const point = await measure(target, workload, connections, workload.postBodyFile);
+        points.push(point);
+        log(
+          `[${points.length}/${total}] ${workload.id} c=${connections} ${SERVER_LABELS[target.key]}: ` +
+            `${Math.round(point.rps)} req/s, p50 ${point.p50Ms.toFixed(2)} ms, p99 ${point.p99Ms.toFixed(2)} ms` +
+            `${point.meanBatchSize === null ? '' : `, batch ${point.meanBatchSize.toFixed(1)}`}` +
+            `${point.socketErrors + point.non2xx > 0 ? `, ${point.socketErrors + point.non2xx} errors` : ''}`,
+        );
+      }
+    }
+  }
+
+  const environment: Environment = {
+    date: new Date().toISOString().slice(0, 10),
+    command: command(),
+    quick: QUICK,
+    cpuModel: cpuModel(),
+    cores: cpus().length,
+    node: process.version,
+    kernel: release(),
+    os: osName(),
+    wrk: prepared.wrk,
+    forecastd:
+      `forecastd ${ownVersion()} (node dist/cli.js; model params at their defaults except cache_predictions), ` +
+      `ONNX Runtime ${inference.ortVersion}, uWebSockets.js ${packageVersion('uWebSockets.js')}`,
+    peer:
+      `Fastify ${packageVersion('fastify')} + onnxruntime-node ${packageVersion('onnxruntime-node')} ` +
+      `(bench/peers/node-ort-server.mjs, ${
+        PEER_INTRA_OP_THREADS === undefined ? 'default session options' : `intraOpNumThreads ${PEER_INTRA_OP_THREADS}`
+      }, one session.run per request, no cache)`,
+    warmupSeconds: WARMUP_SECONDS,
+    seconds: SECONDS,
+    loadAverageAtStart: prepared.loadAtStart,
+  };
+  return {
+    environment,
+    workloads: workloads.map(({ postBodyFile: _ignored, ...w }) => w),
+    connections: CONNECTIONS,
+    inference,
+    points,
+    checks,
+  };
+}
+
+function ownVersion(): string {
+  return (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+}
+
+function writeResults(results: HttpBenchResults): void {
+  const stem = `http-${results.environment.date}`;
+  writeFileSync(join(OUT, `${stem}.json`), `${JSON.stringify(results, null, 2)}\n`);
+  const markdownPath = writeReport(results, OUT, stem);
+  log(`results: ${relative(ROOT, markdownPath)} (+ .json and ${results.workloads.length} SVG curves)`);
+  if (results.environment.quick || process.env.BENCH_OUT) return;
+  // A full run with the default output refreshes the summary block in bench/README.md.
+  if (!existsSync(README)) return;
+  const readme = readFileSync(README, 'utf8');
+  const begin = readme.indexOf(README_BEGIN);
+  const end = readme.indexOf(README_END);
+  if (begin < 0 || end < begin) {
+    log(`bench/README.md has no ${README_BEGIN} … ${README_END} block: summary not written there`);
+    return;
+  }
+  const link = relative(dirname(README), markdownPath);
+  const summary = renderSummary(results, link);
+  writeFileSync(README, `${readme.slice(0, begin + README_BEGIN.length)}\n${summary}\n${readme.slice(end)}`);
+  log('bench/README.md summary refreshed');
+}
+
+main().catch((error: unknown) => {
+  log(error instanceof Error ? (error.stack ?? error.message) : String(error));
+  process.exitCode = 1;
+});
