@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { ForecastdError } from './errors.js';
 import { createLogger, parseLogLevel } from './log.js';
 import type { Logger } from './log.js';
+import { DEFAULT_WATCH_INTERVAL_MS } from './server/pod-watcher.js';
 import { DEFAULT_DRAIN_TIMEOUT_MS, DEFAULT_HOST, DEFAULT_PORT, startServer } from './server/start.js';
 import type { ForecastdServer } from './server/start.js';
 
@@ -18,6 +19,9 @@ Options:
   --log-level LEVEL       fatal, error, warn, info, debug, trace or silent (default: info,
                           or $FORECASTD_LOG_LEVEL); $FORECASTD_LOG_FORMAT=json|pretty picks the format
   --drain-timeout MS      on SIGINT/SIGTERM, how long in-flight requests may finish (default: ${DEFAULT_DRAIN_TIMEOUT_MS})
+  --no-watch              do not reload on changes to the spicepod or model files (SIGHUP still reloads)
+  --watch-interval MS     how often files are also checked in case change events are missed
+                          (default: ${DEFAULT_WATCH_INTERVAL_MS})
   -h, --help              show this help
   -v, --version           show the version
 `;
@@ -30,6 +34,8 @@ interface CliOptions {
   readonly port: number;
   readonly logLevel: string | undefined;
   readonly drainTimeoutMs: number;
+  /** null: no watching. */
+  readonly watchIntervalMs: number | null;
 }
 
 function version(): string {
@@ -58,6 +64,8 @@ function parseCommandLine(argv: readonly string[]): CliOptions | 'help' | 'versi
         http: { type: 'string' },
         'log-level': { type: 'string' },
         'drain-timeout': { type: 'string' },
+        'no-watch': { type: 'boolean' },
+        'watch-interval': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
       },
@@ -82,6 +90,14 @@ function parseCommandLine(argv: readonly string[]): CliOptions | 'help' | 'versi
       throw new UsageError(`--drain-timeout must be a number of milliseconds >= 0, not '${values['drain-timeout']}'`);
     }
   }
+  let watchIntervalMs: number | null = DEFAULT_WATCH_INTERVAL_MS;
+  if (values['watch-interval'] !== undefined) {
+    watchIntervalMs = Number(values['watch-interval']);
+    if (!Number.isFinite(watchIntervalMs) || watchIntervalMs <= 0) {
+      throw new UsageError(`--watch-interval must be a number of milliseconds above 0, not '${values['watch-interval']}'`);
+    }
+  }
+  if (values['no-watch'] === true) watchIntervalMs = null;
   const logLevel = values['log-level'];
   if (logLevel !== undefined) {
     try {
@@ -90,7 +106,7 @@ function parseCommandLine(argv: readonly string[]): CliOptions | 'help' | 'versi
       throw new UsageError(`--log-level: ${error instanceof Error ? error.message : String(error)}`);
     }
   }
-  return { path, ...address, logLevel, drainTimeoutMs };
+  return { path, ...address, logLevel, drainTimeoutMs, watchIntervalMs };
 }
 
 /** SIGINT/SIGTERM: drain, then exit 0 (drained) or 1 (forced); a second signal exits at once with 1. */
@@ -116,6 +132,12 @@ function handleSignals(server: ForecastdServer, logger: Logger, drainTimeoutMs: 
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // The usual "reread your configuration" signal. Failures are logged by the reload itself.
+  process.on('SIGHUP', () => {
+    if (stopping) return;
+    logger.info({ signal: 'SIGHUP' }, 'reloading the spicepod');
+    void server.reload();
+  });
 }
 
 async function main(argv: readonly string[]): Promise<number> {
@@ -145,6 +167,7 @@ async function main(argv: readonly string[]): Promise<number> {
       port: options.port,
       logger,
       drainTimeoutMs: options.drainTimeoutMs,
+      watch: options.watchIntervalMs === null ? false : { intervalMs: options.watchIntervalMs },
     });
   } catch (error) {
     // A pod error names file, line and key; anything else (address in use, no native uWS) says what to fix.

@@ -38,7 +38,7 @@ function sourceFor(config: DatasetConfig): DatasetSource {
 export class DatasetHandle {
   readonly name: string;
   readonly from: string;
-  private readonly config: DatasetConfig;
+  readonly config: DatasetConfig;
   private readonly logger: Logger;
   private dataset: Dataset | null = null;
   /** Set when the source could not even be created (e.g. impossible connection params). */
@@ -141,9 +141,12 @@ export class DatasetHandle {
     return windowFor(snapshot, lookback, fill, this.name);
   }
 
-  /** Every new snapshot (refresh, reload). */
-  onChange(listener: () => void): void {
-    this.dataset?.onChange(() => listener());
+  /** Every new snapshot (refresh, reload). Returns a function that removes the listener. */
+  onChange(listener: () => void): () => void {
+    const remove = this.dataset?.onChange(() => listener());
+    return () => {
+      remove?.();
+    };
   }
 
   /** Calls `listener` once, after the next refresh that leaves the dataset with data. */

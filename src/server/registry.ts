@@ -18,80 +18,176 @@ import type { Prediction } from '../runtime/forecaster.js';
 import { formatShape } from '../runtime/model-contract.js';
 import { PredictionCache } from '../runtime/prediction-cache.js';
 import { InferenceSession } from '../runtime/session.js';
-import type { ModelConfig, Spicepod } from '../spicepod/types.js';
+import { loadSpicepod } from '../spicepod/load.js';
+import type { DatasetConfig, ModelConfig, Spicepod } from '../spicepod/types.js';
 import { DatasetHandle } from './dataset-handle.js';
+import { fileSignature } from './file-signature.js';
+import { ReloadMetrics } from './reload-metrics.js';
 
-/** One model of the pod and everything that serves it. */
+/**
+ * One loaded version of a model: its session, forecaster and cache, and the config and dataset it was
+ * loaded for. Immutable once built; a reload builds a new one and swaps it in with one assignment, so a
+ * request uses one consistent version from start to end.
+ */
+interface ServingModel {
+  readonly config: ModelConfig;
+  readonly dataset: DatasetHandle;
+  readonly session: InferenceSession;
+  readonly forecaster: BatchingForecaster;
+  readonly identity: ModelIdentity;
+  /** Process-unique: part of the prediction cache key, so no answer of another version can match. */
+  readonly generation: number;
+  readonly cache: PredictionCache<Prediction> | null;
+  /** Removes the dataset listener that clears the cache. */
+  readonly unsubscribe: () => void;
+}
+
+/** One model of the pod: what the pod says (config), what serves now (serving), and its load state. */
 class ModelEntry {
   status: EntryStatus = 'Initializing';
-  /** The last load failure (message), null when none. */
+  /** The last load or reload failure (message), null when none. */
   error: string | null = null;
   errorCode: ErrorCode = 'ERR_MODEL_LOAD';
-  identity: ModelIdentity;
-  session: InferenceSession | null = null;
-  forecaster: BatchingForecaster | null = null;
-  /** Bumped on every (re)load: part of the prediction cache key. */
-  generation = 0;
-  cache: PredictionCache<Prediction> | null = null;
+  serving: ServingModel | null = null;
+  /** The model file's signature as of the last load started (or scheduled); null before the first. */
+  fileSignature: string | null = null;
+  /** The load in progress, including reruns requested while it ran. */
+  loading: Promise<void> | null = null;
+  loadAgain = false;
   /** Set when the model failed only because its dataset was not available; retried when it is. */
   waitingForDataset = false;
+  /** No longer in the pod: every load in progress gives up. */
+  removed = false;
+  /** Cache counters of versions already retired, so the metrics never go backwards. */
+  retiredCacheHits = 0;
+  retiredCacheMisses = 0;
 
   constructor(
-    readonly config: ModelConfig,
-    readonly dataset: DatasetHandle | undefined,
+    public config: ModelConfig,
+    public dataset: DatasetHandle | undefined,
     readonly metrics: ModelMetrics,
-  ) {
-    this.identity = { name: config.name, version: config.params.version, lookback: config.params.lookback };
+  ) {}
+
+  /** What responses say about the model: the serving version's, else what the config says. */
+  get identity(): ModelIdentity {
+    return this.serving?.identity ?? { name: this.config.name, version: this.config.params.version, lookback: this.config.params.lookback };
   }
 }
 
 export interface RegistryOptions {
   readonly logger: Logger;
   readonly metrics: ServerMetrics;
+  /** Environment for ${env:NAME} when the spicepod is read again. Default process.env. */
+  readonly env?: NodeJS.ProcessEnv;
+  /** The spicepod file's signature when `pod` was read (see fileSignature); default: taken at start(). */
+  readonly podSignature?: string;
+  /** Called after a changed spicepod was applied (e.g. to apply runtime settings that live elsewhere). */
+  readonly onPodApplied?: (pod: Spicepod, previous: Spicepod) => void;
 }
+
+/** What a reload did. */
+export interface ReloadOutcome {
+  /** A changed spicepod was read and applied. */
+  readonly applied: boolean;
+  /** Why the spicepod could not be applied (file:line: key ...); null when it was, or was unchanged. */
+  readonly error: string | null;
+  /** Models whose (re)load was started, and that have now finished it (see modelStatus for the result). */
+  readonly reloadedModels: readonly string[];
+}
+
+let nextGeneration = 1;
 
 function dims(info: { readonly shape: readonly (number | string)[] }): string {
   return formatShape(info.shape);
+}
+
+function sameConfig(a: ModelConfig | DatasetConfig, b: ModelConfig | DatasetConfig): boolean {
+  // Both come from the same validator, so equal pods give equal JSON.
+  return JSON.stringify(a) === JSON.stringify(b);
 }
 
 /**
  * Turns a Spicepod into running parts: a started dataset per dataset entry, and per model a session, the
  * contract check, a batching forecaster and a warm-up run. Entries load concurrently and independently: one
  * that fails is `Error` with its reason while the rest serve.
+ *
+ * Hot reload: `reload()` reads the spicepod again and applies the difference (removed entries stop, added
+ * ones start, changed ones are replaced); `checkForChanges()` does so only for files whose signature
+ * changed, and also reloads models whose file changed. A model is reloaded beside the version serving it
+ * (status Refreshing), checked and warmed up, then swapped in with one assignment; requests already queued
+ * finish on the old version, which is then drained and disposed. A reload that fails leaves the old version
+ * serving (status Ready with `error` set).
  */
 export class ModelRegistry implements ServingBackend {
-  readonly pod: Spicepod;
+  private currentPod: Spicepod;
+  private podSignature: string | null;
+  private podError: string | null = null;
   private readonly logger: Logger;
   private readonly serverMetrics: ServerMetrics;
+  private readonly reloadMetrics: ReloadMetrics;
+  private readonly env: NodeJS.ProcessEnv;
+  private readonly onPodApplied: ((pod: Spicepod, previous: Spicepod) => void) | undefined;
   private readonly datasetEntries = new Map<string, DatasetHandle>();
   private readonly modelEntries = new Map<string, ModelEntry>();
+  /** Datasets replaced or removed, still read by a version that serves or drains; stopped when none does. */
+  private readonly retiredDatasets = new Set<DatasetHandle>();
+  /** Versions swapped out or removed whose in-flight requests are finishing. */
+  private readonly draining = new Map<ServingModel, Promise<void>>();
+  /** Every model load in progress, including those of models since removed. */
+  private readonly loads = new Set<Promise<void>>();
+  /** Spicepod reloads run one at a time. */
+  private podWork: Promise<unknown> = Promise.resolve();
   private loading: Promise<void> | null = null;
   private closed = false;
 
   constructor(pod: Spicepod, options: RegistryOptions) {
-    this.pod = pod;
+    this.currentPod = pod;
     this.logger = options.logger;
     this.serverMetrics = options.metrics;
-    for (const config of pod.datasets) {
-      const handle = new DatasetHandle(config, this.logger);
-      this.datasetEntries.set(config.name, handle);
-      this.serverMetrics.dataset(config.name, {
-        rows: () => handle.snapshot?.rows ?? 0,
-        loadedAt: () => handle.snapshot?.loadedAt ?? null,
-      });
-    }
-    for (const config of pod.models) {
-      const datasetName = config.datasets[0];
-      const dataset = datasetName === undefined ? undefined : this.datasetEntries.get(datasetName);
-      let entry: ModelEntry | null = null;
-      const metrics = this.serverMetrics.model(config.name, {
-        queueDepth: () => entry?.forecaster?.queueDepth ?? 0,
-        cacheHits: () => entry?.cache?.hits ?? 0,
-        cacheMisses: () => entry?.cache?.misses ?? 0,
-      });
-      entry = new ModelEntry(config, dataset, metrics);
-      this.modelEntries.set(config.name, entry);
-    }
+    this.reloadMetrics = new ReloadMetrics(options.metrics.registry);
+    this.env = options.env ?? process.env;
+    this.podSignature = options.podSignature ?? null;
+    this.onPodApplied = options.onPodApplied;
+    for (const config of pod.datasets) this.addDataset(config);
+    for (const config of pod.models) this.modelEntries.set(config.name, this.newModelEntry(config));
+  }
+
+  /** The pod as last applied. */
+  get pod(): Spicepod {
+    return this.currentPod;
+  }
+
+  /** Why the spicepod on disk could not be applied at the last reload; null when it was. */
+  get reloadError(): string | null {
+    return this.podError;
+  }
+
+  private addDataset(config: DatasetConfig): DatasetHandle {
+    const handle = new DatasetHandle(config, this.logger);
+    this.datasetEntries.set(config.name, handle);
+    const name = config.name;
+    // Looked up at scrape time: the entry of that name may be replaced by a reload.
+    this.serverMetrics.dataset(name, {
+      rows: () => this.datasetEntries.get(name)?.snapshot?.rows ?? 0,
+      loadedAt: () => this.datasetEntries.get(name)?.snapshot?.loadedAt ?? null,
+    });
+    return handle;
+  }
+
+  private newModelEntry(config: ModelConfig): ModelEntry {
+    let entry: ModelEntry | null = null;
+    const metrics = this.serverMetrics.model(config.name, {
+      queueDepth: () => entry?.serving?.forecaster.queueDepth ?? 0,
+      cacheHits: () => (entry === null ? 0 : entry.retiredCacheHits + (entry.serving?.cache?.hits ?? 0)),
+      cacheMisses: () => (entry === null ? 0 : entry.retiredCacheMisses + (entry.serving?.cache?.misses ?? 0)),
+    });
+    entry = new ModelEntry(config, this.datasetFor(config), metrics);
+    return entry;
+  }
+
+  private datasetFor(config: ModelConfig): DatasetHandle | undefined {
+    const name = config.datasets[0];
+    return name === undefined ? undefined : this.datasetEntries.get(name);
   }
 
   /**
@@ -100,37 +196,67 @@ export class ModelRegistry implements ServingBackend {
    */
   start(): Promise<void> {
     this.loading ??= (async () => {
+      this.podSignature ??= await fileSignature(this.currentPod.file);
       const datasets = [...this.datasetEntries.values()].map((d) => d.start());
-      const models = [...this.modelEntries.values()].map((m) => this.loadModel(m));
+      const models = [...this.modelEntries.values()].map((m) => this.scheduleLoad(m));
       await Promise.all([...datasets, ...models]);
     })();
     return this.loading;
   }
 
-  private async loadModel(entry: ModelEntry): Promise<void> {
-    const { config } = entry;
+  /**
+   * Loads the entry's model as its config now says. A request while a load runs makes it run once more
+   * afterwards (the file or config may have changed after the running load read them); the promise covers
+   * that rerun too.
+   */
+  private scheduleLoad(entry: ModelEntry): Promise<void> {
+    if (entry.loading !== null) {
+      entry.loadAgain = true;
+      return entry.loading;
+    }
+    const run = (async () => {
+      do {
+        entry.loadAgain = false;
+        await this.loadOnce(entry);
+      } while (entry.loadAgain && !entry.removed && !this.closed);
+    })().finally(() => {
+      entry.loading = null;
+      this.loads.delete(run);
+    });
+    entry.loading = run;
+    this.loads.add(run);
+    return run;
+  }
+
+  private async loadOnce(entry: ModelEntry): Promise<void> {
+    const { config, dataset } = entry;
     const started = performance.now();
+    const reloading = entry.serving !== null;
+    entry.status = reloading ? 'Refreshing' : 'Initializing';
+    entry.waitingForDataset = false;
     const source = config.source;
     if (source.kind === 'unsupported') {
       this.fail(entry, 'ERR_MODEL_LOAD', source.reason);
       return;
     }
-    const dataset = entry.dataset;
     if (dataset === undefined) {
       this.fail(entry, 'ERR_DATASET', `model ${config.name} names no dataset to read its window from`);
       return;
     }
+    // Taken before reading: a write during the load changes it again and triggers another reload.
+    entry.fileSignature = await fileSignature(source.path);
     // Disposed again if anything after the load fails.
-    let loaded: InferenceSession | null = null;
+    let session: InferenceSession | null = null;
+    let forecaster: BatchingForecaster | null = null;
     try {
       const params = config.params;
       // The session loads while the dataset does; the contract needs the dataset's column count.
-      const [session] = await Promise.all([
+      const [loaded] = await Promise.all([
         InferenceSession.load(source.path, { intraOpThreads: params.intraOpThreads }),
         dataset.firstLoad(),
       ]);
-      loaded = session;
-      if (this.closed) {
+      session = loaded;
+      if (this.superseded(entry, config, dataset)) {
         session.dispose();
         return;
       }
@@ -143,7 +269,7 @@ export class ModelRegistry implements ServingBackend {
         );
       }
       const metrics = entry.metrics;
-      const forecaster = new BatchingForecaster(session, {
+      forecaster = new BatchingForecaster(session, {
         lookback: params.lookback,
         variables,
         maxBatchSize: params.maxBatchSize,
@@ -154,24 +280,36 @@ export class ModelRegistry implements ServingBackend {
         onBatch: (batch) => metrics.batch(batch.size, batch.queueMs, batch.inferenceMs),
       });
       await forecaster.warmUp();
-      if (this.closed) {
-        await forecaster.close();
-        session.dispose();
+      if (this.superseded(entry, config, dataset)) {
+        this.dispose(forecaster, session);
         return;
       }
       const metadataVersion = session.metadata.version;
-      entry.identity = {
-        name: config.name,
-        version: params.version ?? (metadataVersion !== 0 ? String(metadataVersion) : null),
-        lookback: forecaster.shape.lookback,
+      const cache = params.cachePredictions ? new PredictionCache<Prediction>({ maxEntries: 16 }) : null;
+      const next: ServingModel = {
+        config,
+        dataset,
+        session,
+        forecaster,
+        identity: {
+          name: config.name,
+          version: params.version ?? (metadataVersion !== 0 ? String(metadataVersion) : null),
+          lookback: forecaster.shape.lookback,
+        },
+        generation: nextGeneration++,
+        cache,
+        // A dataset change (refresh, reload) frees cached predictions of the old data at once.
+        unsubscribe: cache === null ? () => undefined : dataset.onChange(() => cache.clear()),
       };
-      entry.session = session;
-      entry.forecaster = forecaster;
-      entry.generation++;
-      entry.cache = params.cachePredictions ? new PredictionCache<Prediction>({ maxEntries: 16 }) : null;
+      const previous = entry.serving;
+      // The swap: from here on every new request uses the new version.
+      entry.serving = next;
       entry.status = 'Ready';
       entry.error = null;
-      entry.waitingForDataset = false;
+      if (previous !== null) {
+        this.reloadMetrics.modelReloaded(config.name, true);
+        this.retire(entry, previous);
+      }
       const input = session.inputs[0];
       const output = session.outputs[0];
       this.logger.info(
@@ -179,7 +317,7 @@ export class ModelRegistry implements ServingBackend {
           model: config.name,
           from: config.from,
           dataset: dataset.name,
-          version: entry.identity.version,
+          version: next.identity.version,
           lookback: forecaster.shape.lookback,
           variables: forecaster.shape.variables,
           input: input === undefined ? undefined : `${input.name} ${input.type} ${dims(input)}`,
@@ -187,41 +325,239 @@ export class ModelRegistry implements ServingBackend {
           maxBatchSize: forecaster.settings.maxBatchSize,
           ms: Math.round(performance.now() - started),
         },
-        `model ${config.name} ready`,
+        previous === null ? `model ${config.name} ready` : `model ${config.name} reloaded; the new version serves`,
       );
-      // A dataset change (refresh, reload) frees cached predictions of the old data at once.
-      dataset.onChange(() => entry.cache?.clear());
     } catch (error) {
-      loaded?.dispose();
+      if (session !== null) {
+        if (forecaster !== null) this.dispose(forecaster, session);
+        else session.dispose();
+      }
+      if (this.superseded(entry, config, dataset)) return;
       this.fail(entry, failureReason(error), errorMessage(error));
       if (entry.waitingForDataset) {
         // Serve as soon as the dataset comes back.
         dataset.onceAvailable(() => {
-          if (!this.closed && entry.status === 'Error' && entry.waitingForDataset) {
-            entry.status = 'Initializing';
-            void this.loadModel(entry);
-          }
+          if (!this.closed && !entry.removed && entry.dataset === dataset && entry.waitingForDataset) void this.scheduleLoad(entry);
         });
       }
     }
+  }
+
+  /** The load's result no longer matters: the server closes, the model went, or its config changed since. */
+  private superseded(entry: ModelEntry, config: ModelConfig, dataset: DatasetHandle): boolean {
+    return this.closed || entry.removed || entry.config !== config || entry.dataset !== dataset;
+  }
+
+  /** Frees a version that never served (a run may still be in flight, e.g. a warm-up that timed out). */
+  private dispose(forecaster: BatchingForecaster, session: InferenceSession): void {
+    void forecaster.close().finally(() => session.dispose());
+  }
+
+  /** Drains a version no longer served (its queued and in-flight requests finish), then frees it. */
+  private retire(entry: ModelEntry, serving: ServingModel): void {
+    serving.unsubscribe();
+    entry.retiredCacheHits += serving.cache?.hits ?? 0;
+    entry.retiredCacheMisses += serving.cache?.misses ?? 0;
+    const done = serving.forecaster
+      .close()
+      .finally(() => {
+        serving.session.dispose();
+        this.draining.delete(serving);
+        this.stopUnusedDatasets();
+      });
+    this.draining.set(serving, done);
   }
 
   private fail(entry: ModelEntry, cause: ErrorCode, message: string): void {
     // A model in Error answers 500 whatever stopped it (even a warm-up that timed out, which on a live
     // request would be a 504): keep the codes that say why, call the rest a load failure.
     const code: ErrorCode = cause === 'ERR_MODEL_CONTRACT' || cause === 'ERR_DATASET' ? cause : 'ERR_MODEL_LOAD';
-    entry.status = 'Error';
     entry.error = message;
     entry.errorCode = code;
-    this.logger.error({ model: entry.config.name, from: entry.config.from, code }, `model ${entry.config.name} failed to load: ${message}`);
+    const { name, from } = entry.config;
+    if (entry.serving !== null) {
+      entry.status = 'Ready';
+      this.reloadMetrics.modelReloaded(name, false);
+      this.logger.error({ model: name, from, code }, `model ${name} reload failed; still serving the previous version: ${message}`);
+    } else {
+      entry.status = 'Error';
+      this.logger.error({ model: name, from, code }, `model ${name} failed to load: ${message}`);
+    }
+  }
+
+  /**
+   * Reads the spicepod again and applies what changed, then reloads models whose file changed. Resolves
+   * once every load it started has finished; never rejects (a pod that cannot be applied is reported in the
+   * outcome, the log and `reloadError`, and the current configuration keeps serving).
+   */
+  reload(): Promise<ReloadOutcome> {
+    return this.serialized(() => this.reloadNow(true));
+  }
+
+  /**
+   * Cheap: compares the spicepod and model files with what is loaded (stat only) and reloads what changed,
+   * as reload() does. Resolves once the loads it started have finished.
+   */
+  checkForChanges(): Promise<ReloadOutcome> {
+    return this.serialized(() => this.reloadNow(false));
+  }
+
+  /** Every file whose change checkForChanges() notices: the spicepod and each model file. */
+  watchedFiles(): string[] {
+    const files = [this.currentPod.file];
+    for (const entry of this.modelEntries.values()) {
+      if (entry.config.source.kind === 'onnx') files.push(entry.config.source.path);
+    }
+    return files;
+  }
+
+  private serialized<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.podWork.then(work);
+    this.podWork = run.catch(() => undefined);
+    return run;
+  }
+
+  private async reloadNow(force: boolean): Promise<ReloadOutcome> {
+    if (this.closed) return { applied: false, error: null, reloadedModels: [] };
+    const loads = new Map<string, Promise<void>>();
+    let applied = false;
+    const file = this.currentPod.file;
+    const signature = await fileSignature(file);
+    if (force || signature !== this.podSignature) {
+      // Taken before reading, as for models: a write during the read is seen at the next check.
+      this.podSignature = signature;
+      let next: Spicepod | null = null;
+      try {
+        next = await loadSpicepod(file, this.env);
+      } catch (error) {
+        const message = errorMessage(error);
+        this.podError = message;
+        this.reloadMetrics.podReloaded(false);
+        this.logger.error(
+          { pod: file, code: error instanceof ForecastdError ? error.code : undefined },
+          `spicepod reload failed; still serving the configuration applied before: ${message}`,
+        );
+      }
+      if (next !== null && !this.closed) {
+        this.podError = null;
+        this.reloadMetrics.podReloaded(true);
+        for (const warning of next.warnings) this.logger.warn(warning);
+        this.applyPod(next, loads);
+        applied = true;
+      }
+    }
+    if (this.closed) return { applied, error: this.podError, reloadedModels: [] };
+    for (const entry of this.modelEntries.values()) {
+      const source = entry.config.source;
+      if (source.kind !== 'onnx' || loads.has(entry.config.name) || entry.fileSignature === null) continue;
+      const current = await fileSignature(source.path);
+      if (current === entry.fileSignature || entry.removed) continue;
+      this.logger.info({ model: entry.config.name, file: source.path }, `model file of ${entry.config.name} changed; reloading`);
+      // Recorded now, so the next check does not schedule the same change again.
+      entry.fileSignature = current;
+      loads.set(entry.config.name, this.scheduleLoad(entry));
+    }
+    await Promise.all(loads.values());
+    return { applied, error: this.podError, reloadedModels: [...loads.keys()] };
+  }
+
+  /** Applies a newly read pod: datasets and models removed, added and changed, in the new pod's order. */
+  private applyPod(next: Spicepod, loads: Map<string, Promise<void>>): void {
+    const previous = this.currentPod;
+    this.currentPod = next;
+    const changes: string[] = [];
+
+    const oldDatasets = new Map(this.datasetEntries);
+    const replaced = new Set<string>();
+    this.datasetEntries.clear();
+    for (const config of next.datasets) {
+      const old = oldDatasets.get(config.name);
+      if (old !== undefined && sameConfig(old.config, config)) {
+        this.datasetEntries.set(config.name, old);
+        oldDatasets.delete(config.name);
+        continue;
+      }
+      const handle = this.addDataset(config);
+      if (old !== undefined) {
+        oldDatasets.delete(config.name);
+        this.retiredDatasets.add(old);
+        replaced.add(config.name);
+        changes.push(`dataset ${config.name} changed`);
+      } else {
+        changes.push(`dataset ${config.name} added`);
+      }
+      void handle.start();
+    }
+    for (const [name, old] of oldDatasets) {
+      this.retiredDatasets.add(old);
+      changes.push(`dataset ${name} removed`);
+    }
+
+    const oldModels = new Map(this.modelEntries);
+    this.modelEntries.clear();
+    for (const config of next.models) {
+      const old = oldModels.get(config.name);
+      oldModels.delete(config.name);
+      if (old === undefined) {
+        const entry = this.newModelEntry(config);
+        this.modelEntries.set(config.name, entry);
+        changes.push(`model ${config.name} added`);
+        loads.set(config.name, this.scheduleLoad(entry));
+        continue;
+      }
+      this.modelEntries.set(config.name, old);
+      const datasetName = config.datasets[0];
+      const configChanged = !sameConfig(old.config, config);
+      if (!configChanged && (datasetName === undefined || !replaced.has(datasetName))) continue;
+      old.config = config;
+      old.dataset = this.datasetFor(config);
+      changes.push(configChanged ? `model ${config.name} changed` : `model ${config.name} reloads for its changed dataset`);
+      loads.set(config.name, this.scheduleLoad(old));
+    }
+    for (const [name, entry] of oldModels) {
+      // Gone from the pod: new requests are answered "not found" at once; queued ones finish.
+      entry.removed = true;
+      const serving = entry.serving;
+      entry.serving = null;
+      if (serving !== null) this.retire(entry, serving);
+      changes.push(`model ${name} removed`);
+    }
+    this.stopUnusedDatasets();
+
+    if (JSON.stringify(previous.runtime) !== JSON.stringify(next.runtime)) changes.push('runtime settings changed');
+    this.logger.info(
+      { pod: next.file, changes },
+      changes.length === 0 ? 'spicepod reloaded; nothing changed' : `spicepod reloaded: ${changes.join(', ')}`,
+    );
+    try {
+      this.onPodApplied?.(next, previous);
+    } catch (error) {
+      this.logger.error({ err: error }, 'applying the reloaded spicepod\'s runtime settings failed');
+    }
+  }
+
+  /** Stops datasets no longer in the pod once no serving or draining version reads them. */
+  private stopUnusedDatasets(): void {
+    if (this.retiredDatasets.size === 0) return;
+    const used = new Set<DatasetHandle>();
+    for (const entry of this.modelEntries.values()) {
+      if (entry.serving !== null) used.add(entry.serving.dataset);
+    }
+    for (const serving of this.draining.keys()) used.add(serving.dataset);
+    for (const handle of this.retiredDatasets) {
+      if (used.has(handle)) continue;
+      this.retiredDatasets.delete(handle);
+      void handle.stop();
+    }
   }
 
   async predict(name: string, signal?: AbortSignal): Promise<PredictOutcome> {
     const entry = this.modelEntries.get(name);
     if (entry === undefined) return { kind: 'not_found', name };
-    const model = entry.identity;
-    const forecaster = entry.forecaster;
-    if (forecaster === null) {
+    // Read once: the whole request uses this version even if a reload swaps another in meanwhile.
+    const serving = entry.serving;
+    if (serving === null) {
+      const model = entry.identity;
       if (entry.status === 'Error') {
         entry.metrics.failed(entry.errorCode);
         return { kind: 'failure', model, reason: entry.errorCode, message: `Model ${name} failed to load: ${entry.error ?? 'unknown error'}` };
@@ -229,7 +565,8 @@ export class ModelRegistry implements ServingBackend {
       entry.metrics.failed('MODEL_LOADING');
       return { kind: 'failure', model, reason: 'MODEL_LOADING', message: `Model ${name} is still loading; retry shortly` };
     }
-    const dataset = entry.dataset!;
+    const model = serving.identity;
+    const dataset = serving.dataset;
     const snapshot = dataset.snapshot;
     if (snapshot === null) {
       entry.metrics.failed('ERR_DATASET');
@@ -241,7 +578,7 @@ export class ModelRegistry implements ServingBackend {
       };
     }
     try {
-      const prediction = await this.run(entry, forecaster, snapshot, signal);
+      const prediction = await this.run(serving, snapshot, signal);
       entry.metrics.succeeded();
       return { kind: 'success', model, values: prediction.values };
     } catch (error) {
@@ -254,28 +591,21 @@ export class ModelRegistry implements ServingBackend {
     }
   }
 
-  private run(
-    entry: ModelEntry,
-    forecaster: BatchingForecaster,
-    snapshot: DatasetSnapshot,
-    signal: AbortSignal | undefined,
-  ): Promise<Prediction> {
+  /** Hands the window to the forecaster synchronously, so a swap after this call cannot strand it. */
+  private run(serving: ServingModel, snapshot: DatasetSnapshot, signal: AbortSignal | undefined): Promise<Prediction> {
+    const { forecaster, dataset, cache } = serving;
     const { lookback } = forecaster.shape;
-    const fill = entry.config.params.fillMissing;
-    const dataset = entry.dataset!;
-    const cache = entry.cache;
+    const fill = serving.config.params.fillMissing;
     if (cache === null) return forecaster.predict(dataset.window(snapshot, lookback, fill), { signal });
     // Callers share one computation, so it must not be cancelled by any one of them going away. The snapshot
-    // version is process-unique and the generation changes on reload: a stale key can never match.
-    return cache.get(`${entry.generation}:${snapshot.version}`, () =>
-      forecaster.predict(dataset.window(snapshot, lookback, fill)),
-    );
+    // version is process-unique and so is the generation: a stale key can never match.
+    return cache.get(`${serving.generation}:${snapshot.version}`, () => forecaster.predict(dataset.window(snapshot, lookback, fill)));
   }
 
   readyModelNames(): string[] {
     const names: string[] = [];
     for (const entry of this.modelEntries.values()) {
-      if (entry.forecaster !== null && entry.status !== 'Error') names.push(entry.config.name);
+      if (entry.serving !== null) names.push(entry.config.name);
     }
     return names;
   }
@@ -312,20 +642,21 @@ export class ModelRegistry implements ServingBackend {
     return d === undefined ? undefined : { status: d.status, error: d.error };
   }
 
-  /** Stops refreshes, lets in-flight predictions finish, and frees every session. */
+  /** Stops refreshes and reloads, lets in-flight predictions finish, and frees every session. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await Promise.all(
-      [...this.modelEntries.values()].map(async (m) => {
-        const forecaster = m.forecaster;
-        const session = m.session;
-        m.forecaster = null;
-        m.session = null;
-        if (forecaster !== null) await forecaster.close();
-        session?.dispose();
-      }),
-    );
-    await Promise.all([...this.datasetEntries.values()].map((d) => d.stop()));
+    for (const entry of this.modelEntries.values()) {
+      const serving = entry.serving;
+      entry.serving = null;
+      if (serving !== null) this.retire(entry, serving);
+    }
+    await Promise.all(this.draining.values());
+    const datasets = [...this.datasetEntries.values(), ...this.retiredDatasets];
+    this.retiredDatasets.clear();
+    await Promise.all(datasets.map((d) => d.stop()));
+    // Loads in progress see `closed` and free what they loaded; wait for them so nothing outlives close().
+    await Promise.all(this.loads);
+    await this.podWork;
   }
 }

@@ -3,9 +3,12 @@ import { silentLogger } from '../log.js';
 import type { Logger } from '../log.js';
 import { ServerMetrics } from '../metrics.js';
 import { runtimeInfo } from '../runtime/runtime.js';
-import { loadSpicepod } from '../spicepod/load.js';
+import { findSpicepodFile, loadSpicepod } from '../spicepod/load.js';
 import type { Spicepod } from '../spicepod/types.js';
+import { fileSignature } from './file-signature.js';
+import { PodWatcher } from './pod-watcher.js';
 import { ModelRegistry } from './registry.js';
+import type { ReloadOutcome } from './registry.js';
 
 export const DEFAULT_HOST = '127.0.0.1';
 export const DEFAULT_PORT = 8090;
@@ -24,6 +27,19 @@ export interface ServerOptions {
   readonly drainTimeoutMs?: number;
   /** Environment for ${env:NAME} in the pod. Default process.env. */
   readonly env?: NodeJS.ProcessEnv;
+  /**
+   * Hot reload: watch the spicepod and model files and apply changes without a restart. `true` uses the
+   * defaults (a check 150 ms after the last file event, and every 2 s in case events are missed). Default
+   * false; the CLI turns it on. reload() works either way.
+   */
+  readonly watch?: boolean | WatchOptions;
+}
+
+export interface WatchOptions {
+  /** Period of the fallback check (stat of each file), ms. Default 2000. */
+  readonly intervalMs?: number;
+  /** Quiet time after the last file event before checking, ms. Default 150. */
+  readonly debounceMs?: number;
 }
 
 export interface ForecastdServer {
@@ -35,6 +51,12 @@ export interface ForecastdServer {
   readonly metrics: ServerMetrics;
   /** Resolves once every model and dataset has finished loading (Ready or Error). */
   loaded(): Promise<void>;
+  /**
+   * Reads the spicepod again and applies what changed (and reloads models whose file changed). Resolves
+   * once the loads it started have finished; a spicepod that cannot be applied is reported in the outcome
+   * and the log while the current configuration keeps serving.
+   */
+  reload(): Promise<ReloadOutcome>;
   /**
    * Stops accepting connections, lets in-flight requests finish for up to `drainTimeoutMs`, then closes
    * every connection and frees models and datasets. Resolves true when everything in flight finished.
@@ -54,19 +76,53 @@ function urlHost(host: string): string {
  */
 export async function startServer(options: ServerOptions): Promise<ForecastdServer> {
   const logger = options.logger ?? silentLogger();
-  const pod =
-    typeof options.spicepod === 'string' ? await loadSpicepod(options.spicepod, options.env ?? process.env) : options.spicepod;
+  const env = options.env ?? process.env;
+  let pod: Spicepod;
+  let podSignature: string | undefined;
+  if (typeof options.spicepod === 'string') {
+    const file = await findSpicepodFile(options.spicepod);
+    // Taken before reading, so an edit made while the server starts is still seen by the first check.
+    podSignature = await fileSignature(file);
+    pod = await loadSpicepod(file, env);
+  } else {
+    pod = options.spicepod;
+  }
+  const watchOptions = options.watch === true ? {} : options.watch === false || options.watch === undefined ? null : options.watch;
   for (const warning of pod.warnings) logger.warn(warning);
   const metrics = new ServerMetrics();
-  const registry = new ModelRegistry(pod, { logger, metrics });
-  const http = new HttpServer({
+  let http: HttpServer | null = null;
+  const registry = new ModelRegistry(pod, {
+    logger,
+    metrics,
+    env,
+    ...(podSignature === undefined ? {} : { podSignature }),
+    onPodApplied: (next, previous) => {
+      if (JSON.stringify(next.runtime.auth) === JSON.stringify(previous.runtime.auth)) return;
+      http?.setApiKeys(next.runtime.auth === null ? null : next.runtime.auth.apiKeys);
+      logger.info({ auth: next.runtime.auth !== null }, 'API keys changed; they apply from the next request');
+    },
+  });
+  http = new HttpServer({
     backend: registry,
     metrics,
     logger,
     apiKeys: pod.runtime.auth === null ? null : pod.runtime.auth.apiKeys,
   });
+  const server = http;
+  // Built before listening, so bad watch options fail the start rather than leave a half-started server.
+  const watcher =
+    watchOptions === null
+      ? null
+      : new PodWatcher({
+          files: () => registry.watchedFiles(),
+          check: async () => {
+            await registry.checkForChanges();
+          },
+          logger,
+          ...watchOptions,
+        });
   const host = options.host ?? DEFAULT_HOST;
-  const address = await http.listen(host, options.port ?? DEFAULT_PORT);
+  const address = await server.listen(host, options.port ?? DEFAULT_PORT);
   const url = `http://${urlHost(host)}:${address.port}`;
   logger.info(
     { url, pod: pod.file, models: pod.models.length, datasets: pod.datasets.length, auth: pod.runtime.auth !== null },
@@ -87,15 +143,23 @@ export async function startServer(options: ServerOptions): Promise<ForecastdServ
     logger.info({ ready, failed: models.length - ready }, `loaded ${ready} of ${models.length} models`);
   });
 
+  if (watcher !== null) {
+    watcher.start();
+    logger.info({ files: registry.watchedFiles().length }, 'watching the spicepod and model files for changes');
+  }
+
   const drainDefault = options.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS;
   let shuttingDown: Promise<boolean> | null = null;
   const shutdown = (drainTimeoutMs = drainDefault): Promise<boolean> => {
     shuttingDown ??= (async () => {
-      http.stopAccepting();
-      const drained = await http.drain(drainTimeoutMs);
-      if (!drained) logger.warn({ pending: http.pending }, `requests still in flight after ${drainTimeoutMs} ms; closing anyway`);
-      http.closeConnections();
+      // A check in progress may be loading models: closing the registry makes it give up.
+      const stopWatching = watcher?.close();
+      server.stopAccepting();
+      const drained = await server.drain(drainTimeoutMs);
+      if (!drained) logger.warn({ pending: server.pending }, `requests still in flight after ${drainTimeoutMs} ms; closing anyway`);
+      server.closeConnections();
       await registry.close();
+      await stopWatching;
       return drained;
     })();
     return shuttingDown;
@@ -108,6 +172,7 @@ export async function startServer(options: ServerOptions): Promise<ForecastdServ
     registry,
     metrics,
     loaded: () => loading,
+    reload: () => registry.reload(),
     shutdown,
     close: async () => {
       await shutdown();

@@ -1,8 +1,10 @@
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { formatFloat32 } from '../../src/http/float-format.js';
+import { InferenceSession } from '../../src/runtime/session.js';
 import { linearModel, seededRandom, uniformWeights } from '../../tools/onnx-builder.js';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -67,7 +69,17 @@ export interface LinearFixture {
 
 /** A linear model with seeded random weights: different windows give different, non-round forecasts. */
 export function linearFixture(
-  o: { lookback: number; variables?: number; horizon: number; seed?: number; modelVersion?: number; dtype?: 'float32' | 'float64' },
+  o: {
+    lookback: number;
+    variables?: number;
+    horizon: number;
+    seed?: number;
+    modelVersion?: number;
+    dtype?: 'float32' | 'float64';
+    /** Declared lookback dimension, e.g. a name for a symbolic one; default the concrete lookback. */
+    lookbackDim?: number | string;
+    rank?: 2 | 3;
+  },
 ): LinearFixture {
   const variables = o.variables ?? 1;
   const random = seededRandom(o.seed ?? 1);
@@ -81,6 +93,47 @@ export function linearFixture(
     bias,
     modelVersion: o.modelVersion ?? 0,
     dtype: o.dtype ?? 'float32',
+    ...(o.lookbackDim === undefined ? {} : { lookbackDim: o.lookbackDim }),
+    ...(o.rank === undefined ? {} : { rank: o.rank }),
   });
   return { lookback: o.lookback, variables, horizon: o.horizon, bytes };
+}
+
+/** Replaces a file the way careful writers and many editors do: write a temporary file, rename it over. */
+export function replaceFile(file: string, content: string | Uint8Array): void {
+  const temporary = `${file}.${process.pid}.tmp`;
+  writeFileSync(temporary, content);
+  renameSync(temporary, file);
+}
+
+/** The raw text of the `prediction` array in a body. */
+export function predictionText(body: string): string {
+  const match = /"prediction":\[([^\]]*)\]/.exec(body);
+  if (match === null) throw new Error(`no prediction in ${body}`);
+  return match[1]!;
+}
+
+/**
+ * Runs one window through a model directly (no server) and prints output 0 as the API must: the reference
+ * a served prediction is compared with.
+ */
+export async function runDirect(bytes: Uint8Array, window: readonly number[], shape: readonly number[]): Promise<string> {
+  const session = await InferenceSession.load(bytes, { intraOpThreads: 1 });
+  try {
+    const input = session.inputs[0]!;
+    const [output] = await session.run({ [input.name]: { data: Float32Array.from(window), shape: [...shape] } });
+    return Array.from(output!.data as Float32Array).map(formatFloat32).join(',');
+  } finally {
+    session.dispose();
+  }
+}
+
+/** Polls `probe` until it returns a value (not undefined), for conditions the server reaches on its own. */
+export async function until<T>(what: string, probe: () => Promise<T | undefined>, attempts = 800): Promise<T> {
+  for (let i = 0; i < attempts; i++) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`gave up waiting for ${what}`);
 }

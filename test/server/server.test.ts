@@ -189,7 +189,9 @@ describe('forecastd serving a pod', () => {
     for (const name of ['on_absent', 'missing', 'corrupt', 'contract', 'gpt']) expect(byName.get(name)!.status, name).toBe('Error');
     expect(byName.get('missing')!.error).toMatch(/missing\.onnx/);
     expect(byName.get('contract')!.error).toMatch(/exactly one input/);
-    expect(byName.get('gpt')!.error).toBe('"openai/gpt-4o" is not an ONNX model: forecastd serves .onnx files');
+    expect(byName.get('gpt')!.error).toBe(
+      'model source "openai/gpt-4o" (openai) is not supported: forecastd serves ONNX forecasting models from file:PATH.onnx, file://PATH.onnx or an absolute path',
+    );
     expect(byName.get('on_absent')!.error).toMatch(/dataset absent is not available/);
   });
 
