@@ -46,6 +46,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   const destination = options.destination ?? process.stdout;
   const base = { level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime };
   if (format === 'pretty') {
+    reportBrokenDestination(destination);
     const stream = pretty({
       sync: true,
       colorize: destination === process.stdout && process.stdout.isTTY === true,
@@ -56,7 +57,26 @@ export function createLogger(options: LoggerOptions = {}): Logger {
     return pino(base, stream);
   }
   // Synchronous fd writes: log lines are rare (requests log at debug), and none is lost at exit.
-  return pino(base, options.destination ?? pino.destination({ dest: 1, sync: true }));
+  const sink = options.destination ?? pino.destination({ dest: 1, sync: true });
+  reportBrokenDestination(sink);
+  return pino(base, sink);
+}
+
+/**
+ * A log destination that breaks (stdout closed by the reader: EPIPE; a full disk) must not take the server
+ * down: the failure is said once on stderr and later lines are dropped.
+ */
+function reportBrokenDestination(sink: { on(event: 'error', listener: (error: NodeJS.ErrnoException) => void): unknown }): void {
+  let reported = false;
+  sink.on('error', (error: NodeJS.ErrnoException) => {
+    if (reported) return;
+    reported = true;
+    try {
+      process.stderr.write(`forecastd: the log destination failed (${error.code ?? error.message}); further log lines are dropped\n`);
+    } catch {
+      // stderr is gone too: nothing is left to tell.
+    }
+  });
 }
 
 /** A logger that drops everything (library use without a logger). */

@@ -21,6 +21,7 @@ function sourceFor(config: DatasetConfig): DatasetSource {
     });
   }
   return createPostgresSource({
+    database: source.database ?? null,
     schema: source.schema,
     table: source.table,
     timeColumn: config.timeColumn,
@@ -29,6 +30,10 @@ function sourceFor(config: DatasetConfig): DatasetSource {
     params: config.params,
     from: config.from,
   });
+}
+
+function retryNote(at: number | null): string {
+  return at === null ? '' : `; retrying at ${new Date(at).toISOString()}`;
 }
 
 /**
@@ -75,6 +80,11 @@ export class DatasetHandle {
     return this.dataset?.snapshot ?? null;
   }
 
+  /** Epoch ms of the last successful check of the source (even one that found nothing new); null before. */
+  get refreshedAt(): number | null {
+    return this.dataset?.lastRefreshAt ?? null;
+  }
+
   /** The GET /v1/datasets entry. */
   describe(): DatasetListing {
     if (this.dataset !== null) return describeDataset(this.dataset);
@@ -104,7 +114,7 @@ export class DatasetHandle {
         this.logger.error(
           { dataset: this.name, from: this.from, ms: Math.round(outcome.durationMs) },
           s === undefined
-            ? `dataset ${this.name} failed to load: ${outcome.error}`
+            ? `dataset ${this.name} failed to load: ${outcome.error}${retryNote(dataset.nextRetryAt)}`
             : `dataset ${this.name} refresh failed, still serving ${s.rows} rows: ${outcome.error}`,
         );
       } else if (outcome.changed && s !== undefined) {
