@@ -1,9 +1,138 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { HistogramConfiguration } from 'prom-client';
 
 /**
  * The server's Prometheus metrics, in their own registry (never prom-client's global one, so embedding
  * apps and several servers in one process do not collide). Hot paths use label children bound once.
  */
+
+/**
+ * One label set of a LocalHistogram: plain numbers, so an observation is a bucket search and three additions.
+ * (A prom-client label child hashes and validates its labels on every observation.)
+ */
+class HistogramChild {
+  /** Per bucket, not cumulative; the last slot counts values above every bound. */
+  readonly counts: Float64Array;
+  sum = 0;
+  count = 0;
+
+  constructor(
+    readonly labels: Readonly<Record<string, string>>,
+    private readonly bounds: readonly number[],
+  ) {
+    this.counts = new Float64Array(bounds.length + 1);
+  }
+
+  observe(value: number): void {
+    // prom-client refuses non-finite values by throwing; on a request path that would turn a metric into a 500.
+    if (!Number.isFinite(value)) return;
+    const bounds = this.bounds;
+    const n = bounds.length;
+    let i = 0;
+    while (i < n && value > bounds[i]!) i++;
+    this.counts[i]!++;
+    this.sum += value;
+    this.count++;
+  }
+}
+
+type HistogramGet = Awaited<ReturnType<Histogram['get']>>;
+type HistogramValue = HistogramGet['values'][number];
+
+/** A value as prom-client's Registry prints it: the child's labels come after `le`, as prom-client orders them. */
+interface HistogramExportValue {
+  readonly labels: Readonly<Record<string, string | number>>;
+  readonly sharedLabels: Readonly<Record<string, string>>;
+  readonly value: number;
+  readonly metricName: string;
+}
+
+/**
+ * A prom-client Histogram (so it registers and prints as one, exactly as prom-client would) whose counts live
+ * in HistogramChild objects bound once per label set.
+ */
+class LocalHistogram<L extends string> extends Histogram<L> {
+  readonly #name: string;
+  readonly #help: string;
+  readonly #bounds: readonly number[];
+  readonly #labelNames: readonly L[];
+  readonly #children = new Map<string, HistogramChild>();
+
+  constructor(config: HistogramConfiguration<L> & { readonly buckets: number[]; readonly labelNames: readonly L[] }) {
+    super(config);
+    this.#name = config.name;
+    this.#help = config.help;
+    this.#bounds = [...config.buckets].sort((a, b) => a - b);
+    this.#labelNames = config.labelNames;
+  }
+
+  /** The child of these label values (in labelNames order), created on first use. */
+  child(...values: string[]): HistogramChild {
+    const key = values.join('\u0000');
+    let child = this.#children.get(key);
+    if (child === undefined) {
+      const labels: Record<string, string> = {};
+      this.#labelNames.forEach((name, i) => {
+        labels[name] = values[i] ?? '';
+      });
+      child = new HistogramChild(labels, this.#bounds);
+      this.#children.set(key, child);
+    }
+    return child;
+  }
+
+  override reset(): void {
+    super.reset();
+    // prom-client's constructor calls reset() before this class's fields exist.
+    if (!(#children in this)) return;
+    for (const child of this.#children.values()) {
+      child.counts.fill(0);
+      child.sum = 0;
+      child.count = 0;
+    }
+  }
+
+  /** What prom-client's Registry prints from (the shape prom-client's own Histogram gives it). */
+  async getForPromString(): Promise<{ name: string; help: string; type: 'histogram'; aggregator: 'sum'; values: HistogramExportValue[] }> {
+    const values: HistogramExportValue[] = [];
+    const name = this.#name;
+    for (const child of this.#children.values()) {
+      // As prom-client: a label set appears once something was observed for it.
+      if (child.count === 0) continue;
+      const shared = child.labels;
+      let acc = 0;
+      this.#bounds.forEach((bound, i) => {
+        acc += child.counts[i]!;
+        values.push({ labels: { le: bound }, sharedLabels: shared, value: acc, metricName: `${name}_bucket` });
+      });
+      values.push({ labels: { le: '+Inf' }, sharedLabels: shared, value: child.count, metricName: `${name}_bucket` });
+      values.push({ labels: {}, sharedLabels: shared, value: child.sum, metricName: `${name}_sum` });
+      values.push({ labels: {}, sharedLabels: shared, value: child.count, metricName: `${name}_count` });
+    }
+    return { name, help: this.#help, type: 'histogram', aggregator: 'sum', values };
+  }
+
+  override async get(): Promise<HistogramGet> {
+    const data = await this.getForPromString();
+    const values = data.values.map(
+      ({ labels, sharedLabels, value, metricName }): HistogramValue => ({ value, metricName, labels: { ...labels, ...sharedLabels } }),
+    );
+    // prom-client's typings declare `type` as a numeric enum its runtime never uses: the value is the string.
+    return { ...data, type: data.type as unknown as HistogramGet['type'], values, collect: () => undefined };
+  }
+}
+
+/**
+ * Counts per label set in plain numbers, copied into its prom-client Counter at scrape time (a prom-client
+ * label child hashes and validates its labels on every inc).
+ */
+class CounterChild {
+  value = 0;
+  constructor(readonly labels: Readonly<Record<string, string>>) {}
+  inc(): void {
+    this.value++;
+  }
+}
 
 /** Fixed route labels: the label set stays small whatever URLs clients send. */
 export type RouteLabel =
@@ -43,15 +172,16 @@ export interface ModelMetrics {
 
 export class ServerMetrics {
   readonly registry: Registry;
-  private readonly requests: Counter<'route' | 'status'>;
-  private readonly requestDuration: Histogram<'route'>;
-  private readonly predictions: Counter<'model'>;
-  private readonly failures: Counter<'model' | 'reason'>;
-  private readonly batchSize: Histogram<'model'>;
-  private readonly queueTime: Histogram<'model'>;
-  private readonly inferenceTime: Histogram<'model'>;
-  private readonly requestChildren = new Map<string, Counter.Internal>();
-  private readonly durationChildren = new Map<RouteLabel, Histogram.Internal<'route'>>();
+  private readonly requestDuration: LocalHistogram<'route'>;
+  private readonly batchSize: LocalHistogram<'model'>;
+  private readonly queueTime: LocalHistogram<'model'>;
+  private readonly inferenceTime: LocalHistogram<'model'>;
+  /** Per route: its duration child and its request counters by status code. */
+  private readonly routeChildren = new Map<RouteLabel, { duration: HistogramChild; byStatus: Map<number, CounterChild> }>();
+  /** Children of http_requests_total, forecastd_predictions_total and ..._failures_total, in first-use order. */
+  private readonly requestCounts: CounterChild[] = [];
+  private readonly predictionCounts: CounterChild[] = [];
+  private readonly failureCounts: CounterChild[] = [];
   private readonly modelSources = new Map<string, ModelGaugeSource>();
   private readonly datasetSources = new Map<string, DatasetGaugeSource>();
   private inFlight: () => number = () => 0;
@@ -60,46 +190,58 @@ export class ServerMetrics {
     this.registry = new Registry();
     collectDefaultMetrics({ register: this.registry });
     const registers = [this.registry];
-    this.requests = new Counter({
+    const requestCounts = this.requestCounts;
+    const predictionCounts = this.predictionCounts;
+    const failureCounts = this.failureCounts;
+    new Counter({
       name: 'http_requests_total',
       help: 'HTTP requests answered, by route and status code.',
       labelNames: ['route', 'status'],
       registers,
+      collect() {
+        copyCounts(this, requestCounts);
+      },
     });
-    this.requestDuration = new Histogram({
+    this.requestDuration = new LocalHistogram({
       name: 'http_request_duration_seconds',
       help: 'Time from a request arriving to its response being written, by route.',
       labelNames: ['route'],
       buckets: LATENCY_BUCKETS,
       registers,
     });
-    this.predictions = new Counter({
+    new Counter({
       name: 'forecastd_predictions_total',
       help: 'Predictions answered successfully, by model.',
       labelNames: ['model'],
       registers,
+      collect() {
+        copyCounts(this, predictionCounts);
+      },
     });
-    this.failures = new Counter({
+    new Counter({
       name: 'forecastd_prediction_failures_total',
       help: 'Predictions that failed, by model and reason (an error code, or MODEL_LOADING).',
       labelNames: ['model', 'reason'],
       registers,
+      collect() {
+        copyCounts(this, failureCounts);
+      },
     });
-    this.batchSize = new Histogram({
+    this.batchSize = new LocalHistogram({
       name: 'forecastd_batch_size',
       help: 'Windows per inference run, by model.',
       labelNames: ['model'],
       buckets: BATCH_BUCKETS,
       registers,
     });
-    this.queueTime = new Histogram({
+    this.queueTime = new LocalHistogram({
       name: 'forecastd_queue_seconds',
       help: 'Time a prediction waited for its batch to start, by model.',
       labelNames: ['model'],
       buckets: LATENCY_BUCKETS,
       registers,
     });
-    this.inferenceTime = new Histogram({
+    this.inferenceTime = new LocalHistogram({
       name: 'forecastd_inference_seconds',
       help: 'Time of one inference run (a whole batch), by model.',
       labelNames: ['model'],
@@ -181,45 +323,55 @@ export class ServerMetrics {
 
   /** Counts one answered HTTP request. */
   request(route: RouteLabel, httpStatus: number, seconds: number): void {
-    const key = route + ' ' + httpStatus;
-    let counter = this.requestChildren.get(key);
+    let children = this.routeChildren.get(route);
+    if (children === undefined) {
+      children = { duration: this.requestDuration.child(route), byStatus: new Map() };
+      this.routeChildren.set(route, children);
+    }
+    let counter = children.byStatus.get(httpStatus);
     if (counter === undefined) {
-      counter = this.requests.labels(route, String(httpStatus));
-      this.requestChildren.set(key, counter);
+      counter = new CounterChild({ route, status: String(httpStatus) });
+      children.byStatus.set(httpStatus, counter);
+      this.requestCounts.push(counter);
     }
     counter.inc();
-    let histogram = this.durationChildren.get(route);
-    if (histogram === undefined) {
-      histogram = this.requestDuration.labels(route);
-      this.durationChildren.set(route, histogram);
-    }
-    histogram.observe(seconds);
+    children.duration.observe(seconds);
   }
 
   /** Metrics of one model, label children bound once; `source` feeds the scrape-time gauges. */
   model(name: string, source: ModelGaugeSource): ModelMetrics {
     this.modelSources.set(name, source);
-    const predictions = this.predictions.labels(name);
-    const batchSize = this.batchSize.labels(name);
-    const queueTime = this.queueTime.labels(name);
-    const inferenceTime = this.inferenceTime.labels(name);
-    const failures = new Map<string, Counter.Internal>();
-    const failureCounter = this.failures;
+    // A model reloaded under the same name keeps counting where its previous version stopped.
+    let predictions = this.predictionCounts.find((c) => c.labels['model'] === name);
+    if (predictions === undefined) {
+      predictions = new CounterChild({ model: name });
+      this.predictionCounts.push(predictions);
+    }
+    const counted = predictions;
+    const batchSize = this.batchSize.child(name);
+    const queueTime = this.queueTime.child(name);
+    const inferenceTime = this.inferenceTime.child(name);
+    const failures = new Map<string, CounterChild>();
+    const failureCounts = this.failureCounts;
     return {
       succeeded() {
-        predictions.inc();
+        counted.inc();
       },
       failed(reason) {
         let counter = failures.get(reason);
         if (counter === undefined) {
-          counter = failureCounter.labels(name, reason);
+          counter = failureCounts.find((c) => c.labels['model'] === name && c.labels['reason'] === reason);
+          if (counter === undefined) {
+            counter = new CounterChild({ model: name, reason });
+            failureCounts.push(counter);
+          }
           failures.set(reason, counter);
         }
         counter.inc();
       },
       batch(size, queueMs, inferenceMs) {
         batchSize.observe(size);
-        for (const ms of queueMs) queueTime.observe(ms / 1000);
+        for (let i = 0; i < queueMs.length; i++) queueTime.observe(queueMs[i]! / 1000);
         inferenceTime.observe(inferenceMs / 1000);
       },
     };
@@ -237,4 +389,11 @@ export class ServerMetrics {
   get contentType(): string {
     return this.registry.contentType;
   }
+}
+
+/** Sets a prom-client Counter to the children's counts at scrape time. */
+function copyCounts<L extends string>(counter: Counter<L>, children: readonly CounterChild[]): void {
+  counter.reset();
+  // As prom-client: a label set appears once it was counted.
+  for (const child of children) if (child.value > 0) counter.inc(child.labels as Partial<Record<L, string>>, child.value);
 }

@@ -1,7 +1,8 @@
 import { MODEL_NOT_FOUND, predictFailure } from './errors.js';
 import type { ApiStatus, HttpFailure } from './errors.js';
 import { formatFloatArray } from './float-format.js';
-import type { DatasetListing, ModelListing, PredictOutcome } from './types.js';
+import type { FloatArray } from '../runtime/types.js';
+import type { DatasetListing, ModelIdentity, ModelListing, PredictOutcome } from './types.js';
 
 /**
  * Every response body forecastd writes is shaped here. Prediction bodies are written by hand: the field
@@ -34,11 +35,39 @@ export function predictErrorMessage(outcome: PredictOutcome): string | null {
   }
 }
 
+/** A model's last success body up to `"duration_ms":`, and the values it was shaped from. */
+interface ShapedSuccess {
+  values: FloatArray;
+  head: string;
+}
+
+/**
+ * Per model identity (one object per loaded version), the last success body shaped. With the prediction
+ * cache on, every hit returns the same values array, so its body is shaped once, not on every request.
+ */
+const lastSuccess = new WeakMap<ModelIdentity, ShapedSuccess>();
+
+function successHead(model: ModelIdentity, values: FloatArray): string {
+  const last = lastSuccess.get(model);
+  if (last !== undefined && last.values === values) return last.head;
+  let head = '{"status":"Success","model_name":' + JSON.stringify(model.name);
+  if (model.version !== null) head += ',"model_version":' + JSON.stringify(model.version);
+  if (model.lookback !== null) head += ',"lookback":' + model.lookback;
+  head += ',"prediction":' + formatFloatArray(values) + ',"duration_ms":';
+  if (last === undefined) lastSuccess.set(model, { values, head });
+  else {
+    last.values = values;
+    last.head = head;
+  }
+  return head;
+}
+
 /**
  * One prediction body, fields in the documented order with absent ones omitted: status, error_message,
  * model_name, model_version, lookback, prediction, duration_ms.
  */
 export function predictBody(outcome: PredictOutcome, durationMs: number): string {
+  if (outcome.kind === 'success') return successHead(outcome.model, outcome.values) + durationMs + '}';
   const { status } = predictHttp(outcome);
   let out = '{"status":"' + status + '"';
   const message = predictErrorMessage(outcome);
@@ -50,7 +79,6 @@ export function predictBody(outcome: PredictOutcome, durationMs: number): string
     out += ',"model_name":' + JSON.stringify(model.name);
     if (model.version !== null) out += ',"model_version":' + JSON.stringify(model.version);
     if (model.lookback !== null) out += ',"lookback":' + model.lookback;
-    if (outcome.kind === 'success') out += ',"prediction":' + formatFloatArray(outcome.values);
   }
   return out + ',"duration_ms":' + durationMs + '}';
 }

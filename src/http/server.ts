@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket } from 'uWebSockets.js';
 import type { Logger } from '../log.js';
+import { Cancellation } from '../runtime/cancellation.js';
 import type { RouteLabel, ServerMetrics } from '../metrics.js';
 import { ApiKeyCheck } from './auth.js';
 import { errorMessage, statusLine } from './errors.js';
@@ -37,6 +38,13 @@ export const MAX_URL_LENGTH = 8192;
  */
 const LINGERING_CLOSE: readonly (readonly [string, string])[] = [['connection', 'close']];
 
+const NO_HEADERS: readonly (readonly [string, string])[] = [];
+
+/** The outcome of a backend call that rejected against its promise. */
+function backendFailure(name: string, error: unknown): PredictOutcome {
+  return { kind: 'failure', model: { name, version: null, lookback: null }, reason: 'ERR_INFERENCE', message: errorMessage(error) };
+}
+
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
 
 const JSON_TYPE = 'application/json';
@@ -65,7 +73,7 @@ class Exchange {
   aborted = false;
   finished = false;
   readonly start = performance.now();
-  private controller: AbortController | null = null;
+  private cancellation: Cancellation | null = null;
 
   constructor(
     private readonly server: HttpServer,
@@ -80,15 +88,15 @@ class Exchange {
     server.requestStarted();
     res.onAborted(() => {
       this.aborted = true;
-      this.controller?.abort();
+      this.cancellation?.abort();
       if (!this.finished) server.requestEnded(this, 0);
     });
   }
 
   /** Aborts when the client disconnects, so queued work for it can be dropped. */
-  get signal(): AbortSignal {
-    this.controller ??= new AbortController();
-    return this.controller.signal;
+  get signal(): Cancellation {
+    this.cancellation ??= new Cancellation();
+    return this.cancellation;
   }
 
   /** Whole milliseconds since the handler was entered. */
@@ -100,7 +108,7 @@ class Exchange {
     httpStatus: number,
     contentType: string,
     body: string,
-    headers: readonly (readonly [string, string])[] = [],
+    headers: readonly (readonly [string, string])[] = NO_HEADERS,
     closeConnection = false,
   ): void {
     if (this.finished || this.aborted) return;
@@ -374,15 +382,8 @@ export class HttpServer {
   }
 
   /** The backend promises never to reject; should it, the failure still lands in this item. */
-  private predict(name: string, signal: AbortSignal): Promise<PredictOutcome> {
-    return this.backend.predict(name, signal).catch(
-      (error: unknown): PredictOutcome => ({
-        kind: 'failure',
-        model: { name, version: null, lookback: null },
-        reason: 'ERR_INFERENCE',
-        message: errorMessage(error),
-      }),
-    );
+  private predict(name: string, signal: Cancellation): Promise<PredictOutcome> {
+    return this.backend.predict(name, signal).catch((error: unknown) => backendFailure(name, error));
   }
 
   private predictOne(ex: Exchange, req: HttpRequest): void {
@@ -392,16 +393,20 @@ export class HttpServer {
       return;
     }
     const name = parsed.name;
-    this.predict(name, ex.signal)
-      .then((outcome) => {
+    // One reaction for both outcomes (no promises chained per request); the answer is shaped inside a try, so
+    // a fault there is this request's 500, never an unhandled rejection that ends the process.
+    const answer = (outcome: PredictOutcome): void => {
+      try {
         if (ex.aborted) return;
         const http = predictHttp(outcome);
         const body = predictBody(outcome, ex.elapsedMs());
         if (http.httpStatus >= 500) this.logFailure(ex, name, outcome);
-        ex.send(http.httpStatus, JSON_TYPE, body, http.retryAfter === null ? [] : [['retry-after', String(http.retryAfter)]]);
-      })
-      // A fault in shaping the answer is this request's 500, never an unhandled rejection that ends the process.
-      .catch((error: unknown) => this.internalError(ex, error));
+        ex.send(http.httpStatus, JSON_TYPE, body, http.retryAfter === null ? NO_HEADERS : [['retry-after', String(http.retryAfter)]]);
+      } catch (error) {
+        this.internalError(ex, error);
+      }
+    };
+    this.backend.predict(name, ex.signal).then(answer, (error: unknown) => answer(backendFailure(name, error)));
   }
 
   private logFailure(ex: Exchange, name: string, outcome: PredictOutcome): void {

@@ -1,4 +1,5 @@
 import type { ErrorCode } from '../errors.js';
+import type { AbortSignalLike } from '../runtime/cancellation.js';
 import type { FloatArray } from '../runtime/types.js';
 
 /** What a prediction response says about its model, where known (SPEC: errors still carry these). */
@@ -47,8 +48,11 @@ export interface DatasetListing {
 
 /** What the HTTP layer serves. The server's registry implements it; the HTTP layer knows nothing else. */
 export interface ServingBackend {
-  /** Never rejects: every failure is an outcome. `signal` aborts when the client went away. */
-  predict(name: string, signal?: AbortSignal): Promise<PredictOutcome>;
+  /**
+   * Never rejects: every failure is an outcome. `signal` aborts when the client went away (the server passes
+   * a Cancellation, which costs far less per request than an AbortSignal).
+   */
+  predict(name: string, signal?: AbortSignalLike): Promise<PredictOutcome>;
   /** Names of the models that can answer now, in pod order (POST /v1/predict without a list). */
   readyModelNames(): string[];
   models(): readonly ModelListing[];

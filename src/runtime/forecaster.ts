@@ -4,6 +4,7 @@ import { ForecastdError } from '../errors.js';
 import { checkForecastModel, formatShape, type ForecastModelShape } from './model-contract.js';
 import type { InferenceSession } from './session.js';
 import type { FloatArray, InputTensor, OutputTensor, RunOptions } from './types.js';
+import type { AbortSignalLike } from './cancellation.js';
 import type { WindowInput } from './window.js';
 
 export interface ForecasterOptions {
@@ -52,8 +53,11 @@ export interface Prediction {
 }
 
 export interface PredictOptions {
-  /** Aborting removes a queued window, or drops the result of one in flight; the call rejects with the reason. */
-  readonly signal?: AbortSignal;
+  /**
+   * Aborting removes a queued window, or drops the result of one in flight; the call rejects with the reason.
+   * An AbortSignal, or a Cancellation where one is made per call (it is far cheaper).
+   */
+  readonly signal?: AbortSignalLike;
   /** Overrides the forecaster's timeoutMs for this call. */
   readonly timeoutMs?: number;
 }
@@ -84,7 +88,7 @@ class PendingPrediction {
     readonly enqueuedAt: number,
     readonly deadline: number,
     readonly timeoutMs: number,
-    readonly signal: AbortSignal | undefined,
+    readonly signal: AbortSignalLike | undefined,
     readonly checkFinite: boolean,
   ) {}
 }

@@ -15,6 +15,7 @@ import type { Logger } from '../log.js';
 import type { ModelMetrics, ServerMetrics } from '../metrics.js';
 import { BatchingForecaster } from '../runtime/forecaster.js';
 import type { Prediction } from '../runtime/forecaster.js';
+import type { AbortSignalLike } from '../runtime/cancellation.js';
 import { formatShape } from '../runtime/model-contract.js';
 import { PredictionCache } from '../runtime/prediction-cache.js';
 import { InferenceSession } from '../runtime/session.js';
@@ -551,7 +552,7 @@ export class ModelRegistry implements ServingBackend {
     }
   }
 
-  async predict(name: string, signal?: AbortSignal): Promise<PredictOutcome> {
+  async predict(name: string, signal?: AbortSignalLike): Promise<PredictOutcome> {
     const entry = this.modelEntries.get(name);
     if (entry === undefined) return { kind: 'not_found', name };
     // Read once: the whole request uses this version even if a reload swaps another in meanwhile.
@@ -592,7 +593,7 @@ export class ModelRegistry implements ServingBackend {
   }
 
   /** Hands the window to the forecaster synchronously, so a swap after this call cannot strand it. */
-  private run(serving: ServingModel, snapshot: DatasetSnapshot, signal: AbortSignal | undefined): Promise<Prediction> {
+  private run(serving: ServingModel, snapshot: DatasetSnapshot, signal: AbortSignalLike | undefined): Promise<Prediction> {
     const { forecaster, dataset, cache } = serving;
     const { lookback } = forecaster.shape;
     const fill = serving.config.params.fillMissing;
