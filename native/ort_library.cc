@@ -84,7 +84,10 @@ OrtLibrary::Snapshot OrtLibrary::Configure(const std::string& path, unsigned run
   g_api.store(api, std::memory_order_release);
 
   OrtEnv* env = nullptr;
-  CheckStatus(api->CreateEnv(ORT_LOGGING_LEVEL_ERROR, "forecastd", &env), kErrRuntimeLoad,
+  // Every failure ORT reports also comes back as an OrtStatus, which the caller gets as a rejected promise
+  // with ORT's message (and the server logs through its own logger). ORT's own stderr lines for the same
+  // failures would only duplicate them outside that logger, so only fatal ones are printed.
+  CheckStatus(api->CreateEnv(ORT_LOGGING_LEVEL_FATAL, "forecastd", &env), kErrRuntimeLoad,
               "cannot create the ONNX Runtime environment from " + path);
   OrtMemoryInfo* memoryInfo = nullptr;
   CheckStatus(api->CreateCpuMemoryInfo(OrtArenaAllocator, OrtMemTypeDefault, &memoryInfo), kErrRuntimeLoad,
