@@ -29,6 +29,8 @@ export { checkForecastModel } from './runtime/model-contract.js';
 export type { ForecastContractOptions, ForecastModelShape } from './runtime/model-contract.js';
 export { BatchingForecaster } from './runtime/forecaster.js';
 export type { BatchInfo, ForecasterOptions, ForecasterSettings, Prediction, PredictOptions } from './runtime/forecaster.js';
+export { Cancellation } from './runtime/cancellation.js';
+export type { AbortSignalLike } from './runtime/cancellation.js';
 export { PredictionCache } from './runtime/prediction-cache.js';
 export type { PredictionCacheOptions } from './runtime/prediction-cache.js';
 
@@ -46,7 +48,8 @@ export type { DatasetSnapshot, DatasetSource, DatasetStatus, FillMissing, Loaded
 
 export { formatFloat32, formatFloat64 } from './http/float-format.js';
 export { startServer } from './server/start.js';
-export type { ForecastdServer, ServerOptions } from './server/start.js';
+export type { ForecastdServer, ServerOptions, WatchOptions } from './server/start.js';
 export { ModelRegistry } from './server/registry.js';
+export type { ReloadOutcome } from './server/registry.js';
 export { createLogger } from './log.js';
 export type { Logger, LoggerOptions } from './log.js';

@@ -81,6 +81,11 @@ class LocalHistogram<L extends string> extends Histogram<L> {
     return child;
   }
 
+  /** Drops the child of these label values, so its series leaves the output. */
+  removeChild(...values: string[]): void {
+    this.#children.delete(values.join('\u0000'));
+  }
+
   override reset(): void {
     super.reset();
     // prom-client's constructor calls reset() before this class's fields exist.
@@ -158,8 +163,11 @@ export interface ModelGaugeSource {
 /** Live numbers a dataset exposes; read at scrape time. */
 export interface DatasetGaugeSource {
   rows(): number;
-  /** Epoch ms of the last successful load, null before the first. */
-  loadedAt(): number | null;
+  /**
+   * Epoch ms of the last successful refresh check (one that found nothing new counts: the data is known
+   * current as of then), null before the first.
+   */
+  refreshedAt(): number | null;
 }
 
 export interface ModelMetrics {
@@ -302,14 +310,14 @@ export class ServerMetrics {
     });
     new Gauge({
       name: 'forecastd_dataset_age_seconds',
-      help: 'Seconds since the dataset was last loaded or refreshed successfully, by dataset.',
+      help: 'Seconds since the dataset was last checked against its source successfully (even when nothing changed), by dataset.',
       labelNames: ['dataset'],
       registers,
       collect() {
         this.reset();
         const now = Date.now();
         for (const [dataset, source] of datasetSources) {
-          const at = source.loadedAt();
+          const at = source.refreshedAt();
           if (at !== null) this.set({ dataset }, Math.max(0, (now - at) / 1000));
         }
       },
@@ -381,6 +389,25 @@ export class ServerMetrics {
     this.datasetSources.set(name, source);
   }
 
+  /**
+   * Removes every series of a model no longer served (e.g. gone from the pod after a reload). Metrics
+   * objects handed out for it keep working but are no longer exported; a model added again under the same
+   * name starts from zero, which Prometheus reads as a counter reset.
+   */
+  forgetModel(name: string): void {
+    this.modelSources.delete(name);
+    removeWhere(this.predictionCounts, (c) => c.labels['model'] === name);
+    removeWhere(this.failureCounts, (c) => c.labels['model'] === name);
+    this.batchSize.removeChild(name);
+    this.queueTime.removeChild(name);
+    this.inferenceTime.removeChild(name);
+  }
+
+  /** Removes the series of a dataset no longer in the pod. */
+  forgetDataset(name: string): void {
+    this.datasetSources.delete(name);
+  }
+
   /** Prometheus text exposition. */
   async text(): Promise<string> {
     return this.registry.metrics();
@@ -389,6 +416,13 @@ export class ServerMetrics {
   get contentType(): string {
     return this.registry.contentType;
   }
+}
+
+/** Removes, in place, the items that match. */
+function removeWhere<T>(items: T[], match: (item: T) => boolean): void {
+  let kept = 0;
+  for (const item of items) if (!match(item)) items[kept++] = item;
+  items.length = kept;
 }
 
 /** Sets a prom-client Counter to the children's counts at scrape time. */

@@ -135,7 +135,7 @@ export function modelsCsv(models: readonly ModelListing[], withStatus: boolean):
   return lines.join('\r\n') + '\r\n';
 }
 
-/** GET /v1/datasets. */
+/** GET /v1/datasets: the SPEC's fields in order, then `refreshed_at`. */
 export function datasetsJson(datasets: readonly DatasetListing[]): string {
   return JSON.stringify(
     datasets.map((d) => ({
@@ -146,6 +146,7 @@ export function datasetsJson(datasets: readonly DatasetListing[]): string {
       last_ts: d.last_ts,
       status: d.status,
       error: d.error,
+      refreshed_at: d.refreshed_at,
     })),
   );
 }

@@ -44,6 +44,8 @@ export interface DatasetListing {
   readonly last_ts: string | null;
   readonly status: EntryStatus;
   readonly error: string | null;
+  /** ISO 8601 (UTC) time of the last successful refresh check (even one that found nothing new); null before. */
+  readonly refreshed_at: string | null;
 }
 
 /** What the HTTP layer serves. The server's registry implements it; the HTTP layer knows nothing else. */

@@ -30,7 +30,8 @@ export class Cancellation implements AbortSignalLike {
     return this.#reason;
   }
 
-  addEventListener(type: 'abort', listener: () => void): void {
+  /** `options` is accepted as AbortSignal accepts it; every listener here is one-shot anyway. */
+  addEventListener(type: 'abort', listener: () => void, _options?: { readonly once?: boolean }): void {
     if (type !== 'abort' || this.#aborted) return;
     if (this.#first === undefined) this.#first = listener;
     else (this.#more ??= []).push(listener);

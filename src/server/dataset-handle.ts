@@ -88,7 +88,7 @@ export class DatasetHandle {
   /** The GET /v1/datasets entry. */
   describe(): DatasetListing {
     if (this.dataset !== null) return describeDataset(this.dataset);
-    return { name: this.name, from: this.from, rows: 0, first_ts: null, last_ts: null, status: 'Error', error: this.error };
+    return { name: this.name, from: this.from, rows: 0, first_ts: null, last_ts: null, status: 'Error', error: this.error, refreshed_at: null };
   }
 
   /** Loads the dataset and starts its refreshes. Resolves after the first load, good or bad. */

@@ -170,7 +170,10 @@ export class ModelRegistry implements ServingBackend {
     // Looked up at scrape time: the entry of that name may be replaced by a reload.
     this.serverMetrics.dataset(name, {
       rows: () => this.datasetEntries.get(name)?.snapshot?.rows ?? 0,
-      loadedAt: () => this.datasetEntries.get(name)?.snapshot?.loadedAt ?? null,
+      refreshedAt: () => {
+        const entry = this.datasetEntries.get(name);
+        return entry?.refreshedAt ?? entry?.snapshot?.loadedAt ?? null;
+      },
     });
     return handle;
   }
@@ -491,6 +494,8 @@ export class ModelRegistry implements ServingBackend {
     }
     for (const [name, old] of oldDatasets) {
       this.retiredDatasets.add(old);
+      // Its series would otherwise stay in every scrape with its last values.
+      this.serverMetrics.forgetDataset(name);
       changes.push(`dataset ${name} removed`);
     }
 
@@ -521,6 +526,8 @@ export class ModelRegistry implements ServingBackend {
       const serving = entry.serving;
       entry.serving = null;
       if (serving !== null) this.retire(entry, serving);
+      this.serverMetrics.forgetModel(name);
+      this.reloadMetrics.forgetModel(name);
       changes.push(`model ${name} removed`);
     }
     this.stopUnusedDatasets();

@@ -43,6 +43,12 @@ export class ReloadMetrics {
   modelReloaded(model: string, ok: boolean): void {
     this.modelReloads.inc({ model, result: ok ? 'swapped' : 'failed' });
   }
+
+  /** A model removed from the pod: its series go with it (one added back under that name starts at zero). */
+  forgetModel(model: string): void {
+    this.modelReloads.remove({ model, result: 'swapped' });
+    this.modelReloads.remove({ model, result: 'failed' });
+  }
 }
 
 function existing<T>(registry: Registry, name: string): T | undefined {

@@ -69,7 +69,8 @@ class ScriptedBackend implements ServingBackend {
   }
   datasets() {
     return [
-      { name: 'd', from: 'file:d.csv', rows: 3, first_ts: '2024-01-01T00:00:00.000Z', last_ts: '2024-01-03T00:00:00.000Z', status: 'Ready' as const, error: null },
+      { name: 'd', from: 'file:d.csv', rows: 3, first_ts: '2024-01-01T00:00:00.000Z', last_ts: '2024-01-03T00:00:00.000Z', status: 'Ready' as const, error: null, refreshed_at: '2024-01-03T12:00:00.000Z' },
+      { name: 'e', from: 'postgres:public.e', rows: 0, first_ts: null, last_ts: null, status: 'Error' as const, error: 'connection refused', refreshed_at: null },
     ];
   }
   ready(): boolean {
@@ -332,10 +333,15 @@ describe('HTTP API over a scripted backend', () => {
     expect(await bad.json()).toEqual({ status: 'BadRequest', error_message: "Query parameter format must be json or csv, not 'xml'" });
   });
 
-  it('GET /v1/datasets', async () => {
-    expect(await (await fetch(`${ctx.url}/v1/datasets`)).json()).toEqual([
-      { name: 'd', from: 'file:d.csv', rows: 3, first_ts: '2024-01-01T00:00:00.000Z', last_ts: '2024-01-03T00:00:00.000Z', status: 'Ready', error: null },
-    ]);
+  it('GET /v1/datasets: the SPEC fields in order, then refreshed_at', async () => {
+    const res = await fetch(`${ctx.url}/v1/datasets`);
+    expect(res.status).toBe(200);
+    // The exact text pins the field order, which toEqual would not.
+    expect(await res.text()).toBe(
+      '[{"name":"d","from":"file:d.csv","rows":3,"first_ts":"2024-01-01T00:00:00.000Z","last_ts":"2024-01-03T00:00:00.000Z",' +
+        '"status":"Ready","error":null,"refreshed_at":"2024-01-03T12:00:00.000Z"},' +
+        '{"name":"e","from":"postgres:public.e","rows":0,"first_ts":null,"last_ts":null,"status":"Error","error":"connection refused","refreshed_at":null}]',
+    );
   });
 
   it('GET /v1/ready follows the backend', async () => {

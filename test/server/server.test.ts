@@ -309,9 +309,10 @@ describe('forecastd serving a pod', () => {
       last_ts: '2024-01-06T00:00:00.000Z',
       status: 'Ready',
       error: null,
+      refreshed_at: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
     });
     const absent = datasets.find((d) => d['name'] === 'absent')!;
-    expect(absent).toMatchObject({ rows: 0, first_ts: null, last_ts: null, status: 'Error' });
+    expect(absent).toMatchObject({ rows: 0, first_ts: null, last_ts: null, status: 'Error', refreshed_at: null });
     expect(absent['error']).toMatch(/absent\.csv/);
   });
 
