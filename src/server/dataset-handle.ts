@@ -6,9 +6,30 @@ import type { DatasetSnapshot, DatasetSource, DatasetStatus, FillMissing } from 
 import { windowFor } from '../datasets/window.js';
 import type { Logger } from '../log.js';
 import type { WindowSource } from '../runtime/window.js';
-import type { DatasetConfig } from '../spicepod/types.js';
+import type { DatasetConfig, Spicepod } from '../spicepod/types.js';
 
-function sourceFor(config: DatasetConfig): DatasetSource {
+/**
+ * How many of a PostgreSQL dataset's newest rows to load and keep, from the pod: when every ONNX model reading
+ * it declares `params.lookback`, the largest one plus a margin (fill_missing looks back past the window for a
+ * value to carry or interpolate from); otherwise null, every row. File datasets are read whole anyway and
+ * keep every row, so /v1/datasets describes the file.
+ */
+export function rowsToKeep(config: DatasetConfig, pod: Spicepod): number | null {
+  if (config.source.kind !== 'postgres') return null;
+  const readers = pod.models.filter((m) => m.source.kind === 'onnx' && m.datasets[0] === config.name);
+  if (readers.length === 0) return null;
+  let largest = 0;
+  for (const model of readers) {
+    if (model.params.lookback === null) return null;
+    largest = Math.max(largest, model.params.lookback);
+  }
+  return largest + Math.max(largest, ROWS_MARGIN);
+}
+
+/** Rows kept beyond the largest lookback, at least: room for fill_missing to find earlier values. */
+const ROWS_MARGIN = 1000;
+
+function sourceFor(config: DatasetConfig, maxRows: number | null): DatasetSource {
   const { source } = config;
   if (source.kind === 'file') {
     return new FileSource({
@@ -29,6 +50,7 @@ function sourceFor(config: DatasetConfig): DatasetSource {
     columns: config.columns,
     params: config.params,
     from: config.from,
+    maxRows,
   });
 }
 
@@ -44,6 +66,8 @@ export class DatasetHandle {
   readonly name: string;
   readonly from: string;
   readonly config: DatasetConfig;
+  /** Newest rows loaded and kept (see rowsToKeep); null keeps every row. */
+  readonly maxRows: number | null;
   private readonly logger: Logger;
   private dataset: Dataset | null = null;
   /** Set when the source could not even be created (e.g. impossible connection params). */
@@ -51,8 +75,9 @@ export class DatasetHandle {
   private first: Promise<void> | null = null;
   private readonly availableWaiters: (() => void)[] = [];
 
-  constructor(config: DatasetConfig, logger: Logger) {
+  constructor(config: DatasetConfig, logger: Logger, maxRows: number | null = null) {
     this.config = config;
+    this.maxRows = maxRows;
     this.name = config.name;
     this.from = config.from;
     this.logger = logger;
@@ -60,8 +85,9 @@ export class DatasetHandle {
       this.dataset = new Dataset({
         name: config.name,
         from: config.from,
-        source: sourceFor(config),
+        source: sourceFor(config, maxRows),
         acceleration: config.acceleration,
+        maxRows,
       });
     } catch (error) {
       this.setupError = error instanceof Error ? error.message : String(error);

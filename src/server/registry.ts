@@ -21,7 +21,7 @@ import { PredictionCache } from '../runtime/prediction-cache.js';
 import { InferenceSession } from '../runtime/session.js';
 import { loadSpicepod } from '../spicepod/load.js';
 import type { DatasetConfig, ModelConfig, Spicepod } from '../spicepod/types.js';
-import { DatasetHandle } from './dataset-handle.js';
+import { DatasetHandle, rowsToKeep } from './dataset-handle.js';
 import { fileSignature } from './file-signature.js';
 import { ReloadMetrics } from './reload-metrics.js';
 
@@ -149,7 +149,7 @@ export class ModelRegistry implements ServingBackend {
     this.env = options.env ?? process.env;
     this.podSignature = options.podSignature ?? null;
     this.onPodApplied = options.onPodApplied;
-    for (const config of pod.datasets) this.addDataset(config);
+    for (const config of pod.datasets) this.addDataset(config, pod);
     for (const config of pod.models) this.modelEntries.set(config.name, this.newModelEntry(config));
   }
 
@@ -163,8 +163,8 @@ export class ModelRegistry implements ServingBackend {
     return this.podError;
   }
 
-  private addDataset(config: DatasetConfig): DatasetHandle {
-    const handle = new DatasetHandle(config, this.logger);
+  private addDataset(config: DatasetConfig, pod: Spicepod): DatasetHandle {
+    const handle = new DatasetHandle(config, this.logger, rowsToKeep(config, pod));
     this.datasetEntries.set(config.name, handle);
     const name = config.name;
     // Looked up at scrape time: the entry of that name may be replaced by a reload.
@@ -476,12 +476,13 @@ export class ModelRegistry implements ServingBackend {
     this.datasetEntries.clear();
     for (const config of next.datasets) {
       const old = oldDatasets.get(config.name);
-      if (old !== undefined && sameConfig(old.config, config)) {
+      // A model's lookback change can change how many rows a dataset must keep: that is a changed dataset too.
+      if (old !== undefined && sameConfig(old.config, config) && old.maxRows === rowsToKeep(config, next)) {
         this.datasetEntries.set(config.name, old);
         oldDatasets.delete(config.name);
         continue;
       }
-      const handle = this.addDataset(config);
+      const handle = this.addDataset(config, next);
       if (old !== undefined) {
         oldDatasets.delete(config.name);
         this.retiredDatasets.add(old);
