@@ -118,8 +118,11 @@ function handleSignals(server: ForecastdServer, logger: Logger, drainTimeoutMs: 
       process.exit(1);
     }
     stopping = true;
+    // shutdown() closes the listen socket before it returns; the line comes after, so whoever reads it can
+    // count on new connections being refused.
+    const stopped = server.shutdown(drainTimeoutMs);
     logger.info({ signal, drainTimeoutMs }, 'shutting down: no new connections, finishing requests in flight');
-    server.shutdown(drainTimeoutMs).then(
+    stopped.then(
       (drained) => {
         logger.info({ drained }, drained ? 'stopped' : 'stopped before every request finished');
         process.exit(drained ? 0 : 1);
