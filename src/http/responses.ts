@@ -47,13 +47,18 @@ interface ShapedSuccess {
  */
 const lastSuccess = new WeakMap<ModelIdentity, ShapedSuccess>();
 
+/** `,"model_name":…` and, where known, `,"model_version":…` and `,"lookback":…`, in the documented order. */
+function identityFields(model: ModelIdentity): string {
+  let out = ',"model_name":' + JSON.stringify(model.name);
+  if (model.version !== null) out += ',"model_version":' + JSON.stringify(model.version);
+  if (model.lookback !== null) out += ',"lookback":' + model.lookback;
+  return out;
+}
+
 function successHead(model: ModelIdentity, values: FloatArray): string {
   const last = lastSuccess.get(model);
   if (last !== undefined && last.values === values) return last.head;
-  let head = '{"status":"Success","model_name":' + JSON.stringify(model.name);
-  if (model.version !== null) head += ',"model_version":' + JSON.stringify(model.version);
-  if (model.lookback !== null) head += ',"lookback":' + model.lookback;
-  head += ',"prediction":' + formatFloatArray(values) + ',"duration_ms":';
+  const head = '{"status":"Success"' + identityFields(model) + ',"prediction":' + formatFloatArray(values) + ',"duration_ms":';
   if (last === undefined) lastSuccess.set(model, { values, head });
   else {
     last.values = values;
@@ -72,14 +77,7 @@ export function predictBody(outcome: PredictOutcome, durationMs: number): string
   let out = '{"status":"' + status + '"';
   const message = predictErrorMessage(outcome);
   if (message !== null) out += ',"error_message":' + JSON.stringify(message);
-  if (outcome.kind === 'not_found') {
-    out += ',"model_name":' + JSON.stringify(outcome.name);
-  } else {
-    const { model } = outcome;
-    out += ',"model_name":' + JSON.stringify(model.name);
-    if (model.version !== null) out += ',"model_version":' + JSON.stringify(model.version);
-    if (model.lookback !== null) out += ',"lookback":' + model.lookback;
-  }
+  out += outcome.kind === 'not_found' ? ',"model_name":' + JSON.stringify(outcome.name) : identityFields(outcome.model);
   return out + ',"duration_ms":' + durationMs + '}';
 }
 

@@ -98,10 +98,6 @@ export interface ReloadOutcome {
 
 let nextGeneration = 1;
 
-function dims(info: { readonly shape: readonly (number | string)[] }): string {
-  return formatShape(info.shape);
-}
-
 function sameConfig(a: ModelConfig | DatasetConfig, b: ModelConfig | DatasetConfig): boolean {
   // Both come from the same validator, so equal pods give equal JSON.
   return JSON.stringify(a) === JSON.stringify(b);
@@ -324,8 +320,8 @@ export class ModelRegistry implements ServingBackend {
           version: next.identity.version,
           lookback: forecaster.shape.lookback,
           variables: forecaster.shape.variables,
-          input: input === undefined ? undefined : `${input.name} ${input.type} ${dims(input)}`,
-          output: output === undefined ? undefined : `${output.name} ${output.type} ${dims(output)}`,
+          input: input === undefined ? undefined : `${input.name} ${input.type} ${formatShape(input.shape)}`,
+          output: output === undefined ? undefined : `${output.name} ${output.type} ${formatShape(output.shape)}`,
           maxBatchSize: forecaster.settings.maxBatchSize,
           ms: Math.round(performance.now() - started),
         },
