@@ -1,7 +1,6 @@
 import { ForecastdError } from '../errors.js';
-import type { AccelerationConfig } from '../spicepod/types.js';
-import { appendNewer, dropBefore, keepNewest, makeSnapshot, orderRows, sameContent } from './snapshot.js';
-import type { DatasetSnapshot, DatasetSource, DatasetStatus, LoadedRows } from './types.js';
+import { dropBefore, keepNewest, makeSnapshot, mergeByTime, orderRows, rowsAfter, sameContent } from './snapshot.js';
+import type { AccelerationConfig, DatasetSnapshot, DatasetSource, DatasetStatus, LoadOptions, LoadedRows } from './types.js';
 
 export interface DatasetOptions {
   readonly name: string;
@@ -37,6 +36,11 @@ const DEFAULT_RETRY = { initialMs: 1_000, maxMs: 60_000 } as const;
 const RETRY_JITTER = 0.2;
 // Largest delay Node's timers accept; longer ones fire at once.
 const MAX_TIMER_MS = 2_147_483_647;
+/**
+ * Rows are dropped by retention_period as they expire, but at most this often: each drop builds a new
+ * snapshot (and frees cached predictions), which a dataset of one row per millisecond would do constantly.
+ */
+const RETENTION_MIN_GAP_MS = 1_000;
 
 /** What one load or refresh did, for logs and metrics. */
 export interface RefreshOutcome {
@@ -63,8 +67,17 @@ export type RefreshListener = (outcome: RefreshOutcome) => void;
  * (never waiting longer than refresh_check_interval), staying Error with the reason meanwhile; once a load
  * succeeds the backoff resets and the refresh_check_interval schedule takes over.
  *
+ * refresh_mode append reads the rows newer than the newest time seen minus refresh_append_overlap and merges
+ * them by timestamp: a re-read row replaces the held row with the same time, so rows that commit late, updates
+ * and filled NULLs inside the overlap are picked up. Of rows with equal times in one read, the last wins.
+ *
+ * The value columns are pinned by the first successful load: the dataset's models are checked against them,
+ * so a later load whose columns differ in names, order or count is refused (the last good snapshot keeps
+ * serving and `error` says so) rather than feeding a model a different or permuted window.
+ *
  * retention_period counts back from now (as in Spice), not from the newest row: historic data older than the
- * period is dropped entirely.
+ * period is dropped entirely. Sources are asked not to read expired rows, and rows are dropped as they
+ * expire, not only when a refresh runs.
  */
 export class Dataset {
   readonly name: string;
@@ -73,6 +86,8 @@ export class Dataset {
   readonly acceleration: AccelerationConfig;
   /** Row cap applied after every load and append; null = none. */
   readonly maxRows: number | null;
+  /** refresh_mode append: how far back from the newest time seen each refresh re-reads, ms. */
+  readonly appendOverlapMs: number;
   private readonly now: () => number;
   private readonly retry: { readonly initialMs: number; readonly maxMs: number } | null;
   /** The delay the next retry waits (before jitter); doubles after each retry, resets after a success. */
@@ -90,6 +105,12 @@ export class Dataset {
   private timer: NodeJS.Timeout | null = null;
   /** What the pending timer is for: a backoff retry (no data yet) or the regular refresh check. */
   private timerKind: 'retry' | 'interval' | null = null;
+  /** Drops rows when the oldest expires (retention_period); null while none is pending. */
+  private retentionTimer: NodeJS.Timeout | null = null;
+  /** The value columns of the first successful load; every later load must have exactly these. */
+  private pinnedColumns: readonly string[] | null = null;
+  /** Newest row time any load returned (append reads from here minus the overlap); null before any row. */
+  private newestSeenMs: number | null = null;
   private started = false;
   private stopped = false;
   private readonly abort = new AbortController();
@@ -102,6 +123,11 @@ export class Dataset {
     this.source = options.source;
     this.acceleration = options.acceleration ?? { refreshCheckIntervalMs: null, refreshMode: 'full', retentionPeriodMs: null };
     this.now = options.now ?? Date.now;
+    const overlap = this.acceleration.refreshAppendOverlapMs ?? this.acceleration.refreshCheckIntervalMs ?? 0;
+    if (!Number.isFinite(overlap) || overlap < 0) {
+      throw new ForecastdError('ERR_INVALID_ARGUMENT', `dataset ${this.name}: refreshAppendOverlapMs must be a non-negative number of ms, got ${overlap}`);
+    }
+    this.appendOverlapMs = overlap;
     const maxRows = options.maxRows ?? null;
     if (maxRows !== null && (!Number.isSafeInteger(maxRows) || maxRows < 1)) {
       throw new ForecastdError('ERR_INVALID_ARGUMENT', `dataset ${this.name}: maxRows must be a positive integer or null, got ${maxRows}`);
@@ -136,6 +162,11 @@ export class Dataset {
   /** Epoch ms when the next backoff retry is due, while the dataset has no data and one is scheduled; else null. */
   get nextRetryAt(): number | null {
     return this.timerKind === 'retry' ? this.nextRetryAtMs : null;
+  }
+
+  /** The value columns every load must have (those of the first successful load); null before it. */
+  get columns(): readonly string[] | null {
+    return this.pinnedColumns;
   }
 
   /** The data requests read; undefined until the first successful load. */
@@ -185,6 +216,7 @@ export class Dataset {
     if (this.stopped) return;
     this.stopped = true;
     this.clearTimer();
+    this.clearRetentionTimer();
     this.abort.abort();
     await this.running?.catch(() => undefined);
     await this.source.close?.();
@@ -257,7 +289,9 @@ export class Dataset {
       // Taken before reading: a write during the read changes the token again and triggers another reload.
       this.lastToken = token;
       if (this.stopped) return this.outcome(false, true, null, startedAt);
-      let next: LoadedRows = loaded;
+      this.pinnedColumns ??= loaded.rows.columns;
+      if (loaded.newest !== null) this.newestSeenMs = Math.max(this.newestSeenMs ?? loaded.newest, loaded.newest);
+      let next: LoadedRows = loaded.rows;
       const retention = this.acceleration.retentionPeriodMs;
       if (retention !== null) next = dropBefore(next, this.now() - retention);
       next = keepNewest(next, this.maxRows);
@@ -278,22 +312,38 @@ export class Dataset {
     }
   }
 
-  private async load(previous: DatasetSnapshot | undefined, signal: AbortSignal): Promise<LoadedRows> {
-    if (this.acceleration.refreshMode === 'append' && previous !== undefined) {
-      const last = previous.rows > 0 ? (previous.times[previous.rows - 1] as number) : Number.NEGATIVE_INFINITY;
+  /**
+   * Reads the source: in append mode (once something was seen) the rows after the newest time seen minus the
+   * overlap, merged into `previous` by timestamp; otherwise every row. `newest` is the newest time read.
+   */
+  private async load(previous: DatasetSnapshot | undefined, signal: AbortSignal): Promise<{ rows: LoadedRows; newest: number | null }> {
+    const retention = this.acceleration.retentionPeriodMs;
+    const options: LoadOptions = { notBeforeMs: retention === null ? null : this.now() - retention };
+    if (this.acceleration.refreshMode === 'append' && previous !== undefined && this.newestSeenMs !== null) {
+      const after = this.newestSeenMs - this.appendOverlapMs;
       const loaded =
-        this.source.loadNewerThan !== undefined && previous.rows > 0
-          ? await this.source.loadNewerThan(last, signal)
-          : await this.source.loadAll(signal);
-      if (loaded.columns.length !== previous.columns.length || loaded.columns.some((c, i) => c !== previous.columns[i])) {
-        throw new ForecastdError(
-          'ERR_DATASET',
-          `${this.source.from}: columns changed from [${previous.columns.join(', ')}] to [${loaded.columns.join(', ')}]; refresh_mode append needs the same columns`,
-        );
-      }
-      return appendNewer(previous, loaded, this.maxRows);
+        this.source.loadNewerThan !== undefined
+          ? await this.source.loadNewerThan(after, signal, options)
+          : await this.source.loadAll(signal, options);
+      this.checkColumns(loaded.columns);
+      const reread = orderRows(rowsAfter(loaded, after));
+      return { rows: mergeByTime(previous, reread, this.maxRows), newest: newestTime(reread) };
     }
-    return orderRows(await this.source.loadAll(signal));
+    const loaded = orderRows(await this.source.loadAll(signal, options));
+    this.checkColumns(loaded.columns);
+    return { rows: loaded, newest: newestTime(loaded) };
+  }
+
+  /** Refuses a load whose value columns are not the pinned ones (names, order and count). */
+  private checkColumns(columns: readonly string[]): void {
+    const pinned = this.pinnedColumns;
+    if (pinned === null || (columns.length === pinned.length && columns.every((c, i) => c === pinned[i]))) return;
+    const held = this.currentSnapshot?.rows ?? 0;
+    throw new ForecastdError(
+      'ERR_DATASET',
+      `dataset ${this.name}: the value columns are now [${columns.join(', ')}], not [${pinned.join(', ')}] as its models were checked against; ` +
+        `still serving the last good data (${held} row${held === 1 ? '' : 's'}). List the value columns in params.columns, or restart to take the new ones`,
+    );
   }
 
   private applyRetention(current: DatasetSnapshot): void {
@@ -303,9 +353,37 @@ export class Dataset {
     if (kept !== current) this.swap(makeSnapshot(kept, current.loadedAt));
   }
 
+  /**
+   * Sets the retention timer for when the oldest held row expires (retention_period), so expired rows leave
+   * even when no refresh runs. `minDelayMs` spaces drops out (see RETENTION_MIN_GAP_MS).
+   */
+  private scheduleRetention(minDelayMs: number): void {
+    this.clearRetentionTimer();
+    const retention = this.acceleration.retentionPeriodMs;
+    const current = this.currentSnapshot;
+    if (retention === null || current === undefined || current.rows === 0 || !this.started || this.stopped) return;
+    // dropBefore keeps rows at exactly now - retention: the oldest row leaves one millisecond after that.
+    const dueIn = (current.times[0] as number) + retention + 1 - this.now();
+    const delay = Math.min(MAX_TIMER_MS, Math.max(1, minDelayMs, Math.ceil(dueIn)));
+    this.retentionTimer = setTimeout(() => {
+      this.retentionTimer = null;
+      const snapshot = this.currentSnapshot;
+      if (snapshot === undefined || this.stopped) return;
+      this.applyRetention(snapshot);
+      this.scheduleRetention(RETENTION_MIN_GAP_MS);
+    }, delay);
+    this.retentionTimer.unref();
+  }
+
+  private clearRetentionTimer(): void {
+    if (this.retentionTimer !== null) clearTimeout(this.retentionTimer);
+    this.retentionTimer = null;
+  }
+
   private swap(snapshot: DatasetSnapshot): void {
     const previous = this.currentSnapshot;
     this.currentSnapshot = snapshot;
+    this.scheduleRetention(0);
     for (const listener of this.snapshotListeners) {
       try {
         listener(snapshot, previous);
@@ -364,6 +442,10 @@ export function describeDataset(dataset: Dataset): DatasetDescription {
     error: dataset.error,
     refreshed_at: dataset.lastRefreshAt === null ? null : new Date(dataset.lastRefreshAt).toISOString(),
   };
+}
+
+function newestTime(rows: LoadedRows): number | null {
+  return rows.rows > 0 ? (rows.times[rows.rows - 1] as number) : null;
 }
 
 function resolveRetry(name: string, options: RetryOptions): { initialMs: number; maxMs: number } {

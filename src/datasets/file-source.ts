@@ -1,6 +1,5 @@
 import { stat } from 'node:fs/promises';
 import { ForecastdError } from '../errors.js';
-import type { DatasetConfig } from '../spicepod/types.js';
 import { readCsvRows, readJsonLinesRows, readParquetRows } from './file-readers.js';
 import type { RowSpec } from './row-collector.js';
 import type { DatasetSource, LoadedRows, TimeFormat } from './types.js';
@@ -36,20 +35,6 @@ export class FileSource implements DatasetSource {
       timeFormat: options.timeFormat ?? null,
       columns: options.columns ?? null,
     };
-  }
-
-  static fromConfig(config: DatasetConfig): FileSource {
-    if (config.source.kind !== 'file') {
-      throw new ForecastdError('ERR_INVALID_ARGUMENT', `dataset ${config.name} is not a file dataset (from: ${config.from})`);
-    }
-    return new FileSource({
-      path: config.source.path,
-      format: config.source.format,
-      from: config.from,
-      timeColumn: config.timeColumn,
-      timeFormat: config.timeFormat,
-      columns: config.columns,
-    });
   }
 
   loadAll(signal: AbortSignal): Promise<LoadedRows> {

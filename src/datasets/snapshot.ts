@@ -46,29 +46,61 @@ export function orderRows(rows: LoadedRows): LoadedRows {
 }
 
 /**
- * `previous` (ordered) followed by the rows of `loaded` strictly newer than its last row (refresh_mode append),
- * keeping only the newest `maxRows` of the result when a cap is given (only the kept rows are copied).
- * Returns `previous` itself when nothing is newer and nothing is over the cap.
+ * Merges re-read rows into held ones by timestamp (refresh_mode append): a re-read row replaces the held row
+ * with the same time, held rows that were not re-read stay, and the result is in time order. Both inputs are
+ * ordered with unique times and the same columns. Keeps only the newest `maxRows` of the result when a cap is
+ * given (only the kept rows are copied). Returns `previous` itself when nothing was re-read and nothing is
+ * over the cap.
  */
-export function appendNewer(previous: LoadedRows, loaded: LoadedRows, maxRows: number | null = null): LoadedRows {
-  const last = previous.rows > 0 ? (previous.times[previous.rows - 1] as number) : Number.NEGATIVE_INFINITY;
-  const newer = orderRows(filterRows(loaded, (t) => t > last));
-  if (newer.rows === 0) return keepNewest(previous, maxRows);
-  if (previous.rows === 0) return keepNewest(newer, maxRows);
-  const total = previous.rows + newer.rows;
-  const kept = maxRows === null ? total : Math.min(total, maxRows);
-  if (kept <= newer.rows) return keepNewest(newer, kept);
-  // The oldest rows of `previous` that fall off the cap are never copied.
-  const fromPrevious = kept - newer.rows;
-  const skip = previous.rows - fromPrevious;
+export function mergeByTime(previous: LoadedRows, reread: LoadedRows, maxRows: number | null = null): LoadedRows {
+  if (reread.rows === 0) return keepNewest(previous, maxRows);
+  if (previous.rows === 0) return keepNewest(reread, maxRows);
   const width = previous.columns.length;
+  // Held rows older than every re-read row are kept as they are; only the tail from there on is merged.
+  const split = lowerBound(previous.times, previous.rows, reread.times[0] as number);
+  const tailCapacity = previous.rows - split + reread.rows;
+  const tailTimes = new Float64Array(tailCapacity);
+  const tailValues = new Float64Array(tailCapacity * width);
+  let tail = 0;
+  let i = split;
+  let j = 0;
+  const take = (from: LoadedRows, row: number): void => {
+    tailTimes[tail] = from.times[row] as number;
+    tailValues.set(from.values.subarray(row * width, row * width + width), tail * width);
+    tail += 1;
+  };
+  while (i < previous.rows || j < reread.rows) {
+    const held = i < previous.rows ? (previous.times[i] as number) : Number.POSITIVE_INFINITY;
+    const read = j < reread.rows ? (reread.times[j] as number) : Number.POSITIVE_INFINITY;
+    if (read <= held) {
+      take(reread, j);
+      j += 1;
+      // The re-read row replaces the held one with the same time.
+      if (read === held) i += 1;
+    } else {
+      take(previous, i);
+      i += 1;
+    }
+  }
+  const total = split + tail;
+  const kept = maxRows === null ? total : Math.min(total, maxRows);
+  const skip = total - kept;
   const times = new Float64Array(kept);
-  times.set(previous.times.subarray(skip, previous.rows));
-  times.set(newer.times.subarray(0, newer.rows), fromPrevious);
   const values = new Float64Array(kept * width);
-  values.set(previous.values.subarray(skip * width, previous.rows * width));
-  values.set(newer.values.subarray(0, newer.rows * width), fromPrevious * width);
+  const fromPrevious = Math.max(0, split - skip);
+  if (fromPrevious > 0) {
+    times.set(previous.times.subarray(skip, split));
+    values.set(previous.values.subarray(skip * width, split * width));
+  }
+  const tailSkip = Math.max(0, skip - split);
+  times.set(tailTimes.subarray(tailSkip, tail), fromPrevious);
+  values.set(tailValues.subarray(tailSkip * width, tail * width), fromPrevious * width);
   return { columns: previous.columns, times, values, rows: kept };
+}
+
+/** The rows strictly newer than `afterMs`; returns `rows` itself when all are. */
+export function rowsAfter(rows: LoadedRows, afterMs: number): LoadedRows {
+  return filterRows(rows, (t) => t > afterMs);
 }
 
 /** The newest `maxRows` of (ordered) rows; returns `rows` itself when there is no cap or nothing is over it. */

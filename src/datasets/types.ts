@@ -29,14 +29,47 @@ export type FillMissing = 'none' | 'previous' | 'linear';
 export type TimeFormat = 'iso8601' | 'unix_seconds' | 'unix_millis';
 export type RefreshMode = 'full' | 'append';
 
+/**
+ * How a dataset is kept fresh: the `acceleration` settings of a pod's dataset entry, in the dataset's own
+ * terms (the spicepod maps its YAML into this).
+ */
+export interface AccelerationConfig {
+  /** Milliseconds; null = never refresh. */
+  readonly refreshCheckIntervalMs: number | null;
+  readonly refreshMode: RefreshMode;
+  /**
+   * refresh_mode append only: how far back from the newest time seen each refresh re-reads, merging the
+   * re-read rows by timestamp (late commits, updates and filled NULLs inside it are picked up). Milliseconds;
+   * null or absent: refreshCheckIntervalMs (0 when that is null too).
+   */
+  readonly refreshAppendOverlapMs?: number | null;
+  /** Milliseconds; null = keep every row. */
+  readonly retentionPeriodMs: number | null;
+}
+
+/** Hints a load may use to read less. */
+export interface LoadOptions {
+  /**
+   * Rows older than this (epoch ms) are not wanted (retention_period): a source may leave them out, and a
+   * database source filters them in its query. null or absent: every row is wanted.
+   */
+  readonly notBeforeMs?: number | null;
+}
+
 /** What a dataset needs from the place its rows live (a file, a PostgreSQL table). */
 export interface DatasetSource {
   /** Human-readable origin for logs and /v1/datasets, e.g. "file:data/co2.csv". */
   readonly from: string;
-  /** Load every row (refresh_mode full, or the first load). */
-  loadAll(signal: AbortSignal): Promise<LoadedRows>;
-  /** Rows strictly newer than `afterMs` (refresh_mode append). Sources that cannot do this omit it. */
-  loadNewerThan?(afterMs: number, signal: AbortSignal): Promise<LoadedRows>;
+  /**
+   * Load every row (refresh_mode full, or the first load). Rows with equal times come in the order that
+   * decides which wins: the last one.
+   */
+  loadAll(signal: AbortSignal, options?: LoadOptions): Promise<LoadedRows>;
+  /**
+   * Rows strictly newer than `afterMs` (refresh_mode append), in the same order as loadAll. Sources that
+   * cannot do this omit it.
+   */
+  loadNewerThan?(afterMs: number, signal: AbortSignal, options?: LoadOptions): Promise<LoadedRows>;
   /**
    * A cheap change token (file mtime+size, ...). When it equals the last one seen, a refresh is skipped.
    * Sources without one omit it and are always reloaded on refresh.

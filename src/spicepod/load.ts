@@ -311,21 +311,30 @@ class PodValidator {
 
   private acceleration(entry: MapEntry | undefined, path: KeyPath): AccelerationConfig {
     const r: YamlReader = this.r;
-    const none: AccelerationConfig = { refreshCheckIntervalMs: null, refreshMode: 'full', retentionPeriodMs: null };
+    const none: AccelerationConfig = { refreshCheckIntervalMs: null, refreshMode: 'full', refreshAppendOverlapMs: null, retentionPeriodMs: null };
     if (entry === undefined || entry.value === null) return none;
     const acc = r.map(entry.value, path);
-    r.checkKeys(acc, path, ['enabled', 'refresh_check_interval', 'refresh_mode', 'retention_period']);
+    r.checkKeys(acc, path, ['enabled', 'refresh_check_interval', 'refresh_mode', 'refresh_append_overlap', 'retention_period']);
     const enabled = r.optionalBool(acc.get('enabled')?.value ?? null, [...path, 'enabled']);
     if (enabled === false) {
       r.warn(acc.get('enabled')?.value, [...path, 'enabled'], 'datasets are always held in memory; "enabled: false" is ignored');
     }
     const refreshCheckIntervalMs = this.duration(acc.get('refresh_check_interval')?.value ?? null, [...path, 'refresh_check_interval'], MAX_TIMER_MS);
     const refreshMode: RefreshMode = r.optionalEnum(acc.get('refresh_mode')?.value ?? null, [...path, 'refresh_mode'], ['full', 'append']) ?? 'full';
+    const overlapNode = acc.get('refresh_append_overlap')?.value ?? null;
+    const overlapPath = [...path, 'refresh_append_overlap'];
+    const overlapMs = this.duration(overlapNode, overlapPath, Number.MAX_SAFE_INTEGER, true);
+    if (overlapMs !== null && refreshMode !== 'append') {
+      r.warn(overlapNode, overlapPath, 'ignored: it applies only to refresh_mode: append');
+    }
+    // As in Spice, the overlap defaults to the refresh interval, so rows committed late within one interval
+    // are picked up without configuration.
+    const refreshAppendOverlapMs = refreshMode === 'append' ? (overlapMs ?? refreshCheckIntervalMs ?? 0) : null;
     const retentionPeriodMs = this.duration(acc.get('retention_period')?.value ?? null, [...path, 'retention_period'], Number.MAX_SAFE_INTEGER);
-    return { refreshCheckIntervalMs, refreshMode, retentionPeriodMs };
+    return { refreshCheckIntervalMs, refreshMode, refreshAppendOverlapMs, retentionPeriodMs };
   }
 
-  private duration(node: Node | null, path: KeyPath, max: number): number | null {
+  private duration(node: Node | null, path: KeyPath, max: number, zeroAllowed = false): number | null {
     const r: YamlReader = this.r;
     const s = r.scalar(node, path, 'a duration');
     if (s.type === 'null') return null;
@@ -338,7 +347,7 @@ class PodValidator {
     } catch (err) {
       r.fail(node, path, errorText(err));
     }
-    if (ms <= 0) r.fail(node, path, `expected a duration above zero, got ${JSON.stringify(s.value)}`);
+    if (ms < 0 || (ms === 0 && !zeroAllowed)) r.fail(node, path, `expected a duration above zero, got ${JSON.stringify(s.value)}`);
     if (ms > max) r.fail(node, path, `${JSON.stringify(s.value)} is too long (at most ${max} ms)`);
     return ms;
   }

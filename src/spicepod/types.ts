@@ -1,4 +1,4 @@
-import type { FillMissing, RefreshMode, TimeFormat } from '../datasets/types.js';
+import type { AccelerationConfig, FillMissing, TimeFormat } from '../datasets/types.js';
 
 /** A validated spicepod.yaml. Produced by loadSpicepod() (src/spicepod/load.ts). */
 export interface Spicepod {
@@ -19,13 +19,8 @@ export interface RuntimeConfig {
   readonly auth: { readonly apiKeys: readonly string[] } | null;
 }
 
-export interface AccelerationConfig {
-  /** Milliseconds; null = never refresh. */
-  readonly refreshCheckIntervalMs: number | null;
-  readonly refreshMode: RefreshMode;
-  /** Milliseconds; null = keep every row. */
-  readonly retentionPeriodMs: number | null;
-}
+/** The acceleration settings are the datasets' own type; the pod maps its YAML into it. */
+export type { AccelerationConfig };
 
 export type DatasetFrom =
   | { readonly kind: 'file'; readonly path: string; readonly format: 'csv' | 'parquet' | 'jsonl' }

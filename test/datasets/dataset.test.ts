@@ -3,11 +3,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import * as path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { Dataset, describeDataset, type DatasetOptions, type RefreshOutcome } from '../../src/datasets/dataset.js';
-import { appendNewer, keepNewest } from '../../src/datasets/snapshot.js';
+import { keepNewest, mergeByTime } from '../../src/datasets/snapshot.js';
 import { ForecastdError } from '../../src/errors.js';
 import { FileSource } from '../../src/datasets/file-source.js';
 import type { DatasetSnapshot, DatasetSource, LoadedRows } from '../../src/datasets/types.js';
-import type { AccelerationConfig } from '../../src/spicepod/types.js';
+import type { AccelerationConfig } from '../../src/datasets/types.js';
 import { CO2_CSV, nextOutcome, nextSnapshot, replaceFile, tempDir } from './helpers.js';
 
 let dir: string;
@@ -151,8 +151,12 @@ describe('Dataset', () => {
     expect(dataset.snapshot).toBe(first);
   });
 
-  test('append mode adds only rows newer than the newest seen', async () => {
-    const { dataset, file } = await fileDataset(csv([['2020-01-01', 1], ['2020-01-02', 2]]), { refreshCheckIntervalMs: 50, refreshMode: 'append' });
+  test('append mode without overlap adds only rows newer than the newest seen', async () => {
+    const { dataset, file } = await fileDataset(csv([['2020-01-01', 1], ['2020-01-02', 2]]), {
+      refreshCheckIntervalMs: 50,
+      refreshMode: 'append',
+      refreshAppendOverlapMs: 0,
+    });
     await dataset.start();
     const changed = nextSnapshot(dataset);
     // An edited old row and a new row older than the newest are ignored; the two newer rows (unsorted) are added.
@@ -189,6 +193,89 @@ describe('Dataset', () => {
     await dataset.refresh();
     expect(calls).toEqual(['all', 'newer:2000']);
     expect(values(dataset.snapshot)).toEqual([1, 2, 3]);
+  });
+
+  test('append mode re-reads the overlap and merges by timestamp; in a file the last row of a time wins', async () => {
+    const day = 86_400_000;
+    // The newest row was read while its writer had written only part of the value ("2" of "25").
+    const { dataset, file } = await fileDataset(csv([['2020-01-01', 1], ['2020-01-02', 2]]), {
+      refreshMode: 'append',
+      refreshAppendOverlapMs: day,
+    });
+    await dataset.start();
+    await replaceFile(
+      file,
+      csv([['2020-01-01', 100], ['2020-01-02', 25], ['2020-01-03', 3], ['2020-01-01T12:00:00Z', 15], ['2020-01-03', 33]]),
+    );
+    expect((await dataset.refresh()).changed).toBe(true);
+    // 2020-01-01 lies before the overlap (newest 01-02 minus a day) and stays; the rest is merged by time.
+    expect(Array.from(dataset.snapshot?.times ?? [])).toEqual([Date.UTC(2020, 0, 1), Date.UTC(2020, 0, 1, 12), Date.UTC(2020, 0, 2), Date.UTC(2020, 0, 3)]);
+    expect(values(dataset.snapshot)).toEqual([1, 15, 25, 33]);
+  });
+
+  test('append overlap defaults to refresh_check_interval', async () => {
+    let batch: [number, number][] = [[1000, 1], [2000, 2]];
+    const calls: number[] = [];
+    const source: DatasetSource = {
+      from: 'memory',
+      loadAll: async () => rows(batch),
+      loadNewerThan: async (after) => {
+        calls.push(after);
+        return rows(batch.filter(([t]) => t > after));
+      },
+    };
+    const dataset = memoryDataset(source, { acceleration: { refreshCheckIntervalMs: 600_000, refreshMode: 'append', retentionPeriodMs: null } });
+    await dataset.start();
+    batch = [[1500, 15], [3000, 3]];
+    await dataset.refresh();
+    expect(calls).toEqual([2000 - 600_000]);
+    expect(values(dataset.snapshot)).toEqual([1, 15, 2, 3]);
+  });
+
+  test('a CSV whose columns come back reordered keeps the last good data and sets error', async () => {
+    const { dataset, file } = await fileDataset('ts,a,b\n2020-01-01,1,10\n2020-01-02,2,20\n');
+    await dataset.start();
+    const good = dataset.snapshot;
+    expect(good?.columns).toEqual(['a', 'b']);
+    await replaceFile(file, 'ts,b,a\n2020-01-01,10,1\n2020-01-02,20,2\n2020-01-03,30,3\n');
+    const outcome = await dataset.refresh();
+    expect(outcome).toMatchObject({ changed: false, rows: 2 });
+    expect(outcome.error).toBe(
+      `dataset ${dataset.name}: the value columns are now [b, a], not [a, b] as its models were checked against; ` +
+        'still serving the last good data (2 rows). List the value columns in params.columns, or restart to take the new ones',
+    );
+    expect(dataset.snapshot).toBe(good);
+    expect(values(dataset.snapshot)).toEqual([1, 10, 2, 20]);
+    expect(describeDataset(dataset)).toMatchObject({ status: 'Ready', rows: 2, error: outcome.error });
+    // The same columns again: the refresh goes through and the error clears.
+    await replaceFile(file, 'ts,a,b\n2020-01-01,1,10\n2020-01-02,2,20\n2020-01-03,3,30\n');
+    expect(await dataset.refresh()).toMatchObject({ changed: true, error: null });
+    expect(values(dataset.snapshot)).toEqual([1, 10, 2, 20, 3, 30]);
+  });
+
+  test('a CSV with reordered columns is read by name when params.columns lists them', async () => {
+    const file = path.join(dir, `named${++counter}.csv`);
+    await writeFile(file, 'ts,a,b\n2020-01-01,1,10\n');
+    const dataset = new Dataset({ name: 'named', from: 'file:named.csv', source: new FileSource({ path: file, format: 'csv', columns: ['a', 'b'] }) });
+    running.push(dataset);
+    await dataset.start();
+    await replaceFile(file, 'ts,b,a\n2020-01-01,10,1\n2020-01-02,20,2\n');
+    expect(await dataset.refresh()).toMatchObject({ changed: true, error: null });
+    expect(values(dataset.snapshot)).toEqual([1, 10, 2, 20]);
+  });
+
+  test('retention_period drops rows as they expire, without waiting for a refresh', async () => {
+    // Real time: the first row expires about 300 ms from now, the second in an hour. No refresh interval.
+    const now = Date.now();
+    const { dataset } = await fileDataset(
+      csv([[new Date(now - 60_000 + 300).toISOString(), 1], [new Date(now + 3_600_000).toISOString(), 2]]),
+      { retentionPeriodMs: 60_000 },
+    );
+    await dataset.start();
+    expect(values(dataset.snapshot)).toEqual([1, 2]);
+    const dropped = await nextSnapshot(dataset);
+    expect(values(dropped)).toEqual([2]);
+    expect(dataset.snapshot).toBe(dropped);
   });
 
   test('a corrupt file on refresh keeps the last good snapshot serving and sets error', async () => {
@@ -436,21 +523,27 @@ describe('Dataset', () => {
       expect(dataset.snapshot).toBe(before);
     });
 
-    test('appendNewer and keepNewest copy only the rows kept', () => {
+    test('mergeByTime replaces held rows with re-read ones of the same time and copies only the rows kept', () => {
       const previous = rows([[1, 10], [2, 20], [3, 30], [4, 40]]);
-      const loaded = rows([[6, 60], [2, 99], [5, 50]]);
-      const capped = appendNewer(previous, loaded, 3);
+      const reread = rows([[2, 99], [5, 50], [6, 60]]);
+      expect(Array.from(mergeByTime(previous, reread).times)).toEqual([1, 2, 3, 4, 5, 6]);
+      expect(Array.from(mergeByTime(previous, reread).values)).toEqual([10, 99, 30, 40, 50, 60]);
+      const capped = mergeByTime(previous, reread, 3);
       expect(Array.from(capped.times)).toEqual([4, 5, 6]);
       expect(Array.from(capped.values)).toEqual([40, 50, 60]);
-      expect(Array.from(appendNewer(previous, loaded, 2).values)).toEqual([50, 60]);
-      expect(Array.from(appendNewer(previous, loaded).values)).toEqual([10, 20, 30, 40, 50, 60]);
-      expect(Array.from(appendNewer(previous, rows([]), 2).values)).toEqual([30, 40]);
-      expect(appendNewer(previous, rows([]), 4)).toBe(previous);
+      expect(Array.from(mergeByTime(previous, reread, 5).values)).toEqual([99, 30, 40, 50, 60]);
+      expect(Array.from(mergeByTime(previous, reread, 2).values)).toEqual([50, 60]);
+      // Re-read rows older than every held one, and between them.
+      expect(Array.from(mergeByTime(previous, rows([[0, 0], [2.5, 25], [4, 44]])).values)).toEqual([0, 10, 20, 25, 30, 44]);
+      expect(Array.from(mergeByTime(previous, rows([]), 2).values)).toEqual([30, 40]);
+      expect(mergeByTime(previous, rows([]), 4)).toBe(previous);
+      expect(Array.from(mergeByTime(rows([]), reread).values)).toEqual([99, 50, 60]);
       expect(keepNewest(previous, null)).toBe(previous);
       expect(keepNewest(previous, 4)).toBe(previous);
       const wide: LoadedRows = { columns: ['a', 'b'], times: Float64Array.from([1, 2, 3]), values: Float64Array.from([1, 2, 3, 4, 5, 6]), rows: 3 };
       expect(Array.from(keepNewest(wide, 2).values)).toEqual([3, 4, 5, 6]);
-      expect(Array.from(appendNewer(wide, { ...wide, times: Float64Array.from([4]), values: Float64Array.from([7, 8]), rows: 1 }, 2).values)).toEqual([5, 6, 7, 8]);
+      const more = { ...wide, times: Float64Array.from([3, 4]), values: Float64Array.from([7, 8, 9, 10]), rows: 2 };
+      expect(Array.from(mergeByTime(wide, more, 3).values)).toEqual([3, 4, 7, 8, 9, 10]);
     });
   });
 

@@ -254,17 +254,8 @@ describe('change token', () => {
     await expect(gone.changeToken()).rejects.toThrow(`${path.join(dir, 'gone.csv')}: file not found`);
   });
 
-  test('fromConfig keeps the pod\'s from for display', () => {
-    const source = FileSource.fromConfig({
-      name: 'n',
-      from: 'file:data/nile.csv',
-      source: { kind: 'file', path: NILE_CSV, format: 'csv' },
-      timeColumn: 'ts',
-      timeFormat: null,
-      columns: null,
-      params: {},
-      acceleration: { refreshCheckIntervalMs: null, refreshMode: 'full', retentionPeriodMs: null },
-    });
+  test('keeps the from it is given for display', () => {
+    const source = new FileSource({ path: NILE_CSV, format: 'csv', from: 'file:data/nile.csv' });
     expect(source.from).toBe('file:data/nile.csv');
     expect(source.path).toBe(NILE_CSV);
   });

@@ -107,7 +107,7 @@ describe('loadSpicepod: valid pods', () => {
         timeFormat: 'iso8601',
         columns: ['co2'],
         params: {},
-        acceleration: { refreshCheckIntervalMs: 30_000, refreshMode: 'full', retentionPeriodMs: 365 * 86_400_000 },
+        acceleration: { refreshCheckIntervalMs: 30_000, refreshMode: 'full', refreshAppendOverlapMs: null, retentionPeriodMs: 365 * 86_400_000 },
       },
     ]);
     expect(pod.models).toEqual([
@@ -139,7 +139,7 @@ describe('loadSpicepod: valid pods', () => {
       timeColumn: 'ts',
       timeFormat: null,
       columns: null,
-      acceleration: { refreshCheckIntervalMs: null, refreshMode: 'full', retentionPeriodMs: null },
+      acceleration: { refreshCheckIntervalMs: null, refreshMode: 'full', refreshAppendOverlapMs: null, retentionPeriodMs: null },
     });
     expect(pod.models[0]?.params).toEqual(MODEL_PARAM_DEFAULTS);
     expect(MODEL_PARAM_DEFAULTS).toEqual({
@@ -388,7 +388,34 @@ models:
   - { name: d, from: "file:d.csv", time_format: timestamp }
 `);
     expect(pod.datasets.map((d) => d.timeFormat)).toEqual(['unix_millis', 'iso8601', 'unix_seconds', null]);
-    expect(pod.datasets[0]?.acceleration).toEqual({ refreshCheckIntervalMs: 500, refreshMode: 'append', retentionPeriodMs: 5_400_000 });
+    expect(pod.datasets[0]?.acceleration).toEqual({
+      refreshCheckIntervalMs: 500,
+      refreshMode: 'append',
+      // Not given: the overlap is the refresh interval.
+      refreshAppendOverlapMs: 500,
+      retentionPeriodMs: 5_400_000,
+    });
+  });
+
+  test('refresh_append_overlap: a duration, zero allowed; only for refresh_mode append', async () => {
+    const pod = await load(`${HEAD}datasets:
+  - name: a
+    from: file:a.csv
+    acceleration: { refresh_check_interval: 1m, refresh_mode: append, refresh_append_overlap: 10m }
+  - name: b
+    from: file:b.csv
+    acceleration: { refresh_mode: append, refresh_append_overlap: 0s }
+  - name: c
+    from: file:c.csv
+    acceleration: { refresh_mode: append }
+  - name: d
+    from: file:d.csv
+    acceleration: { refresh_check_interval: 1m, refresh_append_overlap: 10m }
+`);
+    expect(pod.datasets.map((d) => d.acceleration.refreshAppendOverlapMs)).toEqual([600_000, 0, 0, null]);
+    expect(pod.warnings).toEqual([
+      `${pod.file}:16:73: datasets[3].acceleration.refresh_append_overlap: ignored: it applies only to refresh_mode: append`,
+    ]);
   });
 
   test('api-key auth: keys from the environment; enabled: false turns it off; enabled defaults to true', async () => {
@@ -452,6 +479,9 @@ describe('loadSpicepod: fatal errors name file:line:column and the key', () => {
     ['acceleration: { refresh_check_interval: 0s }', 'datasets[0].acceleration.refresh_check_interval: expected a duration above zero, got "0s"'],
     ['acceleration: { refresh_check_interval: 30d }', 'datasets[0].acceleration.refresh_check_interval: "30d" is too long (at most 2147483647 ms)'],
     ['acceleration: { refresh_mode: merge }', 'datasets[0].acceleration.refresh_mode: expected one of full, append, got "merge"'],
+    ['acceleration: { refresh_mode: append, refresh_append_overlap: 10 }', 'datasets[0].acceleration.refresh_append_overlap: expected a duration with a unit (ms, s, m, h or d), e.g. "30s", got 10'],
+    ['acceleration: { refresh_mode: append, refresh_append_overlap: -1m }', 'datasets[0].acceleration.refresh_append_overlap: invalid duration "-1m": expected a number with a unit (ms, s, m, h or d), e.g. "30s", "5m" or "1h30m"'],
+    ['acceleration: { refresh_mode: append, refresh_append_overlap: [1m] }', 'datasets[0].acceleration.refresh_append_overlap: expected a duration, got a list'],
     ['acceleration: [a]', 'datasets[0].acceleration: expected a mapping, got a list'],
     ['params: { columns: [] }', 'datasets[0].params.columns: expected at least one value column'],
     ['params: { columns: [a, a] }', 'datasets[0].params.columns: column "a" is listed twice'],
