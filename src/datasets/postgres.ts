@@ -2,7 +2,7 @@ import type { ConnectionOptions } from 'node:tls';
 import { DatabaseError, Pool, Query, escapeIdentifier } from 'pg';
 import type { PoolClient, QueryArrayConfig } from 'pg';
 import { ForecastdError } from '../errors.js';
-import type { DatasetSource, LoadedRows, TimeFormat } from './types.js';
+import type { DatasetSource, LoadOptions, LoadedRows, TimeFormat } from './types.js';
 import {
   parseConnectionString,
   poolConfigFor,
@@ -40,14 +40,21 @@ export interface PostgresSourceConfig {
 export interface PostgresSource extends DatasetSource {
   /** "host:port/database (user NAME)": where the rows come from, never with the password. */
   readonly endpoint: string;
-  loadNewerThan(afterMs: number, signal: AbortSignal): Promise<LoadedRows>;
+  loadNewerThan(afterMs: number, signal: AbortSignal, options?: LoadOptions): Promise<LoadedRows>;
   close(): Promise<void>;
 }
 
 /**
  * A dataset source reading a PostgreSQL table or view. Rows are streamed in time order straight into
  * Float64Arrays (no per-row objects are kept), only the value columns and, with `maxRows`, only the newest
- * rows are fetched. Queries take their values as parameters and quote every identifier.
+ * rows are fetched; rows older than `notBeforeMs` (retention) are filtered in the query. Queries take their
+ * values as parameters and quote every identifier.
+ *
+ * Rows with equal times come in a fixed order, so the last of them (the one that wins) is always the same:
+ * by primary key, else by physical position (ctid) in a table without one, else (views) by their values.
+ * Time bounds are compared in SQL with a millisecond of slack, on the column itself so an index serves them,
+ * and exactly in JavaScript on the times as they are held; no row is skipped by a rounded bound.
+ * Every connection is switched to UTC before its first query (ISO text without a zone reads as UTC).
  *
  * Throws ERR_DATASET at once for connection params that can never work (bad port or sslmode); every
  * failure to reach or read the database rejects the load with ERR_DATASET naming the table, the endpoint
@@ -79,8 +86,13 @@ interface TablePlan {
   readonly hasTime: string;
   /** Sorts in time order, on the column itself where possible so an index serves it. */
   readonly orderBy: string;
-  /** A condition "time > the epoch-millisecond parameter `param`". */
-  newerThan(param: string): string;
+  /** Sort keys after the time that fix the order of rows with equal times (primary key, ctid, ...). */
+  readonly tiebreak: readonly string[];
+  /**
+   * A condition "time >= the epoch-millisecond parameter `param`, less a millisecond": a superset of the rows
+   * wanted, whatever rounding the comparison involves. The rows are then filtered exactly (RowBuffer).
+   */
+  atLeast(param: string): string;
 }
 
 const INTEGER_TYPES = new Set(['int2', 'int4', 'int8']);
@@ -103,6 +115,8 @@ class PostgresTableSource implements PostgresSource {
   /** The TLS choice in use; `prefer` falls back to plain text once the server says it has no TLS. */
   #ssl: false | ConnectionOptions | null = null;
   #plan: TablePlan | null = null;
+  /** Connections already switched to UTC. */
+  readonly #prepared = new WeakSet<PoolClient>();
   #closed = false;
 
   constructor(config: PostgresSourceConfig) {
@@ -124,31 +138,23 @@ class PostgresTableSource implements PostgresSource {
     this.endpoint = this.#target.endpoint;
   }
 
-  async loadAll(signal: AbortSignal): Promise<LoadedRows> {
+  async loadAll(signal: AbortSignal, options: LoadOptions = {}): Promise<LoadedRows> {
     return this.#run(signal, async (client) => {
       // Every full load reads the catalog again, so a changed table is seen as it is now.
       const plan = await this.#discover(client);
       this.#plan = plan;
-      const sql = this.#maxRows === null
-        ? `SELECT ${plan.selectList} FROM ${plan.relation} WHERE ${plan.hasTime} ORDER BY ${plan.orderBy}`
-        : this.#newestSql(plan, plan.hasTime, '$1');
-      return this.#stream(client, sql, this.#maxRows === null ? [] : [this.#maxRows], plan, signal);
+      return this.#select(client, plan, { after: null, notBefore: options.notBeforeMs ?? null }, signal);
     });
   }
 
-  async loadNewerThan(afterMs: number, signal: AbortSignal): Promise<LoadedRows> {
+  async loadNewerThan(afterMs: number, signal: AbortSignal, options: LoadOptions = {}): Promise<LoadedRows> {
     if (!Number.isFinite(afterMs)) {
       throw new ForecastdError('ERR_INVALID_ARGUMENT', `loadNewerThan needs a finite time, got ${afterMs}`);
     }
     return this.#run(signal, async (client) => {
       // Keep the columns of the rows already loaded; only a first load reads the catalog here.
       const plan = this.#plan ?? (this.#plan = await this.#discover(client));
-      const where = `${plan.hasTime} AND ${plan.newerThan('$1')}`;
-      const sql = this.#maxRows === null
-        ? `SELECT ${plan.selectList} FROM ${plan.relation} WHERE ${where} ORDER BY ${plan.orderBy}`
-        : this.#newestSql(plan, where, '$2');
-      const values = this.#maxRows === null ? [afterMs] : [afterMs, this.#maxRows];
-      return this.#stream(client, sql, values, plan, signal);
+      return this.#select(client, plan, { after: afterMs, notBefore: options.notBeforeMs ?? null }, signal);
     });
   }
 
@@ -160,14 +166,35 @@ class PostgresTableSource implements PostgresSource {
     if (pool !== null) await pool.end();
   }
 
-  /** The newest `limit` rows matching `where`, handed out oldest first. */
-  #newestSql(plan: TablePlan, where: string, limitParam: string): string {
-    const values = plan.columns.map((_, j) => `v${j}`);
-    return (
-      `SELECT ms${values.map((v) => `, ${v}`).join('')} FROM (` +
-      `SELECT ${plan.selectList}, ${plan.orderBy} AS ord FROM ${plan.relation} WHERE ${where} ` +
-      `ORDER BY ${plan.orderBy} DESC LIMIT ${limitParam}) AS newest ORDER BY ord`
-    );
+  /**
+   * The rows with time > `after` and >= `notBefore` (either null: no bound), in (time, tiebreak) order; with
+   * maxRows, only the newest of them.
+   */
+  #select(client: PoolClient, plan: TablePlan, bounds: RowBounds, signal: AbortSignal): Promise<LoadedRows> {
+    const values: unknown[] = [];
+    const conditions = [plan.hasTime];
+    // One lower bound does for both: the exact filter on the rows tells them apart.
+    const lowest = [bounds.after, bounds.notBefore].filter((b): b is number => b !== null && Number.isFinite(b));
+    if (lowest.length > 0) {
+      values.push(Math.max(...lowest));
+      conditions.push(plan.atLeast(`$${values.length}`));
+    }
+    const where = conditions.join(' AND ');
+    const order = [plan.orderBy, ...plan.tiebreak];
+    let sql: string;
+    if (this.#maxRows === null) {
+      sql = `SELECT ${plan.selectList} FROM ${plan.relation} WHERE ${where} ORDER BY ${order.join(', ')}`;
+    } else {
+      values.push(this.#maxRows);
+      // The newest rows, handed out oldest first: sorted descending to cut, then ascending again.
+      const keys = order.map((_, k) => `k${k}`);
+      const outputs = ['ms', ...plan.columns.map((_, j) => `v${j}`)];
+      sql =
+        `SELECT ${outputs.join(', ')} FROM (` +
+        `SELECT ${plan.selectList}${order.map((e, k) => `, ${e} AS k${k}`).join('')} FROM ${plan.relation} WHERE ${where} ` +
+        `ORDER BY ${order.map((e) => `${e} DESC`).join(', ')} LIMIT $${values.length}) AS newest ORDER BY ${keys.join(', ')}`;
+    }
+    return this.#stream(client, sql, values, plan, bounds, signal);
   }
 
   /** Runs `work` on a pooled connection; a connection the server dropped meanwhile is replaced once. */
@@ -175,7 +202,7 @@ class PostgresTableSource implements PostgresSource {
     try {
       for (let attempt = 1; ; attempt += 1) {
         this.#checkUsable(signal);
-        const client = await this.#connect();
+        const client = await this.#connectInUtc();
         let broken: Error | undefined;
         try {
           return await work(client);
@@ -199,6 +226,23 @@ class PostgresTableSource implements PostgresSource {
   #checkUsable(signal: AbortSignal): void {
     if (this.#closed) throw new ForecastdError('ERR_DATASET', 'the source was closed');
     if (signal.aborted) throw new ForecastdError('ERR_DATASET', 'the load was cancelled');
+  }
+
+  /**
+   * A pooled connection whose session runs in UTC. A new connection is switched before it is used, and a
+   * failure to switch fails the load (it is never read in another zone).
+   */
+  async #connectInUtc(): Promise<PoolClient> {
+    const client = await this.#connect();
+    if (this.#prepared.has(client)) return client;
+    try {
+      await client.query("SET TIME ZONE 'UTC'");
+    } catch (err) {
+      client.release(err as Error);
+      throw err;
+    }
+    this.#prepared.add(client);
+    return client;
   }
 
   async #connect(): Promise<PoolClient> {
@@ -228,8 +272,6 @@ class PostgresTableSource implements PostgresSource {
     pool.on('connect', (client) => {
       // Same reasoning for a connection that fails while checked out but between queries.
       client.on('error', () => undefined);
-      // ISO text without a zone means UTC, whatever the server's default zone is.
-      client.query("SET TIME ZONE 'UTC'").catch(() => undefined);
     });
     this.#pool = pool;
     return pool;
@@ -261,6 +303,16 @@ class PostgresTableSource implements PostgresSource {
           (schema === null ? ' on the search_path' : ''),
       );
     }
+    const identity = await client.query<{ relkind: string; key: string[] | null }>(
+      `SELECT c.relkind::text AS relkind,
+              (SELECT array_agg(a.attname::text ORDER BY k.ord)
+                 FROM pg_catalog.pg_index i
+                 CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+                 JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+                WHERE i.indrelid = c.oid AND i.indisprimary) AS key
+         FROM pg_catalog.pg_class c WHERE c.oid = $1`,
+      [oid],
+    );
     const result = await client.query<{ name: string; type: string; display: string }>(
       `SELECT a.attname AS name, b.typname AS type, format_type(a.atttypid, a.atttypmod) AS display
          FROM pg_catalog.pg_attribute a
@@ -270,7 +322,8 @@ class PostgresTableSource implements PostgresSource {
         ORDER BY a.attnum`,
       [oid],
     );
-    return buildPlan(relation, result.rows, this.#config);
+    const { relkind = 'r', key = null } = identity.rows[0] ?? {};
+    return buildPlan(relation, result.rows, this.#config, { relkind, primaryKey: key ?? [] });
   }
 
   /** Streams the result rows into Float64Arrays as they arrive. */
@@ -279,10 +332,11 @@ class PostgresTableSource implements PostgresSource {
     text: string,
     values: readonly unknown[],
     plan: TablePlan,
+    bounds: RowBounds,
     signal: AbortSignal,
   ): Promise<LoadedRows> {
     return new Promise<LoadedRows>((resolve, reject) => {
-      const rows = new RowBuffer(plan.columns.length, this.#maxRows ?? INITIAL_CAPACITY);
+      const rows = new RowBuffer(plan.columns.length, this.#maxRows ?? INITIAL_CAPACITY, bounds);
       let rowError: Error | null = null;
       let settled = false;
       const onAbort = (): void => {
@@ -319,7 +373,16 @@ class PostgresTableSource implements PostgresSource {
   }
 }
 
-/** Growing Float64Arrays for row times and row-major values. */
+/** Lower bounds on the rows a load wants, epoch ms: time > after, time >= notBefore; null: none. */
+interface RowBounds {
+  readonly after: number | null;
+  readonly notBefore: number | null;
+}
+
+/**
+ * Growing Float64Arrays for row times and row-major values. Rows outside the bounds (the query's slack) are
+ * dropped here, comparing the times exactly as they are held.
+ */
 class RowBuffer {
   #times: Float64Array;
   #values: Float64Array;
@@ -328,17 +391,20 @@ class RowBuffer {
   constructor(
     private readonly width: number,
     capacity: number,
+    private readonly bounds: RowBounds,
   ) {
     this.#times = new Float64Array(capacity);
     this.#values = new Float64Array(capacity * width);
   }
 
   push(row: readonly unknown[]): void {
-    if (this.#rows === this.#times.length) this.#grow();
     const time = row[0];
     if (typeof time !== 'number' || !Number.isFinite(time)) {
       throw new ForecastdError('ERR_DATASET', `the time column holds a value that is not a finite time (${String(time)})`);
     }
+    const { after, notBefore } = this.bounds;
+    if ((after !== null && !(time > after)) || (notBefore !== null && time < notBefore)) return;
+    if (this.#rows === this.#times.length) this.#grow();
     this.#times[this.#rows] = time;
     const base = this.#rows * this.width;
     for (let j = 0; j < this.width; j += 1) {
@@ -371,7 +437,19 @@ class RowBuffer {
   }
 }
 
-function buildPlan(relation: string, tableColumns: readonly ColumnInfo[], config: PostgresSourceConfig): TablePlan {
+/** What fixes the order of rows with equal times: the relation's kind and its primary key columns, if any. */
+interface RowIdentity {
+  /** pg_class.relkind: r table, p partitioned table, m materialized view, v view, f foreign table. */
+  readonly relkind: string;
+  readonly primaryKey: readonly string[];
+}
+
+function buildPlan(
+  relation: string,
+  tableColumns: readonly ColumnInfo[],
+  config: PostgresSourceConfig,
+  identity: RowIdentity,
+): TablePlan {
   const byName = new Map(tableColumns.map((c) => [c.name, c]));
   const listColumns = (): string => tableColumns.map((c) => `${c.name} (${c.display})`).join(', ');
   const time = byName.get(config.timeColumn);
@@ -407,23 +485,41 @@ function buildPlan(relation: string, tableColumns: readonly ColumnInfo[], config
     relation,
     hasTime: `${escapeIdentifier(time.name)} IS NOT NULL`,
     orderBy: t.order,
-    newerThan: t.newerThan,
+    tiebreak: tiebreakFor(identity, wanted),
+    atLeast: t.atLeast,
   };
 }
 
-/** How to read, order and compare the time column, by its type and time_format. */
+/**
+ * Sort keys for rows with equal times, the last of which wins: the primary key; without one, the row's
+ * physical position (ctid; per partition, so tableoid first); a view or foreign table has neither, so its
+ * value columns (then the largest value wins, deterministically).
+ */
+function tiebreakFor(identity: RowIdentity, valueColumns: readonly string[]): string[] {
+  if (identity.primaryKey.length > 0) return identity.primaryKey.map((c) => escapeIdentifier(c));
+  if (identity.relkind === 'r' || identity.relkind === 'm') return ['ctid'];
+  if (identity.relkind === 'p') return ['tableoid', 'ctid'];
+  return valueColumns.map((c) => escapeIdentifier(c));
+}
+
+/**
+ * How to read, order and bound the time column, by its type and time_format. `atLeast` subtracts a
+ * millisecond from the bound so no rounding in the comparison can leave a wanted row out (the exact filter
+ * is RowBuffer's); numeric columns are compared in numeric, never through float8 (which keeps 15 digits).
+ */
 function timeSql(
   column: ColumnInfo,
   format: TimeFormat | null,
-): { ms: string; order: string; newerThan: (param: string) => string } {
+): { ms: string; order: string; atLeast: (param: string) => string } {
   const col = escapeIdentifier(column.name);
   const type = column.type;
+  const instant = (p: string): string => `to_timestamp((${p}::float8 - 1) / 1000)`;
   // A native time type needs no time_format; the comparisons stay on the column so an index serves them.
   if (ZONED_TIME_TYPES.has(type)) {
     return {
       ms: `(EXTRACT(EPOCH FROM ${col}) * 1000)::float8`,
       order: col,
-      newerThan: (p) => `${col} > to_timestamp(${p}::float8 / 1000)`,
+      atLeast: (p) => `${col} >= ${instant(p)}`,
     };
   }
   if (UTC_TIME_TYPES.has(type)) {
@@ -431,7 +527,7 @@ function timeSql(
       // EXTRACT of a zoneless timestamp counts from 1970-01-01 00:00 as written, i.e. as UTC.
       ms: `(EXTRACT(EPOCH FROM ${col}) * 1000)::float8`,
       order: col,
-      newerThan: (p) => `${col} > (to_timestamp(${p}::float8 / 1000) AT TIME ZONE 'UTC')`,
+      atLeast: (p) => `${col} >= (${instant(p)} AT TIME ZONE 'UTC')`,
     };
   }
   if (NUMBER_TYPES.has(type)) {
@@ -441,28 +537,31 @@ function timeSql(
         `time_format is iso8601 but time column "${column.name}" is ${column.display}; use unix_seconds or unix_millis`,
       );
     }
-    const scale = format === 'unix_millis' ? 1 : 1000;
-    // The bound is cast to the column's own type so the comparison can use an index; it came from this
-    // column, so the conversion is exact.
-    const castTo = INTEGER_TYPES.has(type) ? 'bigint' : type === 'numeric' ? 'numeric' : 'float8';
-    const bound = (p: string): string => (scale === 1 ? `${p}::float8` : `${p}::float8 / 1000`);
-    return {
-      ms: scale === 1 ? `${col}::float8` : `(${col}::float8 * 1000)`,
-      order: col,
-      newerThan: (p) => `${col} > CAST(${bound(p)} AS ${castTo})`,
-    };
+    const millis = format === 'unix_millis';
+    if (INTEGER_TYPES.has(type)) {
+      // Bounds are cast to the column's own type so the comparison can use an index.
+      const bound = millis ? (p: string) => `floor(${p}::numeric - 1)::bigint` : (p: string) => `floor((${p}::numeric - 1) * 0.001)::bigint`;
+      return { ms: millis ? `${col}::float8` : `(${col}::float8 * 1000)`, order: col, atLeast: (p) => `${col} >= ${bound(p)}` };
+    }
+    if (type === 'numeric') {
+      // Multiplied in numeric, rounded to float8 once: microsecond times stay distinct and exact.
+      const bound = millis ? (p: string) => `(${p}::numeric - 1)` : (p: string) => `((${p}::numeric - 1) * 0.001)`;
+      return { ms: millis ? `${col}::float8` : `(${col} * 1000)::float8`, order: col, atLeast: (p) => `${col} >= ${bound(p)}` };
+    }
+    const bound = millis ? (p: string) => `(${p}::float8 - 1)` : (p: string) => `((${p}::float8 - 1) / 1000)`;
+    return { ms: millis ? `${col}::float8` : `(${col}::float8 * 1000)`, order: col, atLeast: (p) => `${col} >= ${bound(p)}` };
   }
   if (TEXT_TYPES.has(type)) {
     if (format === 'unix_seconds' || format === 'unix_millis') {
       const ms = format === 'unix_millis' ? `${col}::float8` : `(${col}::float8 * 1000)`;
-      return { ms, order: `${col}::float8`, newerThan: (p) => `${ms} > ${p}::float8` };
+      return { ms, order: `${col}::float8`, atLeast: (p) => `${ms} >= ${p}::float8 - 1` };
     }
-    // The session runs in UTC (see the pool's connect hook), so ISO text without a zone reads as UTC.
+    // The session runs in UTC (see #connectInUtc), so ISO text without a zone reads as UTC.
     const ts = `${col}::timestamptz`;
     return {
       ms: `(EXTRACT(EPOCH FROM ${ts}) * 1000)::float8`,
       order: ts,
-      newerThan: (p) => `${ts} > to_timestamp(${p}::float8 / 1000)`,
+      atLeast: (p) => `${ts} >= ${instant(p)}`,
     };
   }
   throw new ForecastdError(
