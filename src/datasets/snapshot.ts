@@ -58,6 +58,8 @@ export function mergeByTime(previous: LoadedRows, reread: LoadedRows, maxRows: n
   const width = previous.columns.length;
   // Held rows older than every re-read row are kept as they are; only the tail from there on is merged.
   const split = lowerBound(previous.times, previous.rows, reread.times[0] as number);
+  // The usual refresh re-reads rows it already holds, unchanged: nothing to copy.
+  if (holdsAll(previous, split, reread)) return keepNewest(previous, maxRows);
   const tailCapacity = previous.rows - split + reread.rows;
   const tailTimes = new Float64Array(tailCapacity);
   const tailValues = new Float64Array(tailCapacity * width);
@@ -98,6 +100,23 @@ export function mergeByTime(previous: LoadedRows, reread: LoadedRows, maxRows: n
   return { columns: previous.columns, times, values, rows: kept };
 }
 
+/** True when every row of `reread` is already in `held` (from row `from` on) with the same values. */
+function holdsAll(held: LoadedRows, from: number, reread: LoadedRows): boolean {
+  const width = held.columns.length;
+  let i = from;
+  for (let j = 0; j < reread.rows; j++) {
+    const t = reread.times[j] as number;
+    while (i < held.rows && (held.times[i] as number) < t) i += 1;
+    if (i >= held.rows || held.times[i] !== t) return false;
+    for (let c = 0; c < width; c++) {
+      const a = held.values[i * width + c] as number;
+      const b = reread.values[j * width + c] as number;
+      if (a !== b && !(Number.isNaN(a) && Number.isNaN(b))) return false;
+    }
+  }
+  return true;
+}
+
 /** The rows strictly newer than `afterMs`; returns `rows` itself when all are. */
 export function rowsAfter(rows: LoadedRows, afterMs: number): LoadedRows {
   return filterRows(rows, (t) => t > afterMs);
@@ -131,6 +150,7 @@ export function dropBefore<T extends LoadedRows>(rows: T, cutoffMs: number): T |
 
 /** Same columns, times and values (NaN equal to NaN): a reload that changed nothing keeps the old snapshot. */
 export function sameContent(a: LoadedRows, b: LoadedRows): boolean {
+  if (a === b) return true;
   if (a.rows !== b.rows || a.columns.length !== b.columns.length) return false;
   if (a.columns.some((c, i) => c !== b.columns[i])) return false;
   for (let i = 0; i < a.rows; i++) if (a.times[i] !== b.times[i]) return false;

@@ -537,6 +537,11 @@ describe('Dataset', () => {
       expect(Array.from(mergeByTime(previous, rows([[0, 0], [2.5, 25], [4, 44]])).values)).toEqual([0, 10, 20, 25, 30, 44]);
       expect(Array.from(mergeByTime(previous, rows([]), 2).values)).toEqual([30, 40]);
       expect(mergeByTime(previous, rows([]), 4)).toBe(previous);
+      // Re-read rows it holds already, unchanged (NaN equal to NaN): the held rows themselves.
+      expect(mergeByTime(previous, rows([[3, 30], [4, 40]]))).toBe(previous);
+      const gap = rows([[1, 10], [2, Number.NaN]]);
+      expect(mergeByTime(gap, rows([[2, Number.NaN]]))).toBe(gap);
+      expect(Array.from(mergeByTime(gap, rows([[2, 7]])).values)).toEqual([10, 7]);
       expect(Array.from(mergeByTime(rows([]), reread).values)).toEqual([99, 50, 60]);
       expect(keepNewest(previous, null)).toBe(previous);
       expect(keepNewest(previous, 4)).toBe(previous);
