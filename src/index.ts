@@ -44,7 +44,7 @@ export type { FileSourceOptions } from './datasets/file-source.js';
 export { createPostgresSource } from './datasets/postgres.js';
 export type { PostgresSourceConfig } from './datasets/postgres.js';
 export { windowFor } from './datasets/window.js';
-export type { DatasetSnapshot, DatasetSource, DatasetStatus, FillMissing, LoadedRows } from './datasets/types.js';
+export type { AccelerationConfig, DatasetSnapshot, DatasetSource, DatasetStatus, FillMissing, LoadOptions, LoadedRows } from './datasets/types.js';
 
 export { formatFloat32, formatFloat64 } from './http/float-format.js';
 export { startServer } from './server/start.js';

@@ -237,6 +237,7 @@ describe('Dataset', () => {
     await dataset.start();
     const good = dataset.snapshot;
     expect(good?.columns).toEqual(['a', 'b']);
+    expect(dataset.columns).toEqual(['a', 'b']);
     await replaceFile(file, 'ts,b,a\n2020-01-01,10,1\n2020-01-02,20,2\n2020-01-03,30,3\n');
     const outcome = await dataset.refresh();
     expect(outcome).toMatchObject({ changed: false, rows: 2 });
