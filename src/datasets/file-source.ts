@@ -1,10 +1,11 @@
 import { stat } from 'node:fs/promises';
 import { ForecastdError } from '../errors.js';
-import { readCsvRows, readJsonLinesRows, readParquetRows } from './file-readers.js';
+import { CSV_DEFAULTS, JSON_DEFAULTS, TSV_DEFAULTS, type DelimitedTextOptions, type FileCompression, type FileFormat, type JsonOptions } from './file-format.js';
+import { readDelimitedRows, readJsonRows, readParquetRows } from './file-readers.js';
 import type { RowSpec } from './row-collector.js';
 import type { DatasetSource, LoadedRows, TimeFormat } from './types.js';
 
-export type FileFormat = 'csv' | 'parquet' | 'jsonl';
+export type { FileFormat } from './file-format.js';
 
 export interface FileSourceOptions {
   /** Absolute path of the file. */
@@ -16,19 +17,33 @@ export interface FileSourceOptions {
   readonly timeColumn?: string;
   readonly timeFormat?: TimeFormat | null;
   readonly columns?: readonly string[] | null;
+  /** CSV, TSV and JSON: whole-file compression (file_compression_type). Default UNCOMPRESSED. */
+  readonly compression?: FileCompression;
+  /** CSV and TSV: header, delimiter, quote, escape; unset fields take the format's defaults (TSV: tab). */
+  readonly delimited?: Partial<DelimitedTextOptions>;
+  /** format json: json_format and flatten_json. */
+  readonly json?: Partial<JsonOptions>;
 }
 
-/** A CSV, Parquet or JSON-lines file. Its change token is inode, size and modification time. */
+/** A CSV, TSV, Parquet or JSON file. Its change token is inode, size and modification time. */
 export class FileSource implements DatasetSource {
   readonly from: string;
   readonly path: string;
   readonly format: FileFormat;
+  readonly compression: FileCompression;
   private readonly spec: RowSpec;
+  private readonly delimited: DelimitedTextOptions;
+  private readonly json: JsonOptions;
 
   constructor(options: FileSourceOptions) {
     this.path = options.path;
     this.format = options.format;
     this.from = options.from ?? `file:${options.path}`;
+    this.compression = options.compression ?? 'UNCOMPRESSED';
+    const delimited = { ...(options.format === 'tsv' ? TSV_DEFAULTS : CSV_DEFAULTS), ...options.delimited };
+    // TSV is tab-separated whatever is asked, as in Spice.
+    this.delimited = options.format === 'tsv' ? { ...delimited, delimiter: '\t' } : delimited;
+    this.json = { ...JSON_DEFAULTS, ...options.json };
     this.spec = {
       origin: options.path,
       timeColumn: options.timeColumn ?? 'ts',
@@ -38,13 +53,17 @@ export class FileSource implements DatasetSource {
   }
 
   loadAll(signal: AbortSignal): Promise<LoadedRows> {
+    const file = { path: this.path, format: this.format, compression: this.compression };
     switch (this.format) {
       case 'csv':
-        return readCsvRows(this.path, this.spec, signal);
+      case 'tsv':
+        return readDelimitedRows(file, this.spec, this.delimited, signal);
       case 'parquet':
         return readParquetRows(this.path, this.spec, signal);
+      case 'json':
+        return readJsonRows(file, this.spec, this.json, signal);
       case 'jsonl':
-        return readJsonLinesRows(this.path, this.spec, signal);
+        return readJsonRows(file, this.spec, null, signal);
     }
   }
 

@@ -3,6 +3,15 @@ import * as nodePath from 'node:path';
 import { LineCounter, parseDocument, type Node } from 'yaml';
 import { parseDuration } from '../duration.js';
 import { ForecastdError } from '../errors.js';
+import {
+  CSV_DEFAULTS,
+  FILE_COMPRESSIONS,
+  paramPrefix,
+  type DelimitedTextOptions,
+  type FileCompression,
+  type FileFormat,
+  type JsonOptions,
+} from '../datasets/file-format.js';
 import type { FillMissing, RefreshMode, TimeFormat } from '../datasets/types.js';
 import type {
   AccelerationConfig,
@@ -40,12 +49,38 @@ export const MODEL_PARAM_DEFAULTS: ModelParams = {
   cachePredictions: true,
 };
 
-const FILE_FORMATS: Readonly<Record<string, 'csv' | 'parquet' | 'jsonl'>> = {
+/** file_format values and file extensions, and the format each means. */
+const FILE_FORMATS: Readonly<Record<string, FileFormat>> = {
   csv: 'csv',
+  tsv: 'tsv',
   parquet: 'parquet',
   pq: 'parquet',
+  json: 'json',
   jsonl: 'jsonl',
   ndjson: 'jsonl',
+};
+
+/** A compressed file's last extension (data.csv.gz): the compression, and the format from the one before. */
+const COMPRESSION_SUFFIXES: Readonly<Record<string, FileCompression>> = {
+  gz: 'GZIP',
+  gzip: 'GZIP',
+  bz2: 'BZIP2',
+  xz: 'XZ',
+  zst: 'ZSTD',
+  zstd: 'ZSTD',
+};
+
+/** Spice's names for json_format; all but array mean one object per line. */
+const JSON_FORMATS = ['jsonl', 'ndjson', 'ldjson', 'array'] as const;
+
+/** Parameters of a file dataset, by format (Spice's file format reference). */
+const FILE_PARAMS_COMMON = ['columns', 'file_format', 'file_compression_type', 'schema_infer_max_records'];
+const FILE_PARAMS: Readonly<Record<FileFormat, readonly string[]>> = {
+  csv: ['csv_has_header', 'csv_quote', 'csv_escape', 'csv_delimiter', 'csv_schema_infer_max_records'],
+  tsv: ['tsv_has_header', 'tsv_quote', 'tsv_escape', 'tsv_schema_infer_max_records'],
+  json: ['json_format', 'flatten_json'],
+  jsonl: [],
+  parquet: [],
 };
 
 const PG_PARAMS = [
@@ -228,8 +263,8 @@ class PodValidator {
     const params = paramsEntry?.value ? r.map(paramsEntry.value, paramsPath) : new Map<string, MapEntry>();
 
     const source = this.datasetSource(from, fromNode, [...path, 'from'], params, paramsPath);
-    const knownParams = source.kind === 'file' ? ['columns', 'file_format'] : ['columns', ...PG_PARAMS];
-    r.checkKeys(params, paramsPath, knownParams, source.kind === 'file' ? ' for a file dataset' : '');
+    const knownParams = source.kind === 'file' ? [...FILE_PARAMS_COMMON, ...FILE_PARAMS[source.format]] : ['columns', ...PG_PARAMS];
+    r.checkKeys(params, paramsPath, knownParams, source.kind === 'file' ? ` for a ${source.format} file dataset` : '');
 
     const timeColumn = r.optionalString(entries.get('time_column')?.value ?? null, [...path, 'time_column'])?.trim() || 'ts';
     const timeFormat = this.timeFormat(entries.get('time_format')?.value ?? null, [...path, 'time_format']);
@@ -274,20 +309,7 @@ class PodValidator {
     if (from.startsWith('file:')) {
       const filePath = from.startsWith('file://') ? from.slice('file://'.length) : from.slice('file:'.length);
       if (filePath === '') r.fail(node, path, `"${from}" names no file`);
-      const resolved = nodePath.resolve(this.dir, filePath);
-      const formatEntry = params.get('file_format');
-      let format: 'csv' | 'parquet' | 'jsonl' | undefined;
-      if (formatEntry !== undefined && formatEntry.value !== null) {
-        const given = r.optionalEnum(formatEntry.value, [...paramsPath, 'file_format'], ['csv', 'parquet', 'jsonl', 'ndjson']);
-        format = given === null ? undefined : FILE_FORMATS[given];
-      } else {
-        const ext = nodePath.extname(filePath).slice(1).toLowerCase();
-        format = FILE_FORMATS[ext];
-        if (format === undefined) {
-          r.fail(node, path, `cannot tell the file format of "${filePath}" from its extension: use .csv, .parquet, .jsonl or .ndjson, or set params.file_format`);
-        }
-      }
-      return { kind: 'file', path: resolved, format: format ?? 'csv' };
+      return this.fileSource(nodePath.resolve(this.dir, filePath), filePath, node, path, params, paramsPath);
     }
     if (from.startsWith('postgres:')) {
       const target = from.slice('postgres:'.length).trim();
@@ -306,7 +328,85 @@ class PodValidator {
       }
       return { kind: 'postgres', database, schema, table };
     }
-    return r.fail(node, path, `unsupported dataset source ${JSON.stringify(from)}: use file:PATH (.csv, .parquet, .jsonl) or postgres:SCHEMA.TABLE`);
+    return r.fail(node, path, `unsupported dataset source ${JSON.stringify(from)}: use file:PATH (.csv, .tsv, .parquet, .json, .jsonl) or postgres:SCHEMA.TABLE`);
+  }
+
+  /** A file dataset's format, compression and dialect from its extension and params (Spice's names). */
+  private fileSource(resolved: string, filePath: string, node: Node, path: KeyPath, params: Map<string, MapEntry>, paramsPath: KeyPath): DatasetFrom {
+    const r: YamlReader = this.r;
+    const at = (key: string): Node | null => params.get(key)?.value ?? null;
+    let ext = nodePath.extname(filePath).slice(1).toLowerCase();
+    const suffixCompression = COMPRESSION_SUFFIXES[ext];
+    if (suffixCompression !== undefined) ext = nodePath.extname(filePath.slice(0, -(ext.length + 1))).slice(1).toLowerCase();
+
+    const given = r.optionalEnum(at('file_format'), [...paramsPath, 'file_format'], ['csv', 'tsv', 'parquet', 'json', 'jsonl', 'ndjson']);
+    const format = given === null ? FILE_FORMATS[ext] : FILE_FORMATS[given];
+    if (format === undefined) {
+      r.fail(
+        node,
+        path,
+        `cannot tell the file format of "${filePath}" from its extension: use .csv, .tsv, .parquet, .json, .jsonl or .ndjson (compressed: .gz, .bz2, .xz, .zst), or set params.file_format`,
+      );
+    }
+
+    const compressionPath = [...paramsPath, 'file_compression_type'];
+    const declared = r.optionalEnum(at('file_compression_type'), compressionPath, FILE_COMPRESSIONS);
+    let compression: FileCompression = declared ?? suffixCompression ?? 'UNCOMPRESSED';
+    if (format === 'parquet' && compression !== 'UNCOMPRESSED') {
+      if (declared !== null) {
+        r.warn(at('file_compression_type'), compressionPath, 'ignored for Parquet, whose pages carry their own codec (every codec is read); it applies to csv, tsv and json files');
+      }
+      compression = 'UNCOMPRESSED';
+    }
+    for (const key of ['schema_infer_max_records', `${paramPrefix(format)}_schema_infer_max_records`]) {
+      r.optionalInt(at(key), [...paramsPath, key], 1, Number.MAX_SAFE_INTEGER, 'a positive integer');
+    }
+
+    const delimited = format === 'csv' || format === 'tsv' ? this.delimited(format, at, paramsPath) : null;
+    let json: JsonOptions | null = null;
+    if (format === 'json') {
+      const jsonFormat = r.optionalEnum(at('json_format'), [...paramsPath, 'json_format'], JSON_FORMATS);
+      json = {
+        layout: jsonFormat === null ? null : jsonFormat === 'array' ? 'array' : 'lines',
+        flatten: r.optionalBool(at('flatten_json'), [...paramsPath, 'flatten_json']) ?? false,
+      };
+    }
+    return { kind: 'file', path: resolved, format, compression, delimited, json };
+  }
+
+  /** csv_has_header, csv_quote, csv_escape, csv_delimiter (or tsv_*): one character each, as Spice takes them. */
+  private delimited(format: 'csv' | 'tsv', at: (key: string) => Node | null, paramsPath: KeyPath): DelimitedTextOptions {
+    const r: YamlReader = this.r;
+    const prefix = paramPrefix(format);
+    const char = (suffix: string): { value: string; node: Node | null; key: string } | null => {
+      const key = `${prefix}_${suffix}`;
+      const node = at(key);
+      const value = r.optionalString(node, [...paramsPath, key], 'one character');
+      if (value === null) return null;
+      if ([...value].length !== 1) {
+        const tab = value === '\\t' ? ': for a tab write "\\t" in double quotes' + (format === 'csv' ? ', or use file_format: tsv' : '') : '';
+        r.fail(node, [...paramsPath, key], `expected one character, got ${JSON.stringify(value)}${tab}`);
+      }
+      if (value === '\n' || value === '\r') r.fail(node, [...paramsPath, key], 'a line break cannot be used here');
+      return { value, node, key };
+    };
+    const hasHeader = r.optionalBool(at(`${prefix}_has_header`), [...paramsPath, `${prefix}_has_header`]) ?? true;
+    const delimiter = format === 'csv' ? char('delimiter') : null;
+    const quote = char('quote');
+    const escape = char('escape');
+    const options: DelimitedTextOptions = {
+      hasHeader,
+      delimiter: format === 'tsv' ? '\t' : (delimiter?.value ?? CSV_DEFAULTS.delimiter),
+      quote: quote?.value ?? CSV_DEFAULTS.quote,
+      escape: escape?.value ?? null,
+    };
+    const clash = (a: { value: string; node: Node | null; key: string } | null, what: string, other: string): void => {
+      if (a !== null && a.value === other) r.fail(a.node, [...paramsPath, a.key], `${JSON.stringify(a.value)} is also the ${what}; use another character`);
+    };
+    clash(quote, 'delimiter', options.delimiter);
+    clash(delimiter, 'quote', options.quote);
+    clash(escape, 'delimiter', options.delimiter);
+    return options;
   }
 
   private acceleration(entry: MapEntry | undefined, path: KeyPath): AccelerationConfig {

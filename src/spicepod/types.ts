@@ -1,3 +1,4 @@
+import type { DelimitedTextOptions, FileCompression, FileFormat, JsonOptions } from '../datasets/file-format.js';
 import type { AccelerationConfig, FillMissing, TimeFormat } from '../datasets/types.js';
 
 /** A validated spicepod.yaml. Produced by loadSpicepod() (src/spicepod/load.ts). */
@@ -23,7 +24,17 @@ export interface RuntimeConfig {
 export type { AccelerationConfig };
 
 export type DatasetFrom =
-  | { readonly kind: 'file'; readonly path: string; readonly format: 'csv' | 'parquet' | 'jsonl' }
+  | {
+      readonly kind: 'file';
+      readonly path: string;
+      readonly format: FileFormat;
+      /** file_compression_type; UNCOMPRESSED for Parquet, whose pages carry their own codec. */
+      readonly compression: FileCompression;
+      /** csv_* / tsv_* params, defaults filled in; null for other formats. */
+      readonly delimited: DelimitedTextOptions | null;
+      /** json_format and flatten_json for file_format json; null for other formats. */
+      readonly json: JsonOptions | null;
+    }
   | {
       readonly kind: 'postgres';
       /** From `postgres:DATABASE.SCHEMA.TABLE`: the database to connect to, which wins over pg_db. */

@@ -234,7 +234,11 @@ describe('JSON lines', () => {
     const bad = await write('bad.jsonl', '{"ts": "2020-01-01", "v": 1}\n{"ts": "2020-01-02", "v": 1\n');
     expect(await loadError({ path: bad, format: 'jsonl' })).toMatch(new RegExp(`^${bad}: line 2: invalid JSON: `));
     const notObject = await write('array.jsonl', '[1, 2]\n');
-    expect(await loadError({ path: notObject, format: 'jsonl' })).toBe(`${notObject}: line 1: expected a JSON object per line`);
+    expect(await loadError({ path: notObject, format: 'jsonl' })).toBe(
+      `${notObject}: line 1: the file holds a JSON array, not one object per line: use file_format: json with json_format: array`,
+    );
+    const scalar = await write('scalar.jsonl', '{"ts": "2020-01-01", "v": 1}\n7\n');
+    expect(await loadError({ path: scalar, format: 'jsonl' })).toBe(`${scalar}: line 2: expected a JSON object per line`);
     const text = await write('text.jsonl', '{"ts": "2020-01-01", "v": true}\n');
     expect(await loadError({ path: text, format: 'jsonl' })).toBe(`${text}: line 1: column "v": true is not a number`);
     const empty = await write('empty.jsonl', '\n\n');

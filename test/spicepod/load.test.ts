@@ -4,7 +4,8 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { ForecastdError } from '../../src/errors.js';
 import { loadSpicepod, MODEL_PARAM_DEFAULTS } from '../../src/spicepod/load.js';
-import type { Spicepod } from '../../src/spicepod/types.js';
+import type { DatasetFrom, Spicepod } from '../../src/spicepod/types.js';
+import { CSV_DEFAULTS, TSV_DEFAULTS, type FileFormat } from '../../src/datasets/file-format.js';
 
 let root: string;
 let counter = 0;
@@ -44,6 +45,19 @@ async function fatal(text: string, env: NodeJS.ProcessEnv = {}): Promise<string>
 }
 
 const HEAD = 'version: v1beta1\nkind: Spicepod\nname: t\n';
+
+/** A file source as the loader gives it: the format's defaults unless `extra` says otherwise. */
+function fileSource(file: string, format: FileFormat, extra: Partial<Extract<DatasetFrom, { kind: 'file' }>> = {}): DatasetFrom {
+  return {
+    kind: 'file',
+    path: file,
+    format,
+    compression: 'UNCOMPRESSED',
+    delimited: format === 'csv' ? CSV_DEFAULTS : format === 'tsv' ? TSV_DEFAULTS : null,
+    json: format === 'json' ? { layout: null, flatten: false } : null,
+    ...extra,
+  };
+}
 const DATASET = `datasets:
   - from: file:data/co2_weekly.csv
     name: co2
@@ -102,7 +116,7 @@ describe('loadSpicepod: valid pods', () => {
       {
         name: 'co2_weekly',
         from: 'file:data/co2_weekly.csv',
-        source: { kind: 'file', path: path.join(dir, 'data/co2_weekly.csv'), format: 'csv' },
+        source: fileSource(path.join(dir, 'data/co2_weekly.csv'), 'csv'),
         timeColumn: 'ts',
         timeFormat: 'iso8601',
         columns: ['co2'],
@@ -201,7 +215,7 @@ models:
 `,
       { DATA_DIR: '/srv/data', TIME_COL: 'time', EVERY: '5m', BATCH: '16', CACHE: 'false' },
     );
-    expect(pod.datasets[0]?.source).toEqual({ kind: 'file', path: '/srv/data/co2.csv', format: 'csv' });
+    expect(pod.datasets[0]?.source).toEqual(fileSource('/srv/data/co2.csv', 'csv'));
     expect(pod.datasets[0]?.from).toBe('file:/srv/data/co2.csv');
     expect(pod.datasets[0]?.timeColumn).toBe('time');
     expect(pod.datasets[0]?.acceleration.refreshCheckIntervalMs).toBe(300_000);
@@ -216,7 +230,7 @@ datasets:
     refresh: often
     params:
       columns: [x]
-      csv_delimiter: ";"
+      tsv_quote: "'"
     acceleration:
       engine: duckdb
 models:
@@ -231,12 +245,12 @@ models:
     expect(pod.warnings).toEqual([
       `${file}:4:1: colour: unknown key "colour" is ignored`,
       `${file}:8:5: datasets[0].refresh: unknown key "refresh" is ignored`,
-      `${file}:11:7: datasets[0].params.csv_delimiter: unknown key "csv_delimiter" is ignored for a file dataset`,
+      `${file}:11:7: datasets[0].params.tsv_quote: unknown key "tsv_quote" is ignored for a csv file dataset`,
       `${file}:13:7: datasets[0].acceleration.engine: unknown key "engine" is ignored`,
       `${file}:19:7: models[0].params.temperature: unknown key "temperature" is ignored`,
     ]);
     // Unknown params are still passed on as strings.
-    expect(pod.datasets[0]?.params).toEqual({ csv_delimiter: ';' });
+    expect(pod.datasets[0]?.params).toEqual({ tsv_quote: "'" });
   });
 
   test('a model with more than one dataset gets a warning that only the first is used', async () => {
@@ -299,11 +313,11 @@ models:
     const pod = await loadSpicepod(dir, { PGHOST: 'db.local' });
     const sources = pod.datasets.map((d) => d.source);
     expect(sources).toEqual([
-      { kind: 'file', path: path.join(dir, 'a.csv'), format: 'csv' },
-      { kind: 'file', path: path.join(dir, 'sub/b.parquet'), format: 'parquet' },
-      { kind: 'file', path: '/data/c.jsonl', format: 'jsonl' },
-      { kind: 'file', path: path.join(dir, 'd.NDJSON'), format: 'jsonl' },
-      { kind: 'file', path: path.join(dir, 'e.txt'), format: 'csv' },
+      fileSource(path.join(dir, 'a.csv'), 'csv'),
+      fileSource(path.join(dir, 'sub/b.parquet'), 'parquet'),
+      fileSource('/data/c.jsonl', 'jsonl'),
+      fileSource(path.join(dir, 'd.NDJSON'), 'jsonl'),
+      fileSource(path.join(dir, 'e.txt'), 'csv'),
       { kind: 'postgres', database: null, schema: 'public', table: 'readings' },
       { kind: 'postgres', database: null, schema: null, table: 'readings' },
     ]);
@@ -497,11 +511,11 @@ describe('loadSpicepod: fatal errors name file:line:column and the key', () => {
   test('dataset sources that cannot work are fatal', async () => {
     const ds = (from: string): string => `${HEAD}datasets:\n  - name: a\n    from: ${from}\n`;
     expect(await fatal(ds('file:data/a.xlsx'))).toBe(
-      ':6:11: datasets[0].from: cannot tell the file format of "data/a.xlsx" from its extension: use .csv, .parquet, .jsonl or .ndjson, or set params.file_format',
+      ':6:11: datasets[0].from: cannot tell the file format of "data/a.xlsx" from its extension: use .csv, .tsv, .parquet, .json, .jsonl or .ndjson (compressed: .gz, .bz2, .xz, .zst), or set params.file_format',
     );
     expect(await fatal(ds('"file:"'))).toBe(':6:11: datasets[0].from: "file:" names no file');
     expect(await fatal(ds('s3://bucket/a.csv'))).toBe(
-      ':6:11: datasets[0].from: unsupported dataset source "s3://bucket/a.csv": use file:PATH (.csv, .parquet, .jsonl) or postgres:SCHEMA.TABLE',
+      ':6:11: datasets[0].from: unsupported dataset source "s3://bucket/a.csv": use file:PATH (.csv, .tsv, .parquet, .json, .jsonl) or postgres:SCHEMA.TABLE',
     );
     expect(await fatal(ds('postgres:a.b.c.d'))).toBe(
       ':6:11: datasets[0].from: expected postgres:TABLE, postgres:SCHEMA.TABLE or postgres:DATABASE.SCHEMA.TABLE, got "postgres:a.b.c.d"',
@@ -510,7 +524,7 @@ describe('loadSpicepod: fatal errors name file:line:column and the key', () => {
       ':6:11: datasets[0].from: expected postgres:TABLE, postgres:SCHEMA.TABLE or postgres:DATABASE.SCHEMA.TABLE, got "postgres:a..c"',
     );
     expect(await fatal(`${HEAD}datasets:\n  - name: a\n    from: file:a.txt\n    params: { file_format: xls }\n`)).toBe(
-      ':7:28: datasets[0].params.file_format: expected one of csv, parquet, jsonl, ndjson, got "xls"',
+      ':7:28: datasets[0].params.file_format: expected one of csv, tsv, parquet, json, jsonl, ndjson, got "xls"',
     );
   });
 
@@ -566,5 +580,87 @@ describe('loadSpicepod: fatal errors name file:line:column and the key', () => {
     expect(await fatal(auth('      keys: []\n'))).toBe(':7:13: runtime.auth.api-key.keys: enabled needs at least one key');
     expect(await fatal(auth('      keys: ["${env:EMPTY}"]\n'), { EMPTY: '' })).toBe(':7:14: runtime.auth.api-key.keys[0]: an API key must not be empty');
     expect(await fatal(auth('      enabled: sure\n'))).toBe(':7:16: runtime.auth.api-key.enabled: expected true or false, got "sure"');
+  });
+});
+
+describe("file dataset parameters: Spice's names, validated at load", () => {
+  test('formats, compression by parameter or suffix, CSV and TSV dialects, JSON layouts', async () => {
+    const dir = await podDir(`${HEAD}datasets:
+  - name: semi
+    from: file:data/semi.csv
+    params:
+      csv_delimiter: ";"
+      csv_has_header: false
+      csv_quote: "'"
+      csv_escape: "\\\\"
+      file_compression_type: gzip
+      schema_infer_max_records: 1000
+  - { name: tabs, from: "file:data/t.tsv.bz2", params: { tsv_has_header: "false", tsv_quote: "'" } }
+  - { name: piped, from: "file:data/p.txt", params: { file_format: csv, csv_delimiter: "|" } }
+  - { name: arr, from: "file:data/a.json", params: { json_format: array, flatten_json: true } }
+  - { name: lines, from: "file:data/l.json.zst", params: { json_format: ndjson } }
+  - { name: auto, from: "file:data/x.JSON" }
+  - { name: jl, from: "file:data/j.ndjson.xz" }
+  - { name: pq, from: "file:data/p.parquet", params: { file_compression_type: ZSTD } }
+  - { name: plain, from: "file:data/c.csv.gz", params: { file_compression_type: UNCOMPRESSED } }
+`);
+    const pod = await loadSpicepod(dir, {});
+    const sources = Object.fromEntries(pod.datasets.map((d) => [d.name, d.source]));
+    const data = (name: string): string => path.join(dir, 'data', name);
+    expect(sources).toEqual({
+      semi: fileSource(data('semi.csv'), 'csv', {
+        compression: 'GZIP',
+        delimited: { hasHeader: false, delimiter: ';', quote: "'", escape: '\\' },
+      }),
+      tabs: fileSource(data('t.tsv.bz2'), 'tsv', { compression: 'BZIP2', delimited: { ...TSV_DEFAULTS, hasHeader: false, quote: "'" } }),
+      piped: fileSource(data('p.txt'), 'csv', { delimited: { ...CSV_DEFAULTS, delimiter: '|' } }),
+      arr: fileSource(data('a.json'), 'json', { json: { layout: 'array', flatten: true } }),
+      lines: fileSource(data('l.json.zst'), 'json', { compression: 'ZSTD', json: { layout: 'lines', flatten: false } }),
+      auto: fileSource(data('x.JSON'), 'json'),
+      jl: fileSource(data('j.ndjson.xz'), 'jsonl', { compression: 'XZ' }),
+      pq: fileSource(data('p.parquet'), 'parquet'),
+      plain: fileSource(data('c.csv.gz'), 'csv'),
+    });
+    const file = path.join(dir, 'spicepod.yaml');
+    expect(pod.warnings).toEqual([
+      `${file}:20:79: datasets[7].params.file_compression_type: ignored for Parquet, whose pages carry their own codec (every codec is read); it applies to csv, tsv and json files`,
+    ]);
+  });
+
+  test('parameters of another format are ignored with a warning naming the format', async () => {
+    const pod = await load(`${HEAD}datasets:
+  - { name: t, from: "file:t.tsv", params: { csv_delimiter: ";", json_format: array } }
+  - { name: j, from: "file:j.jsonl", params: { json_format: array } }
+`);
+    expect(pod.warnings.map((w) => w.replace(/^.*?:\d+:\d+: /, ''))).toEqual([
+      'datasets[0].params.csv_delimiter: unknown key "csv_delimiter" is ignored for a tsv file dataset',
+      'datasets[0].params.json_format: unknown key "json_format" is ignored for a tsv file dataset',
+      'datasets[1].params.json_format: unknown key "json_format" is ignored for a jsonl file dataset',
+    ]);
+  });
+
+  test.each([
+    ['csv_delimiter: ";;"', ':8:22: datasets[0].params.csv_delimiter: expected one character, got ";;"'],
+    [
+      "csv_delimiter: '\\t'",
+      ':8:22: datasets[0].params.csv_delimiter: expected one character, got "\\\\t": for a tab write "\\t" in double quotes, or use file_format: tsv',
+    ],
+    ['csv_delimiter: ""', ':8:22: datasets[0].params.csv_delimiter: expected one character, got ""'],
+    ['csv_quote: "\\n"', ':8:18: datasets[0].params.csv_quote: a line break cannot be used here'],
+    ['csv_quote: ","', ':8:18: datasets[0].params.csv_quote: "," is also the delimiter; use another character'],
+    ['csv_has_header: maybe', ':8:23: datasets[0].params.csv_has_header: expected true or false, got "maybe"'],
+    ['file_compression_type: LZMA', ':8:30: datasets[0].params.file_compression_type: expected one of UNCOMPRESSED, GZIP, BZIP2, XZ, ZSTD, got "LZMA"'],
+    ['schema_infer_max_records: 0', ':8:33: datasets[0].params.schema_infer_max_records: expected a positive integer, got 0'],
+  ])('csv param %s', async (line, message) => {
+    expect(await fatal(`${HEAD}datasets:\n  - name: a\n    from: file:a.csv\n    params:\n      ${line}\n`)).toBe(message);
+  });
+
+  test('json_format and flatten_json are checked for a json dataset', async () => {
+    expect(await fatal(`${HEAD}datasets:\n  - name: a\n    from: file:a.json\n    params:\n      json_format: xml\n`)).toBe(
+      ':8:20: datasets[0].params.json_format: expected one of jsonl, ndjson, ldjson, array, got "xml"',
+    );
+    expect(await fatal(`${HEAD}datasets:\n  - name: a\n    from: file:a.json\n    params:\n      flatten_json: 2\n`)).toBe(
+      ':8:21: datasets[0].params.flatten_json: expected true or false, got 2',
+    );
   });
 });
