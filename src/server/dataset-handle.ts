@@ -39,6 +39,9 @@ function sourceFor(config: DatasetConfig, maxRows: number | null): DatasetSource
       timeColumn: config.timeColumn,
       timeFormat: config.timeFormat,
       columns: config.columns,
+      compression: source.compression,
+      delimited: source.delimited ?? {},
+      json: source.json ?? {},
     });
   }
   return createPostgresSource({
