@@ -76,9 +76,10 @@ describe('Parquet written by DuckDB: every codec, dictionary and plain encodings
   const CODECS = ['uncompressed', 'snappy', 'gzip', 'zstd', 'brotli', 'lz4', 'lz4_raw'] as const;
   // V1 pages use PLAIN and dictionary encodings; V2 adds DELTA_BINARY_PACKED and BYTE_STREAM_SPLIT.
   const VERSIONS = ['V1', 'V2'] as const;
-  const TIME_COLUMNS = ['ts', 'ts_tz', 'ts_ms', 'ts_ns', 'ts_s', 'day'] as const;
+  // Every Parquet time type DuckDB writes, and ISO 8601 text (a string column: delta-length encoded in V2).
+  const TIME_COLUMNS = ['ts', 'ts_tz', 'ts_ms', 'ts_ns', 'ts_s', 'day', 'ts_text'] as const;
   const SELECT = `SELECT ts, ts::TIMESTAMPTZ AS ts_tz, ts::TIMESTAMP_MS AS ts_ms, ts::TIMESTAMP_NS AS ts_ns,
-    ts::TIMESTAMP_S AS ts_s, ts::DATE AS day, co2, level, co2_f32, note FROM co2`;
+    ts::TIMESTAMP_S AS ts_s, ts::DATE AS day, strftime(ts, '%Y-%m-%dT%H:%M:%SZ') AS ts_text, co2, level, co2_f32, note FROM co2`;
   const codecsSeen = new Set<string>();
   const encodingsSeen = new Set<string>();
   const timeTypesSeen = new Set<string>();
@@ -112,7 +113,7 @@ describe('Parquet written by DuckDB: every codec, dictionary and plain encodings
 
   test('the files covered every codec DuckDB writes, the dictionary, plain, delta and split encodings, each time type', () => {
     expect([...codecsSeen].sort()).toEqual(['BROTLI', 'GZIP', 'LZ4_RAW', 'SNAPPY', 'UNCOMPRESSED', 'ZSTD']);
-    for (const encoding of ['PLAIN', 'PLAIN_DICTIONARY', 'RLE_DICTIONARY', 'DELTA_BINARY_PACKED', 'BYTE_STREAM_SPLIT']) {
+    for (const encoding of ['PLAIN', 'PLAIN_DICTIONARY', 'RLE_DICTIONARY', 'DELTA_BINARY_PACKED', 'DELTA_LENGTH_BYTE_ARRAY', 'BYTE_STREAM_SPLIT']) {
       expect(encodingsSeen).toContain(encoding);
     }
     expect([...timeTypesSeen].sort()).toEqual([
