@@ -278,6 +278,15 @@ describe('file_compression_type: GZIP, BZIP2, XZ, ZSTD by the command-line tools
     expectCo2(await load({ path: json, format: 'json', compression: 'ZSTD', columns: ['co2'] }));
   });
 
+  test('a cancelled load of a compressed file stops with a clear error', async () => {
+    const csv = compressWith('xz', await copyTo('cancel.csv', 'FORMAT csv'));
+    const controller = new AbortController();
+    controller.abort();
+    await expect(new FileSource({ path: csv, format: 'csv', compression: 'XZ' }).loadAll(controller.signal)).rejects.toThrow(`${csv}: loading was cancelled`);
+    const json = compressWith('gzip', await copyTo('cancel.json', 'FORMAT json, ARRAY true'));
+    await expect(new FileSource({ path: json, format: 'json', compression: 'GZIP' }).loadAll(controller.signal)).rejects.toThrow(`${json}: loading was cancelled`);
+  });
+
   test('plain text declared compressed, and a Parquet file read as CSV', async () => {
     const plain = await copyTo('plain.csv', 'FORMAT csv');
     expect(await loadError({ path: plain, format: 'csv', compression: 'XZ' })).toBe(
