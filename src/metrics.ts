@@ -142,6 +142,9 @@ class CounterChild {
 /** Fixed route labels: the label set stays small whatever URLs clients send. */
 export type RouteLabel =
   | '/v1/models/:name/predict'
+  | '/v1/models/:name'
+  | '/v1/timeseries/forecast'
+  | '/v1/timeseries/models'
   | '/v1/predict'
   | '/v1/models'
   | '/v1/datasets'
@@ -176,6 +179,8 @@ export interface ModelMetrics {
   failed(reason: string): void;
   /** One run the forecaster finished: its size, each window's wait, and the run's time. */
   batch(size: number, queueMs: readonly number[], inferenceMs: number): void;
+  /** A forecast whose quantile output was not monotone in the level for some step. */
+  quantileCrossing(): void;
 }
 
 export class ServerMetrics {
@@ -190,6 +195,7 @@ export class ServerMetrics {
   private readonly requestCounts: CounterChild[] = [];
   private readonly predictionCounts: CounterChild[] = [];
   private readonly failureCounts: CounterChild[] = [];
+  private readonly crossingCounts: CounterChild[] = [];
   private readonly modelSources = new Map<string, ModelGaugeSource>();
   private readonly datasetSources = new Map<string, DatasetGaugeSource>();
   private inFlight: () => number = () => 0;
@@ -201,6 +207,16 @@ export class ServerMetrics {
     const requestCounts = this.requestCounts;
     const predictionCounts = this.predictionCounts;
     const failureCounts = this.failureCounts;
+    const crossingCounts = this.crossingCounts;
+    new Counter({
+      name: 'forecastd_quantile_crossings_total',
+      help: 'Forecasts whose quantile output was not monotone in the level for some step (a higher level below a lower one), by model.',
+      labelNames: ['model'],
+      registers,
+      collect() {
+        copyCounts(this, crossingCounts);
+      },
+    });
     new Counter({
       name: 'http_requests_total',
       help: 'HTTP requests answered, by route and status code.',
@@ -361,6 +377,12 @@ export class ServerMetrics {
     const inferenceTime = this.inferenceTime.child(name);
     const failures = new Map<string, CounterChild>();
     const failureCounts = this.failureCounts;
+    let crossings = this.crossingCounts.find((c) => c.labels['model'] === name);
+    if (crossings === undefined) {
+      crossings = new CounterChild({ model: name });
+      this.crossingCounts.push(crossings);
+    }
+    const crossed = crossings;
     return {
       succeeded() {
         counted.inc();
@@ -382,6 +404,9 @@ export class ServerMetrics {
         for (let i = 0; i < queueMs.length; i++) queueTime.observe(queueMs[i]! / 1000);
         inferenceTime.observe(inferenceMs / 1000);
       },
+      quantileCrossing() {
+        crossed.inc();
+      },
     };
   }
 
@@ -398,6 +423,7 @@ export class ServerMetrics {
     this.modelSources.delete(name);
     removeWhere(this.predictionCounts, (c) => c.labels['model'] === name);
     removeWhere(this.failureCounts, (c) => c.labels['model'] === name);
+    removeWhere(this.crossingCounts, (c) => c.labels['model'] === name);
     this.batchSize.removeChild(name);
     this.queueTime.removeChild(name);
     this.inferenceTime.removeChild(name);

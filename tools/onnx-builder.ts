@@ -559,6 +559,59 @@ export function slowReference(o: SlowModelOptions, window: ArrayLike<number>): F
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+// Quantile forecaster
+// ---------------------------------------------------------------------------------------------------------------
+
+export interface QuantileModelOptions extends Omit<LinearModelOptions, 'outputDtype'> {
+  /**
+   * Offsets from the point forecast, row-major [...outputShape, Q]: quantile q of output value i is
+   * point[i] + offsets[i * Q + q]. Offsets increasing in q give a monotone quantile output.
+   */
+  readonly offsets: ArrayLike<number>;
+  /** Q: levels in the quantile output. */
+  readonly levels: number;
+  /** Name of the quantile output; default "quantiles". */
+  readonly quantileOutputName?: string;
+}
+
+/**
+ * The linear forecaster as output 0, and a quantile output [B, ...outputShape, Q]: the point forecast plus a
+ * fixed offset per value and level (the shape of a point model with empirical residual quantiles).
+ */
+export function quantileModel(o: QuantileModelOptions): Uint8Array {
+  const w = resolveWindow(o);
+  const g = linearGraph(o);
+  const outputShape = o.outputShape ?? [o.horizon];
+  if (o.offsets.length !== o.horizon * o.levels) {
+    throw new RangeError(`offsets must be [...outputShape, Q] = ${o.horizon * o.levels} values, got ${o.offsets.length}`);
+  }
+  const name = o.quantileOutputName ?? 'quantiles';
+  return buildModel({
+    ...g,
+    nodes: [
+      ...g.nodes,
+      node('Unsqueeze', [w.outputName, 'last_axis'], ['point_column']),
+      node('Add', ['point_column', 'quantile_offsets'], [name]),
+    ],
+    initializers: [
+      ...(g.initializers ?? []),
+      initializer('last_axis', 'int64', [1], [-1]),
+      initializer('quantile_offsets', w.dtype, [...outputShape, o.levels], o.offsets),
+    ],
+    outputs: [...g.outputs, valueInfo(name, w.dtype, [w.batch, ...outputShape, o.levels])],
+  });
+}
+
+/** What `quantileModel` computes for one item: [...outputShape, Q] row-major, in float64. */
+export function quantileReference(point: ArrayLike<number>, offsets: ArrayLike<number>, levels: number): Float64Array {
+  const out = new Float64Array(point.length * levels);
+  for (let i = 0; i < point.length; i++) {
+    for (let q = 0; q < levels; q++) out[i * levels + q] = (point[i] as number) + (offsets[i * levels + q] as number);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
 // Models with extra outputs, non-finite results, and contract violations
 // ---------------------------------------------------------------------------------------------------------------
 

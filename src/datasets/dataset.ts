@@ -1,4 +1,6 @@
 import { ForecastdError } from '../errors.js';
+import { formatFrequency } from '../forecast/frequency.js';
+import { snapshotFrequency } from './snapshot-frequency.js';
 import { dropBefore, keepNewest, makeSnapshot, mergeByTime, orderRows, rowsAfter, sameContent } from './snapshot.js';
 import type { AccelerationConfig, DatasetSnapshot, DatasetSource, DatasetStatus, LoadOptions, LoadedRows } from './types.js';
 
@@ -426,6 +428,8 @@ export interface DatasetDescription {
   readonly error: string | null;
   /** ISO 8601 time of the last successful refresh check (even one that found nothing new), or null. */
   readonly refreshed_at: string | null;
+  /** The step of the time axis as an ISO 8601 duration (PT1H, P7D, P1M), or null when no step covers most rows. */
+  readonly frequency: string | null;
 }
 
 export function describeDataset(dataset: Dataset): DatasetDescription {
@@ -441,11 +445,17 @@ export function describeDataset(dataset: Dataset): DatasetDescription {
     status: dataset.status,
     error: dataset.error,
     refreshed_at: dataset.lastRefreshAt === null ? null : new Date(dataset.lastRefreshAt).toISOString(),
+    frequency: frequencyOf(s),
   };
 }
 
 function newestTime(rows: LoadedRows): number | null {
   return rows.rows > 0 ? (rows.times[rows.rows - 1] as number) : null;
+}
+
+function frequencyOf(snapshot: DatasetSnapshot | undefined): string | null {
+  const f = snapshot === undefined ? null : snapshotFrequency(snapshot);
+  return f === null ? null : formatFrequency(f);
 }
 
 function resolveRetry(name: string, options: RetryOptions): { initialMs: number; maxMs: number } {

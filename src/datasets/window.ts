@@ -1,10 +1,17 @@
 import { ForecastdError } from '../errors.js';
+import { addSteps, formatFrequency } from '../forecast/frequency.js';
+import type { Frequency } from '../forecast/frequency.js';
 import type { FloatArray } from '../runtime/types.js';
 import type { WindowSource } from '../runtime/window.js';
+import { lowerBound } from './snapshot.js';
 import type { DatasetSnapshot, FillMissing } from './types.js';
 
 /**
- * The lookback window of a model: the latest `lookback` rows of a snapshot, oldest first, row-major [L, V].
+ * The lookback window of a model, oldest first, row-major [L, V]. Without a frequency it is the latest
+ * `lookback` rows of a snapshot. With one (SPEC "Frequency of a dataset") it is the latest `lookback` steps
+ * ending at the newest row: a step with no row is a gap like a row with an empty cell (an error naming its
+ * time unless `fill_missing` fills it), so a missing row never shifts the window; rows off the step grid are
+ * not part of it.
  *
  * Nothing is copied here: the returned WindowSource copies straight from the snapshot into the batch tensor.
  * A window without gaps (the usual case) is one typed-array `set`; a window with gaps filled by
@@ -16,7 +23,13 @@ import type { DatasetSnapshot, FillMissing } from './types.js';
  * earlier one may lie before the window); at the newest end, with no later value, it carries the earlier one
  * forward, and at the oldest end of the dataset, with no earlier value, it takes the later one.
  */
-export function windowFor(snapshot: DatasetSnapshot, lookback: number, fillMissing: FillMissing, datasetName = 'the dataset'): WindowSource {
+export function windowFor(
+  snapshot: DatasetSnapshot,
+  lookback: number,
+  fillMissing: FillMissing,
+  datasetName = 'the dataset',
+  frequency: Frequency | null = null,
+): WindowSource {
   if (!Number.isSafeInteger(lookback) || lookback < 1) {
     throw new ForecastdError('ERR_INVALID_ARGUMENT', `lookback must be a positive integer, got ${lookback}`);
   }
@@ -26,6 +39,9 @@ export function windowFor(snapshot: DatasetSnapshot, lookback: number, fillMissi
       'ERR_WINDOW',
       `${label} has ${snapshot.rows} row${snapshot.rows === 1 ? '' : 's'}; the model needs a lookback of ${lookback}`,
     );
+  }
+  if (frequency !== null && !onGrid(snapshot, lookback, frequency)) {
+    return new SnapshotWindow(stepWindow(snapshot, lookback, fillMissing, label, frequency), null);
   }
   const width = snapshot.columns.length;
   const startRow = snapshot.rows - lookback;
@@ -178,6 +194,104 @@ function computeFill(snapshot: DatasetSnapshot, lookback: number, mode: FillMiss
     }
   }
   return { positions: Int32Array.from(positions), values: Float64Array.from(filled) };
+}
+
+/** The newest `lookback` rows are exactly the latest `lookback` steps: the usual case, served as rows. */
+function onGrid(snapshot: DatasetSnapshot, lookback: number, f: Frequency): boolean {
+  const n = snapshot.rows;
+  if (n < lookback) return false;
+  const times = snapshot.times;
+  const last = times[n - 1] as number;
+  if (f.kind === 'fixed') return last - (times[n - lookback] as number) === (lookback - 1) * f.ms;
+  for (let j = 1; j < lookback; j++) {
+    if (times[n - 1 - j] !== addSteps(last, f, -j)) return false;
+  }
+  return true;
+}
+
+// Per snapshot: windows built from the step grid, by lookback and fill mode.
+const stepWindows = new WeakMap<DatasetSnapshot, Map<string, Float64Array>>();
+
+/**
+ * The window of the latest `lookback` steps as values: rows at the step times, NaN where a step has no row,
+ * then filled as `fillMissing` says (by the same rules as gaps inside rows, on a view that holds the rows
+ * before the window the filling may need).
+ */
+function stepWindow(snapshot: DatasetSnapshot, lookback: number, mode: FillMissing, label: string, f: Frequency): Float64Array {
+  const key = `${lookback}:${mode}`;
+  let byKey = stepWindows.get(snapshot);
+  const cached = byKey?.get(key);
+  if (cached !== undefined) return cached;
+  const { times, values, columns } = snapshot;
+  const width = columns.length;
+  const n = snapshot.rows;
+  const last = times[n - 1] as number;
+  const grid = new Float64Array(lookback);
+  for (let j = 0; j < lookback; j++) grid[j] = addSteps(last, f, -(lookback - 1 - j));
+  const oldest = grid[0] as number;
+  const step = formatFrequency(f);
+  if (oldest < (times[0] as number)) {
+    throw new ForecastdError(
+      'ERR_WINDOW',
+      `${label} has ${n} row${n === 1 ? '' : 's'} from ${iso(times[0] as number)}; the model needs a lookback of ${lookback} steps of ${step}, back to ${iso(oldest)}, before its first row`,
+    );
+  }
+  const start = lowerBound(times, n, oldest);
+  const rowOf = new Int32Array(lookback).fill(-1);
+  let missing = -1;
+  let r = start;
+  for (let j = 0; j < lookback; j++) {
+    const t = grid[j] as number;
+    while (r < n && (times[r] as number) < t) r++;
+    if (r < n && times[r] === t) rowOf[j] = r;
+    else if (missing < 0) missing = j;
+  }
+  if (missing >= 0 && mode === 'none') {
+    throw new ForecastdError(
+      'ERR_WINDOW',
+      `gap in ${label} at ${iso(grid[missing] as number)}: no row for this step of ${step} (fill_missing is none; set it to previous or linear to fill gaps)`,
+    );
+  }
+  // The rows before the window that filling may read: back until every column has had a value.
+  let context = start;
+  const seen = new Uint8Array(width);
+  let unseen = width;
+  while (context > 0 && unseen > 0) {
+    context--;
+    for (let c = 0; c < width; c++) {
+      if (seen[c] === 0 && !Number.isNaN(values[context * width + c])) {
+        seen[c] = 1;
+        unseen--;
+      }
+    }
+  }
+  const rows = start - context + lookback;
+  const viewTimes = new Float64Array(rows);
+  const viewValues = new Float64Array(rows * width).fill(Number.NaN);
+  viewTimes.set(times.subarray(context, start));
+  viewValues.set(values.subarray(context * width, start * width));
+  for (let j = 0; j < lookback; j++) {
+    const at = start - context + j;
+    viewTimes[at] = grid[j] as number;
+    const row = rowOf[j] as number;
+    if (row >= 0) viewValues.set(values.subarray(row * width, row * width + width), at * width);
+  }
+  const view: DatasetSnapshot = { version: snapshot.version, columns, times: viewTimes, values: viewValues, rows, loadedAt: snapshot.loadedAt };
+  const out = viewValues.slice((rows - lookback) * width);
+  if (gapRows(view).length > 0) {
+    const fill = computeFill(view, lookback, mode, label);
+    for (let k = 0; k < fill.positions.length; k++) out[fill.positions[k] as number] = fill.values[k] as number;
+  }
+  if (byKey === undefined) {
+    byKey = new Map();
+    stepWindows.set(snapshot, byKey);
+  }
+  byKey.set(key, out);
+  return out;
+}
+
+function iso(ms: number): string {
+  return new Date(ms).toISOString();
 }
 
 function lowerBoundInt(sorted: Int32Array, value: number): number {

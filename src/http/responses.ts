@@ -1,6 +1,7 @@
 import { MODEL_NOT_FOUND, predictFailure } from './errors.js';
 import type { ApiStatus, HttpFailure } from './errors.js';
 import { formatFloatArray } from './float-format.js';
+import type { ForecastExtras, ModelDetails } from './types.js';
 import type { FloatArray } from '../runtime/types.js';
 import type { DatasetListing, ModelIdentity, ModelListing, PredictOutcome } from './types.js';
 
@@ -72,13 +73,56 @@ function successHead(model: ModelIdentity, values: FloatArray): string {
  * model_name, model_version, lookback, prediction, duration_ms.
  */
 export function predictBody(outcome: PredictOutcome, durationMs: number): string {
-  if (outcome.kind === 'success') return successHead(outcome.model, outcome.values) + durationMs + '}';
+  if (outcome.kind === 'success') {
+    if (outcome.extras !== undefined) return successWithExtras(outcome.model, outcome.values, outcome.extras, durationMs);
+    return successHead(outcome.model, outcome.values) + durationMs + '}';
+  }
   const { status } = predictHttp(outcome);
   let out = '{"status":"' + status + '"';
   const message = predictErrorMessage(outcome);
   if (message !== null) out += ',"error_message":' + JSON.stringify(message);
   out += outcome.kind === 'not_found' ? ',"model_name":' + JSON.stringify(outcome.name) : identityFields(outcome.model);
   return out + ',"duration_ms":' + durationMs + '}';
+}
+
+/** A success body with what `?include=` asked for, fields in order: prediction, timestamps, quantiles, duration_ms. */
+function successWithExtras(model: ModelIdentity, values: FloatArray, extras: ForecastExtras, durationMs: number): string {
+  let out = '{"status":"Success"' + identityFields(model) + ',"prediction":' + formatFloatArray(values);
+  if (extras.timestamps !== null) {
+    out += ',"timestamps":[';
+    for (let i = 0; i < extras.timestamps.length; i++) {
+      if (i > 0) out += ',';
+      out += '"' + new Date(extras.timestamps[i] as number).toISOString() + '"';
+    }
+    out += ']';
+  }
+  if (extras.quantiles !== null) {
+    const { levels, values: byLevel } = extras.quantiles;
+    out += ',"quantiles":{';
+    for (let k = 0; k < levels.length; k++) {
+      if (k > 0) out += ',';
+      out += JSON.stringify(String(levels[k])) + ':' + formatFloatArray(byLevel[k] as FloatArray);
+    }
+    out += '}';
+  }
+  return out + ',"duration_ms":' + durationMs + '}';
+}
+
+/** GET /v1/models/:name. */
+export function modelDetailsJson(m: ModelDetails): string {
+  return JSON.stringify({
+    name: m.name,
+    from: m.from,
+    datasets: m.datasets,
+    status: m.status,
+    error: m.error,
+    version: m.version,
+    lookback: m.lookback,
+    horizon: m.horizon,
+    variables: m.variables,
+    quantiles: m.quantiles,
+    frequency: m.frequency,
+  });
 }
 
 export interface TimedOutcome {
@@ -133,7 +177,7 @@ export function modelsCsv(models: readonly ModelListing[], withStatus: boolean):
   return lines.join('\r\n') + '\r\n';
 }
 
-/** GET /v1/datasets: the SPEC's fields in order, then `refreshed_at`. */
+/** GET /v1/datasets: the SPEC's fields in order. */
 export function datasetsJson(datasets: readonly DatasetListing[]): string {
   return JSON.stringify(
     datasets.map((d) => ({
@@ -145,6 +189,7 @@ export function datasetsJson(datasets: readonly DatasetListing[]): string {
       status: d.status,
       error: d.error,
       refreshed_at: d.refreshed_at,
+      frequency: d.frequency,
     })),
   );
 }

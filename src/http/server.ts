@@ -7,9 +7,12 @@ import { ApiKeyCheck } from './auth.js';
 import { errorMessage, statusLine } from './errors.js';
 import type { ApiStatus } from './errors.js';
 import { modelNameFromUrl, parsePredictRequest } from './predict-request.js';
+import { answerForecast, kserveErrorBody, timeseriesModelsBody } from './routes/kserve.js';
+import { parseInclude } from './routes/spice.js';
 import {
   datasetsJson,
   errorBody,
+  modelDetailsJson,
   modelsCsv,
   modelsJson,
   predictBody,
@@ -18,11 +21,25 @@ import {
   predictManyBody,
 } from './responses.js';
 import type { TimedOutcome } from './responses.js';
-import type { PredictOutcome, ServingBackend } from './types.js';
+import type { IncludeOptions, PredictOutcome, ServingBackend } from './types.js';
 import { assertNativeUws, uWS } from './uws.js';
 
 /** Largest POST body accepted; a larger one is answered 413 as soon as it is known. */
 export const MAX_BODY_BYTES = 1024 * 1024;
+
+/** Largest POST /v1/timeseries/forecast body (SPEC: 4 MiB). */
+export const MAX_SERIES_BODY_BYTES = 4 * 1024 * 1024;
+
+/** KServe's error `type` for the shared statuses, on the /v1/timeseries routes. */
+const KSERVE_TYPE: Readonly<Record<ApiStatus, string>> = {
+  Success: 'success',
+  BadRequest: 'invalid_request',
+  InternalError: 'internal_error',
+  NotFound: 'not_found',
+  MethodNotAllowed: 'method_not_allowed',
+  Unauthorized: 'unauthorized',
+  PayloadTooLarge: 'payload_too_large',
+};
 
 /**
  * Longest request target (path and query) answered; a longer one is 400. uWebSockets.js itself takes header
@@ -84,6 +101,8 @@ class Exchange {
     readonly url: string,
     /** A HEAD request: its response carries the headers and no body. */
     readonly head: boolean,
+    /** A /v1/timeseries route: errors use KServe's body. */
+    readonly kserve: boolean,
   ) {
     server.requestStarted();
     res.onAborted(() => {
@@ -128,7 +147,8 @@ class Exchange {
   }
 
   sendError(httpStatus: number, status: ApiStatus, message: string, headers: readonly (readonly [string, string])[] = [], closeConnection = false): void {
-    this.send(httpStatus, JSON_TYPE, errorBody(status, message), headers, closeConnection);
+    const body = this.kserve ? kserveErrorBody(KSERVE_TYPE[status], message, null, httpStatus) : errorBody(status, message);
+    this.send(httpStatus, JSON_TYPE, body, headers, closeConnection);
   }
 }
 
@@ -253,7 +273,16 @@ export class HttpServer {
       const debug = this.logger.isLevelEnabled('debug');
       // getMethod() lower-cases the request's method in place, so the case-sensitive read comes first, and once.
       const method = req.getCaseSensitiveMethod();
-      const ex = new Exchange(this, res, route, this.requestId(req), method, debug ? req.getUrl() : '', method === 'HEAD');
+      const ex = new Exchange(
+        this,
+        res,
+        route,
+        this.requestId(req),
+        method,
+        debug ? req.getUrl() : '',
+        method === 'HEAD',
+        route === '/v1/timeseries/forecast' || route === '/v1/timeseries/models',
+      );
       // An exception escaping a uWebSockets.js handler would end the process: it is this request's 500 instead.
       try {
         const problem = this.malformed(req, needsAuth);
@@ -331,6 +360,12 @@ export class HttpServer {
       this.handle('/v1/models/:name/predict', true, (ex, req) => this.predictOne(ex, req)),
     );
     app.post('/v1/predict', this.handle('/v1/predict', true, (ex, req) => this.predictMany(ex, req)));
+    app.get('/v1/models/:name', this.handle('/v1/models/:name', true, (ex, req) => this.modelDetails(ex, req)));
+    app.post('/v1/timeseries/forecast', this.handle('/v1/timeseries/forecast', true, (ex, req) => this.forecastSeries(ex, req)));
+    app.get(
+      '/v1/timeseries/models',
+      this.handle('/v1/timeseries/models', true, (ex) => ex.send(200, JSON_TYPE, timeseriesModelsBody(this.backend))),
+    );
 
     const allowed: readonly [string, RouteLabel, string][] = [
       ['/health', '/health', 'GET'],
@@ -340,6 +375,9 @@ export class HttpServer {
       ['/v1/datasets', '/v1/datasets', 'GET'],
       ['/v1/models/:name/predict', '/v1/models/:name/predict', 'GET'],
       ['/v1/predict', '/v1/predict', 'POST'],
+      ['/v1/models/:name', '/v1/models/:name', 'GET'],
+      ['/v1/timeseries/forecast', '/v1/timeseries/forecast', 'POST'],
+      ['/v1/timeseries/models', '/v1/timeseries/models', 'GET'],
     ];
     for (const [pattern, route, methods] of allowed) {
       const needsAuth = route !== '/health' && route !== '/v1/ready';
@@ -382,14 +420,30 @@ export class HttpServer {
   }
 
   /** The backend promises never to reject; should it, the failure still lands in this item. */
-  private predict(name: string, signal: Cancellation): Promise<PredictOutcome> {
-    return this.backend.predict(name, signal).catch((error: unknown) => backendFailure(name, error));
+  private predict(name: string, signal: Cancellation, include: IncludeOptions): Promise<PredictOutcome> {
+    return this.backend.predict(name, signal, include).catch((error: unknown) => backendFailure(name, error));
+  }
+
+  private modelDetails(ex: Exchange, req: HttpRequest): void {
+    const parsed = modelNameFromUrl(req.getParameter(0));
+    if (!parsed.ok) {
+      ex.sendError(400, 'BadRequest', parsed.message);
+      return;
+    }
+    const details = this.backend.modelDetails(parsed.name);
+    if (details === undefined) ex.sendError(404, 'NotFound', `Model ${parsed.name} not found`);
+    else ex.send(200, JSON_TYPE, modelDetailsJson(details));
   }
 
   private predictOne(ex: Exchange, req: HttpRequest): void {
     const parsed = modelNameFromUrl(req.getParameter(0));
     if (!parsed.ok) {
       ex.sendError(400, 'BadRequest', parsed.message);
+      return;
+    }
+    const include = parseInclude(req.getQuery('include'));
+    if (typeof include === 'string') {
+      ex.sendError(400, 'BadRequest', include);
       return;
     }
     const name = parsed.name;
@@ -406,7 +460,7 @@ export class HttpServer {
         this.internalError(ex, error);
       }
     };
-    this.backend.predict(name, ex.signal).then(answer, (error: unknown) => answer(backendFailure(name, error)));
+    this.backend.predict(name, ex.signal, include).then(answer, (error: unknown) => answer(backendFailure(name, error)));
   }
 
   private logFailure(ex: Exchange, name: string, outcome: PredictOutcome): void {
@@ -417,7 +471,35 @@ export class HttpServer {
   }
 
   private predictMany(ex: Exchange, req: HttpRequest): void {
-    const limit = this.maxBodyBytes;
+    const include = parseInclude(req.getQuery('include'));
+    if (typeof include === 'string') {
+      ex.sendError(400, 'BadRequest', include);
+      return;
+    }
+    this.readBody(ex, req, this.maxBodyBytes, (bytes) => this.answerMany(ex, bytes, include));
+  }
+
+  private forecastSeries(ex: Exchange, req: HttpRequest): void {
+    this.readBody(ex, req, Math.max(this.maxBodyBytes, MAX_SERIES_BODY_BYTES), (bytes) => {
+      let value: unknown;
+      try {
+        value = JSON.parse(strictUtf8.decode(bytes));
+      } catch (error) {
+        const reason = error instanceof Error ? error.message : String(error);
+        ex.send(400, JSON_TYPE, kserveErrorBody('invalid_request', `The request body is not valid UTF-8 JSON (${reason})`, null, 400));
+        return;
+      }
+      answerForecast(this.backend, value, ex.signal)
+        .then((answer) => {
+          if (ex.aborted) return;
+          ex.send(answer.httpStatus, JSON_TYPE, answer.body, answer.retryAfter === null ? NO_HEADERS : [['retry-after', String(answer.retryAfter)]]);
+        })
+        .catch((error: unknown) => this.internalError(ex, error));
+    });
+  }
+
+  /** Reads a request body of at most `limit` bytes (413 beyond it) and hands it over whole. */
+  private readBody(ex: Exchange, req: HttpRequest, limit: number, then: (bytes: Buffer) => void): void {
     const declared = req.getHeader('content-length');
     if (declared !== '' && Number(declared) > limit) {
       ex.sendError(413, 'PayloadTooLarge', `The request body is ${declared} bytes; the limit is ${limit} bytes`, LINGERING_CLOSE);
@@ -436,7 +518,7 @@ export class HttpServer {
         }
         // uWebSockets.js reuses the chunk's memory after this callback returns: copy it.
         if (chunk.byteLength > 0) chunks.push(Buffer.from(new Uint8Array(chunk)));
-        if (isLast) this.answerMany(ex, Buffer.concat(chunks, total));
+        if (isLast) then(Buffer.concat(chunks, total));
       } catch (error) {
         // An exception escaping a uWebSockets.js callback would end the process.
         this.internalError(ex, error);
@@ -444,7 +526,7 @@ export class HttpServer {
     });
   }
 
-  private answerMany(ex: Exchange, bytes: Buffer): void {
+  private answerMany(ex: Exchange, bytes: Buffer, include: IncludeOptions): void {
     let body: string;
     try {
       // A leading byte order mark is dropped (some clients write one); any other invalid UTF-8 is refused
@@ -463,7 +545,7 @@ export class HttpServer {
     const signal = ex.signal;
     const items = names.map(async (name): Promise<TimedOutcome> => {
       const dispatched = performance.now();
-      const outcome = await this.predict(name, signal);
+      const outcome = await this.predict(name, signal, include);
       return { outcome, durationMs: Math.floor(performance.now() - dispatched) };
     });
     Promise.all(items)

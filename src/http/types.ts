@@ -1,5 +1,6 @@
 import type { ErrorCode } from '../errors.js';
 import type { AbortSignalLike } from '../runtime/cancellation.js';
+import type { ForecastLayout } from '../forecast/layout.js';
 import type { FloatArray } from '../runtime/types.js';
 
 /** What a prediction response says about its model, where known (SPEC: errors still carry these). */
@@ -14,8 +15,22 @@ export interface ModelIdentity {
 /** Why a prediction for a known model failed: an error code, or the model has not finished loading. */
 export type FailureReason = ErrorCode | 'MODEL_LOADING';
 
+/** What `?include=` asks of a prediction on the Spice routes. */
+export interface IncludeOptions {
+  readonly timestamps: boolean;
+  readonly quantiles: boolean;
+}
+
+/** The fields `?include=` adds; null where the model or dataset cannot give it. */
+export interface ForecastExtras {
+  /** Epoch ms of each forecast step, continuing the dataset's time axis at its frequency. */
+  readonly timestamps: Float64Array | null;
+  /** Per level (in `levels` order) the values, laid out as `prediction`. */
+  readonly quantiles: { readonly levels: readonly number[]; readonly type: 'float32' | 'float64'; readonly values: readonly FloatArray[] } | null;
+}
+
 export type PredictOutcome =
-  | { readonly kind: 'success'; readonly model: ModelIdentity; readonly values: FloatArray }
+  | { readonly kind: 'success'; readonly model: ModelIdentity; readonly values: FloatArray; readonly extras?: ForecastExtras }
   | { readonly kind: 'not_found'; readonly name: string }
   | {
       readonly kind: 'failure';
@@ -46,7 +61,52 @@ export interface DatasetListing {
   readonly error: string | null;
   /** ISO 8601 (UTC) time of the last successful refresh check (even one that found nothing new); null before. */
   readonly refreshed_at: string | null;
+  /** The step of the time axis as an ISO 8601 duration, or null when the rows have no regular step. */
+  readonly frequency: string | null;
 }
+
+/** GET /v1/models/:name: what the model is and what it forecasts. */
+export interface ModelDetails {
+  readonly name: string;
+  readonly from: string;
+  readonly datasets: readonly string[];
+  readonly status: EntryStatus;
+  readonly error: string | null;
+  readonly version: string | null;
+  readonly lookback: number | null;
+  /** Steps forecast; null until loaded, or when output 0 has no horizon. */
+  readonly horizon: number | null;
+  /** Values per input time step; null until loaded. */
+  readonly variables: number | null;
+  /** Quantile levels; null for a model without a quantile output. */
+  readonly quantiles: readonly number[] | null;
+  /** The frequency of the model's dataset (ISO 8601 duration); null without one. */
+  readonly frequency: string | null;
+}
+
+/** One client series forecast: output 0's item slice, and the quantile output's (null without one). */
+export interface SeriesForecast {
+  readonly values: FloatArray;
+  readonly quantiles: FloatArray | null;
+}
+
+/** A model looked up for client-sent series. */
+export type SeriesModelLookup =
+  | { readonly kind: 'not_found' }
+  | { readonly kind: 'loading'; readonly message: string }
+  | { readonly kind: 'failed'; readonly message: string }
+  | { readonly kind: 'no_horizon'; readonly message: string }
+  | {
+      readonly kind: 'ready';
+      readonly details: ModelDetails;
+      readonly layout: ForecastLayout;
+      readonly pointType: 'float32' | 'float64';
+      /**
+       * Forecasts one window (lookback x variables values, row-major) on the version looked up. Rejects
+       * with a ForecastdError (queue full, timeout, inference failure, non-finite output).
+       */
+      forecast(window: FloatArray, signal?: AbortSignalLike): Promise<SeriesForecast>;
+    };
 
 /** What the HTTP layer serves. The server's registry implements it; the HTTP layer knows nothing else. */
 export interface ServingBackend {
@@ -54,7 +114,11 @@ export interface ServingBackend {
    * Never rejects: every failure is an outcome. `signal` aborts when the client went away (the server passes
    * a Cancellation, which costs far less per request than an AbortSignal).
    */
-  predict(name: string, signal?: AbortSignalLike): Promise<PredictOutcome>;
+  predict(name: string, signal?: AbortSignalLike, include?: IncludeOptions): Promise<PredictOutcome>;
+  /** undefined when the pod has no model of that name. */
+  modelDetails(name: string): ModelDetails | undefined;
+  allModelDetails(): readonly ModelDetails[];
+  seriesModel(name: string): SeriesModelLookup;
   /** Names of the models that can answer now, in pod order (POST /v1/predict without a list). */
   readyModelNames(): string[];
   models(): readonly ModelListing[];

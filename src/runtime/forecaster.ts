@@ -24,6 +24,11 @@ export interface ForecasterOptions {
   timeoutMs?: number;
   /** Called after every run, successful or not (for metrics). An exception it throws becomes a process warning. */
   onBatch?: (batch: BatchInfo) => void;
+  /**
+   * Other float outputs to return beside output 0, by name (e.g. a quantile output), each [B, ...]: every
+   * prediction carries its item's slice of each in `extraOutputs`, in this order.
+   */
+  extraOutputs?: readonly string[];
 }
 
 /** One finished run. */
@@ -44,6 +49,8 @@ export interface Prediction {
    * shared with the other windows of the same run: copy it before modifying it.
    */
   readonly values: FloatArray;
+  /** This window's slice of each of the forecaster's `extraOutputs`, in order (views, like `values`). */
+  readonly extraOutputs: readonly FloatArray[];
   /** Windows in the run that produced it. */
   readonly batchSize: number;
   /** Milliseconds from predict() to the run's start. */
@@ -71,6 +78,8 @@ export interface ForecasterSettings {
   /** Infinity when there is no timeout. */
   readonly timeoutMs: number;
 }
+
+const NO_EXTRAS: readonly FloatArray[] = Object.freeze([]);
 
 const QUEUED = 0;
 const RUNNING = 1;
@@ -143,6 +152,7 @@ export class BatchingForecaster {
   readonly #onBatch: ((batch: BatchInfo) => void) | undefined;
   readonly #windowLength: number;
   readonly #runOptions: RunOptions;
+  readonly #extraOutputs: readonly string[];
   readonly #ArrayType: Float32ArrayConstructor | Float64ArrayConstructor;
 
   // FIFO: an array consumed from #head. Aborted or timed-out windows stay as DONE tombstones until passed.
@@ -180,7 +190,21 @@ export class BatchingForecaster {
     });
     this.#onBatch = options.onBatch;
     this.#windowLength = this.shape.lookback * this.shape.variables;
-    this.#runOptions = { outputs: [this.shape.outputName] };
+    this.#extraOutputs = [...(options.extraOutputs ?? [])];
+    for (const name of this.#extraOutputs) {
+      const info = session.outputs.find((o) => o.name === name);
+      if (info === undefined) {
+        const names = session.outputs.map((o) => `'${o.name}'`).join(', ');
+        throw new ForecastdError('ERR_MODEL_CONTRACT', `the model has no output '${name}' (its outputs: ${names})`);
+      }
+      if (info.type !== 'float32' && info.type !== 'float64') {
+        throw new ForecastdError('ERR_MODEL_CONTRACT', `output '${name}' is ${info.type}; it must be float32 or float64`);
+      }
+      if (name === this.shape.outputName) {
+        throw new ForecastdError('ERR_MODEL_CONTRACT', `output '${name}' is output 0, the point forecast; name another output`);
+      }
+    }
+    this.#runOptions = { outputs: [this.shape.outputName, ...this.#extraOutputs] };
     this.#ArrayType = this.shape.inputType === 'float32' ? Float32Array : Float64Array;
   }
 
@@ -397,7 +421,12 @@ export class BatchingForecaster {
     let failure: ForecastdError | undefined;
     const output = outputs?.[0];
     if (outputs === undefined) failure = toInferenceError(err);
-    else failure = this.#checkOutput(output, n);
+    else {
+      failure = this.#checkOutput(output, n, this.shape.outputName);
+      for (let k = 0; failure === undefined && k < this.#extraOutputs.length; k++) {
+        failure = this.#checkOutput(outputs[k + 1], n, this.#extraOutputs[k] as string);
+      }
+    }
 
     if (failure !== undefined || output === undefined) {
       const error = failure ?? new ForecastdError('ERR_INFERENCE', 'the run returned no output');
@@ -405,6 +434,7 @@ export class BatchingForecaster {
     } else {
       const data = output.data as FloatArray;
       const itemSize = data.length / n;
+      const extras = (outputs as OutputTensor[]).slice(1).map((o) => o.data as FloatArray);
       const now = performance.now();
       for (let i = 0; i < n; i++) {
         const item = items[i] as PendingPrediction;
@@ -426,7 +456,8 @@ export class BatchingForecaster {
           }
         }
         this.#settle(item);
-        item.resolve({ values, batchSize: n, queueMs: item.queueMs, inferenceMs });
+        const extraOutputs = extras.length === 0 ? NO_EXTRAS : extras.map((x) => x.subarray((i * x.length) / n, ((i + 1) * x.length) / n));
+        item.resolve({ values, extraOutputs, batchSize: n, queueMs: item.queueMs, inferenceMs });
       }
     }
 
@@ -441,8 +472,7 @@ export class BatchingForecaster {
     this.#checkIdle();
   }
 
-  #checkOutput(output: OutputTensor | undefined, n: number): ForecastdError | undefined {
-    const name = this.shape.outputName;
+  #checkOutput(output: OutputTensor | undefined, n: number, name: string): ForecastdError | undefined {
     if (output === undefined) return new ForecastdError('ERR_INFERENCE', `the run did not return output '${name}'`);
     if (!(output.data instanceof Float32Array || output.data instanceof Float64Array)) {
       return new ForecastdError('ERR_INFERENCE', `output '${name}' came back as ${output.type}, not float32 or float64`);

@@ -3,6 +3,7 @@ import type { DatasetListing } from '../http/types.js';
 import { FileSource } from '../datasets/file-source.js';
 import { createPostgresSource } from '../datasets/postgres.js';
 import type { DatasetSnapshot, DatasetSource, DatasetStatus, FillMissing } from '../datasets/types.js';
+import { snapshotFrequency } from '../datasets/snapshot-frequency.js';
 import { windowFor } from '../datasets/window.js';
 import type { Logger } from '../log.js';
 import type { WindowSource } from '../runtime/window.js';
@@ -117,7 +118,7 @@ export class DatasetHandle {
   /** The GET /v1/datasets entry. */
   describe(): DatasetListing {
     if (this.dataset !== null) return describeDataset(this.dataset);
-    return { name: this.name, from: this.from, rows: 0, first_ts: null, last_ts: null, status: 'Error', error: this.error, refreshed_at: null };
+    return { name: this.name, from: this.from, rows: 0, first_ts: null, last_ts: null, status: 'Error', error: this.error, refreshed_at: null, frequency: null };
   }
 
   /** Loads the dataset and starts its refreshes. Resolves after the first load, good or bad. */
@@ -177,7 +178,7 @@ export class DatasetHandle {
   }
 
   window(snapshot: DatasetSnapshot, lookback: number, fill: FillMissing): WindowSource {
-    return windowFor(snapshot, lookback, fill, this.name);
+    return windowFor(snapshot, lookback, fill, this.name, snapshotFrequency(snapshot));
   }
 
   /** Every new snapshot (refresh, reload). Returns a function that removes the listener. */

@@ -6,11 +6,21 @@ import { errorMessage, failureReason } from '../http/errors.js';
 import type {
   DatasetListing,
   EntryStatus,
+  ForecastExtras,
+  IncludeOptions,
+  ModelDetails,
   ModelIdentity,
   ModelListing,
   PredictOutcome,
+  SeriesForecast,
+  SeriesModelLookup,
   ServingBackend,
 } from '../http/types.js';
+import { snapshotFrequency } from '../datasets/snapshot-frequency.js';
+import { formatFrequency, stepsAfter } from '../forecast/frequency.js';
+import { checkQuantileSize, forecastLayout, quantileCrossings, quantileLevel } from '../forecast/layout.js';
+import type { ForecastLayout } from '../forecast/layout.js';
+import type { FloatArray } from '../runtime/types.js';
 import type { Logger } from '../log.js';
 import type { ModelMetrics, ServerMetrics } from '../metrics.js';
 import { BatchingForecaster } from '../runtime/forecaster.js';
@@ -32,10 +42,15 @@ import { ReloadMetrics } from './reload-metrics.js';
  */
 interface ServingModel {
   readonly config: ModelConfig;
-  readonly dataset: DatasetHandle;
+  /** null for a model that serves only client-sent series. */
+  readonly dataset: DatasetHandle | null;
   readonly session: InferenceSession;
   readonly forecaster: BatchingForecaster;
   readonly identity: ModelIdentity;
+  /** Horizon and quantile layout; null when output 0 has no horizon (the Spice routes still serve it). */
+  readonly layout: ForecastLayout | null;
+  /** Why `layout` is null, for the routes that need one. */
+  readonly layoutProblem: string | null;
   /** Process-unique: part of the prediction cache key, so no answer of another version can match. */
   readonly generation: number;
   readonly cache: PredictionCache<Prediction> | null;
@@ -239,8 +254,8 @@ export class ModelRegistry implements ServingBackend {
       this.fail(entry, 'ERR_MODEL_LOAD', source.reason);
       return;
     }
-    if (dataset === undefined) {
-      this.fail(entry, 'ERR_DATASET', `model ${config.name} names no dataset to read its window from`);
+    if (dataset === undefined && config.datasets.length > 0) {
+      this.fail(entry, 'ERR_DATASET', `model ${config.name} names dataset ${config.datasets[0]}, which the pod does not have`);
       return;
     }
     // Taken before reading: a write during the load changes it again and triggers another reload.
@@ -253,15 +268,21 @@ export class ModelRegistry implements ServingBackend {
       // The session loads while the dataset does; the contract needs the dataset's column count.
       const [loaded] = await Promise.all([
         InferenceSession.load(source.path, { intraOpThreads: params.intraOpThreads }),
-        dataset.firstLoad(),
+        dataset?.firstLoad(),
       ]);
       session = loaded;
       if (this.superseded(entry, config, dataset)) {
         session.dispose();
         return;
       }
-      const variables = dataset.variables();
+      const variables = dataset === undefined ? variablesOfModel(session) : dataset.variables();
       if (variables === null) {
+        if (dataset === undefined) {
+          throw new ForecastdError(
+            'ERR_MODEL_CONTRACT',
+            `model ${config.name} has no dataset and its input's variables dimension is symbolic; give it a fixed size, or a dataset`,
+          );
+        }
         entry.waitingForDataset = true;
         throw new ForecastdError(
           'ERR_DATASET',
@@ -278,7 +299,10 @@ export class ModelRegistry implements ServingBackend {
         maxQueueSize: params.maxQueueSize,
         timeoutMs: params.timeoutMs,
         onBatch: (batch) => metrics.batch(batch.size, batch.queueMs, batch.inferenceMs),
+        ...(params.quantileOutput === null ? {} : { extraOutputs: [params.quantileOutput] }),
       });
+      const point = session.outputs[0];
+      const layout = point === undefined ? null : forecastLayout(point, session.outputs, params.quantiles, params.quantileOutput);
       await forecaster.warmUp();
       if (this.superseded(entry, config, dataset)) {
         this.dispose(forecaster, session);
@@ -288,9 +312,11 @@ export class ModelRegistry implements ServingBackend {
       const cache = params.cachePredictions ? new PredictionCache<Prediction>({ maxEntries: 16 }) : null;
       const next: ServingModel = {
         config,
-        dataset,
+        dataset: dataset ?? null,
         session,
         forecaster,
+        layout,
+        layoutProblem: layout === null && point !== undefined ? (horizonProblem(point) ?? null) : null,
         identity: {
           name: config.name,
           version: params.version ?? (metadataVersion !== 0 ? String(metadataVersion) : null),
@@ -299,7 +325,7 @@ export class ModelRegistry implements ServingBackend {
         generation: nextGeneration++,
         cache,
         // A dataset change (refresh, reload) frees cached predictions of the old data at once.
-        unsubscribe: cache === null ? () => undefined : dataset.onChange(() => cache.clear()),
+        unsubscribe: cache === null || dataset === undefined ? () => undefined : dataset.onChange(() => cache.clear()),
       };
       const previous = entry.serving;
       // The swap: from here on every new request uses the new version.
@@ -316,7 +342,7 @@ export class ModelRegistry implements ServingBackend {
         {
           model: config.name,
           from: config.from,
-          dataset: dataset.name,
+          dataset: dataset?.name,
           version: next.identity.version,
           lookback: forecaster.shape.lookback,
           variables: forecaster.shape.variables,
@@ -334,7 +360,7 @@ export class ModelRegistry implements ServingBackend {
       }
       if (this.superseded(entry, config, dataset)) return;
       this.fail(entry, failureReason(error), errorMessage(error));
-      if (entry.waitingForDataset) {
+      if (entry.waitingForDataset && dataset !== undefined) {
         // Serve as soon as the dataset comes back.
         dataset.onceAvailable(() => {
           if (!this.closed && !entry.removed && entry.dataset === dataset && entry.waitingForDataset) void this.scheduleLoad(entry);
@@ -344,7 +370,7 @@ export class ModelRegistry implements ServingBackend {
   }
 
   /** The load's result no longer matters: the server closes, the model went, or its config changed since. */
-  private superseded(entry: ModelEntry, config: ModelConfig, dataset: DatasetHandle): boolean {
+  private superseded(entry: ModelEntry, config: ModelConfig, dataset: DatasetHandle | undefined): boolean {
     return this.closed || entry.removed || entry.config !== config || entry.dataset !== dataset;
   }
 
@@ -546,9 +572,9 @@ export class ModelRegistry implements ServingBackend {
     if (this.retiredDatasets.size === 0) return;
     const used = new Set<DatasetHandle>();
     for (const entry of this.modelEntries.values()) {
-      if (entry.serving !== null) used.add(entry.serving.dataset);
+      if (entry.serving?.dataset) used.add(entry.serving.dataset);
     }
-    for (const serving of this.draining.keys()) used.add(serving.dataset);
+    for (const serving of this.draining.keys()) if (serving.dataset !== null) used.add(serving.dataset);
     for (const handle of this.retiredDatasets) {
       if (used.has(handle)) continue;
       this.retiredDatasets.delete(handle);
@@ -556,7 +582,7 @@ export class ModelRegistry implements ServingBackend {
     }
   }
 
-  async predict(name: string, signal?: AbortSignalLike): Promise<PredictOutcome> {
+  async predict(name: string, signal?: AbortSignalLike, include?: IncludeOptions): Promise<PredictOutcome> {
     const entry = this.modelEntries.get(name);
     if (entry === undefined) return { kind: 'not_found', name };
     // Read once: the whole request uses this version even if a reload swaps another in meanwhile.
@@ -572,6 +598,15 @@ export class ModelRegistry implements ServingBackend {
     }
     const model = serving.identity;
     const dataset = serving.dataset;
+    if (dataset === null) {
+      entry.metrics.failed('ERR_DATASET');
+      return {
+        kind: 'failure',
+        model,
+        reason: 'ERR_DATASET',
+        message: `Model ${name} has no dataset to read a window from; send it series with POST /v1/timeseries/forecast`,
+      };
+    }
     const snapshot = dataset.snapshot;
     if (snapshot === null) {
       entry.metrics.failed('ERR_DATASET');
@@ -583,9 +618,10 @@ export class ModelRegistry implements ServingBackend {
       };
     }
     try {
-      const prediction = await this.run(serving, snapshot, signal);
+      const prediction = await this.run(entry, serving, dataset, snapshot, signal);
       entry.metrics.succeeded();
-      return { kind: 'success', model, values: prediction.values };
+      if (include === undefined || (!include.timestamps && !include.quantiles)) return { kind: 'success', model, values: prediction.values };
+      return { kind: 'success', model, values: prediction.values, extras: extrasOf(serving, snapshot, prediction, include) };
     } catch (error) {
       if (signal?.aborted === true) {
         return { kind: 'failure', model, reason: 'ERR_INFERENCE', message: 'the client went away' };
@@ -597,14 +633,85 @@ export class ModelRegistry implements ServingBackend {
   }
 
   /** Hands the window to the forecaster synchronously, so a swap after this call cannot strand it. */
-  private run(serving: ServingModel, snapshot: DatasetSnapshot, signal: AbortSignalLike | undefined): Promise<Prediction> {
-    const { forecaster, dataset, cache } = serving;
+  private run(
+    entry: ModelEntry,
+    serving: ServingModel,
+    dataset: DatasetHandle,
+    snapshot: DatasetSnapshot,
+    signal: AbortSignalLike | undefined,
+  ): Promise<Prediction> {
+    const { forecaster, cache } = serving;
     const { lookback } = forecaster.shape;
     const fill = serving.config.params.fillMissing;
-    if (cache === null) return forecaster.predict(dataset.window(snapshot, lookback, fill), { signal });
+    if (cache === null) return this.checked(entry, serving, forecaster.predict(dataset.window(snapshot, lookback, fill), { signal }));
     // Callers share one computation, so it must not be cancelled by any one of them going away. The snapshot
     // version is process-unique and so is the generation: a stale key can never match.
-    return cache.get(`${serving.generation}:${snapshot.version}`, () => forecaster.predict(dataset.window(snapshot, lookback, fill)));
+    return cache.get(`${serving.generation}:${snapshot.version}`, () =>
+      this.checked(entry, serving, forecaster.predict(dataset.window(snapshot, lookback, fill))),
+    );
+  }
+
+  /**
+   * A computed prediction's quantiles: of the size the layout says and finite (else the prediction fails),
+   * and counted in the crossing metric when a higher level has a lower value somewhere (not an error).
+   */
+  private async checked(entry: ModelEntry, serving: ServingModel, prediction: Promise<Prediction>): Promise<Prediction> {
+    const result = await prediction;
+    const layout = serving.layout;
+    const q = result.extraOutputs[0];
+    if (layout?.quantiles == null || q === undefined) return result;
+    checkQuantileSize(layout, q);
+    for (let i = 0; i < q.length; i++) {
+      const v = q[i] as number;
+      if (v - v !== 0) throw new ForecastdError('ERR_NON_FINITE', `quantile output '${layout.quantiles.output}' contains ${String(v)} at index ${i}`);
+    }
+    if (quantileCrossings(q, layout.quantiles.levels.length) > 0) entry.metrics.quantileCrossing();
+    return result;
+  }
+
+  /** A model's details (GET /v1/models/:name), or undefined when the pod has none of that name. */
+  modelDetails(name: string): ModelDetails | undefined {
+    const entry = this.modelEntries.get(name);
+    return entry === undefined ? undefined : detailsOf(entry);
+  }
+
+  /** Every model's details, in pod order (GET /v1/timeseries/models). */
+  allModelDetails(): readonly ModelDetails[] {
+    return [...this.modelEntries.values()].map(detailsOf);
+  }
+
+  /**
+   * The serving version of a model for client-sent series (POST /v1/timeseries/forecast): every forecast
+   * made through the returned handle runs on that one version, through its batching forecaster, so the
+   * inputs of one request (and of concurrent ones) share runs.
+   */
+  seriesModel(name: string): SeriesModelLookup {
+    const entry = this.modelEntries.get(name);
+    if (entry === undefined) return { kind: 'not_found' };
+    const serving = entry.serving;
+    if (serving === null) {
+      if (entry.status === 'Error') return { kind: 'failed', message: `Model ${name} failed to load: ${entry.error ?? 'unknown error'}` };
+      return { kind: 'loading', message: `Model ${name} is still loading; retry shortly` };
+    }
+    const layout = serving.layout;
+    if (layout === null) return { kind: 'no_horizon', message: `Model ${name} cannot forecast client series: ${serving.layoutProblem ?? 'output 0 has no horizon'}` };
+    const { forecaster } = serving;
+    return {
+      kind: 'ready',
+      details: detailsOf(entry),
+      layout,
+      pointType: forecaster.shape.outputType,
+      forecast: async (window: FloatArray, signal?: AbortSignalLike): Promise<SeriesForecast> => {
+        try {
+          const p = await this.checked(entry, serving, forecaster.predict(window, { signal }));
+          entry.metrics.succeeded();
+          return { values: p.values, quantiles: p.extraOutputs[0] ?? null };
+        } catch (error) {
+          if (signal?.aborted !== true) entry.metrics.failed(failureReason(error));
+          throw error;
+        }
+      },
+    };
   }
 
   readyModelNames(): string[] {
@@ -664,4 +771,55 @@ export class ModelRegistry implements ServingBackend {
     await Promise.all(this.loads);
     await this.podWork;
   }
+}
+
+/** Values per time step of a model's input when it has no dataset to say: V of [B, L, V], or 1 for [B, L]. */
+function variablesOfModel(session: InferenceSession): number | null {
+  const shape = session.inputs[0]?.shape;
+  if (shape === undefined) return 1;
+  if (shape.length === 2) return 1;
+  const v = shape[2];
+  return typeof v === 'number' ? v : null;
+}
+
+function horizonProblem(point: { readonly name: string; readonly type: string; readonly shape: readonly (number | string)[] }): string | null {
+  const layout = forecastLayout(point, [point], null, null);
+  return layout === null ? `output '${point.name}' has shape ${formatShape(point.shape)}; timestamps, quantiles and client series need [batch, horizon] or [batch, horizon, variables] with a fixed horizon` : null;
+}
+
+/** Timestamps and quantiles of a dataset prediction, as `include` asks and the model and dataset allow. */
+function extrasOf(serving: ServingModel, snapshot: DatasetSnapshot, prediction: Prediction, include: IncludeOptions): ForecastExtras {
+  const layout = serving.layout;
+  let timestamps: Float64Array | null = null;
+  let quantiles: ForecastExtras['quantiles'] = null;
+  if (include.timestamps && layout !== null && snapshot.rows > 0) {
+    const frequency = snapshotFrequency(snapshot);
+    if (frequency !== null) timestamps = stepsAfter(snapshot.times[snapshot.rows - 1] as number, frequency, layout.horizon);
+  }
+  const q = prediction.extraOutputs[0];
+  if (include.quantiles && layout?.quantiles != null && q !== undefined) {
+    const levels = layout.quantiles.levels;
+    const steps = layout.horizon * layout.outputVariables;
+    quantiles = { levels, type: layout.quantiles.type, values: levels.map((_, k) => quantileLevel(q, levels.length, k, steps)) };
+  }
+  return { timestamps, quantiles };
+}
+
+function detailsOf(entry: ModelEntry): ModelDetails {
+  const serving = entry.serving;
+  const snapshot = serving?.dataset?.snapshot ?? null;
+  const frequency = snapshot === null ? null : snapshotFrequency(snapshot);
+  return {
+    name: entry.config.name,
+    from: entry.config.from,
+    datasets: entry.config.datasets,
+    status: entry.status,
+    error: entry.error,
+    version: entry.identity.version,
+    lookback: serving?.forecaster.shape.lookback ?? entry.config.params.lookback,
+    horizon: serving?.layout?.horizon ?? null,
+    variables: serving?.forecaster.shape.variables ?? null,
+    quantiles: serving?.layout?.quantiles?.levels ?? entry.config.params.quantiles,
+    frequency: frequency === null ? null : formatFrequency(frequency),
+  };
 }

@@ -47,6 +47,8 @@ export const MODEL_PARAM_DEFAULTS: ModelParams = {
   maxQueueSize: 1024,
   timeoutMs: 30_000,
   cachePredictions: true,
+  quantiles: null,
+  quantileOutput: null,
 };
 
 /** file_format values and file extensions, and the format each means. */
@@ -475,10 +477,7 @@ class PodValidator {
         r.warn(datasetsEntry.value, [...path, 'datasets'], `the model lists ${datasets.length} datasets; only the first ("${datasets[0]}") is used`);
       }
     }
-    // A model that cannot be served is an Error entry anyway; only a servable one must say where its window comes from.
-    if (datasets.length === 0 && source.kind === 'onnx') {
-      r.fail(datasetsEntry?.value ?? node, [...path, 'datasets'], 'a forecasting model needs a dataset to read its lookback window from');
-    }
+    // Without datasets a model serves only series that clients send (POST /v1/timeseries/forecast).
 
     const params = this.modelParams(entries.get('params'), [...path, 'params']);
     return { node, config: { name, from, source, datasets, params } };
@@ -518,6 +517,8 @@ class PodValidator {
       'max_queue_size',
       'timeout_ms',
       'cache_predictions',
+      'quantiles',
+      'quantile_output',
     ]);
     const at = (key: string): Node | null => p.get(key)?.value ?? null;
     const int = (key: string, min: number, max: number, what: string, fallback: number): number =>
@@ -536,7 +537,43 @@ class PodValidator {
       maxQueueSize: int('max_queue_size', 1, 100_000_000, 'a positive integer', d.maxQueueSize),
       timeoutMs: int('timeout_ms', 1, MAX_TIMER_MS, 'a positive integer of milliseconds', d.timeoutMs),
       cachePredictions: r.optionalBool(at('cache_predictions'), [...path, 'cache_predictions']) ?? d.cachePredictions,
+      ...this.quantileParams(p, path),
     };
+  }
+
+  /** params.quantiles (levels strictly increasing in (0, 1)) and params.quantile_output: both or neither. */
+  private quantileParams(p: Map<string, MapEntry>, path: KeyPath): { quantiles: readonly number[] | null; quantileOutput: string | null } {
+    const r: YamlReader = this.r;
+    const levelsEntry = p.get('quantiles');
+    const outputEntry = p.get('quantile_output');
+    const outputPath = [...path, 'quantile_output'];
+    const output = r.optionalString(outputEntry?.value ?? null, outputPath, 'the name of a model output')?.trim() || null;
+    let levels: number[] | null = null;
+    if (levelsEntry !== undefined && levelsEntry.value !== null) {
+      const levelsPath = [...path, 'quantiles'];
+      const items = r.seq(levelsEntry.value, levelsPath, 'a list of quantile levels, e.g. [0.1, 0.5, 0.9]');
+      levels = items.map((item, i) => {
+        const s = r.scalar(item, [...levelsPath, i], 'a number between 0 and 1');
+        const value = s.type === 'number' ? s.value : s.type === 'string' && s.value.trim() !== '' ? Number(s.value) : Number.NaN;
+        if (!Number.isFinite(value) || value <= 0 || value >= 1) {
+          r.fail(item, [...levelsPath, i], `expected a quantile level between 0 and 1 (exclusive), got ${r.describeValue(s)}`);
+        }
+        return value;
+      });
+      if (levels.length === 0) r.fail(levelsEntry.value, levelsPath, 'expected at least one quantile level');
+      for (let i = 1; i < levels.length; i++) {
+        if (!((levels[i] as number) > (levels[i - 1] as number))) {
+          r.fail(items[i] ?? levelsEntry.value, [...levelsPath, i], `quantile levels must be strictly increasing: ${levels[i]} follows ${levels[i - 1]}`);
+        }
+      }
+    }
+    if (levels !== null && output === null) {
+      r.fail(levelsEntry?.value ?? null, [...path, 'quantiles'], 'params.quantiles needs params.quantile_output: the name of the output holding them');
+    }
+    if (levels === null && output !== null) {
+      r.fail(outputEntry?.value ?? null, outputPath, 'params.quantile_output needs params.quantiles: the levels of that output, e.g. [0.1, 0.5, 0.9]');
+    }
+    return { quantiles: levels, quantileOutput: output };
   }
 }
 

@@ -72,6 +72,10 @@ export interface ModelParams {
   readonly maxQueueSize: number;
   readonly timeoutMs: number;
   readonly cachePredictions: boolean;
+  /** Levels of the quantile output, strictly increasing in (0, 1); null = no quantile output. */
+  readonly quantiles: readonly number[] | null;
+  /** The output holding the quantiles ([B, H, Q] or [B, H, V, Q]); set exactly when `quantiles` is. */
+  readonly quantileOutput: string | null;
 }
 
 export type ModelFrom =
@@ -83,6 +87,7 @@ export interface ModelConfig {
   readonly name: string;
   readonly from: string;
   readonly source: ModelFrom;
+  /** Empty for a model served only to client-sent series (POST /v1/timeseries/forecast). */
   readonly datasets: readonly string[];
   readonly params: ModelParams;
 }

@@ -92,6 +92,7 @@ describe('Dataset', () => {
       status: 'Initializing',
       error: null,
       refreshed_at: null,
+      frequency: null,
     });
     const changes: DatasetSnapshot[] = [];
     dataset.onChange((s) => changes.push(s));
@@ -109,9 +110,10 @@ describe('Dataset', () => {
       status: 'Ready',
       error: null,
       refreshed_at: new Date(dataset.lastRefreshAt ?? Number.NaN).toISOString(),
+      frequency: 'P7D',
     });
-    // The SPEC's /v1/datasets fields come first, in its order; refreshed_at is added at the end.
-    expect(Object.keys(describeDataset(dataset))).toEqual(['name', 'from', 'rows', 'first_ts', 'last_ts', 'status', 'error', 'refreshed_at']);
+    // The SPEC's /v1/datasets fields, in its order.
+    expect(Object.keys(describeDataset(dataset))).toEqual(['name', 'from', 'rows', 'first_ts', 'last_ts', 'status', 'error', 'refreshed_at', 'frequency']);
   });
 
   test('a failed first load is status Error with the reason', async () => {

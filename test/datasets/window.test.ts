@@ -134,3 +134,64 @@ describe('windowFor', () => {
     for (let k = 1; k <= 4; k++) expect(run[k]).toBeCloseTo(a + ((b - a) * k) / 5, 9);
   });
 });
+
+describe('windows of the latest L steps (with a frequency)', () => {
+  /** Daily rows from 2020-01-01 at the given day offsets (others absent), two columns. */
+  function sparse(days: number[], rows: number[][]): DatasetSnapshot {
+    return buildSnapshot(
+      {
+        columns: ['a', 'b'],
+        times: Float64Array.from(days.map((d) => Date.UTC(2020, 0, 1) + d * DAY)),
+        values: Float64Array.from(rows.flat()),
+        rows: rows.length,
+      },
+      0,
+    );
+  }
+  const dailyStep = { kind: 'fixed', ms: DAY } as const;
+  const stepCopy = (s: DatasetSnapshot, lookback: number, fill: 'none' | 'previous' | 'linear'): number[] => {
+    const window = windowFor(s, lookback, fill, 'd', dailyStep);
+    const target = new Float64Array(window.length);
+    window.copyInto(target, 0);
+    return Array.from(target);
+  };
+
+  test('rows on the grid are the window as they are (the same as the latest L rows)', () => {
+    const s = sparse([0, 1, 2, 3], [[1, 10], [2, 20], [3, 30], [4, 40]]);
+    expect(stepCopy(s, 3, 'none')).toEqual(copy(s, 3, 'none'));
+  });
+
+  test('a missing day is a gap: an error naming it, or filled from the rows around it', () => {
+    // Days 0, 1, 2, 4, 5: day 3 (2020-01-04) has no row.
+    const s = sparse([0, 1, 2, 4, 5], [[1, 10], [2, 20], [3, 30], [5, 50], [6, 60]]);
+    expect(windowError(() => stepCopy(s, 4, 'none'))).toBe(
+      'gap in dataset d at 2020-01-04T00:00:00.000Z: no row for this step of P1D (fill_missing is none; set it to previous or linear to fill gaps)',
+    );
+    expect(stepCopy(s, 4, 'previous')).toEqual([3, 30, 3, 30, 5, 50, 6, 60]);
+    expect(stepCopy(s, 4, 'linear')).toEqual([3, 30, 4, 40, 5, 50, 6, 60]);
+    // The window starts on the missing day: previous reads the row before the window.
+    expect(stepCopy(s, 3, 'previous')).toEqual([3, 30, 5, 50, 6, 60]);
+    // A window clear of the gap needs no filling.
+    expect(stepCopy(s, 2, 'none')).toEqual([5, 50, 6, 60]);
+  });
+
+  test('rows off the grid are not part of the window; a window reaching before the first row is an error', () => {
+    const offGrid = buildSnapshot(
+      {
+        columns: ['a'],
+        times: Float64Array.from([0, DAY, DAY + 3_600_000, 2 * DAY]),
+        values: Float64Array.from([1, 2, 99, 3]),
+        rows: 4,
+      },
+      0,
+    );
+    const w = windowFor(offGrid, 3, 'none', 'd', dailyStep);
+    const target = new Float64Array(3);
+    w.copyInto(target, 0);
+    expect(Array.from(target)).toEqual([1, 2, 3]);
+    // Four rows, but only three of them on the daily grid.
+    expect(windowError(() => windowFor(offGrid, 4, 'linear', 'd', dailyStep))).toBe(
+      'dataset d has 4 rows from 1970-01-01T00:00:00.000Z; the model needs a lookback of 4 steps of P1D, back to 1969-12-31T00:00:00.000Z, before its first row',
+    );
+  });
+});

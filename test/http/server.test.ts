@@ -2,7 +2,7 @@ import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ForecastdError } from '../../src/errors.js';
 import { HttpServer } from '../../src/http/server.js';
-import type { ModelIdentity, PredictOutcome, ServingBackend } from '../../src/http/types.js';
+import type { ModelDetails, ModelIdentity, PredictOutcome, SeriesModelLookup, ServingBackend } from '../../src/http/types.js';
 import { silentLogger } from '../../src/log.js';
 import { ServerMetrics } from '../../src/metrics.js';
 
@@ -69,12 +69,21 @@ class ScriptedBackend implements ServingBackend {
   }
   datasets() {
     return [
-      { name: 'd', from: 'file:d.csv', rows: 3, first_ts: '2024-01-01T00:00:00.000Z', last_ts: '2024-01-03T00:00:00.000Z', status: 'Ready' as const, error: null, refreshed_at: '2024-01-03T12:00:00.000Z' },
-      { name: 'e', from: 'postgres:public.e', rows: 0, first_ts: null, last_ts: null, status: 'Error' as const, error: 'connection refused', refreshed_at: null },
+      { name: 'd', from: 'file:d.csv', rows: 3, first_ts: '2024-01-01T00:00:00.000Z', last_ts: '2024-01-03T00:00:00.000Z', status: 'Ready' as const, error: null, refreshed_at: '2024-01-03T12:00:00.000Z', frequency: 'P1D' },
+      { name: 'e', from: 'postgres:public.e', rows: 0, first_ts: null, last_ts: null, status: 'Error' as const, error: 'connection refused', refreshed_at: null, frequency: null },
     ];
   }
   ready(): boolean {
     return this.isReady;
+  }
+  modelDetails(): undefined {
+    return undefined;
+  }
+  allModelDetails(): readonly ModelDetails[] {
+    return [];
+  }
+  seriesModel(): SeriesModelLookup {
+    return { kind: 'not_found' };
   }
 }
 
@@ -333,14 +342,14 @@ describe('HTTP API over a scripted backend', () => {
     expect(await bad.json()).toEqual({ status: 'BadRequest', error_message: "Query parameter format must be json or csv, not 'xml'" });
   });
 
-  it('GET /v1/datasets: the SPEC fields in order, then refreshed_at', async () => {
+  it('GET /v1/datasets: the SPEC fields in order', async () => {
     const res = await fetch(`${ctx.url}/v1/datasets`);
     expect(res.status).toBe(200);
     // The exact text pins the field order, which toEqual would not.
     expect(await res.text()).toBe(
       '[{"name":"d","from":"file:d.csv","rows":3,"first_ts":"2024-01-01T00:00:00.000Z","last_ts":"2024-01-03T00:00:00.000Z",' +
-        '"status":"Ready","error":null,"refreshed_at":"2024-01-03T12:00:00.000Z"},' +
-        '{"name":"e","from":"postgres:public.e","rows":0,"first_ts":null,"last_ts":null,"status":"Error","error":"connection refused","refreshed_at":null}]',
+        '"status":"Ready","error":null,"refreshed_at":"2024-01-03T12:00:00.000Z","frequency":"P1D"},' +
+        '{"name":"e","from":"postgres:public.e","rows":0,"first_ts":null,"last_ts":null,"status":"Error","error":"connection refused","refreshed_at":null,"frequency":null}]',
     );
   });
 

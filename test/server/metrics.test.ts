@@ -16,8 +16,8 @@ kind: Spicepod
 name: metrics
 `;
 
-/** The SPEC's fields in order, then refreshed_at. */
-const DATASET_FIELDS = ['name', 'from', 'rows', 'first_ts', 'last_ts', 'status', 'error', 'refreshed_at'];
+/** The SPEC's fields in order. */
+const DATASET_FIELDS = ['name', 'from', 'rows', 'first_ts', 'last_ts', 'status', 'error', 'refreshed_at', 'frequency'];
 
 interface Sample {
   readonly name: string;
@@ -151,6 +151,7 @@ models:
       last_ts: '2024-01-10T00:00:00.000Z',
       status: 'Ready',
       error: null,
+      frequency: 'P1D',
     });
     // Without a refresh interval the only check is the first load, made while the server started.
     const refreshed = series['refreshed_at'] as string;
@@ -160,7 +161,7 @@ models:
 
     // A source that cannot even be set up: never checked.
     const misconfigured = list[2]!;
-    expect(misconfigured).toMatchObject({ from: 'postgres:public.readings', rows: 0, first_ts: null, last_ts: null, status: 'Error', refreshed_at: null });
+    expect(misconfigured).toMatchObject({ from: 'postgres:public.readings', rows: 0, first_ts: null, last_ts: null, status: 'Error', refreshed_at: null, frequency: null });
     expect(misconfigured['error']).toMatch(/pg_sslmode must be one of .*"sometimes"/);
   });
 

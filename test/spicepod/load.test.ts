@@ -100,6 +100,8 @@ models:
       max_queue_size: 1024
       timeout_ms: 30000
       cache_predictions: true
+      quantiles: [0.1, 0.5, 0.9]
+      quantile_output: q
 `;
 
 describe('loadSpicepod: valid pods', () => {
@@ -141,6 +143,8 @@ describe('loadSpicepod: valid pods', () => {
           maxQueueSize: 1024,
           timeoutMs: 30_000,
           cachePredictions: true,
+          quantiles: [0.1, 0.5, 0.9],
+          quantileOutput: 'q',
         },
       },
     ]);
@@ -167,7 +171,34 @@ describe('loadSpicepod: valid pods', () => {
       maxQueueSize: 1024,
       timeoutMs: 30_000,
       cachePredictions: true,
+      quantiles: null,
+      quantileOutput: null,
     });
+  });
+
+  test('a model without datasets serves only client-sent series', async () => {
+    const pod = await load(`${HEAD}models:\n  - from: file:m.onnx\n    name: m\n`);
+    expect(pod.models[0]).toMatchObject({ name: 'm', datasets: [] });
+    expect(pod.warnings).toEqual([]);
+  });
+
+  test('quantile params: levels strictly increasing in (0, 1), with the output holding them', async () => {
+    const model = (params: string) => `${HEAD}${DATASET}models:\n  - from: file:m.onnx\n    name: m\n    datasets: [co2]\n    params:\n${params}`;
+    const pod = await load(model('      quantiles: [0.05, "0.5", 0.95]\n      quantile_output: q\n'));
+    expect(pod.models[0]?.params).toMatchObject({ quantiles: [0.05, 0.5, 0.95], quantileOutput: 'q' });
+    expect(await fatal(model('      quantiles: [0.5, 0.1]\n      quantile_output: q\n'))).toBe(
+      ':12:24: models[0].params.quantiles[1]: quantile levels must be strictly increasing: 0.1 follows 0.5',
+    );
+    expect(await fatal(model('      quantiles: [0.5, 0.5]\n      quantile_output: q\n'))).toMatch(/strictly increasing: 0\.5 follows 0\.5$/);
+    expect(await fatal(model('      quantiles: [0, 0.5]\n      quantile_output: q\n'))).toBe(
+      ':12:19: models[0].params.quantiles[0]: expected a quantile level between 0 and 1 (exclusive), got 0',
+    );
+    expect(await fatal(model('      quantiles: [0.5, 1]\n      quantile_output: q\n'))).toMatch(/quantiles\[1\]: expected a quantile level between 0 and 1 \(exclusive\), got 1$/);
+    expect(await fatal(model('      quantiles: [0.5, high]\n      quantile_output: q\n'))).toMatch(/quantiles\[1\]: expected a quantile level .* got "high"$/);
+    expect(await fatal(model('      quantiles: []\n      quantile_output: q\n'))).toMatch(/quantiles: expected at least one quantile level$/);
+    expect(await fatal(model('      quantiles: 0.5\n      quantile_output: q\n'))).toMatch(/quantiles: expected a list of quantile levels/);
+    expect(await fatal(model('      quantiles: [0.1, 0.9]\n'))).toMatch(/params\.quantiles needs params\.quantile_output/);
+    expect(await fatal(model('      quantile_output: q\n'))).toMatch(/params\.quantile_output needs params\.quantiles/);
   });
 
   test('a pod with no datasets or models is valid', async () => {
@@ -540,9 +571,6 @@ describe('loadSpicepod: fatal errors name file:line:column and the key', () => {
       ':6:11: datasets[0].name: invalid name "a/b": use letters, digits, "_", "." and "-" (it appears in URLs)',
     );
     expect(await fatal(`${HEAD}models:\n  - name: m\n`)).toBe(':5:5: models[0]: missing required key "from"');
-    expect(await fatal(`${HEAD}${DATASET}models:\n  - name: m\n    from: file:m.onnx\n`)).toBe(
-      ':8:5: models[0].datasets: a forecasting model needs a dataset to read its lookback window from',
-    );
     expect(await fatal(`${HEAD}datasets: {a: 1}\n`)).toBe(':4:11: datasets: expected a list of datasets, got a mapping');
   });
 
