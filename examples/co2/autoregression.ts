@@ -240,3 +240,91 @@ export function backtest(
   });
   return { firstOrigin, origins, linear: result('linear'), naive: result('naive'), seasonalNaive: result('seasonalNaive') };
 }
+
+/** The empirical quantile of sorted values at `level` (linear between order statistics). */
+export function empiricalQuantile(sorted: ArrayLike<number>, level: number): number {
+  const n = sorted.length;
+  if (n === 0) throw new Error('no values to take a quantile of');
+  const pos = level * (n - 1);
+  const lo = Math.floor(pos);
+  const hi = Math.min(lo + 1, n - 1);
+  const a = sorted[lo] as number;
+  return a + ((sorted[hi] as number) - a) * (pos - lo);
+}
+
+/**
+ * Per step h, the residuals (actual - forecast) of `model` over the origins firstOrigin..lastOrigin whose
+ * target is observed and below `targetEnd`, sorted ascending.
+ */
+export function residualsByStep(
+  model: LinearForecaster,
+  filled: Float64Array,
+  observed: ArrayLike<boolean>,
+  firstOrigin: number,
+  targetEnd: number,
+): Float64Array[] {
+  const H = model.horizon;
+  const byStep: number[][] = Array.from({ length: H }, () => []);
+  for (let t = firstOrigin; t + 1 < targetEnd; t++) {
+    const forecast = forecastAt(model, filled, t);
+    for (let h = 0; h < H; h++) {
+      const target = t + h + 1;
+      if (target >= targetEnd || !observed[target]) continue;
+      byStep[h]?.push((filled[target] as number) - (forecast[h] as number));
+    }
+  }
+  return byStep.map((r) => Float64Array.from(r).sort());
+}
+
+/** Row-major [H, Q] offsets from the point forecast: the residual quantiles of each step at each level. */
+export function residualOffsets(residuals: readonly Float64Array[], levels: readonly number[]): Float64Array {
+  const out = new Float64Array(residuals.length * levels.length);
+  residuals.forEach((sorted, h) => levels.forEach((level, q) => (out[h * levels.length + q] = empiricalQuantile(sorted, level))));
+  return out;
+}
+
+export interface IntervalCoverage {
+  /** Index h: share of observed targets h + 1 steps ahead inside [lower, upper]. */
+  readonly byStep: readonly number[];
+  readonly overall: number;
+  readonly count: number;
+}
+
+/**
+ * How often the interval [point + offsets[lower], point + offsets[upper]] held the measured value, over
+ * the origins from firstOrigin on (the backtest's).
+ */
+export function intervalCoverage(
+  model: LinearForecaster,
+  offsets: Float64Array,
+  levels: number,
+  lower: number,
+  upper: number,
+  filled: Float64Array,
+  observed: ArrayLike<boolean>,
+  firstOrigin: number,
+): IntervalCoverage {
+  const H = model.horizon;
+  const inside = new Float64Array(H);
+  const counts = new Float64Array(H);
+  for (let t = firstOrigin; t + H < filled.length; t++) {
+    const forecast = forecastAt(model, filled, t);
+    for (let h = 0; h < H; h++) {
+      const target = t + h + 1;
+      if (!observed[target]) continue;
+      const actual = filled[target] as number;
+      const f = forecast[h] as number;
+      counts[h] = (counts[h] as number) + 1;
+      if (actual >= f + (offsets[h * levels + lower] as number) && actual <= f + (offsets[h * levels + upper] as number)) {
+        inside[h] = (inside[h] as number) + 1;
+      }
+    }
+  }
+  let allInside = 0;
+  let all = 0;
+  for (let h = 0; h < H; h++) {
+    allInside += inside[h] as number;
+    all += counts[h] as number;
+  }
+  return { byStep: Array.from(inside, (v, h) => v / (counts[h] as number)), overall: allInside / all, count: all };
+}

@@ -2,7 +2,10 @@
  * Trains the bundled example's models on data/co2_weekly.csv and writes them to models/:
  * - co2_linear.onnx: a direct multi-horizon linear autoregression (52 weeks in, the next 12 weeks out);
  * - co2_seasonal_naive.onnx: the seasonal-naive baseline (each week's value one year of 52 weeks earlier);
- * - backtest.json: how the linear model and both baselines did on the last 20% of the series.
+ * - co2_quantile.onnx: the linear model plus a quantile output (levels 0.1, 0.5, 0.9) from the empirical
+ *   quantiles of its out-of-sample errors at each step;
+ * - backtest.json: how the linear model and both baselines did on the last 20% of the series, and how often
+ *   the quantile model's 80% interval held the measured value there.
  *
  * Runs at install (`npm run train:example`, part of `prepare`), so the models are built from the data in the
  * repository rather than shipped as binaries. Output is deterministic: the same data gives the same bytes.
@@ -14,12 +17,16 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { parse } from 'csv-parse/sync';
-import { linearModel, seasonalNaiveWeights } from '../../tools/onnx-builder.js';
+import { linearModel, quantileModel, seasonalNaiveWeights } from '../../tools/onnx-builder.js';
 import {
   backtest,
   fitLinearAutoregression,
   forecastAt,
+  intervalCoverage,
   interpolateGaps,
+  residualOffsets,
+  residualsByStep,
+  type IntervalCoverage,
   type Backtest,
   type ErrorMetrics,
   type LinearForecaster,
@@ -34,6 +41,10 @@ export const PERIOD = 52;
 export const TEST_FRACTION = 0.2;
 /** Ridge penalty relative to the mean diagonal of the normal matrix: small, only to steady the solve. */
 export const RIDGE = 1e-4;
+/** Levels of the quantile model's output: an 80% interval and the median. */
+export const QUANTILES = [0.1, 0.5, 0.9] as const;
+/** Share of the training period, at its end, whose forecast errors calibrate the held-out quantiles. */
+export const CALIBRATION_FRACTION = 0.25;
 const WEEK_MS = 7 * 24 * 3600 * 1000;
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -84,7 +95,15 @@ export interface TrainResult {
   readonly latestWindow: Float64Array;
   readonly latestForecast: Float64Array;
   readonly backtest: Backtest;
-  readonly files: { readonly linear: string; readonly seasonalNaive: string; readonly backtest: string };
+  /** How often the 0.1-0.9 interval held the measured value in the backtest (calibrated before the split). */
+  readonly coverage: IntervalCoverage;
+  /** Row-major [12, 3] offsets from the point forecast of the served quantile model. */
+  readonly quantileOffsets: Float64Array;
+  readonly files: { readonly linear: string; readonly seasonalNaive: string; readonly quantile: string; readonly backtest: string };
+}
+
+function splitTs(series: WeeklySeries, testStart: number): string {
+  return new Date(series.times[testStart] as number).toISOString();
 }
 
 function round(value: number): number {
@@ -125,6 +144,14 @@ export async function train(options: TrainOptions = {}): Promise<TrainResult> {
     targetEnd: testStart,
   });
   const scores = backtest(heldOut, filled, observed, testStart - 1, PERIOD);
+
+  // Honest intervals: the held-out model's errors on the last quarter of its own training period set the
+  // offsets; the backtest then counts how often the interval held values it never saw.
+  const calibrationStart = Math.floor(testStart * (1 - CALIBRATION_FRACTION));
+  const calibration = residualOffsets(residualsByStep(heldOut, filled, observed, calibrationStart, testStart), QUANTILES);
+  const coverage = intervalCoverage(heldOut, calibration, QUANTILES.length, 0, QUANTILES.length - 1, filled, observed, testStart - 1);
+  // The served model's offsets: the held-out model's out-of-sample errors over the whole backtest.
+  const quantileOffsets = residualOffsets(residualsByStep(heldOut, filled, observed, testStart - 1, n), QUANTILES);
 
   const forecaster = fitLinearAutoregression(filled, observed, { lookback: LOOKBACK, horizon: HORIZON, ridge: RIDGE });
   const latestWindow = filled.slice(n - LOOKBACK);
@@ -174,6 +201,26 @@ export async function train(options: TrainOptions = {}): Promise<TrainResult> {
       backtest_mae: String(round(scores.seasonalNaive.overall.mae)),
     },
   });
+  const quantileBytes = quantileModel({
+    ...common,
+    weights: forecaster.weights,
+    bias: forecaster.bias,
+    offsets: quantileOffsets,
+    levels: QUANTILES.length,
+    graphName: 'co2_quantile',
+    docString:
+      'Weekly CO2 at Mauna Loa (ppm): the linear model\'s 12-week forecast as output 0, and output "quantiles" ' +
+      '[batch, 12, 3] at levels 0.1, 0.5, 0.9: the forecast plus the empirical quantiles of its out-of-sample ' +
+      'errors at each step.',
+    metadata: {
+      lookback: String(LOOKBACK),
+      horizon: String(HORIZON),
+      interval: '7d',
+      quantiles: QUANTILES.join(','),
+      method: 'linear autoregression + per-step empirical residual quantiles from the backtest',
+      backtest_coverage_80: String(round(coverage.overall)),
+    },
+  });
   const report = {
     data: { file: source, rows: n, gaps, first_ts: firstTs, last_ts: lastTs },
     lookback: LOOKBACK,
@@ -185,16 +232,24 @@ export async function train(options: TrainOptions = {}): Promise<TrainResult> {
     linear: metricsJson(scores.linear),
     naive_last_value: metricsJson(scores.naive),
     seasonal_naive: metricsJson(scores.seasonalNaive),
+    quantile: {
+      levels: QUANTILES,
+      calibration: { first_origin_ts: new Date(series.times[calibrationStart] as number).toISOString(), targets_before: splitTs(series, testStart) },
+      interval_80: { coverage: round(coverage.overall), count: coverage.count, by_step: coverage.byStep.map(round) },
+      served_offsets: Array.from({ length: HORIZON }, (_, h) => QUANTILES.map((_, q) => round(quantileOffsets[h * QUANTILES.length + q] as number))),
+    },
   };
 
   await mkdir(outDir, { recursive: true });
   const files = {
     linear: join(outDir, 'co2_linear.onnx'),
     seasonalNaive: join(outDir, 'co2_seasonal_naive.onnx'),
+    quantile: join(outDir, 'co2_quantile.onnx'),
     backtest: join(outDir, 'backtest.json'),
   };
   await writeIfChanged(files.linear, linearBytes);
   await writeIfChanged(files.seasonalNaive, seasonalBytes);
+  await writeIfChanged(files.quantile, quantileBytes);
   await writeIfChanged(files.backtest, `${JSON.stringify(report, null, 2)}\n`);
 
   log(`trained on ${n} weeks of ${source} (${gaps} gaps interpolated), ${firstTs.slice(0, 10)} to ${lastTs.slice(0, 10)}`);
@@ -205,8 +260,9 @@ export async function train(options: TrainOptions = {}): Promise<TrainResult> {
     log(`${String(h + 1).padStart(4)}   ${cell(scores.linear.byStep[h])} ${cell(scores.naive.byStep[h])}${cell(scores.seasonalNaive.byStep[h])}`);
   }
   log(` all   ${cell(scores.linear.overall)} ${cell(scores.naive.overall)}${cell(scores.seasonalNaive.overall)}`);
-  log(`wrote ${files.linear}, ${files.seasonalNaive}, ${files.backtest}`);
-  return { forecaster, latestWindow, latestForecast, backtest: scores, files };
+  log(`quantile model: the 0.1-0.9 interval held ${(coverage.overall * 100).toFixed(1)}% of ${coverage.count} backtest values (80% intended)`);
+  log(`wrote ${files.linear}, ${files.seasonalNaive}, ${files.quantile}, ${files.backtest}`);
+  return { forecaster, latestWindow, latestForecast, backtest: scores, coverage, quantileOffsets, files };
 }
 
 const invokedDirectly = process.argv[1] !== undefined && import.meta.url === pathToFileURL(resolve(process.argv[1])).href;

@@ -174,6 +174,34 @@ describe('train', () => {
     expect(report.backtest).toEqual({ split_ts: '1993-04-03T00:00:00.000Z', origins: result.backtest.origins });
   });
 
+  it('writes a quantile model whose 80% interval held about 80% of the held-out values', async () => {
+    const { overall, byStep, count } = result.coverage;
+    expect(count).toBe(result.backtest.linear.overall.count);
+    // Calibrated before the split, scored after it: honest, so near but not exactly 80%.
+    expect(overall).toBeGreaterThan(0.7);
+    expect(overall).toBeLessThan(0.9);
+    for (const share of byStep) expect(share).toBeGreaterThan(0.65);
+    const session = await ort.InferenceSession.create(result.files.quantile);
+    try {
+      const out = await session.run({ window: new ort.Tensor('float32', Float32Array.from(result.latestWindow), [1, LOOKBACK, 1]) });
+      expect(out['quantiles']?.dims).toEqual([1, HORIZON, 3]);
+      const point = Array.from(out['forecast']!.data as Float32Array);
+      const q = Array.from(out['quantiles']!.data as Float32Array);
+      for (let h = 0; h < HORIZON; h++) {
+        // Levels in order, around the point forecast, each the point plus that step's residual quantile.
+        expect(q[h * 3]!).toBeLessThan(q[h * 3 + 1]!);
+        expect(q[h * 3 + 1]!).toBeLessThan(q[h * 3 + 2]!);
+        expect(q[h * 3]!).toBeLessThan(point[h]!);
+        expect(q[h * 3 + 2]!).toBeGreaterThan(point[h]!);
+        expect(Math.abs(q[h * 3 + 2]! - point[h]! - result.quantileOffsets[h * 3 + 2]!)).toBeLessThan(1e-3);
+      }
+    } finally {
+      await session.release();
+    }
+    const report = JSON.parse(await readFile(result.files.backtest, 'utf8')) as { quantile: { interval_80: { coverage: number } } };
+    expect(report.quantile.interval_80.coverage).toBeCloseTo(overall, 4);
+  });
+
   it('is deterministic and leaves unchanged files untouched when run again', async () => {
     const before = await readFile(result.files.linear);
     const mtime = (await stat(result.files.linear)).mtimeMs;
