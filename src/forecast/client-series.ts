@@ -67,6 +67,26 @@ const STEPS: ReadonlyMap<string, Step> = new Map<string, Step>([
 
 export const FREQUENCY_NAMES: readonly string[] = [...STEPS.keys()];
 
+/** A multivariate series packed into one array: `rows` steps of `width` values, row-major. */
+export interface PackedRows {
+  readonly packed: 'rows';
+  readonly rows: number;
+  readonly width: number;
+  readonly data: Float64Array;
+}
+
+/** A series as parsed: JSON values, or packed by the body parser (numbers only). */
+export type SeriesData = readonly unknown[] | Float64Array | PackedRows;
+
+function isPackedRows(value: unknown): value is PackedRows {
+  return isObject(value) && value['packed'] === 'rows' && value['data'] instanceof Float64Array;
+}
+
+/** Time steps in a series. */
+function stepsOf(series: SeriesData): number {
+  return isPackedRows(series) ? series.rows : series.length;
+}
+
 export interface ClientInput {
   readonly index: number;
   readonly type: SeriesType;
@@ -75,8 +95,10 @@ export interface ClientInput {
   readonly frequency: string;
   readonly step: Step;
   readonly start: ParsedTimestamp | null;
-  /** The series as parsed from JSON: checked value by value in seriesWindow. */
-  readonly series: readonly unknown[];
+  /** The series as parsed: checked value by value in seriesWindow. */
+  readonly series: SeriesData;
+  /** Time steps in the series. */
+  readonly steps: number;
   /** Values in the series (multivariate: every value of every step). */
   readonly values: number;
 }
@@ -163,7 +185,9 @@ export function parseForecastRequest(body: unknown): ClientRequest | SeriesProbl
     names.set(name, i);
     const series = input['series'];
     if (series === undefined) return seriesProblem('invalid_request', `${at} has no "series"`, `${at}.series`);
-    if (!Array.isArray(series)) return seriesProblem('invalid_request', `${at}.series must be an array, not ${kind(series)}`, `${at}.series`);
+    if (!Array.isArray(series) && !(series instanceof Float64Array) && !isPackedRows(series)) {
+      return seriesProblem('invalid_request', `${at}.series must be an array, not ${kind(series)}`, `${at}.series`);
+    }
     const frequency = input['frequency'];
     if (frequency === undefined) return seriesProblem('invalid_request', `${at} has no "frequency"`, `${at}.frequency`);
     const step = typeof frequency === 'string' ? STEPS.get(frequency) : undefined;
@@ -189,8 +213,9 @@ export function parseForecastRequest(body: unknown): ClientRequest | SeriesProbl
         );
       }
     }
-    let values = series.length;
-    if (type === 'multivariate_time_series') {
+    let values = stepsOf(series);
+    if (isPackedRows(series)) values = series.rows * series.width;
+    else if (type === 'multivariate_time_series' && Array.isArray(series)) {
       values = 0;
       for (const row of series) values += Array.isArray(row) ? row.length : 1;
     }
@@ -198,7 +223,7 @@ export function parseForecastRequest(body: unknown): ClientRequest | SeriesProbl
     if (total > MAX_VALUES) {
       return seriesProblem('invalid_request', `the request holds more than ${MAX_VALUES} values; send fewer or shorter series`, 'inputs');
     }
-    parsed.push({ index: i, type, name, frequency, step, start, series, values });
+    parsed.push({ index: i, type, name, frequency, step, start, series, steps: stepsOf(series), values });
   }
   return { model, inputs: parsed, horizon, quantiles };
 }
@@ -248,6 +273,7 @@ export function seriesWindow(
   const at = `inputs[${input.index}].series`;
   const { lookback, variables } = model;
   const series = input.series;
+  const steps = input.steps;
   if (input.type === 'univariate_time_series' && variables !== 1) {
     return seriesProblem(
       'invalid_series',
@@ -255,15 +281,35 @@ export function seriesWindow(
       `inputs[${input.index}].type`,
     );
   }
-  if (series.length < lookback) {
+  if (steps < lookback) {
     return seriesProblem(
       'invalid_series',
-      `the series has ${series.length} time step${series.length === 1 ? '' : 's'}; model ${model.name} needs at least ${lookback} (its lookback)`,
+      `the series has ${steps} time step${steps === 1 ? '' : 's'}; model ${model.name} needs at least ${lookback} (its lookback)`,
       at,
     );
   }
   const window = new ArrayType(lookback * variables);
-  const first = series.length - lookback;
+  const first = steps - lookback;
+  // Packed by the body parser: numbers only, so only the shape is left to check.
+  if (series instanceof Float64Array) {
+    if (input.type === 'univariate_time_series') {
+      window.set(series.subarray(first));
+      return window;
+    }
+  } else if (isPackedRows(series) && input.type === 'multivariate_time_series') {
+    if (series.width !== variables) {
+      return seriesProblem(
+        'invalid_series',
+        `${at}[0] has ${series.width} value${series.width === 1 ? '' : 's'}; model ${model.name} takes ${variables} per time step`,
+        `${at}[0]`,
+      );
+    }
+    window.set(series.data.subarray(first * variables));
+    return window;
+  }
+  if (!Array.isArray(series)) {
+    return seriesProblem('invalid_series', `${at} does not match ${input.type}`, at);
+  }
   // Every value is checked, also those before the window: a broken series is refused whole, not in part.
   for (let t = 0; t < series.length; t++) {
     const item: unknown = series[t];
@@ -306,5 +352,5 @@ export function inputFrequency(input: ClientInput): Frequency | null {
 export function forecastStart(input: ClientInput): number | null {
   const f = inputFrequency(input);
   if (input.start === null || f === null) return null;
-  return addSteps(input.start.ms, f, input.series.length, input.start.offsetMs);
+  return addSteps(input.start.ms, f, input.steps, input.start.offsetMs);
 }

@@ -8,6 +8,7 @@ import { errorMessage, statusLine } from './errors.js';
 import type { ApiStatus } from './errors.js';
 import { modelNameFromUrl, parsePredictRequest } from './predict-request.js';
 import { answerForecast, kserveErrorBody, timeseriesModelsBody } from './routes/kserve.js';
+import { parseSeriesBody } from './routes/series-body.js';
 import { parseInclude } from './routes/spice.js';
 import {
   datasetsJson,
@@ -481,18 +482,17 @@ export class HttpServer {
 
   private forecastSeries(ex: Exchange, req: HttpRequest): void {
     this.readBody(ex, req, Math.max(this.maxBodyBytes, MAX_SERIES_BODY_BYTES), (bytes) => {
-      let value: unknown;
-      try {
-        value = JSON.parse(strictUtf8.decode(bytes));
-      } catch (error) {
-        const reason = error instanceof Error ? error.message : String(error);
-        ex.send(400, JSON_TYPE, kserveErrorBody('invalid_request', `The request body is not valid UTF-8 JSON (${reason})`, null, 400));
-        return;
-      }
-      answerForecast(this.backend, value, ex.signal)
-        .then((answer) => {
-          if (ex.aborted) return;
-          ex.send(answer.httpStatus, JSON_TYPE, answer.body, answer.retryAfter === null ? NO_HEADERS : [['retry-after', String(answer.retryAfter)]]);
+      parseSeriesBody(bytes)
+        .then((parsed) => {
+          if (ex.aborted) return undefined;
+          if (!parsed.ok) {
+            ex.send(400, JSON_TYPE, kserveErrorBody('invalid_request', parsed.message, null, 400));
+            return undefined;
+          }
+          return answerForecast(this.backend, parsed.value, ex.signal).then((answer) => {
+            if (ex.aborted) return;
+            ex.send(answer.httpStatus, JSON_TYPE, answer.body, answer.retryAfter === null ? NO_HEADERS : [['retry-after', String(answer.retryAfter)]]);
+          });
         })
         .catch((error: unknown) => this.internalError(ex, error));
     });

@@ -580,6 +580,46 @@ describe('forecasts: frequency, include, quantiles, model details, KServe', () =
       });
     });
 
+    it('large bodies (parsed off the event loop) give the same answers and errors as small ones', async () => {
+      const long = Array.from({ length: 20_000 }, (_, i) => 1 + (i % 13) / 4);
+      const rows = Array.from({ length: 10_000 }, (_, i) => [i % 5, 10 + (i % 7)]);
+      const holey: unknown[] = [...long];
+      holey[12_345] = null;
+      const ragged = rows.map((r) => [...r]);
+      ragged[9_000] = [1];
+      const body = {
+        model: 'multi',
+        inputs: [
+          { type: 'multivariate_time_series', name: 'rows', series: rows, frequency: 'D', start_timestamp: '2024-01-01T00:00:00Z' },
+          { type: 'multivariate_time_series', name: 'ragged', series: ragged, frequency: 'D' },
+          { ...uni('flat', long), name: 'flat' },
+        ],
+        options: { horizon: 2, quantiles: [0.25] },
+      };
+      expect(JSON.stringify(body).length).toBeGreaterThan(64 * 1024);
+      const res = await post(server, '/v1/timeseries/forecast', body);
+      expect(res.status).toBe(200);
+      expect(res.json['status']).toBe('partial');
+      const expected = await direct(multi.bytes, rows.slice(-3).flat(), [1, 3, 2]);
+      const p = expected.point.map(formatFloat32);
+      expect(res.text).toContain(`"name":"rows","mean_forecast":[[${p[0]},${p[1]}],[${p[2]},${p[3]}]],"frequency":"D","start_timestamp":"2051-05-19T00:00:00Z"`);
+      const errors = (res.json['outputs'] as { error?: Record<string, string> }[]).map((o) => o.error);
+      expect(errors[1]).toEqual({ code: '400', type: 'invalid_series', param: 'inputs[1].series[9000]', message: 'inputs[1].series[9000] has 1 value; model multi takes 2 per time step' });
+      expect(errors[2]).toMatchObject({ type: 'invalid_series', param: 'inputs[2].type' });
+
+      const nulls = await post(server, '/v1/timeseries/forecast', forecast('client', [uni('holey', holey)]));
+      expect(((nulls.json['outputs'] as { error: Record<string, string> }[])[0]!.error)).toMatchObject({ param: 'inputs[0].series[12345]', type: 'invalid_series' });
+
+      const broken = await post(server, '/v1/timeseries/forecast', JSON.stringify(forecast('client', [uni('a', long)])).slice(0, -2));
+      expect(broken.status).toBe(400);
+      expect(broken.json['error']).toMatchObject({ code: '400', type: 'invalid_request', param: null, message: expect.stringMatching(/^The request body is not valid JSON/) });
+      const bytes = Buffer.from(JSON.stringify(forecast('client', [uni('a', long)])));
+      bytes[100] = 0xff;
+      const notUtf8 = await fetch(`${server.url}/v1/timeseries/forecast`, { method: 'POST', body: bytes });
+      expect(notUtf8.status).toBe(400);
+      expect(await notUtf8.json()).toEqual({ error: { code: '400', type: 'invalid_request', param: null, message: 'The request body is not valid UTF-8 (JSON text must be UTF-8)' } });
+    });
+
     it('405 with Allow and the KServe error body', async () => {
       const res = await get(server, '/v1/timeseries/forecast');
       expect(res.status).toBe(405);

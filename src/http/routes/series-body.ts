@@ -1,0 +1,154 @@
+/**
+ * Parsing POST /v1/timeseries/forecast bodies (up to 4 MiB) without holding the event loop: JSON.parse of a
+ * large body costs tens of milliseconds of main-thread time, so bodies above SMALL_BODY_BYTES are decoded
+ * and parsed on a worker thread, which also packs each series into a Float64Array (rows of a multivariate
+ * series into one flat array) and transfers those buffers back instead of copying them. What comes back is
+ * the parsed body with its series packed; client-series reads both forms.
+ */
+import { Worker } from 'node:worker_threads';
+
+/** Bodies up to this size are parsed on the event loop: well under a millisecond. */
+export const SMALL_BODY_BYTES = 64 * 1024;
+
+export type ParsedBody = { readonly ok: true; readonly value: unknown } | { readonly ok: false; readonly message: string };
+
+/**
+ * The worker's code: plain JavaScript evaluated as a worker script, no imports. Series whose values are all
+ * numbers are packed; any other series is left as parsed, for client-series to name its first bad value.
+ */
+const PACK_SOURCE = `
+function packSeries(value, transfer) {
+  if (typeof value !== 'object' || value === null || !Array.isArray(value.inputs)) return;
+  for (const input of value.inputs) {
+    if (typeof input !== 'object' || input === null || !Array.isArray(input.series)) continue;
+    const series = input.series;
+    if (input.type === 'univariate_time_series') {
+      let numeric = true;
+      for (let i = 0; i < series.length; i++) if (typeof series[i] !== 'number') { numeric = false; break; }
+      if (!numeric) continue;
+      const data = Float64Array.from(series);
+      input.series = data;
+      transfer.push(data.buffer);
+    } else if (input.type === 'multivariate_time_series') {
+      const first = series[0];
+      if (!Array.isArray(first) || first.length === 0) continue;
+      const width = first.length;
+      let regular = true;
+      for (let t = 0; t < series.length && regular; t++) {
+        const row = series[t];
+        if (!Array.isArray(row) || row.length !== width) { regular = false; break; }
+        for (let v = 0; v < width; v++) if (typeof row[v] !== 'number') { regular = false; break; }
+      }
+      if (!regular) continue;
+      const data = new Float64Array(series.length * width);
+      for (let t = 0; t < series.length; t++) for (let v = 0; v < width; v++) data[t * width + v] = series[t][v];
+      input.series = { packed: 'rows', rows: series.length, width, data };
+      transfer.push(data.buffer);
+    }
+  }
+}
+`;
+
+const WORKER_SOURCE = `
+const { parentPort } = require('node:worker_threads');
+${PACK_SOURCE}
+const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
+parentPort.on('message', ({ id, bytes }) => {
+  let text;
+  try {
+    text = decoder.decode(bytes);
+  } catch {
+    parentPort.postMessage({ id, ok: false, message: 'The request body is not valid UTF-8 (JSON text must be UTF-8)' });
+    return;
+  }
+  let value;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    parentPort.postMessage({ id, ok: false, message: 'The request body is not valid JSON (' + (error && error.message) + ')' });
+    return;
+  }
+  const transfer = [];
+  packSeries(value, transfer);
+  parentPort.postMessage({ id, ok: true, value }, transfer);
+});
+`;
+
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
+
+interface WorkerReply {
+  readonly id: number;
+  readonly ok: boolean;
+  readonly value?: unknown;
+  readonly message?: string;
+}
+
+/** One worker thread for the process, started on the first large body; it never keeps the process alive. */
+class BodyParser {
+  private worker: Worker | null = null;
+  private nextId = 0;
+  private readonly pending = new Map<number, (reply: ParsedBody) => void>();
+
+  parse(bytes: Buffer): Promise<ParsedBody> {
+    const worker = this.start();
+    const id = this.nextId++;
+    return new Promise((resolve) => {
+      this.pending.set(id, resolve);
+      if (this.pending.size === 1) worker.ref();
+      // The worker takes the memory over; a buffer that is a slice of a larger one (a pool) is copied first.
+      const buffer = bytes.buffer;
+      const whole = buffer instanceof ArrayBuffer && bytes.byteOffset === 0 && buffer.byteLength === bytes.byteLength;
+      const owned = whole ? new Uint8Array(buffer) : Uint8Array.from(bytes);
+      worker.postMessage({ id, bytes: owned }, [owned.buffer]);
+    });
+  }
+
+  private start(): Worker {
+    if (this.worker !== null) return this.worker;
+    const worker = new Worker(WORKER_SOURCE, { eval: true });
+    worker.unref();
+    worker.on('message', (reply: WorkerReply) => {
+      const resolve = this.pending.get(reply.id);
+      if (resolve === undefined) return;
+      this.pending.delete(reply.id);
+      if (this.pending.size === 0) worker.unref();
+      resolve(reply.ok ? { ok: true, value: reply.value } : { ok: false, message: reply.message ?? 'The request body could not be parsed' });
+    });
+    const fail = (error: unknown): void => {
+      // Whatever stopped the worker, the bodies it held are answered, and the next body starts a new one.
+      this.worker = null;
+      const message = `The request body could not be parsed: ${error instanceof Error ? error.message : String(error)}`;
+      for (const resolve of this.pending.values()) resolve({ ok: false, message });
+      this.pending.clear();
+    };
+    worker.on('error', fail);
+    worker.on('exit', (code) => {
+      if (this.worker === worker) fail(new Error(`the parser thread exited (${code})`));
+    });
+    this.worker = worker;
+    return worker;
+  }
+}
+
+const parser = new BodyParser();
+
+/**
+ * Decodes (strict UTF-8, a leading BOM dropped) and parses a JSON body: on the event loop for small bodies
+ * (their series stay arrays), on the parser thread for larger ones (numeric series come back packed).
+ */
+export function parseSeriesBody(bytes: Buffer): Promise<ParsedBody> {
+  if (bytes.byteLength > SMALL_BODY_BYTES) return parser.parse(bytes);
+  let text: string;
+  try {
+    text = strictUtf8.decode(bytes);
+  } catch {
+    return Promise.resolve({ ok: false, message: 'The request body is not valid UTF-8 (JSON text must be UTF-8)' });
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    return Promise.resolve({ ok: false, message: `The request body is not valid JSON (${error instanceof Error ? error.message : String(error)})` });
+  }
+  return Promise.resolve({ ok: true, value });
+}
