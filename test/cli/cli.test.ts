@@ -163,7 +163,7 @@ describe('forecastd CLI', () => {
   it('refuses to serve on the JavaScript imitation of uWebSockets.js', async () => {
     const cli = run([pod.dir, '--http', '127.0.0.1:0'], { env: { UWS_USE_FALLBACK: '1' } });
     expect(await cli.exit).toBe(1);
-    expect(cli.stderr()).toMatch(/uWebSockets\.js could not load its native binary .*fell back to a JavaScript imitation/);
+    expect(cli.stderr()).toMatch(/UWS_USE_FALLBACK asks uWebSockets\.js for its slow JavaScript imitation, which forecastd will not serve on/);
     expect(cli.stderr()).toMatch(/Node\.js 20/);
   });
 
