@@ -25,6 +25,11 @@ export interface UwsBuild {
   /** Node.js module ABI → the Node.js major it belongs to, for the builds forecastd serves on. */
   readonly nodeByAbi: Readonly<Record<string, number>>;
   readonly glibc: string;
+  /**
+   * The header block size limit to load it with, for a build that reads UWS_HTTP_MAX_HEADERS_SIZE when its
+   * binary loads (unless the user set it).
+   */
+  readonly maxHeadersSize?: number;
 }
 
 const BUILDS: readonly UwsBuild[] = [
@@ -41,6 +46,9 @@ const BUILDS: readonly UwsBuild[] = [
     binaries: '.',
     nodeByAbi: { '127': 22, '137': 24 },
     glibc: '2.38',
+    // Its default, 4 KiB for a request's whole header block, would answer 431 to the 8 KiB URLs forecastd
+    // answers itself and to headers (tokens, cookies) that 20.30 and Node's own http (16 KiB) accept.
+    maxHeadersSize: 64 * 1024,
   },
 ];
 
@@ -74,7 +82,13 @@ export function uwsBinary(build: UwsBuild, platform: string, arch: string, abi: 
 function loadBuild(build: UwsBuild): UwsModule {
   const binary = uwsBinary(build, process.platform, process.arch, process.versions.modules);
   if (!existsSync(binary)) throw new Error(`${build.label} has no ${path.basename(binary)}`);
-  return require(binary) as UwsModule;
+  const setHeadersSize = build.maxHeadersSize !== undefined && process.env['UWS_HTTP_MAX_HEADERS_SIZE'] === undefined;
+  if (setHeadersSize) process.env['UWS_HTTP_MAX_HEADERS_SIZE'] = String(build.maxHeadersSize);
+  try {
+    return require(binary) as UwsModule;
+  } finally {
+    if (setHeadersSize) delete process.env['UWS_HTTP_MAX_HEADERS_SIZE'];
+  }
 }
 
 function firstLine(error: unknown): string {

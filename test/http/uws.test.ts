@@ -120,6 +120,10 @@ describe(`the server on Node.js ${process.version}`, () => {
       const health = await fetch(`${started.url}/health`);
       expect(health.status).toBe(200);
       expect(await health.text()).toBe('ok');
+      // A 16 KiB header (a long token, cookies) is read, as Node's own http server reads it.
+      const bigHeader = await fetch(`${started.url}/health`, { headers: { 'x-token': 't'.repeat(16 * 1024) } });
+      expect(bigHeader.status).toBe(200);
+      expect(await bigHeader.text()).toBe('ok');
       const response = await fetch(`${started.url}/v1/models/lin/predict`);
       const body = await response.text();
       expect(response.status, body).toBe(200);
