@@ -12,15 +12,14 @@
  * CPU), the JavaScript thread's own CPU time per run (Linux schedstat: immune to preemption) and the p99
  * event-loop delay (monitorEventLoopDelay: how late a timer would fire while the point runs).
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 
 import ort from 'onnxruntime-node';
 
+import { formatNumber, hardwareSummary, measureLoop } from '../src/bench/measure.js';
 import { runtimeInfo } from '../src/runtime/runtime.js';
 import { InferenceSession } from '../src/runtime/session.js';
 import { linearModel, mlpModel, seededRandom, uniformWeights } from '../tools/onnx-builder.js';
@@ -118,57 +117,21 @@ interface Point {
   loopDelayP99Ms: number;
 }
 
-const SCHEDSTAT = `/proc/self/task/${process.pid}/schedstat`;
-/** CPU time of the JavaScript (main) thread in µs, or NaN where /proc has no schedstat. */
-function jsThreadCpuUs(): number {
-  if (!existsSync(SCHEDSTAT)) return NaN;
-  return Number(readFileSync(SCHEDSTAT, 'utf8').split(' ')[0]) / 1000;
-}
-
-function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number;
-}
-
+/** One point: the shared closed-loop measurement of forecastd bench, in this report's units. */
 async function measure(run: Runner, windows: Float32Array[], batch: number, callers: number, seconds: number) {
-  const latencies: number[] = [];
-  let sync = 0;
-  let runs = 0;
-  let stop = false;
-  const caller = async (offset: number): Promise<void> => {
-    for (let i = offset; !stop; i += callers) {
-      const data = windows[i % windows.length] as Float32Array;
-      const t0 = performance.now();
-      const promise = run(data, batch);
-      const t1 = performance.now();
-      await promise;
-      latencies.push(performance.now() - t0);
-      sync += t1 - t0;
-      runs++;
-    }
-  };
-  const delay = monitorEventLoopDelay({ resolution: 1 });
-  delay.enable();
-  const elu = performance.eventLoopUtilization();
-  const cpuStart = jsThreadCpuUs();
-  const start = performance.now();
-  const timer = setTimeout(() => (stop = true), seconds * 1000);
-  await Promise.all(Array.from({ length: callers }, (_, c) => caller(c)));
-  clearTimeout(timer);
-  const elapsed = (performance.now() - start) / 1000;
-  const busy = performance.eventLoopUtilization(elu);
-  const cpu = jsThreadCpuUs() - cpuStart;
-  delay.disable();
-  const sorted = Float64Array.from(latencies).sort();
+  const m = await measureLoop((i) => run(windows[i % windows.length] as Float32Array, batch), {
+    callers,
+    durationMs: seconds * 1000,
+  });
   return {
-    runs,
-    predictionsPerSecond: (runs * batch) / elapsed,
-    p50Ms: percentile(sorted, 50),
-    p99Ms: percentile(sorted, 99),
-    syncUsPerCall: (sync / runs) * 1000,
-    busyUsPerRun: (busy.active / runs) * 1000,
-    jsCpuUsPerRun: cpu / runs,
-    loopDelayP99Ms: delay.percentile(99) / 1e6,
+    runs: m.runs,
+    predictionsPerSecond: m.runsPerSecond * batch,
+    p50Ms: m.p50Ms,
+    p99Ms: m.p99Ms,
+    syncUsPerCall: m.syncUsPerCall,
+    busyUsPerRun: m.busyUsPerRun,
+    jsCpuUsPerRun: m.jsCpuUsPerRun,
+    loopDelayP99Ms: m.loopDelayP99Ms,
   };
 }
 
@@ -200,18 +163,8 @@ async function leakRun(bytes: Uint8Array, runs: number) {
   return { runs: done, gcExposed: gc !== undefined, samples };
 }
 
-function hardware(): string {
-  let model = os.cpus()[0]?.model ?? 'unknown CPU';
-  try {
-    const lscpu = execFileSync('lscpu', { encoding: 'utf8' });
-    model = /Model name:\s*(.+)/.exec(lscpu)?.[1]?.trim() ?? model;
-  } catch {
-    // lscpu is optional; os.cpus() names the model too.
-  }
-  return `${model}, ${os.availableParallelism()} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB RAM, Node.js ${process.version}, ${os.platform()} ${os.release()}`;
-}
-
-const fmt = (n: number, digits = 1): string => (Number.isFinite(n) ? n.toFixed(digits) : '—');
+const hardware = hardwareSummary;
+const fmt = formatNumber;
 
 async function main(): Promise<void> {
   const loadAverage = os.loadavg()[0] ?? NaN;

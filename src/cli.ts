@@ -9,6 +9,8 @@ import { DEFAULT_DRAIN_TIMEOUT_MS, DEFAULT_HOST, DEFAULT_PORT, startServer } fro
 import type { ForecastdServer } from './server/start.js';
 
 const USAGE = `Usage: forecastd [PATH] [options]
+       forecastd bench MODEL.onnx|--http URL [options]   (forecastd bench --help; a pod folder named
+                                                          bench is served with ./bench)
 
 Serves the datasets and forecasting models of a spicepod over HTTP.
 
@@ -144,6 +146,10 @@ function handleSignals(server: ForecastdServer, logger: Logger, drainTimeoutMs: 
 }
 
 async function main(argv: readonly string[]): Promise<number> {
+  if (argv[0] === 'bench') {
+    const { runBenchCommand } = await import('./bench/command.js');
+    return runBenchCommand(argv.slice(1));
+  }
   let options: CliOptions | 'help' | 'version';
   try {
     options = parseCommandLine(argv);
