@@ -88,14 +88,24 @@ function errorCode(error: unknown): string {
   return typeof code === 'string' ? code : error instanceof Error ? error.message : String(error);
 }
 
-async function loadPoint(target: HttpTarget, connections: number, durationMs: number, onFraction: (f: number) => void) {
+/**
+ * Sends requests to `target` from `connections` closed loops until `stop` resolves (for a fixed time, or until
+ * something the caller waits for happens), and reports what a client saw.
+ */
+export async function closedLoop(
+  target: HttpTarget,
+  connections: number,
+  stop: Promise<unknown>,
+  onTick?: (elapsedMs: number) => void,
+): Promise<HttpLoadPoint> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: connections });
   const latencies: number[] = [];
   const statuses: Record<string, number> = {};
   const failures: Record<string, number> = {};
-  let stop = false;
+  let stopped = false;
+  void stop.finally(() => (stopped = true));
   const loop = async (): Promise<void> => {
-    while (!stop) {
+    while (!stopped) {
       const t0 = performance.now();
       try {
         const answer = await send(agent, target, false);
@@ -111,20 +121,18 @@ async function loadPoint(target: HttpTarget, connections: number, durationMs: nu
   };
   const cpu = process.cpuUsage();
   const start = performance.now();
-  const timer = setTimeout(() => (stop = true), durationMs);
-  const progress = setInterval(() => onFraction(Math.min(1, (performance.now() - start) / durationMs)), 100);
+  const progress = onTick === undefined ? undefined : setInterval(() => onTick(performance.now() - start), 100);
   try {
     await Promise.all(Array.from({ length: connections }, loop));
   } finally {
-    clearTimeout(timer);
-    clearInterval(progress);
+    if (progress !== undefined) clearInterval(progress);
     agent.destroy();
   }
   const seconds = (performance.now() - start) / 1000;
   const used = process.cpuUsage(cpu);
   const sorted = Float64Array.from(latencies).sort();
   const ok = Object.entries(statuses).reduce((sum, [status, n]) => (status.startsWith('2') ? sum + n : sum), 0);
-  const point: HttpLoadPoint = {
+  return {
     connections,
     requests: latencies.length,
     seconds,
@@ -137,8 +145,9 @@ async function loadPoint(target: HttpTarget, connections: number, durationMs: nu
     failures,
     generatorCpuUsPerRequest: (used.user + used.system) / Math.max(1, latencies.length),
   };
-  return point;
 }
+
+const after = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Sends one request first (a server that cannot be reached is an error), then loads it at each count. */
 export async function benchHttp(options: HttpLoadOptions): Promise<HttpLoadResult> {
@@ -159,8 +168,8 @@ export async function benchHttp(options: HttpLoadOptions): Promise<HttpLoadResul
       options.onProgress?.({ point: index, points: options.connections.length, label, fraction });
     report(0);
     // A short warm-up on the same number of connections opens them and lets the server settle.
-    await loadPoint(target, connections, Math.min(500, options.durationMs / 4), () => {});
-    points.push(await loadPoint(target, connections, options.durationMs, report));
+    await closedLoop(target, connections, after(Math.min(500, options.durationMs / 4)));
+    points.push(await closedLoop(target, connections, after(options.durationMs), (ms) => report(Math.min(1, ms / options.durationMs))));
     report(1);
   }
   return {

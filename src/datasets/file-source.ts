@@ -2,6 +2,7 @@ import { stat } from 'node:fs/promises';
 import { ForecastdError } from '../errors.js';
 import { CSV_DEFAULTS, JSON_DEFAULTS, TSV_DEFAULTS, type DelimitedTextOptions, type FileCompression, type FileFormat, type JsonOptions } from './file-format.js';
 import { readDelimitedRows, readJsonRows, readParquetRows } from './file-readers.js';
+import { readOffThread } from './off-thread-reader.js';
 import type { RowSpec } from './row-collector.js';
 import type { DatasetSource, LoadedRows, TimeFormat } from './types.js';
 
@@ -52,19 +53,12 @@ export class FileSource implements DatasetSource {
     };
   }
 
+  /** Parses on the file reader thread: a large file never holds the thread serving requests. */
   loadAll(signal: AbortSignal): Promise<LoadedRows> {
-    const file = { path: this.path, format: this.format, compression: this.compression };
-    switch (this.format) {
-      case 'csv':
-      case 'tsv':
-        return readDelimitedRows(file, this.spec, this.delimited, signal);
-      case 'parquet':
-        return readParquetRows(this.path, this.spec, signal);
-      case 'json':
-        return readJsonRows(file, this.spec, this.json, signal);
-      case 'jsonl':
-        return readJsonRows(file, this.spec, null, signal);
-    }
+    return readOffThread(
+      { path: this.path, format: this.format, compression: this.compression, spec: this.spec, delimited: this.delimited, json: this.json },
+      signal,
+    );
   }
 
   async changeToken(): Promise<string> {
@@ -77,4 +71,31 @@ export class FileSource implements DatasetSource {
       throw new ForecastdError('ERR_DATASET', `${this.path}: ${why}`, { cause: err });
     }
   }
+}
+
+/** What one whole-file read needs: plain data, so that it can be sent to the file reader thread. */
+export interface FileReadJob {
+  readonly path: string;
+  readonly format: FileFormat;
+  readonly compression: FileCompression;
+  readonly spec: RowSpec;
+  readonly delimited: DelimitedTextOptions;
+  readonly json: JsonOptions;
+}
+
+/** Reads a whole file on the calling thread (the file reader thread runs this). */
+export function readFileRows(job: FileReadJob, signal: AbortSignal): Promise<LoadedRows> {
+  const file = { path: job.path, format: job.format, compression: job.compression };
+  switch (job.format) {
+    case 'csv':
+    case 'tsv':
+      return readDelimitedRows(file, job.spec, job.delimited, signal);
+    case 'parquet':
+      return readParquetRows(job.path, job.spec, signal);
+    case 'json':
+      return readJsonRows(file, job.spec, job.json, signal);
+    case 'jsonl':
+      return readJsonRows(file, job.spec, null, signal);
+  }
+  return Promise.reject(new ForecastdError('ERR_DATASET', `${job.spec.origin}: unknown file format "${String(job.format)}"`));
 }
