@@ -163,6 +163,8 @@ export interface ListenAddress {
 /** The HTTP API of SPEC "HTTP API" over uWebSockets.js. */
 export class HttpServer {
   draining = false;
+  /** Set when shutdown begins: /v1/ready answers 503 from then on, while requests are still served. */
+  private unready = false;
   private readonly app: TemplatedApp;
   private readonly backend: ServingBackend;
   private readonly metrics: ServerMetrics;
@@ -207,6 +209,11 @@ export class HttpServer {
         resolve({ host, port: uWS.us_socket_local_port(socket as unknown as Parameters<typeof uWS.us_socket_local_port>[0]) });
       });
     });
+  }
+
+  /** Shutdown has begun: /v1/ready answers 503 (a load balancer stops sending), everything else still serves. */
+  beginShutdown(): void {
+    this.unready = true;
   }
 
   /** Closes the listen socket: no new connections; open ones still get answers, with Connection: close. */
@@ -346,7 +353,7 @@ export class HttpServer {
     app.get(
       '/v1/ready',
       this.handle('/v1/ready', false, (ex) => {
-        if (this.backend.ready()) ex.send(200, TEXT_TYPE, 'ready');
+        if (!this.unready && this.backend.ready()) ex.send(200, TEXT_TYPE, 'ready');
         else ex.send(503, TEXT_TYPE, 'not ready');
       }),
     );

@@ -225,6 +225,7 @@ export class ModelRegistry implements ServingBackend {
    * that rerun too.
    */
   private scheduleLoad(entry: ModelEntry): Promise<void> {
+    if (this.closed) return Promise.resolve();
     if (entry.loading !== null) {
       entry.loadAgain = true;
       return entry.loading;
@@ -763,13 +764,10 @@ export class ModelRegistry implements ServingBackend {
       entry.serving = null;
       if (serving !== null) this.retire(entry, serving);
     }
-    await Promise.all(this.draining.values());
     const datasets = [...this.datasetEntries.values(), ...this.retiredDatasets];
     this.retiredDatasets.clear();
-    await Promise.all(datasets.map((d) => d.stop()));
     // Loads in progress see `closed` and free what they loaded; wait for them so nothing outlives close().
-    await Promise.all(this.loads);
-    await this.podWork;
+    await Promise.all([...this.draining.values(), ...datasets.map((d) => d.stop()), ...this.loads, this.podWork]);
   }
 }
 
