@@ -150,6 +150,8 @@ export class ModelRegistry implements ServingBackend {
   /** Spicepod reloads run one at a time. */
   private podWork: Promise<unknown> = Promise.resolve();
   private loading: Promise<void> | null = null;
+  /** Startup brought every entry out of Initializing: readiness holds from then on (SPEC "Readiness"). */
+  private startedUp = false;
   private closed = false;
 
   constructor(pod: Spicepod, options: RegistryOptions) {
@@ -215,6 +217,7 @@ export class ModelRegistry implements ServingBackend {
       const datasets = [...this.datasetEntries.values()].map((d) => d.start());
       const models = [...this.modelEntries.values()].map((m) => this.scheduleLoad(m));
       await Promise.all([...datasets, ...models]);
+      this.startedUp = true;
     })();
     return this.loading;
   }
@@ -737,7 +740,12 @@ export class ModelRegistry implements ServingBackend {
     return [...this.datasetEntries.values()].map((d) => d.describe());
   }
 
+  /**
+   * Latched: once startup has brought every entry out of Initializing, entries added by a reload or retried
+   * later (Initializing again) do not flip it back, so an orchestrator never pulls a pod whose models serve.
+   */
   ready(): boolean {
+    if (this.startedUp) return true;
     for (const d of this.datasetEntries.values()) if (d.status === 'Initializing') return false;
     for (const m of this.modelEntries.values()) if (m.status === 'Initializing') return false;
     return true;
