@@ -2,6 +2,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ForecastdError } from './errors.js';
+import { DEFAULT_SETTLE_MS } from './file-fingerprint.js';
 import { createLogger, parseLogLevel } from './log.js';
 import type { Logger } from './log.js';
 import { DEFAULT_WATCH_INTERVAL_MS } from './server/pod-watcher.js';
@@ -22,6 +23,8 @@ Options:
                           accepted this long (default: ${DEFAULT_SHUTDOWN_DELAY_MS}; behind a load balancer or in
                           Kubernetes, set it to the health-check period)
   --drain-timeout MS      then, how long in-flight requests may finish (default: ${DEFAULT_DRAIN_TIMEOUT_MS})
+  --settle-ms MS           a changed spicepod, model or data file is read only once it kept the same size,
+                          mtime and inode this long, and still has them after the read (default: ${DEFAULT_SETTLE_MS})
   --no-watch              do not reload on changes to the spicepod or model files (SIGHUP still reloads)
   --watch-interval MS     how often files are also checked in case change events are missed
                           (default: ${DEFAULT_WATCH_INTERVAL_MS})
@@ -38,6 +41,7 @@ interface CliOptions {
   readonly logLevel: string | undefined;
   readonly drainTimeoutMs: number;
   readonly shutdownDelayMs: number;
+  readonly settleMs: number;
   /** null: no watching. */
   readonly watchIntervalMs: number | null;
 }
@@ -69,6 +73,7 @@ function parseCommandLine(argv: readonly string[]): CliOptions | 'help' | 'versi
         'log-level': { type: 'string' },
         'drain-timeout': { type: 'string' },
         'shutdown-delay': { type: 'string' },
+        'settle-ms': { type: 'string' },
         'no-watch': { type: 'boolean' },
         'watch-interval': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
@@ -90,6 +95,7 @@ function parseCommandLine(argv: readonly string[]): CliOptions | 'help' | 'versi
   const address = values.http === undefined ? { host: DEFAULT_HOST, port: DEFAULT_PORT } : parseListenAddress(values.http);
   const drainTimeoutMs = milliseconds('--drain-timeout', values['drain-timeout'], DEFAULT_DRAIN_TIMEOUT_MS);
   const shutdownDelayMs = milliseconds('--shutdown-delay', values['shutdown-delay'], DEFAULT_SHUTDOWN_DELAY_MS);
+  const settleMs = milliseconds('--settle-ms', values['settle-ms'], DEFAULT_SETTLE_MS);
   let watchIntervalMs: number | null = DEFAULT_WATCH_INTERVAL_MS;
   if (values['watch-interval'] !== undefined) {
     watchIntervalMs = Number(values['watch-interval']);
@@ -106,7 +112,7 @@ function parseCommandLine(argv: readonly string[]): CliOptions | 'help' | 'versi
       throw new UsageError(`--log-level: ${error instanceof Error ? error.message : String(error)}`);
     }
   }
-  return { path, ...address, logLevel, drainTimeoutMs, shutdownDelayMs, watchIntervalMs };
+  return { path, ...address, logLevel, drainTimeoutMs, shutdownDelayMs, settleMs, watchIntervalMs };
 }
 
 /** An option holding a number of milliseconds >= 0, or its default when absent. */
@@ -146,7 +152,8 @@ function handleSignals(server: ForecastdServer, logger: Logger, drainTimeoutMs: 
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  // The usual "reread your configuration" signal. Failures are logged by the reload itself.
+  // The usual "reread your configuration" signal: a file still being written is read once it settles.
+  // Failures are logged by the reload itself.
   process.on('SIGHUP', () => {
     if (stopping) return;
     logger.info({ signal: 'SIGHUP' }, 'reloading the spicepod');
@@ -182,6 +189,7 @@ async function main(argv: readonly string[]): Promise<number> {
       logger,
       drainTimeoutMs: options.drainTimeoutMs,
       shutdownDelayMs: options.shutdownDelayMs,
+      settleMs: options.settleMs,
       watch: options.watchIntervalMs === null ? false : { intervalMs: options.watchIntervalMs },
     });
   } catch (error) {

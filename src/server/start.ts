@@ -1,4 +1,5 @@
 import { setTimeout as delay } from 'node:timers/promises';
+import { ForecastdError } from '../errors.js';
 import { HttpServer } from '../http/server.js';
 import { silentLogger } from '../log.js';
 import type { Logger } from '../log.js';
@@ -6,7 +7,7 @@ import { ServerMetrics } from '../metrics.js';
 import { runtimeInfo } from '../runtime/runtime.js';
 import { findSpicepodFile, loadSpicepod } from '../spicepod/load.js';
 import type { Spicepod } from '../spicepod/types.js';
-import { fileSignature } from './file-signature.js';
+import { DEFAULT_SETTLE_MS, fileFingerprint } from '../file-fingerprint.js';
 import { PodWatcher } from './pod-watcher.js';
 import { ModelRegistry } from './registry.js';
 import type { ReloadOutcome } from './registry.js';
@@ -36,6 +37,11 @@ export interface ServerOptions {
   readonly shutdownDelayMs?: number;
   /** How long shutdown waits for models and datasets to stop after the drain. Default 2 s. */
   readonly teardownTimeoutMs?: number;
+  /**
+   * How long a changed spicepod, model or data file must keep the same fingerprint before it is read (and
+   * it must still have it after the read): a writer pausing for less is never seen half-way. Default 1000.
+   */
+  readonly settleMs?: number;
   /** Environment for ${env:NAME} in the pod. Default process.env. */
   readonly env?: NodeJS.ProcessEnv;
   /**
@@ -95,7 +101,7 @@ export async function startServer(options: ServerOptions): Promise<ForecastdServ
   if (typeof options.spicepod === 'string') {
     const file = await findSpicepodFile(options.spicepod);
     // Taken before reading, so an edit made while the server starts is still seen by the first check.
-    podSignature = await fileSignature(file);
+    podSignature = await fileFingerprint(file);
     pod = await loadSpicepod(file, env);
   } else {
     pod = options.spicepod;
@@ -104,10 +110,17 @@ export async function startServer(options: ServerOptions): Promise<ForecastdServ
   for (const warning of pod.warnings) logger.warn(warning);
   const metrics = new ServerMetrics();
   let http: HttpServer | null = null;
+  let watcher: PodWatcher | null = null;
+  const settleMs = options.settleMs ?? DEFAULT_SETTLE_MS;
+  if (!Number.isFinite(settleMs) || settleMs < 0) {
+    throw new ForecastdError('ERR_INVALID_ARGUMENT', `settleMs must be a number of milliseconds >= 0, got ${settleMs}`);
+  }
   const registry = new ModelRegistry(pod, {
     logger,
     metrics,
     env,
+    settleMs,
+    onRecheck: (ms) => watcher?.checkIn(ms),
     ...(podSignature === undefined ? {} : { podSignature }),
     onPodApplied: (next, previous) => {
       if (JSON.stringify(next.runtime.auth) === JSON.stringify(previous.runtime.auth)) return;
@@ -123,14 +136,12 @@ export async function startServer(options: ServerOptions): Promise<ForecastdServ
   });
   const server = http;
   // Built before listening, so bad watch options fail the start rather than leave a half-started server.
-  const watcher =
+  watcher =
     watchOptions === null
       ? null
       : new PodWatcher({
           files: () => registry.watchedFiles(),
-          check: async () => {
-            await registry.checkForChanges();
-          },
+          check: () => registry.checkFiles(),
           logger,
           ...watchOptions,
         });
@@ -158,7 +169,7 @@ export async function startServer(options: ServerOptions): Promise<ForecastdServ
 
   if (watcher !== null) {
     watcher.start();
-    logger.info({ files: registry.watchedFiles().length }, 'watching the spicepod and model files for changes');
+    logger.info({ files: registry.watchedFiles().length, settleMs }, 'watching the spicepod and model files for changes');
   }
 
   const drainDefault = options.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS;
