@@ -205,9 +205,16 @@ export class ModelSlot {
       const params = config.params;
       // The session loads while the dataset does; the contract needs the dataset's column count.
       const [loaded] = await Promise.all([
-        InferenceSession.load(source.path, { intraOpThreads: params.intraOpThreads }).catch((error: unknown) => {
-          // The file could not be read as a model: it is not recorded, so it is tried again (it may be half written).
-          this.file.failed(Date.now());
+        InferenceSession.load(source.path, { intraOpThreads: params.intraOpThreads }).catch(async (error: unknown) => {
+          const after = await fileFingerprint(source.path);
+          if (after === before) {
+            // Read whole and still not a model: only a change to the file is worth another load.
+            this.file.succeeded(before);
+          } else {
+            // It changed while read (a writer is at work): load again once it settles.
+            this.file.afterRead(after, Date.now());
+            this.ctx.recheckIn(this.ctx.settleMs);
+          }
           throw error;
         }),
         dataset?.firstLoad(),
