@@ -42,9 +42,4 @@ export class FailureLog {
       );
     }
   }
-
-  /** A model removed from the pod: its entries go. */
-  forget(model: string): void {
-    for (const key of this.#last.keys()) if (key.startsWith(`${model}\u0000`)) this.#last.delete(key);
-  }
 }
