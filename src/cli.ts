@@ -2,10 +2,11 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ForecastdError } from './errors.js';
+import { DEFAULT_SETTLE_MS } from './file-fingerprint.js';
 import { createLogger, parseLogLevel } from './log.js';
 import type { Logger } from './log.js';
 import { DEFAULT_WATCH_INTERVAL_MS } from './server/pod-watcher.js';
-import { DEFAULT_DRAIN_TIMEOUT_MS, DEFAULT_HOST, DEFAULT_PORT, startServer } from './server/start.js';
+import { DEFAULT_DRAIN_TIMEOUT_MS, DEFAULT_HOST, DEFAULT_PORT, DEFAULT_SHUTDOWN_DELAY_MS, startServer } from './server/start.js';
 import type { ForecastdServer } from './server/start.js';
 
 const USAGE = `Usage: forecastd [PATH] [options]
@@ -20,7 +21,12 @@ Options:
   --http HOST:PORT        listen address (default: ${DEFAULT_HOST}:${DEFAULT_PORT}; port 0 picks a free one)
   --log-level LEVEL       fatal, error, warn, info, debug, trace or silent (default: info,
                           or $FORECASTD_LOG_LEVEL); $FORECASTD_LOG_FORMAT=json|pretty picks the format
-  --drain-timeout MS      on SIGINT/SIGTERM, how long in-flight requests may finish (default: ${DEFAULT_DRAIN_TIMEOUT_MS})
+  --shutdown-delay MS     on SIGINT/SIGTERM, /v1/ready answers 503 at once but connections are still
+                          accepted this long (default: ${DEFAULT_SHUTDOWN_DELAY_MS}; behind a load balancer or in
+                          Kubernetes, set it to the health-check period)
+  --drain-timeout MS      then, how long in-flight requests may finish (default: ${DEFAULT_DRAIN_TIMEOUT_MS})
+  --settle-ms MS           a changed spicepod, model or data file is read only once it kept the same size,
+                          mtime and inode this long, and still has them after the read (default: ${DEFAULT_SETTLE_MS})
   --no-watch              do not reload on changes to the spicepod or model files (SIGHUP still reloads)
   --watch-interval MS     how often files are also checked in case change events are missed
                           (default: ${DEFAULT_WATCH_INTERVAL_MS})
@@ -36,6 +42,8 @@ interface CliOptions {
   readonly port: number;
   readonly logLevel: string | undefined;
   readonly drainTimeoutMs: number;
+  readonly shutdownDelayMs: number;
+  readonly settleMs: number;
   /** null: no watching. */
   readonly watchIntervalMs: number | null;
 }
@@ -66,6 +74,8 @@ function parseCommandLine(argv: readonly string[]): CliOptions | 'help' | 'versi
         http: { type: 'string' },
         'log-level': { type: 'string' },
         'drain-timeout': { type: 'string' },
+        'shutdown-delay': { type: 'string' },
+        'settle-ms': { type: 'string' },
         'no-watch': { type: 'boolean' },
         'watch-interval': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
@@ -85,13 +95,9 @@ function parseCommandLine(argv: readonly string[]): CliOptions | 'help' | 'versi
     path = 'spicepod.yaml';
   }
   const address = values.http === undefined ? { host: DEFAULT_HOST, port: DEFAULT_PORT } : parseListenAddress(values.http);
-  let drainTimeoutMs = DEFAULT_DRAIN_TIMEOUT_MS;
-  if (values['drain-timeout'] !== undefined) {
-    drainTimeoutMs = Number(values['drain-timeout']);
-    if (!Number.isFinite(drainTimeoutMs) || drainTimeoutMs < 0) {
-      throw new UsageError(`--drain-timeout must be a number of milliseconds >= 0, not '${values['drain-timeout']}'`);
-    }
-  }
+  const drainTimeoutMs = milliseconds('--drain-timeout', values['drain-timeout'], DEFAULT_DRAIN_TIMEOUT_MS);
+  const shutdownDelayMs = milliseconds('--shutdown-delay', values['shutdown-delay'], DEFAULT_SHUTDOWN_DELAY_MS);
+  const settleMs = milliseconds('--settle-ms', values['settle-ms'], DEFAULT_SETTLE_MS);
   let watchIntervalMs: number | null = DEFAULT_WATCH_INTERVAL_MS;
   if (values['watch-interval'] !== undefined) {
     watchIntervalMs = Number(values['watch-interval']);
@@ -108,10 +114,23 @@ function parseCommandLine(argv: readonly string[]): CliOptions | 'help' | 'versi
       throw new UsageError(`--log-level: ${error instanceof Error ? error.message : String(error)}`);
     }
   }
-  return { path, ...address, logLevel, drainTimeoutMs, watchIntervalMs };
+  return { path, ...address, logLevel, drainTimeoutMs, shutdownDelayMs, settleMs, watchIntervalMs };
 }
 
-/** SIGINT/SIGTERM: drain, then exit 0 (drained) or 1 (forced); a second signal exits at once with 1. */
+/** An option holding a number of milliseconds >= 0, or its default when absent. */
+function milliseconds(option: string, value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  const ms = Number(value);
+  if (value.trim() === '' || !Number.isFinite(ms) || ms < 0) {
+    throw new UsageError(`${option} must be a number of milliseconds >= 0, not '${value}'`);
+  }
+  return ms;
+}
+
+/**
+ * SIGINT/SIGTERM: the shutdown sequence (see startServer), then exit 0 when every request received was
+ * answered, 1 when one was cut off; a second signal exits at once with 1.
+ */
 function handleSignals(server: ForecastdServer, logger: Logger, drainTimeoutMs: number): void {
   let stopping = false;
   const onSignal = (signal: NodeJS.Signals): void => {
@@ -120,11 +139,9 @@ function handleSignals(server: ForecastdServer, logger: Logger, drainTimeoutMs: 
       process.exit(1);
     }
     stopping = true;
-    // shutdown() closes the listen socket before it returns; the line comes after, so whoever reads it can
-    // count on new connections being refused.
-    const stopped = server.shutdown(drainTimeoutMs);
-    logger.info({ signal, drainTimeoutMs }, 'shutting down: no new connections, finishing requests in flight');
-    stopped.then(
+    // The server logs each step: ready turning 503, the listen socket closing, the drain, the teardown.
+    logger.info({ signal }, `${signal} received`);
+    server.shutdown(drainTimeoutMs).then(
       (drained) => {
         logger.info({ drained }, drained ? 'stopped' : 'stopped before every request finished');
         process.exit(drained ? 0 : 1);
@@ -137,7 +154,8 @@ function handleSignals(server: ForecastdServer, logger: Logger, drainTimeoutMs: 
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  // The usual "reread your configuration" signal. Failures are logged by the reload itself.
+  // The usual "reread your configuration" signal: a file still being written is read once it settles.
+  // Failures are logged by the reload itself.
   process.on('SIGHUP', () => {
     if (stopping) return;
     logger.info({ signal: 'SIGHUP' }, 'reloading the spicepod');
@@ -176,6 +194,8 @@ async function main(argv: readonly string[]): Promise<number> {
       port: options.port,
       logger,
       drainTimeoutMs: options.drainTimeoutMs,
+      shutdownDelayMs: options.shutdownDelayMs,
+      settleMs: options.settleMs,
       watch: options.watchIntervalMs === null ? false : { intervalMs: options.watchIntervalMs },
     });
   } catch (error) {

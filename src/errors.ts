@@ -1,6 +1,7 @@
 /**
- * Every error forecastd raises carries a stable string `code`. The HTTP layer maps codes to statuses in
- * one place (src/http/errors.ts); library users can switch on `code` without parsing messages.
+ * Every error forecastd raises carries a stable string `code`, and why a prediction failed is one of these
+ * codes (or MODEL_LOADING). The HTTP layer maps them to statuses in one place (src/http/errors.ts); library
+ * users can switch on `code` without parsing messages.
  */
 export type ErrorCode =
   | 'ERR_RUNTIME_LOAD' // the ONNX Runtime library is missing, too old, or a different one was already chosen
@@ -23,4 +24,17 @@ export class ForecastdError extends Error {
     this.name = 'ForecastdError';
     this.code = code;
   }
+}
+
+/** Why a prediction for a known model failed: an error code, or the model has not finished loading. */
+export type FailureReason = ErrorCode | 'MODEL_LOADING';
+
+/** The failure reason of anything a prediction threw: its ForecastdError code, else an inference failure. */
+export function failureReason(error: unknown): ErrorCode {
+  return error instanceof ForecastdError ? error.code : 'ERR_INFERENCE';
+}
+
+/** A thrown value's message (for logs; HTTP bodies say it in the user's terms, see server/user-messages). */
+export function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }

@@ -101,7 +101,10 @@ export class Dataset {
   private lastError: string | null = null;
   private lastErrorAtMs: number | null = null;
   private lastRefreshAtMs: number | null = null;
-  /** Token of the source content last attempted (good or bad), so an unchanged broken file is not re-read. */
+  /**
+   * Token of the source content last read successfully. A failed read does not record its token, so the
+   * source is read again at the next check even if it looks the same (the failure may have been a passing one).
+   */
   private lastToken: string | null = null;
   private running: Promise<RefreshOutcome> | null = null;
   private timer: NodeJS.Timeout | null = null;
@@ -304,7 +307,6 @@ export class Dataset {
       return this.finish(changed, false, startedAt);
     } catch (err) {
       if (this.stopped) return this.outcome(false, true, null, startedAt);
-      if (token !== null) this.lastToken = token;
       this.lastError = err instanceof Error ? err.message : String(err);
       this.lastErrorAtMs = this.now();
       this.currentStatus = this.currentSnapshot === undefined ? 'Error' : 'Ready';

@@ -68,10 +68,12 @@ export async function openDecompressed(
   format: FileFormat,
   compression: FileCompression,
   signal: AbortSignal,
+  /** The last byte offset read (inclusive); default the whole file. */
+  end?: number,
 ): Promise<Readable> {
   // The signature is read from the stream itself (and put back): the file is opened once, so a named pipe
   // or a file replaced meanwhile is read whole and consistently.
-  const { bytes, stream: input } = await peek(createReadStream(file, { signal }), (head) => head.length >= SIGNATURE_LENGTH);
+  const { bytes, stream: input } = await peek(createReadStream(file, end === undefined ? { signal } : { signal, end }), (head) => head.length >= SIGNATURE_LENGTH);
   checkTextSignature(bytes, origin, format, compression);
   if (compression === 'UNCOMPRESSED') return input;
   // input -> codec -> output: the reader sees errors of the file as they are and the codec's as ERR_DATASET.

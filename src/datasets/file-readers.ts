@@ -22,6 +22,8 @@ export interface TextFile {
   readonly path: string;
   readonly format: FileFormat;
   readonly compression: FileCompression;
+  /** The last byte offset read (inclusive): the complete lines of a file still being written. Default: all. */
+  readonly end?: number;
 }
 
 interface CsvRecord {
@@ -39,7 +41,7 @@ export async function readDelimitedRows(
   let input: Readable | null = null;
   let collector: RowCollector | null = null;
   try {
-    input = await openDecompressed(file.path, spec.origin, file.format, file.compression, signal);
+    input = await openDecompressed(file.path, spec.origin, file.format, file.compression, signal, file.end);
     const parser = parseCsv({
       bom: true,
       trim: true,
@@ -120,7 +122,7 @@ function headerAdvice(header: readonly string[], format: FileFormat, dialect: De
 export async function readJsonRows(file: TextFile, spec: RowSpec, json: JsonOptions | null, signal: AbortSignal): Promise<LoadedRows> {
   let input: Readable | null = null;
   try {
-    const opened = await peek(await openDecompressed(file.path, spec.origin, file.format, file.compression, signal), (head) => significantByte(head) !== null);
+    const opened = await peek(await openDecompressed(file.path, spec.origin, file.format, file.compression, signal, file.end), (head) => significantByte(head) !== null);
     input = opened.stream;
     const first = significantByte(opened.bytes);
     if (first === null) throw new ForecastdError('ERR_DATASET', `${spec.origin}: the file holds no rows`);

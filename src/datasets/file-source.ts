@@ -1,5 +1,7 @@
-import { stat } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
+import { setTimeout as delay } from 'node:timers/promises';
 import { ForecastdError } from '../errors.js';
+import { FileSettle, fileFingerprint, isUnreadable } from '../file-fingerprint.js';
 import { CSV_DEFAULTS, JSON_DEFAULTS, TSV_DEFAULTS, type DelimitedTextOptions, type FileCompression, type FileFormat, type JsonOptions } from './file-format.js';
 import { readDelimitedRows, readJsonRows, readParquetRows } from './file-readers.js';
 import { readOffThread } from './off-thread-reader.js';
@@ -24,9 +26,25 @@ export interface FileSourceOptions {
   readonly delimited?: Partial<DelimitedTextOptions>;
   /** format json: json_format and flatten_json. */
   readonly json?: Partial<JsonOptions>;
+  /**
+   * Settle time (ms): after the first load, a changed file is read only once its fingerprint stayed the same
+   * this long and is unchanged by the end of the read (SPEC "Files that change are read only once they
+   * settle"). Default 0: read at once.
+   */
+  readonly settleMs?: number;
+  /**
+   * A file that has not settled this long after its change was first seen is read anyway, up to its last
+   * complete line (uncompressed CSV, TSV, JSON). Default: never (wait for it to settle). Three refresh
+   * intervals in a pod.
+   */
+  readonly readUnsettledAfterMs?: number | null;
 }
 
-/** A CSV, TSV, Parquet or JSON file. Its change token is inode, size and modification time. */
+/**
+ * A CSV, TSV, Parquet or JSON file. Its change token is its fingerprint (device, inode, size, modification
+ * time). With a settle time, a load after the first waits for a changed file to settle (see FileSettle), so
+ * a writer that rewrites it in place is never read half-way.
+ */
 export class FileSource implements DatasetSource {
   readonly from: string;
   readonly path: string;
@@ -35,6 +53,8 @@ export class FileSource implements DatasetSource {
   private readonly spec: RowSpec;
   private readonly delimited: DelimitedTextOptions;
   private readonly json: JsonOptions;
+  private readonly settle: FileSettle | null;
+  private readonly readUnsettledAfterMs: number | null;
 
   constructor(options: FileSourceOptions) {
     this.path = options.path;
@@ -51,25 +71,100 @@ export class FileSource implements DatasetSource {
       timeFormat: options.timeFormat ?? null,
       columns: options.columns ?? null,
     };
+    const settleMs = options.settleMs ?? 0;
+    if (!Number.isFinite(settleMs) || settleMs < 0) {
+      throw new ForecastdError('ERR_INVALID_ARGUMENT', `settleMs must be a number of milliseconds >= 0, got ${settleMs}`);
+    }
+    this.settle = settleMs > 0 ? new FileSettle(settleMs, null) : null;
+    this.readUnsettledAfterMs = options.readUnsettledAfterMs ?? null;
+  }
+
+  async loadAll(signal: AbortSignal): Promise<LoadedRows> {
+    const settle = this.settle;
+    if (settle === null) return this.read(signal);
+    if (settle.applied === null) {
+      // The first load reads at once; what it read counts as settled only if the file held still meanwhile.
+      const before = await fileFingerprint(this.path);
+      const rows = await this.read(signal);
+      if ((await fileFingerprint(this.path)) === before && !isUnreadable(before)) settle.succeeded(before);
+      return rows;
+    }
+    for (;;) {
+      const fingerprint = await fileFingerprint(this.path);
+      const now = Date.now();
+      const verdict = settle.observe(fingerprint, now);
+      if (verdict.kind === 'wait') {
+        const since = settle.changedSince ?? now;
+        if (this.readUnsettledAfterMs !== null && now - since >= this.readUnsettledAfterMs) {
+          // It never holds still (a writer appending without pause): take what is complete now.
+          const end = await this.completeLinesEnd();
+          if (end === -1) throw new ForecastdError('ERR_DATASET', `${this.path}: the file keeps changing and holds no complete line yet`);
+          const rows = await this.read(signal, end);
+          settle.succeeded(fingerprint);
+          return rows;
+        }
+        await delay(verdict.ms, undefined, { signal });
+        continue;
+      }
+      // Unchanged files are read at once (a full refresh after the token changed and changed back).
+      const rows = await this.read(signal);
+      const after = await fileFingerprint(this.path);
+      if (verdict.kind === 'unchanged' ? after === fingerprint : settle.afterRead(after, Date.now())) {
+        settle.succeeded(after);
+        return rows;
+      }
+      // Changed while being read: what was read may be half a write. Wait for it to settle again.
+    }
+  }
+
+  /**
+   * The offset of the file's last newline (its complete lines end there), found by reading back from the
+   * end; undefined (the whole file) for Parquet and compressed files, which have no lines to cut at.
+   */
+  private async completeLinesEnd(): Promise<number | undefined> {
+    if (this.format === 'parquet' || this.compression !== 'UNCOMPRESSED') return undefined;
+    const handle = await open(this.path, 'r');
+    try {
+      const { size } = await handle.stat();
+      const chunk = Buffer.alloc(64 * 1024);
+      for (let end = size; end > 0; ) {
+        const start = Math.max(0, end - chunk.length);
+        const { bytesRead } = await handle.read(chunk, 0, end - start, start);
+        const at = chunk.subarray(0, bytesRead).lastIndexOf(0x0a);
+        if (at >= 0) return start + at;
+        end = start;
+      }
+      // Not one complete line.
+      return -1;
+    } finally {
+      await handle.close();
+    }
   }
 
   /** Parses on the file reader thread: a large file never holds the thread serving requests. */
-  loadAll(signal: AbortSignal): Promise<LoadedRows> {
+  private read(signal: AbortSignal, end?: number): Promise<LoadedRows> {
     return readOffThread(
-      { path: this.path, format: this.format, compression: this.compression, spec: this.spec, delimited: this.delimited, json: this.json },
+      {
+        path: this.path,
+        format: this.format,
+        compression: this.compression,
+        spec: this.spec,
+        delimited: this.delimited,
+        json: this.json,
+        ...(end === undefined ? {} : { end }),
+      },
       signal,
     );
   }
 
   async changeToken(): Promise<string> {
-    try {
-      const s = await stat(this.path, { bigint: true });
-      return `${s.ino}:${s.size}:${s.mtimeNs}`;
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      const why = code === 'ENOENT' ? 'file not found' : (err as Error).message;
-      throw new ForecastdError('ERR_DATASET', `${this.path}: ${why}`, { cause: err });
+    const fingerprint = await fileFingerprint(this.path);
+    if (isUnreadable(fingerprint)) {
+      const code = fingerprint.slice('unreadable:'.length);
+      const why = code === 'ENOENT' ? 'file not found' : `cannot read the file (${code})`;
+      throw new ForecastdError('ERR_DATASET', `${this.path}: ${why}`);
     }
+    return fingerprint;
   }
 }
 
@@ -81,11 +176,13 @@ export interface FileReadJob {
   readonly spec: RowSpec;
   readonly delimited: DelimitedTextOptions;
   readonly json: JsonOptions;
+  /** Read only up to this byte offset (complete lines of a file still being written). */
+  readonly end?: number;
 }
 
 /** Reads a whole file on the calling thread (the file reader thread runs this). */
 export function readFileRows(job: FileReadJob, signal: AbortSignal): Promise<LoadedRows> {
-  const file = { path: job.path, format: job.format, compression: job.compression };
+  const file = { path: job.path, format: job.format, compression: job.compression, ...(job.end === undefined ? {} : { end: job.end }) };
   switch (job.format) {
     case 'csv':
     case 'tsv':

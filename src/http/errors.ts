@@ -1,6 +1,4 @@
-import { ForecastdError } from '../errors.js';
-import type { ErrorCode } from '../errors.js';
-import type { FailureReason } from './types.js';
+import type { FailureReason } from '../errors.js';
 
 /**
  * Every HTTP status forecastd answers with, and the `status` word its body carries, decided here and only
@@ -61,14 +59,4 @@ export function predictFailure(reason: FailureReason): HttpFailure {
     default:
       return INTERNAL;
   }
-}
-
-/** The failure reason of anything a prediction threw: its ForecastdError code, else an inference failure. */
-export function failureReason(error: unknown): ErrorCode {
-  return error instanceof ForecastdError ? error.code : 'ERR_INFERENCE';
-}
-
-/** A thrown value's message, for a response body. */
-export function errorMessage(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

@@ -4,7 +4,9 @@ import type { Logger } from '../log.js';
 import { Cancellation } from '../runtime/cancellation.js';
 import type { RouteLabel, ServerMetrics } from '../metrics.js';
 import { ApiKeyCheck } from './auth.js';
-import { errorMessage, statusLine } from './errors.js';
+import { FailureLog } from './failure-log.js';
+import { errorMessage } from '../errors.js';
+import { statusLine } from './errors.js';
 import type { ApiStatus } from './errors.js';
 import { modelNameFromUrl, parsePredictRequest } from './predict-request.js';
 import { answerForecast, kserveErrorBody, timeseriesModelsBody } from './routes/kserve.js';
@@ -60,7 +62,13 @@ const NO_HEADERS: readonly (readonly [string, string])[] = [];
 
 /** The outcome of a backend call that rejected against its promise. */
 function backendFailure(name: string, error: unknown): PredictOutcome {
-  return { kind: 'failure', model: { name, version: null, lookback: null }, reason: 'ERR_INFERENCE', message: errorMessage(error) };
+  return {
+    kind: 'failure',
+    model: { name, version: null, lookback: null },
+    reason: 'ERR_INFERENCE',
+    message: 'the prediction failed unexpectedly; the server log has the details',
+    detail: errorMessage(error),
+  };
 }
 
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
@@ -163,6 +171,8 @@ export interface ListenAddress {
 /** The HTTP API of SPEC "HTTP API" over uWebSockets.js. */
 export class HttpServer {
   draining = false;
+  /** Set when shutdown begins: /v1/ready answers 503 from then on, while requests are still served. */
+  private unready = false;
   private readonly app: TemplatedApp;
   private readonly backend: ServingBackend;
   private readonly metrics: ServerMetrics;
@@ -173,6 +183,7 @@ export class HttpServer {
   private inFlight = 0;
   private idleWaiters: (() => void)[] = [];
   private nextId = 0;
+  private readonly failureLog: FailureLog;
 
   constructor(options: HttpServerOptions) {
     assertNativeUws();
@@ -181,6 +192,7 @@ export class HttpServer {
     this.logger = options.logger;
     this.auth = options.apiKeys === null ? null : new ApiKeyCheck(options.apiKeys);
     this.maxBodyBytes = options.maxBodyBytes ?? MAX_BODY_BYTES;
+    this.failureLog = new FailureLog(options.logger);
     this.app = uWS.App();
     this.metrics.trackInFlight(() => this.inFlight);
     this.routes();
@@ -207,6 +219,11 @@ export class HttpServer {
         resolve({ host, port: uWS.us_socket_local_port(socket as unknown as Parameters<typeof uWS.us_socket_local_port>[0]) });
       });
     });
+  }
+
+  /** Shutdown has begun: /v1/ready answers 503 (a load balancer stops sending), everything else still serves. */
+  beginShutdown(): void {
+    this.unready = true;
   }
 
   /** Closes the listen socket: no new connections; open ones still get answers, with Connection: close. */
@@ -337,7 +354,7 @@ export class HttpServer {
 
   private internalError(ex: Exchange, error: unknown): void {
     this.logger.error({ reqId: ex.requestId, err: error }, 'request failed');
-    ex.sendError(500, 'InternalError', errorMessage(error));
+    ex.sendError(500, 'InternalError', `The server failed to answer this request; its log has the details (request id ${ex.requestId})`);
   }
 
   private routes(): void {
@@ -346,7 +363,7 @@ export class HttpServer {
     app.get(
       '/v1/ready',
       this.handle('/v1/ready', false, (ex) => {
-        if (this.backend.ready()) ex.send(200, TEXT_TYPE, 'ready');
+        if (!this.unready && this.backend.ready()) ex.send(200, TEXT_TYPE, 'ready');
         else ex.send(503, TEXT_TYPE, 'not ready');
       }),
     );
@@ -466,9 +483,7 @@ export class HttpServer {
 
   private logFailure(ex: Exchange, name: string, outcome: PredictOutcome): void {
     if (outcome.kind !== 'failure') return;
-    // Loading and overload are expected and counted in metrics; log only what someone should look at.
-    const level = outcome.reason === 'MODEL_LOADING' || outcome.reason === 'ERR_QUEUE_FULL' ? 'debug' : 'warn';
-    this.logger[level]({ reqId: ex.requestId, model: name, reason: outcome.reason }, predictErrorMessage(outcome) ?? '');
+    this.failureLog.log(ex.requestId, name, outcome.reason, outcome.detail ?? predictErrorMessage(outcome) ?? '');
   }
 
   private predictMany(ex: Exchange, req: HttpRequest): void {
@@ -543,16 +558,22 @@ export class HttpServer {
     }
     const names = request.names ?? this.backend.readyModelNames();
     const signal = ex.signal;
-    const items = names.map(async (name): Promise<TimedOutcome> => {
+    // Each distinct model is computed once per request: a thousand items naming one model are one prediction.
+    const distinct = new Map<string, Promise<TimedOutcome>>();
+    for (const name of names) {
+      if (distinct.has(name)) continue;
       const dispatched = performance.now();
-      const outcome = await this.predict(name, signal, include);
-      return { outcome, durationMs: Math.floor(performance.now() - dispatched) };
-    });
-    Promise.all(items)
+      distinct.set(
+        name,
+        this.predict(name, signal, include).then((outcome) => ({ outcome, durationMs: Math.floor(performance.now() - dispatched) })),
+      );
+    }
+    Promise.all(names.map((name) => distinct.get(name) as Promise<TimedOutcome>))
       .then((results) => {
         if (ex.aborted) return;
-        for (const r of results) {
-          if (predictHttp(r.outcome).httpStatus >= 500) this.logFailure(ex, r.outcome.kind === 'not_found' ? r.outcome.name : r.outcome.model.name, r.outcome);
+        for (const name of distinct.keys()) {
+          const outcome = results[names.indexOf(name)]!.outcome;
+          if (predictHttp(outcome).httpStatus >= 500) this.logFailure(ex, name, outcome);
         }
         ex.send(200, JSON_TYPE, predictManyBody(results, ex.elapsedMs()));
       })

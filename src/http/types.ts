@@ -1,4 +1,4 @@
-import type { ErrorCode } from '../errors.js';
+import type { FailureReason } from '../errors.js';
 import type { AbortSignalLike } from '../runtime/cancellation.js';
 import type { ForecastLayout } from '../forecast/layout.js';
 import type { FloatArray } from '../runtime/types.js';
@@ -12,8 +12,7 @@ export interface ModelIdentity {
   readonly lookback: number | null;
 }
 
-/** Why a prediction for a known model failed: an error code, or the model has not finished loading. */
-export type FailureReason = ErrorCode | 'MODEL_LOADING';
+export type { FailureReason } from '../errors.js';
 
 /** What `?include=` asks of a prediction on the Spice routes. */
 export interface IncludeOptions {
@@ -36,7 +35,10 @@ export type PredictOutcome =
       readonly kind: 'failure';
       readonly model: ModelIdentity;
       readonly reason: FailureReason;
+      /** In the user's terms: no absolute paths, database hosts or users, raw cells (SPEC). */
       readonly message: string;
+      /** The full reason for the log line with the request id, when it says more than `message`. */
+      readonly detail?: string;
     };
 
 export type EntryStatus = 'Initializing' | 'Ready' | 'Refreshing' | 'Error';

@@ -5,6 +5,8 @@ export interface PredictionCacheOptions {
 
 interface Entry<V> {
   readonly promise: Promise<V>;
+  /** The value once the computation succeeded. */
+  value?: V;
 }
 
 /**
@@ -38,6 +40,16 @@ export class PredictionCache<V> {
     return this.#entries.size;
   }
 
+  /**
+   * The stored value when its computation has finished successfully (counted as a hit), else undefined: lets
+   * a caller answer at once without waiting on a promise or arming a deadline.
+   */
+  peek(key: string): V | undefined {
+    const value = this.#entries.get(key)?.value;
+    if (value !== undefined) this.hits++;
+    return value;
+  }
+
   get(key: string, compute: () => Promise<V>): Promise<V> {
     const found = this.#entries.get(key);
     if (found !== undefined) {
@@ -57,10 +69,15 @@ export class PredictionCache<V> {
       const oldest = this.#entries.keys().next();
       if (!oldest.done) this.#entries.delete(oldest.value);
     }
-    promise.then(undefined, () => {
-      // Only this computation's own entry goes: after clear() or a newer set, the key may hold another.
-      if (this.#entries.get(key) === entry) this.#entries.delete(key);
-    });
+    promise.then(
+      (value) => {
+        entry.value = value;
+      },
+      () => {
+        // Only this computation's own entry goes: after clear() or a newer set, the key may hold another.
+        if (this.#entries.get(key) === entry) this.#entries.delete(key);
+      },
+    );
     return promise;
   }
 

@@ -6,6 +6,8 @@ import type { DatasetSnapshot, DatasetSource, DatasetStatus, FillMissing } from 
 import { snapshotFrequency } from '../datasets/snapshot-frequency.js';
 import { windowFor } from '../datasets/window.js';
 import type { Logger } from '../log.js';
+import { userText } from './user-messages.js';
+import type { MessageContext } from './user-messages.js';
 import type { WindowSource } from '../runtime/window.js';
 import type { DatasetConfig, Spicepod } from '../spicepod/types.js';
 
@@ -30,9 +32,13 @@ export function rowsToKeep(config: DatasetConfig, pod: Spicepod): number | null 
 /** Rows kept beyond the largest lookback, at least: room for fill_missing to find earlier values. */
 const ROWS_MARGIN = 1000;
 
-function sourceFor(config: DatasetConfig, maxRows: number | null): DatasetSource {
+/** A data file that never settles is read anyway (complete lines only) after this many refresh intervals. */
+const UNSETTLED_READ_INTERVALS = 3;
+
+function sourceFor(config: DatasetConfig, maxRows: number | null, settleMs: number): DatasetSource {
   const { source } = config;
   if (source.kind === 'file') {
+    const interval = config.acceleration.refreshCheckIntervalMs;
     return new FileSource({
       path: source.path,
       format: source.format,
@@ -43,6 +49,8 @@ function sourceFor(config: DatasetConfig, maxRows: number | null): DatasetSource
       compression: source.compression,
       delimited: source.delimited ?? {},
       json: source.json ?? {},
+      settleMs,
+      readUnsettledAfterMs: interval === null ? null : UNSETTLED_READ_INTERVALS * interval,
     });
   }
   return createPostgresSource({
@@ -79,7 +87,8 @@ export class DatasetHandle {
   private first: Promise<void> | null = null;
   private readonly availableWaiters: (() => void)[] = [];
 
-  constructor(config: DatasetConfig, logger: Logger, maxRows: number | null = null) {
+  /** `settleMs`: how long a changed data file must hold still before it is read (see FileSource). */
+  constructor(config: DatasetConfig, logger: Logger, maxRows: number | null = null, settleMs = 0) {
     this.config = config;
     this.maxRows = maxRows;
     this.name = config.name;
@@ -89,7 +98,7 @@ export class DatasetHandle {
       this.dataset = new Dataset({
         name: config.name,
         from: config.from,
-        source: sourceFor(config, maxRows),
+        source: sourceFor(config, maxRows, settleMs),
         acceleration: config.acceleration,
         maxRows,
       });
@@ -106,6 +115,19 @@ export class DatasetHandle {
     return this.setupError ?? this.dataset?.error ?? null;
   }
 
+  /** `error` in the user's terms (see user-messages): what HTTP shows. */
+  get userError(): string | null {
+    const error = this.error;
+    return error === null ? null : userText(error, this.messageContext);
+  }
+
+  private get messageContext(): MessageContext {
+    const source = this.config.source;
+    if (source.kind === 'file') return { from: this.from, path: source.path };
+    const params = this.config.params;
+    return { from: this.from, hidden: [params['pg_host'], params['pg_user']].filter((v): v is string => typeof v === 'string' && v.length > 2) };
+  }
+
   get snapshot(): DatasetSnapshot | null {
     return this.dataset?.snapshot ?? null;
   }
@@ -117,8 +139,8 @@ export class DatasetHandle {
 
   /** The GET /v1/datasets entry. */
   describe(): DatasetListing {
-    if (this.dataset !== null) return describeDataset(this.dataset);
-    return { name: this.name, from: this.from, rows: 0, first_ts: null, last_ts: null, status: 'Error', error: this.error, refreshed_at: null, frequency: null };
+    if (this.dataset !== null) return { ...describeDataset(this.dataset), error: this.userError };
+    return { name: this.name, from: this.from, rows: 0, first_ts: null, last_ts: null, status: 'Error', error: this.userError, refreshed_at: null, frequency: null };
   }
 
   /** Loads the dataset and starts its refreshes. Resolves after the first load, good or bad. */

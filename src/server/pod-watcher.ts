@@ -10,8 +10,11 @@ export const DEFAULT_WATCH_DEBOUNCE_MS = 150;
 export interface PodWatcherOptions {
   /** The files to watch (absolute paths); asked again after every check, as the pod may have changed. */
   readonly files: () => readonly string[];
-  /** Compares the files with what is loaded and applies what changed. Should not reject. */
-  readonly check: () => Promise<void>;
+  /**
+   * Compares the files with what is loaded and applies what changed. Resolves with the ms after which a
+   * change still settling is worth another look (null: none). Should not reject.
+   */
+  readonly check: () => Promise<number | null>;
   /** Period of the fallback check; default 2 s. */
   readonly intervalMs?: number;
   /** Quiet time after the last file event before checking; default 150 ms. */
@@ -25,7 +28,8 @@ export interface PodWatcherOptions {
  * itself would stay on the replaced inode). Events only trigger a check after a quiet period, since one save
  * produces several. Watches are not reliable everywhere (network file systems, some containers), so a cheap
  * periodic check runs as well. The check itself decides what changed (by file signature), so a spurious
- * event costs a few stat calls and nothing more. Nothing here keeps the process alive.
+ * event costs a few stat calls and nothing more. A change that is still settling asks for another look one
+ * settle time later (checkIn), not at the next period. Nothing here keeps the process alive.
  */
 export class PodWatcher {
   private readonly options: PodWatcherOptions;
@@ -35,6 +39,8 @@ export class PodWatcher {
   private readonly folders = new Map<string, { watcher: FSWatcher | null; names: Set<string> }>();
   private interval: NodeJS.Timeout | null = null;
   private debounce: NodeJS.Timeout | null = null;
+  private recheck: NodeJS.Timeout | null = null;
+  private recheckAt = Infinity;
   private running: Promise<void> | null = null;
   private again = false;
   private closed = false;
@@ -57,8 +63,10 @@ export class PodWatcher {
     this.closed = true;
     if (this.interval !== null) clearInterval(this.interval);
     if (this.debounce !== null) clearTimeout(this.debounce);
+    if (this.recheck !== null) clearTimeout(this.recheck);
     this.interval = null;
     this.debounce = null;
+    this.recheck = null;
     for (const folder of this.folders.values()) folder.watcher?.close();
     this.folders.clear();
     await this.running;
@@ -74,6 +82,24 @@ export class PodWatcher {
     this.debounce.unref();
   }
 
+  /**
+   * Checks again after `ms` (a change is settling): sooner than the periodic check, which may be far off.
+   * An earlier pending recheck is kept.
+   */
+  checkIn(ms: number): void {
+    if (this.closed) return;
+    const at = Date.now() + ms;
+    if (this.recheck !== null && this.recheckAt <= at) return;
+    if (this.recheck !== null) clearTimeout(this.recheck);
+    this.recheckAt = at;
+    this.recheck = setTimeout(() => {
+      this.recheck = null;
+      this.recheckAt = Infinity;
+      this.trigger();
+    }, Math.max(1, ms));
+    this.recheck.unref();
+  }
+
   /** Runs one check at a time; a trigger during a check runs one more right after it. */
   private trigger(): void {
     if (this.closed) return;
@@ -83,6 +109,9 @@ export class PodWatcher {
     }
     this.running = this.options
       .check()
+      .then((waitMs) => {
+        if (waitMs !== null) this.checkIn(waitMs);
+      })
       .catch((error: unknown) => this.options.logger.error({ err: error }, 'checking the spicepod and model files for changes failed'))
       .finally(() => {
         this.running = null;
@@ -127,7 +156,9 @@ export class PodWatcher {
     try {
       watcher = watch(dir, { persistent: false }, (_event, filename) => {
         const names = this.folders.get(dir)?.names;
-        if (filename === null || names === undefined || names.has(filename.toString())) this.schedule();
+        // Kubernetes swaps a ConfigMap's files by renaming its `..data` link: an event on a `..` name is a change too.
+        const name = filename?.toString() ?? null;
+        if (name === null || names === undefined || names.has(name) || name.startsWith('..')) this.schedule();
       });
     } catch {
       // The folder is missing or cannot be watched: the periodic check still covers its files.

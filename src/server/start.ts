@@ -1,3 +1,5 @@
+import { setTimeout as delay } from 'node:timers/promises';
+import { ForecastdError } from '../errors.js';
 import { HttpServer } from '../http/server.js';
 import { silentLogger } from '../log.js';
 import type { Logger } from '../log.js';
@@ -5,7 +7,7 @@ import { ServerMetrics } from '../metrics.js';
 import { runtimeInfo } from '../runtime/runtime.js';
 import { findSpicepodFile, loadSpicepod } from '../spicepod/load.js';
 import type { Spicepod } from '../spicepod/types.js';
-import { fileSignature } from './file-signature.js';
+import { DEFAULT_SETTLE_MS, fileFingerprint } from '../file-fingerprint.js';
 import { PodWatcher } from './pod-watcher.js';
 import { ModelRegistry } from './registry.js';
 import type { ReloadOutcome } from './registry.js';
@@ -13,6 +15,9 @@ import type { ReloadOutcome } from './registry.js';
 export const DEFAULT_HOST = '127.0.0.1';
 export const DEFAULT_PORT = 8090;
 export const DEFAULT_DRAIN_TIMEOUT_MS = 10_000;
+export const DEFAULT_SHUTDOWN_DELAY_MS = 0;
+/** How long shutdown waits for native work (runs, loads, warm-ups) to stop after the drain. */
+export const TEARDOWN_TIMEOUT_MS = 2_000;
 
 export interface ServerOptions {
   /** A spicepod.yaml, a folder holding one, or an already loaded pod. */
@@ -25,6 +30,18 @@ export interface ServerOptions {
   readonly logger?: Logger;
   /** How long close() lets in-flight requests finish. Default 10 s. */
   readonly drainTimeoutMs?: number;
+  /**
+   * How long shutdown keeps accepting after /v1/ready turned 503, so a load balancer or Kubernetes sees the
+   * pod go unready before its socket closes (set it to the health-check period). Default 0.
+   */
+  readonly shutdownDelayMs?: number;
+  /** How long shutdown waits for models and datasets to stop after the drain. Default 2 s. */
+  readonly teardownTimeoutMs?: number;
+  /**
+   * How long a changed spicepod, model or data file must keep the same fingerprint before it is read (and
+   * it must still have it after the read): a writer pausing for less is never seen half-way. Default 1000.
+   */
+  readonly settleMs?: number;
   /** Environment for ${env:NAME} in the pod. Default process.env. */
   readonly env?: NodeJS.ProcessEnv;
   /**
@@ -58,8 +75,10 @@ export interface ForecastdServer {
    */
   reload(): Promise<ReloadOutcome>;
   /**
-   * Stops accepting connections, lets in-flight requests finish for up to `drainTimeoutMs`, then closes
-   * every connection and frees models and datasets. Resolves true when everything in flight finished.
+   * The shutdown sequence: /v1/ready answers 503 at once; connections are still accepted for
+   * `shutdownDelayMs`; then the listen socket closes, in-flight requests finish for up to `drainTimeoutMs`,
+   * every connection closes, and models and datasets are stopped, waiting at most `teardownTimeoutMs` for
+   * native work. Resolves true when every request received was answered (false: some were cut off).
    */
   shutdown(drainTimeoutMs?: number): Promise<boolean>;
   /** shutdown() with the configured drain timeout. */
@@ -82,7 +101,7 @@ export async function startServer(options: ServerOptions): Promise<ForecastdServ
   if (typeof options.spicepod === 'string') {
     const file = await findSpicepodFile(options.spicepod);
     // Taken before reading, so an edit made while the server starts is still seen by the first check.
-    podSignature = await fileSignature(file);
+    podSignature = await fileFingerprint(file);
     pod = await loadSpicepod(file, env);
   } else {
     pod = options.spicepod;
@@ -91,10 +110,17 @@ export async function startServer(options: ServerOptions): Promise<ForecastdServ
   for (const warning of pod.warnings) logger.warn(warning);
   const metrics = new ServerMetrics();
   let http: HttpServer | null = null;
+  let watcher: PodWatcher | null = null;
+  const settleMs = options.settleMs ?? DEFAULT_SETTLE_MS;
+  if (!Number.isFinite(settleMs) || settleMs < 0) {
+    throw new ForecastdError('ERR_INVALID_ARGUMENT', `settleMs must be a number of milliseconds >= 0, got ${settleMs}`);
+  }
   const registry = new ModelRegistry(pod, {
     logger,
     metrics,
     env,
+    settleMs,
+    onRecheck: (ms) => watcher?.checkIn(ms),
     ...(podSignature === undefined ? {} : { podSignature }),
     onPodApplied: (next, previous) => {
       if (JSON.stringify(next.runtime.auth) === JSON.stringify(previous.runtime.auth)) return;
@@ -110,14 +136,12 @@ export async function startServer(options: ServerOptions): Promise<ForecastdServ
   });
   const server = http;
   // Built before listening, so bad watch options fail the start rather than leave a half-started server.
-  const watcher =
+  watcher =
     watchOptions === null
       ? null
       : new PodWatcher({
           files: () => registry.watchedFiles(),
-          check: async () => {
-            await registry.checkForChanges();
-          },
+          check: () => registry.checkFiles(),
           logger,
           ...watchOptions,
         });
@@ -145,21 +169,34 @@ export async function startServer(options: ServerOptions): Promise<ForecastdServ
 
   if (watcher !== null) {
     watcher.start();
-    logger.info({ files: registry.watchedFiles().length }, 'watching the spicepod and model files for changes');
+    logger.info({ files: registry.watchedFiles().length, settleMs }, 'watching the spicepod and model files for changes');
   }
 
   const drainDefault = options.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS;
+  const shutdownDelayMs = options.shutdownDelayMs ?? DEFAULT_SHUTDOWN_DELAY_MS;
+  const teardownTimeoutMs = options.teardownTimeoutMs ?? TEARDOWN_TIMEOUT_MS;
   let shuttingDown: Promise<boolean> | null = null;
   const shutdown = (drainTimeoutMs = drainDefault): Promise<boolean> => {
     shuttingDown ??= (async () => {
+      server.beginShutdown();
       // A check in progress may be loading models: closing the registry makes it give up.
       const stopWatching = watcher?.close();
+      if (shutdownDelayMs > 0) {
+        logger.info({ shutdownDelayMs }, `stopping: /v1/ready answers 503; still accepting for ${shutdownDelayMs} ms`);
+        await delay(shutdownDelayMs);
+      }
       server.stopAccepting();
+      // After the listen socket is closed, so whoever reads the line can count on new connections being refused.
+      logger.info({ drainTimeoutMs }, 'shutting down: no new connections, finishing requests in flight');
       const drained = await server.drain(drainTimeoutMs);
       if (!drained) logger.warn({ pending: server.pending }, `requests still in flight after ${drainTimeoutMs} ms; closing anyway`);
       server.closeConnections();
-      await registry.close();
-      await stopWatching;
+      // Runs and warm-ups in flight cannot be interrupted inside ONNX Runtime: wait for them only so long.
+      const stopped = await Promise.race([
+        Promise.all([registry.close(), stopWatching]).then(() => true),
+        delay(teardownTimeoutMs, false),
+      ]);
+      if (!stopped) logger.warn({ teardownTimeoutMs }, `models still running after ${teardownTimeoutMs} ms; not waiting for them`);
       return drained;
     })();
     return shuttingDown;

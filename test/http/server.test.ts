@@ -154,7 +154,7 @@ describe('HTTP API over a scripted backend', () => {
     ['nope', 400, 'BadRequest', 'Model nope not found', null],
     ['broken', 500, 'InternalError', 'model broken is in Error: cannot read models/broken.onnx', null],
     ['gap', 500, 'InternalError', 'gap at 2024-01-01T00:00:00.000Z', null],
-    ['throws', 500, 'InternalError', 'backend threw', null],
+    ['throws', 500, 'InternalError', 'the prediction failed unexpectedly; the server log has the details', null],
     ['loading', 503, 'InternalError', 'model loading is still loading', '1'],
     ['busy', 503, 'InternalError', 'queue full', '1'],
     ['slowpoke', 504, 'InternalError', 'waited too long', null],

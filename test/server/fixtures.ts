@@ -5,7 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { formatFloat32 } from '../../src/http/float-format.js';
 import { InferenceSession } from '../../src/runtime/session.js';
-import { linearModel, seededRandom, uniformWeights } from '../../tools/onnx-builder.js';
+import { buildModel, initializer, linearModel, node, seededRandom, uniformWeights, valueInfo } from '../../tools/onnx-builder.js';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -136,4 +136,53 @@ export async function until<T>(what: string, probe: () => Promise<T | undefined>
     await new Promise((r) => setTimeout(r, 25));
   }
   throw new Error(`gave up waiting for ${what}`);
+}
+
+/**
+ * A model whose run loops (an ONNX Loop of a small MatMul and Tanh) as many times as the window's largest
+ * value plus `extraIterations`: a window of zeros (the warm-up) is instant unless `extraIterations` is large,
+ * and a window holding 1e9 keeps a run busy far longer than any test. Input [1, lookback], output [1, horizon].
+ */
+export function spinModel(o: { lookback: number; horizon: number; extraIterations?: number }): Uint8Array {
+  const { lookback: L, horizon: H } = o;
+  const random = seededRandom(5);
+  const square = uniformWeights(random, L * L, Math.sqrt(3 / L));
+  const head = uniformWeights(random, L * H, 1 / Math.sqrt(L));
+  const BOOL = 9;
+  const INT64 = 7;
+  const body = {
+    name: 'spin',
+    node: [
+      node('Identity', ['cond_in'], ['cond_out']),
+      node('MatMul', ['state_in', 'square'], ['product']),
+      node('Tanh', ['product'], ['state_out']),
+    ],
+    input: [
+      valueInfo('iteration', 'int64', []),
+      { name: 'cond_in', type: { tensorType: { elemType: BOOL, shape: { dim: [] } } } },
+      valueInfo('state_in', 'float32', [1, L]),
+    ],
+    output: [
+      { name: 'cond_out', type: { tensorType: { elemType: BOOL, shape: { dim: [] } } } },
+      valueInfo('state_out', 'float32', [1, L]),
+    ],
+  };
+  const loop = node('Loop', ['count', '', 'window'], ['spun']);
+  loop.attribute = [{ name: 'body', type: 5 /* GRAPH */, g: body }];
+  return buildModel({
+    nodes: [
+      node('ReduceMax', ['window'], ['largest'], { keepdims: 0 }),
+      node('Add', ['largest', 'extra'], ['total']),
+      node('Cast', ['total'], ['count'], { to: INT64 }),
+      loop,
+      node('MatMul', ['spun', 'head'], ['forecast']),
+    ],
+    initializers: [
+      initializer('extra', 'float32', [], [o.extraIterations ?? 0]),
+      initializer('square', 'float32', [L, L], square),
+      initializer('head', 'float32', [L, H], head),
+    ],
+    inputs: [valueInfo('window', 'float32', [1, L])],
+    outputs: [valueInfo('forecast', 'float32', [1, H])],
+  });
 }

@@ -23,6 +23,8 @@ const SYM4 = linearFixture({ lookback: 4, horizon: 2, seed: 31, lookbackDim: 'L'
 const SYM3 = linearFixture({ lookback: 3, horizon: 2, seed: 32, lookbackDim: 'L' });
 
 const WATCH = { intervalMs: 100, debounceMs: 20 } as const;
+// Files here are replaced by rename; test/server/settle.test.ts covers the settle rule with the default time.
+const SETTLE_MS = 200;
 const KEY = 'reload-key';
 
 function capturingLogger(): { logger: Logger; text: () => string } {
@@ -215,7 +217,7 @@ models:
     );
     const shape = [1, 4, 1];
     [ofA, ofB, ofC] = await Promise.all([runDirect(A.bytes, LAST4, shape), runDirect(B.bytes, LAST4, shape), runDirect(C.bytes, LAST4, shape)]);
-    server = await startServer({ spicepod: pod.dir, port: 0, logger: log.logger, watch: WATCH });
+    server = await startServer({ spicepod: pod.dir, port: 0, logger: log.logger, watch: WATCH, settleMs: SETTLE_MS });
     await server.loaded();
   });
 
@@ -315,7 +317,7 @@ describe('reloading an edited spicepod', () => {
     pod.write('models/sym.onnx', SYM4.bytes);
     pod.write('models/extra.onnx', B.bytes);
     pod.write('spicepod.yaml', BASE + dataset('series.csv') + 'models:\n' + keep + sym('1.0', 4));
-    server = await startServer({ spicepod: pod.dir, port: 0, logger: log.logger, watch: WATCH });
+    server = await startServer({ spicepod: pod.dir, port: 0, logger: log.logger, watch: WATCH, settleMs: SETTLE_MS });
     await server.loaded();
     // A model no edit touches keeps answering throughout.
     load = new Load(server, ['keep'], 4, 4);
@@ -466,7 +468,7 @@ models:
       timeout_ms: 600000
 `,
     );
-    server = await startServer({ spicepod: pod.dir, port: 0, watch: WATCH });
+    server = await startServer({ spicepod: pod.dir, port: 0, watch: WATCH, settleMs: SETTLE_MS });
     await server.loaded();
   });
 
