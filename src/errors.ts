@@ -14,6 +14,8 @@ export type ErrorCode =
   | 'ERR_TIMEOUT' // waited longer than timeout_ms
   | 'ERR_WINDOW' // too few rows, or a gap in the lookback window
   | 'ERR_DATASET' // dataset not ready or failed to load
+  | 'ERR_ADDRESS_IN_USE' // another process listens on the listen address (at start)
+  | 'ERR_LISTEN' // the listen address cannot be used: not on this machine, no permission (at start)
   | 'ERR_SPICEPOD' // the spicepod is invalid (fatal at start)
   | 'ERR_INVALID_ARGUMENT'; // a library call got a bad argument
 

@@ -7,6 +7,7 @@ import { ApiKeyCheck } from './auth.js';
 import { FailureLog } from './failure-log.js';
 import { errorMessage } from '../errors.js';
 import { statusLine } from './errors.js';
+import { listenExclusive, listenFailure } from './listen.js';
 import type { ApiStatus } from './errors.js';
 import { modelNameFromUrl, parsePredictRequest } from './predict-request.js';
 import { answerForecast, kserveErrorBody, timeseriesModelsBody } from './routes/kserve.js';
@@ -210,9 +211,9 @@ export class HttpServer {
 
   listen(host: string, port: number): Promise<ListenAddress> {
     return new Promise((resolve, reject) => {
-      this.app.listen(host, port, (socket) => {
+      listenExclusive(this.app, host, port, (socket) => {
         if (socket === false) {
-          reject(new Error(`cannot listen on ${host}:${port}: the address is in use or not available on this machine`));
+          void listenFailure(host, port).then(reject);
           return;
         }
         this.listenSocket = socket;

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -58,8 +59,8 @@ function run(args: readonly string[], options: { cwd?: string; env?: NodeJS.Proc
 }
 
 /** Starts the CLI on a free port and returns it with its URL (read from the listen log line). */
-async function serve(pod: PodDir, extra: readonly string[] = []): Promise<{ cli: Running; url: string; port: number }> {
-  const cli = run([pod.dir, '--http', '127.0.0.1:0', ...extra]);
+async function serve(pod: PodDir, extra: readonly string[] = [], port = 0): Promise<{ cli: Running; url: string; port: number }> {
+  const cli = run([pod.dir, '--http', `127.0.0.1:${port}`, ...extra]);
   const line = await cli.line(/forecastd listening on/);
   const url = (JSON.parse(line) as { url: string }).url;
   await cli.line(/loaded \d+ of \d+ models/);
@@ -102,6 +103,44 @@ function connectRefused(port: number): Promise<boolean> {
     });
     socket.on('error', () => resolve(true));
   });
+}
+
+/** A port that was free a moment ago (the system's pick for port 0). */
+async function freePort(): Promise<number> {
+  const probe = net.createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const { port } = probe.address() as net.AddressInfo;
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
+}
+
+/** A GET on a connection of its own (no keep-alive pool), so each request is a new accept on the listen socket. */
+function freshGet(port: number, target: string): Promise<{ status: number; requestId: string; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port, path: target, agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => {
+        body += d;
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, requestId: String(res.headers['x-request-id']), body }));
+    });
+    req.on('error', reject);
+  });
+}
+
+/** Resolves with the exit code of a CLI expected to fail at start; one that starts listening is killed, and fails the test. */
+async function exitAtStart(cli: Running): Promise<number | null> {
+  const listened = cli.line(/forecastd listening on/).then(
+    () => {
+      cli.child.kill('SIGKILL');
+      return true;
+    },
+    () => false,
+  );
+  const code = await cli.exit;
+  expect(await listened, `it started listening:\n${cli.stdout()}`).toBe(false);
+  return code;
 }
 
 describe('forecastd CLI', () => {
@@ -202,5 +241,43 @@ describe('forecastd CLI', () => {
     expect(await cli.exit).toBe(1);
     expect(cli.stdout()).toMatch(/second signal: exiting now/);
     pending.finish();
+  });
+  it('a second forecastd on the same address exits 1 at once; the first keeps every connection', async () => {
+    // A port given explicitly: on port 0, uWebSockets.js never shares, so only this shows the old behaviour.
+    const { cli: first, url, port } = await serve(pod, [], await freePort());
+    try {
+      const second = run([pod.dir, '--http', `127.0.0.1:${port}`]);
+      expect(await exitAtStart(second)).toBe(1);
+      expect(second.stderr()).toBe(
+        `forecastd: cannot start [ERR_ADDRESS_IN_USE]: 127.0.0.1:${port} is already in use (another process listens there)\n`,
+      );
+      // Request ids start with the serving process's id: every new connection went to the first forecastd.
+      const prefix = first.child.pid!.toString(36) + '-';
+      for (let i = 0; i < 24; i++) {
+        const health = await freshGet(port, '/health');
+        expect([health.status, health.body, health.requestId.startsWith(prefix)]).toEqual([200, 'ok', true]);
+      }
+      const predict = await fetch(url + '/v1/models/lin/predict');
+      expect(predict.status).toBe(200);
+      expect(await predict.text()).toContain('"model_name":"lin"');
+    } finally {
+      first.child.kill('SIGTERM');
+    }
+    expect(await first.exit).toBe(0);
+  });
+
+  it('an address held by another program (a plain Node.js server) exits 1 naming it', async () => {
+    const holder = net.createServer((socket) => socket.end('held\n'));
+    await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+    const port = (holder.address() as net.AddressInfo).port;
+    try {
+      const cli = run([pod.dir, '--http', `127.0.0.1:${port}`]);
+      expect(await exitAtStart(cli)).toBe(1);
+      expect(cli.stderr()).toBe(
+        `forecastd: cannot start [ERR_ADDRESS_IN_USE]: 127.0.0.1:${port} is already in use (another process listens there)\n`,
+      );
+    } finally {
+      await new Promise((resolve) => holder.close(resolve));
+    }
   });
 });
