@@ -29,10 +29,13 @@ describe('worker threads', () => {
         const { parentPort } = require('node:worker_threads');
         import(process.env.FORECASTD_DIST_INDEX).then(async (forecastd) => {
           const slow = await forecastd.InferenceSession.load(${JSON.stringify(models.slow)});
+          const sum = await forecastd.InferenceSession.load(${JSON.stringify(models.sum)});
           const input = { window: { data: new Float32Array(${64 * 128}).fill(0.25), shape: [64, 128] } };
+          const quick = { window: { data: new Float32Array(4), shape: [1, 4] } };
           for (let i = 0; i < 4; i++) slow.run(input).catch(() => {});
           parentPort.postMessage('running');
-          for (;;) await slow.run(input);
+          // Slow runs and bursts of quick ones: completions arrive all the time, also while the worker ends.
+          for (;;) await Promise.all([slow.run(input), ...Array.from({ length: 16 }, () => sum.run(quick))]);
         });
       \`;
       let terminated = 0;
