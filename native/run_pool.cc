@@ -76,7 +76,10 @@ bool RunPool::StopForExit(std::chrono::milliseconds bound) {
   pool->exiting_ = true;
   for (const Running& running : pool->running_) running.job->Terminate();
   pool->wake_.notify_all();
-  return pool->idle_.wait_for(lock, bound, [pool] { return pool->running_.empty() && pool->finishing_ == 0; });
+  // system_clock, not wait_for's steady clock: libstdc++ waits on the steady clock with pthread_cond_clockwait,
+  // which needs glibc 2.30, and the prebuild must load on glibc 2.28.
+  return pool->idle_.wait_until(lock, std::chrono::system_clock::now() + bound,
+                                [pool] { return pool->running_.empty() && pool->finishing_ == 0; });
 }
 
 void RunPool::Loop() {
