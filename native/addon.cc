@@ -2,13 +2,26 @@
 //   configure(libraryPath, runThreads, defaultRunThreads) -> RuntimeState
 //   runtimeState() -> RuntimeState | null
 //   loadSession(pathOrBytes, options) -> Promise<Session>
+//   allocateTensorData(elementType, length) -> TypedArray over addon-owned memory (run() then needs no copy)
+//   setLogListener(fn | undefined), takeRuntimeLog() -> ONNX Runtime's log lines (runtime_log.h)
+//   stopForExit(code): the process is exiting (its 'exit' event): stop the run pool before ORT's statics go
+//   externalBuffers: false when built for a runtime that forbids external ArrayBuffers (Electron)
 //   Session (class; instances come only from loadSession)
 #include <napi.h>
 
+#include <dlfcn.h>
+
+#include <cstring>
+#include <mutex>
+#include <string>
+
 #include "addon_error.h"
 #include "addon_state.h"
+#include "host_buffer.h"
+#include "js_values.h"
 #include "load_job.h"
 #include "ort_library.h"
+#include "runtime_log.h"
 #include "session_wrap.h"
 
 namespace forecastd {
@@ -17,13 +30,15 @@ namespace {
 
 Napi::Object DescribeRuntime(Napi::Env env, const OrtLibrary::Snapshot& snapshot) {
   Napi::Object state = Napi::Object::New(env);
-  state.Set("libraryPath", snapshot.path);
-  state.Set("version", snapshot.version);
-  state.Set("apiVersion", Napi::Number::New(env, ORT_API_VERSION));
-  state.Set("runThreads", Napi::Number::New(env, snapshot.runThreads));
+  DefineValue(env, state, "libraryPath", snapshot.path);
+  DefineValue(env, state, "version", snapshot.version);
+  DefineValue(env, state, "apiVersion", Napi::Number::New(env, ORT_API_VERSION));
+  DefineValue(env, state, "runThreads", Napi::Number::New(env, snapshot.runThreads));
   Napi::Array providers = Napi::Array::New(env, snapshot.providers.size());
-  for (size_t i = 0; i < snapshot.providers.size(); ++i) providers.Set(i, snapshot.providers[i]);
-  state.Set("availableProviders", providers);
+  for (size_t i = 0; i < snapshot.providers.size(); ++i) {
+    DefineElement(env, providers, i, Napi::String::New(env, snapshot.providers[i]));
+  }
+  DefineValue(env, state, "availableProviders", providers);
   return state;
 }
 
@@ -38,7 +53,7 @@ unsigned ThreadCount(const Napi::Value& value, const char* what) {
 
 Napi::Value Configure(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  return GuardJs(env, [&]() -> Napi::Value {
+  return GuardJs(env, kErrRuntimeLoad, "cannot configure ONNX Runtime", [&]() -> Napi::Value {
     if (info.Length() < 1 || !info[0].IsString()) throw TypeErrorOf("configure() needs the library path");
     const std::string path = info[0].As<Napi::String>().Utf8Value();
     const unsigned runThreads = ThreadCount(info[1], "runThreads");
@@ -95,7 +110,7 @@ SessionConfig ReadSessionConfig(const Napi::Object& options) {
 
 Napi::Value LoadSession(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  return GuardJs(env, [&]() -> Napi::Value {
+  return GuardJs(env, kErrModelLoad, "cannot load the model", [&]() -> Napi::Value {
     if (OrtLibrary::Current() == nullptr) {
       throw AddonError(kErrRuntimeLoad, "ONNX Runtime is not configured yet: call configure() first");
     }
@@ -115,7 +130,93 @@ Napi::Value LoadSession(const Napi::CallbackInfo& info) {
   });
 }
 
+void ReleaseHostBuffer(napi_env, void*, void* hint) { delete static_cast<std::shared_ptr<HostBuffer>*>(hint); }
+
+// allocateTensorData(elementType, length): a zero-filled typed array over memory the addon owns. run() recognises
+// such memory and holds it instead of copying it; JavaScript may still transfer or drop the array at any time.
+// Where external buffers are not allowed, an ordinary typed array (run() then copies it).
+Napi::Value AllocateTensorData(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return GuardJs(env, kErrInvalidArgument, "cannot allocate tensor data", [&]() -> Napi::Value {
+    if (info.Length() != 2 || !info[0].IsString() || !info[1].IsNumber()) {
+      throw TypeErrorOf("allocateTensorData(elementType, length) needs a type name and a length");
+    }
+    const std::string type = info[0].As<Napi::String>().Utf8Value();
+    napi_typedarray_type arrayType;
+    size_t elementSize;
+    if (type == "float32") {
+      arrayType = napi_float32_array;
+      elementSize = 4;
+    } else if (type == "float64") {
+      arrayType = napi_float64_array;
+      elementSize = 8;
+    } else {
+      throw TypeErrorOf("allocateTensorData() supports float32 and float64, got " + type);
+    }
+    const double length = info[1].As<Napi::Number>().DoubleValue();
+    // 2^31 elements at most: beyond what one batch of windows needs, and within every typed array limit.
+    if (!(length >= 0) || length > 2147483648.0 || length != static_cast<double>(static_cast<size_t>(length))) {
+      throw RangeErrorOf("allocateTensorData() length must be an integer from 0 to 2^31");
+    }
+    const size_t elements = static_cast<size_t>(length);
+    const size_t bytes = elements * elementSize;
+    napi_value buffer = nullptr;
+#if defined(NODE_API_NO_EXTERNAL_BUFFERS_ALLOWED)
+    buffer = Napi::ArrayBuffer::New(env, bytes);
+#else
+    std::shared_ptr<HostBuffer> memory = HostBuffer::Allocate(bytes);
+    std::memset(memory->data(), 0, bytes);
+    auto holder = std::make_unique<std::shared_ptr<HostBuffer>>(memory);
+    const napi_status status =
+        napi_create_external_arraybuffer(env, memory->data(), bytes, ReleaseHostBuffer, holder.get(), &buffer);
+    if (status == napi_ok) {
+      static_cast<void>(holder.release());  // owned by the ArrayBuffer's finalizer now
+      HostBuffer::Register(memory);
+    } else if (status == napi_no_external_buffers_allowed) {
+      buffer = Napi::ArrayBuffer::New(env, bytes);
+    } else {
+      NAPI_THROW_IF_FAILED(env, status, Napi::Value());
+    }
+#endif
+    napi_value array = nullptr;
+    NAPI_THROW_IF_FAILED(env, napi_create_typedarray(env, arrayType, elements, buffer, 0, &array), Napi::Value());
+    return Napi::Value(env, array);
+  });
+}
+
+Napi::Value SetLogListener(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  AddonState& state = StateOf(env);
+  if (info.Length() >= 1 && info[0].IsFunction()) {
+    state.logListener = Napi::Persistent(info[0].As<Napi::Function>());
+  } else {
+    state.logListener.Reset();
+  }
+  return env.Undefined();
+}
+
+Napi::Value TakeLog(const Napi::CallbackInfo& info) { return TakeRuntimeLog(info.Env()); }
+
+Napi::Value StopAtExit(const Napi::CallbackInfo& info) {
+  StopForExit(info.Length() >= 1 && info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : 1);
+  return info.Env().Undefined();
+}
+
+// Node closes an addon's handle when the environment that loaded it goes away; if only a worker thread ever
+// loaded forecastd.node, its code would be unmapped under the run pool's threads (which live for the whole
+// process) at that worker's end. One extra reference with RTLD_NODELETE keeps the code mapped for good.
+void PinThisLibrary() {
+  static std::once_flag pinned;
+  std::call_once(pinned, [] {
+    Dl_info self{};
+    if (dladdr(reinterpret_cast<void*>(&PinThisLibrary), &self) != 0 && self.dli_fname != nullptr) {
+      static_cast<void>(dlopen(self.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE));
+    }
+  });
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  PinThisLibrary();
   auto state = std::make_unique<AddonState>();
   state->completions = CompletionQueue::Create(env);
   Napi::Function sessionClass = SessionWrap::DefineClass(env);
@@ -128,6 +229,15 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("configure", Napi::Function::New<Configure>(env, "configure"));
   exports.Set("runtimeState", Napi::Function::New<RuntimeState>(env, "runtimeState"));
   exports.Set("loadSession", Napi::Function::New<LoadSession>(env, "loadSession"));
+  exports.Set("allocateTensorData", Napi::Function::New<AllocateTensorData>(env, "allocateTensorData"));
+  exports.Set("setLogListener", Napi::Function::New<SetLogListener>(env, "setLogListener"));
+  exports.Set("takeRuntimeLog", Napi::Function::New<TakeLog>(env, "takeRuntimeLog"));
+  exports.Set("stopForExit", Napi::Function::New<StopAtExit>(env, "stopForExit"));
+#if defined(NODE_API_NO_EXTERNAL_BUFFERS_ALLOWED)
+  exports.Set("externalBuffers", Napi::Boolean::New(env, false));
+#else
+  exports.Set("externalBuffers", Napi::Boolean::New(env, true));
+#endif
   exports.Set("Session", sessionClass);
   return exports;
 }

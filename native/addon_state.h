@@ -13,6 +13,7 @@ namespace forecastd {
 struct AddonState {
   std::shared_ptr<CompletionQueue> completions;
   Napi::FunctionReference sessionClass;
+  Napi::FunctionReference logListener;  // setLogListener(); empty when none
 };
 
 inline AddonState& StateOf(Napi::Env env) { return *env.GetInstanceData<AddonState>(); }

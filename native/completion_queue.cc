@@ -1,6 +1,8 @@
 #include "completion_queue.h"
 
+#include "addon_state.h"
 #include "run_pool.h"
+#include "runtime_log.h"
 
 namespace forecastd {
 
@@ -44,7 +46,11 @@ bool CompletionQueue::closed() {
 void CompletionQueue::CallJs(Napi::Env env, Napi::Function, CompletionQueue* queue, void*) {
   // A null env means the environment is tearing down; Shutdown already dropped the jobs.
   if (env == nullptr || queue == nullptr) return;
-  queue->Drain(env);
+  try {
+    queue->Drain(env);
+  } catch (...) {
+    // Only a terminating environment gets here (a worker being stopped): nothing may unwind into Node-API.
+  }
 }
 
 void CompletionQueue::Drain(Napi::Env env) {
@@ -64,20 +70,34 @@ void CompletionQueue::Drain(Napi::Env env) {
       }
       job.reset();
     }
-    if (--inFlight_ == 0) signal_.Unref(env);
+    if (--inFlight_ == 0) {
+      try {
+        signal_.Unref(env);
+      } catch (const std::exception&) {
+        // The environment is terminating; its signal goes with it.
+      }
+    }
   }
+  DeliverRuntimeLog(env);
 }
 
 void CompletionQueue::Shutdown() {
   std::vector<std::unique_ptr<Job>> abandoned;
   {
-    std::unique_lock<std::mutex> lock(mutex_);
+    std::lock_guard<std::mutex> lock(mutex_);
     if (closed_) return;
     closed_ = true;
-    // Bounded by the runs already executing; queued ones are skipped by the pool.
+  }
+  // This environment's queued jobs leave the pool without running, and its running ones are asked to stop, so
+  // the wait below is bounded by this environment's own runs, not by what other threads queued before them.
+  std::vector<std::unique_ptr<Job>> cancelled = RunPool::Cancel(this);
+  {
+    std::unique_lock<std::mutex> lock(mutex_);
+    onPool_ -= cancelled.size();
     idle_.wait(lock, [this] { return onPool_ == 0; });
     abandoned.swap(done_);
   }
+  cancelled.clear();
   // Destroying the jobs here releases their JavaScript references while the environment still exists.
   abandoned.clear();
   signal_.Release();

@@ -31,6 +31,10 @@ FORECASTD_OLD_SYMBOL(dlerror)
 char* forecastd_glibc_dlerror(void);
 FORECASTD_HIDDEN char* __wrap_dlerror(void) { return forecastd_glibc_dlerror(); }
 
+FORECASTD_OLD_SYMBOL(dladdr)
+int forecastd_glibc_dladdr(const void* address, Dl_info* info);
+FORECASTD_HIDDEN int __wrap_dladdr(const void* address, Dl_info* info) { return forecastd_glibc_dladdr(address, info); }
+
 FORECASTD_OLD_SYMBOL(dlclose)
 int forecastd_glibc_dlclose(void* handle);
 FORECASTD_HIDDEN int __wrap_dlclose(void* handle) { return forecastd_glibc_dlclose(handle); }

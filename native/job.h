@@ -12,6 +12,9 @@ class Job {
   virtual ~Job() = default;
   virtual void Execute() = 0;
   virtual void Complete(Napi::Env env) = 0;
+  // Any thread, while Execute() may be running: asks it to stop as soon as it can (a run stops between graph
+  // nodes; a load cannot be interrupted and simply finishes).
+  virtual void Terminate() {}
 };
 
 }  // namespace forecastd

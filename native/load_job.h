@@ -7,13 +7,15 @@
 #include <napi.h>
 
 #include "addon_error.h"
+#include "host_buffer.h"
 #include "job.h"
 #include "model_session.h"
 
 namespace forecastd {
 
 // Creates an ORT session (parsing and optimizing the model can take a while) on the run pool, then resolves
-// its promise with a Session object. Model bytes are read in place: the Uint8Array stays referenced until then.
+// its promise with a Session object. Model bytes are copied into addon-owned memory on the JavaScript thread
+// (unless they already live there): JavaScript may resize, transfer or drop its Uint8Array while the load waits.
 class LoadJob : public Job {
  public:
   LoadJob(Napi::Env env, std::string path, SessionConfig config);
@@ -26,8 +28,8 @@ class LoadJob : public Job {
  private:
   Napi::Promise::Deferred deferred_;
   std::string path_;
-  Napi::Reference<Napi::Value> pinnedBytes_;
-  const void* bytes_ = nullptr;
+  std::shared_ptr<HostBuffer> bytes_;  // null when loading from path_
+  const void* data_ = nullptr;         // inside bytes_
   size_t byteLength_ = 0;
   SessionConfig config_;
   std::shared_ptr<ModelSession> session_;

@@ -148,6 +148,10 @@ OrtPtr<OrtSessionOptions> ModelSession::BuildOptions(const SessionConfig& config
   }
   CheckStatus(api.SetSessionGraphOptimizationLevel(options.get(), config.optimizationLevel), kErrModelLoad, what);
   CheckStatus(api.SetSessionExecutionMode(options.get(), config.executionMode), kErrModelLoad, what);
+  // With intra_op_threads > 1 every session gets its own ORT thread pool, beside the addon's run threads; ORT's
+  // default lets those threads spin waiting for work, which burns the cores the other runs need. No spinning.
+  CheckStatus(api.AddSessionConfigEntry(options.get(), "session.intra_op.allow_spinning", "0"), kErrModelLoad, what);
+  CheckStatus(api.AddSessionConfigEntry(options.get(), "session.inter_op.allow_spinning", "0"), kErrModelLoad, what);
   for (const std::string& provider : config.providers) AppendProvider(options.get(), provider, what);
   return options;
 }
@@ -248,11 +252,12 @@ int ModelSession::OutputIndex(const std::string& name) const {
   return -1;
 }
 
-std::vector<OrtPtr<OrtValue>> ModelSession::Run(const std::vector<const char*>& inputNames,
+std::vector<OrtPtr<OrtValue>> ModelSession::Run(OrtRunOptions* runOptions,
+                                                const std::vector<const char*>& inputNames,
                                                 const std::vector<const OrtValue*>& inputs,
                                                 const std::vector<const char*>& outputNames) const {
   std::vector<OrtValue*> raw(outputNames.size(), nullptr);
-  OrtStatus* status = Ort().Run(session_.get(), nullptr, inputNames.data(), inputs.data(), inputs.size(),
+  OrtStatus* status = Ort().Run(session_.get(), runOptions, inputNames.data(), inputs.data(), inputs.size(),
                                 outputNames.data(), outputNames.size(), raw.data());
   // Own whatever ORT produced before reporting a failure, so nothing leaks.
   std::vector<OrtPtr<OrtValue>> outputs;

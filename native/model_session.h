@@ -25,7 +25,7 @@ struct ModelMetadataInfo {
   std::string domain;
   std::string description;
   std::string graphDescription;
-  int64_t version = 0;
+  int64_t version = 0;  // INT64_MAX: the ModelProto has no model_version (ONNX Runtime's way of saying so)
   std::vector<std::pair<std::string, std::string>> custom;
 };
 
@@ -54,7 +54,8 @@ class ModelSession {
   int OutputIndex(const std::string& name) const;
 
   // Runs the model; throws AddonError(ERR_INFERENCE) with ORT's message on failure.
-  std::vector<OrtPtr<OrtValue>> Run(const std::vector<const char*>& inputNames,
+  // `runOptions` may be terminated from another thread (RunOptionsSetTerminate) to stop the run early.
+  std::vector<OrtPtr<OrtValue>> Run(OrtRunOptions* runOptions, const std::vector<const char*>& inputNames,
                                     const std::vector<const OrtValue*>& inputs,
                                     const std::vector<const char*>& outputNames) const;
 

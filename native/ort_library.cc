@@ -1,11 +1,16 @@
 #include "ort_library.h"
 
 #include <dlfcn.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
 
 #include "addon_error.h"
 #include "run_pool.h"
+#include "runtime_log.h"
 
 namespace forecastd {
 
@@ -19,6 +24,18 @@ std::mutex g_configureMutex;
 std::atomic<const OrtLibrary*> g_library{nullptr};
 std::atomic<const OrtApi*> g_api{nullptr};
 
+// 1 until the process says otherwise: an exit that never announced its code is not a success.
+std::atomic<int> g_exitCode{1};
+constexpr std::chrono::milliseconds kExitTeardownBound{2000};
+
+void StopRunsAtExit() {
+  if (RunPool::StopForExit(kExitTeardownBound)) return;
+  // A load (which cannot be interrupted) or a run that ignored termination is still inside ONNX Runtime:
+  // destroying ORT's statics under it would crash. Leave without them, with the exit code that was asked for.
+  std::fflush(nullptr);
+  _exit(g_exitCode.load());
+}
+
 std::string DlError() {
   const char* message = dlerror();
   return message != nullptr ? message : "unknown dlopen error";
@@ -31,11 +48,38 @@ const OrtApi& Ort() {
   return *g_api.load(std::memory_order_acquire);
 }
 
+void StopForExit(int code) {
+  g_exitCode.store(code);
+  StopRunsAtExit();
+}
+
+const char* OrtErrorCodeName(OrtErrorCode code) {
+  switch (code) {
+    case ORT_OK: return "ORT_OK";
+    case ORT_FAIL: return "ORT_FAIL";
+    case ORT_INVALID_ARGUMENT: return "ORT_INVALID_ARGUMENT";
+    case ORT_NO_SUCHFILE: return "ORT_NO_SUCHFILE";
+    case ORT_NO_MODEL: return "ORT_NO_MODEL";
+    case ORT_ENGINE_ERROR: return "ORT_ENGINE_ERROR";
+    case ORT_RUNTIME_EXCEPTION: return "ORT_RUNTIME_EXCEPTION";
+    case ORT_INVALID_PROTOBUF: return "ORT_INVALID_PROTOBUF";
+    case ORT_MODEL_LOADED: return "ORT_MODEL_LOADED";
+    case ORT_NOT_IMPLEMENTED: return "ORT_NOT_IMPLEMENTED";
+    case ORT_INVALID_GRAPH: return "ORT_INVALID_GRAPH";
+    case ORT_EP_FAIL: return "ORT_EP_FAIL";
+    case ORT_MODEL_LOAD_CANCELED: return "ORT_MODEL_LOAD_CANCELED";
+    case ORT_MODEL_REQUIRES_COMPILATION: return "ORT_MODEL_REQUIRES_COMPILATION";
+    case ORT_NOT_FOUND: return "ORT_NOT_FOUND";
+    default: return "ORT_FAIL";
+  }
+}
+
 void CheckStatus(OrtStatus* status, const char* code, const std::string& context) {
   if (status == nullptr) return;
   OrtPtr<OrtStatus> owned(status);
   std::string message = Ort().GetErrorMessage(status);
-  throw AddonError(code, context.empty() ? message : context + ": " + message);
+  const char* ortCode = OrtErrorCodeName(Ort().GetErrorCode(status));
+  throw AddonError(code, context.empty() ? message : context + ": " + message, ErrorKind::kError, ortCode);
 }
 
 const OrtLibrary* OrtLibrary::Current() { return g_library.load(std::memory_order_acquire); }
@@ -82,16 +126,20 @@ OrtLibrary::Snapshot OrtLibrary::Configure(const std::string& path, unsigned run
                                           "at a newer libonnxruntime");
   }
   g_api.store(api, std::memory_order_release);
+  // Registered after the library loaded (and so after its static destructors were registered): it runs first.
+  static std::once_flag exitHook;
+  std::call_once(exitHook, [] { std::atexit(StopRunsAtExit); });
 
-  OrtEnv* env = nullptr;
-  // Every failure ORT reports also comes back as an OrtStatus, which the caller gets as a rejected promise
-  // with ORT's message (and the server logs through its own logger). ORT's own stderr lines for the same
-  // failures would only duplicate them outside that logger, so only fatal ones are printed.
-  CheckStatus(api->CreateEnv(ORT_LOGGING_LEVEL_FATAL, "forecastd", &env), kErrRuntimeLoad,
-              "cannot create the ONNX Runtime environment from " + path);
-  OrtMemoryInfo* memoryInfo = nullptr;
-  CheckStatus(api->CreateCpuMemoryInfo(OrtArenaAllocator, OrtMemTypeDefault, &memoryInfo), kErrRuntimeLoad,
+  OrtEnv* rawEnv = nullptr;
+  // ORT's warnings and errors go to the embedder's logger (runtime_log.h), not to stderr: some are the only sign
+  // of a real problem ("node not assigned to the requested execution provider").
+  CheckStatus(api->CreateEnvWithCustomLogger(RecordOrtLog, nullptr, ORT_LOGGING_LEVEL_WARNING, "forecastd", &rawEnv),
+              kErrRuntimeLoad, "cannot create the ONNX Runtime environment from " + path);
+  OrtPtr<OrtEnv> env(rawEnv);
+  OrtMemoryInfo* rawMemoryInfo = nullptr;
+  CheckStatus(api->CreateCpuMemoryInfo(OrtArenaAllocator, OrtMemTypeDefault, &rawMemoryInfo), kErrRuntimeLoad,
               "cannot describe CPU memory");
+  OrtPtr<OrtMemoryInfo> memoryInfo(rawMemoryInfo);
 
   std::vector<std::string> providers;
   char** names = nullptr;
@@ -105,9 +153,9 @@ OrtLibrary::Snapshot OrtLibrary::Configure(const std::string& path, unsigned run
   library->version_ = version;
   library->runThreads_ = runThreads != 0 ? runThreads : (defaultRunThreads != 0 ? defaultRunThreads : 1);
   library->providers_ = std::move(providers);
-  library->env_ = env;
-  library->cpuMemoryInfo_ = memoryInfo;
   RunPool::Start(library->runThreads_);
+  library->env_ = env.release();
+  library->cpuMemoryInfo_ = memoryInfo.release();
   // Published for the rest of the process and never destroyed (see the class comment).
   g_library.store(library.release(), std::memory_order_release);
   return Current()->Describe();

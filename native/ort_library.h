@@ -26,18 +26,32 @@ struct OrtReleaser {
   void operator()(OrtModelMetadata* p) const { Ort().ReleaseModelMetadata(p); }
   void operator()(OrtCUDAProviderOptionsV2* p) const { Ort().ReleaseCUDAProviderOptions(p); }
   void operator()(OrtTensorRTProviderOptionsV2* p) const { Ort().ReleaseTensorRTProviderOptions(p); }
+  void operator()(OrtRunOptions* p) const { Ort().ReleaseRunOptions(p); }
 };
 
 template <typename T>
 using OrtPtr = std::unique_ptr<T, OrtReleaser>;
 
-// Throws AddonError(code, context + ": " + ORT's message) when `status` is an error; releases it either way.
+// Throws AddonError(code, context + ": " + ORT's message, ortCode = ORT's error code name) when `status` is an
+// error; releases it either way.
 void CheckStatus(OrtStatus* status, const char* code, const std::string& context);
+
+// "ORT_INVALID_ARGUMENT" for ORT_INVALID_ARGUMENT, and so on.
+const char* OrtErrorCodeName(OrtErrorCode code);
+
+// Process exit, announced from JavaScript ('exit' event of the main thread, before any atexit handler or static
+// destructor runs): stops the run pool (running jobs are terminated and waited for up to 2 s). Past that bound,
+// leaves at once with _exit(code), without ONNX Runtime's static destructors, which would crash under a thread
+// still inside the library.
+void StopForExit(int code);
 
 // The ONNX Runtime shared library, loaded with dlopen at run time (the addon never links it at build time, so
 // one binary works with the CPU library inside onnxruntime-node or a GPU build chosen by the user).
 // One per process, shared by every worker thread; it is never unloaded and its OrtEnv is never released:
 // at process exit the library may already be gone, and ORT's own teardown runs from its static destructors.
+// Before those run, StopForExit() stops the run pool (called from the 'exit' event; an atexit handler registered
+// after the library loaded does the same for exits that skip that event, as far as ORT's statics registered
+// later allow).
 class OrtLibrary {
  public:
   struct Snapshot {

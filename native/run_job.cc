@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "js_values.h"
 #include "tensor_types.h"
 
 namespace forecastd {
@@ -23,7 +24,16 @@ RunJob::RunJob(Napi::Env env, std::shared_ptr<ModelSession> session, std::vector
     : deferred_(Napi::Promise::Deferred::New(env)),
       session_(std::move(session)),
       inputs_(std::move(inputs)),
-      outputNames_(std::move(outputNames)) {}
+      outputNames_(std::move(outputNames)) {
+  OrtRunOptions* raw = nullptr;
+  CheckStatus(Ort().CreateRunOptions(&raw), kErrInference, "cannot create run options");
+  runOptions_.reset(raw);
+}
+
+void RunJob::Terminate() {
+  // Thread-safe in ORT: the run stops at its next node and fails with "Exiting due to terminate flag".
+  if (OrtStatus* status = Ort().RunOptionsSetTerminate(runOptions_.get())) Ort().ReleaseStatus(status);
+}
 
 void RunJob::Execute() {
   try {
@@ -44,7 +54,7 @@ void RunJob::Execute() {
     std::vector<const char*> outputNames;
     for (const std::string& name : outputNames_) outputNames.push_back(name.c_str());
 
-    std::vector<OrtPtr<OrtValue>> results = session_->Run(inputNames, values, outputNames);
+    std::vector<OrtPtr<OrtValue>> results = session_->Run(runOptions_.get(), inputNames, values, outputNames);
 
     for (size_t i = 0; i < results.size(); ++i) {
       Output output{std::move(results[i]), ONNX_TENSOR_ELEMENT_DATA_TYPE_UNDEFINED, {}, nullptr, 0};
@@ -96,7 +106,10 @@ Napi::Value RunJob::WrapOutput(Napi::Env env, Output& output, size_t index) {
   const ElementTypeInfo type = DescribeElementType(output.elementType);
   const size_t bytes = output.elementCount * type.byteSize;
   napi_value buffer = nullptr;
-  bool copy = bytes == 0 || AliasesEarlierMemory(output, index);
+  bool copy = bytes <= kCopyOutputsUpTo || AliasesEarlierMemory(output, index);
+#if defined(NODE_API_NO_EXTERNAL_BUFFERS_ALLOWED)
+  copy = true;  // built for a runtime with a V8 sandbox (Electron): external memory is refused outright
+#else
   if (!copy) {
     napi_status status = napi_create_external_arraybuffer(env, output.data, bytes, ReleaseOutputValue,
                                                           output.value.get(), &buffer);
@@ -108,6 +121,7 @@ Napi::Value RunJob::WrapOutput(Napi::Env env, Output& output, size_t index) {
       NAPI_THROW_IF_FAILED(env, status, Napi::Value());
     }
   }
+#endif
   if (copy) {
     Napi::ArrayBuffer copied = Napi::ArrayBuffer::New(env, bytes);
     if (bytes > 0) std::memcpy(copied.Data(), output.data, bytes);
@@ -119,12 +133,14 @@ Napi::Value RunJob::WrapOutput(Napi::Env env, Output& output, size_t index) {
                        Napi::Value());
 
   Napi::Array shape = Napi::Array::New(env, output.shape.size());
-  for (size_t d = 0; d < output.shape.size(); ++d) shape.Set(d, Napi::Number::New(env, static_cast<double>(output.shape[d])));
+  for (size_t d = 0; d < output.shape.size(); ++d) {
+    DefineElement(env, shape, d, Napi::Number::New(env, static_cast<double>(output.shape[d])));
+  }
   Napi::Object tensor = Napi::Object::New(env);
-  tensor.Set("name", Napi::String::New(env, outputNames_[index]));
-  tensor.Set("type", Napi::String::New(env, type.name));
-  tensor.Set("shape", shape);
-  tensor.Set("data", Napi::Value(env, array));
+  DefineValue(env, tensor, "name", outputNames_[index]);
+  DefineValue(env, tensor, "type", std::string(type.name));
+  DefineValue(env, tensor, "shape", shape);
+  DefineValue(env, tensor, "data", array);
   return tensor;
 }
 
@@ -136,13 +152,16 @@ void RunJob::Complete(Napi::Env env) {
       return;
     }
     Napi::Array result = Napi::Array::New(env, outputs_.size());
-    for (size_t i = 0; i < outputs_.size(); ++i) result.Set(i, WrapOutput(env, outputs_[i], i));
+    for (size_t i = 0; i < outputs_.size(); ++i) DefineElement(env, result, i, WrapOutput(env, outputs_[i], i));
     // Unpinned only after wrapping: an output that aliases an input (an Identity graph) was copied from it.
     inputs_.clear();
     deferred_.Resolve(result);
   } catch (const Napi::Error& e) {
     inputs_.clear();
     deferred_.Reject(e.Value());
+  } catch (const std::exception& e) {
+    inputs_.clear();
+    deferred_.Reject(MakeJsError(env, FromStdException(e, kErrInference, "cannot return the outputs")));
   }
 }
 

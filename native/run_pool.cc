@@ -1,6 +1,9 @@
 #include "run_pool.h"
 
+#include <algorithm>
 #include <atomic>
+#include <string>
+#include <system_error>
 #include <thread>
 
 #if defined(__linux__)
@@ -8,6 +11,7 @@
 #include <sched.h>
 #endif
 
+#include "addon_error.h"
 #include "completion_queue.h"
 #include "job.h"
 
@@ -15,16 +19,29 @@ namespace forecastd {
 
 namespace {
 std::atomic<RunPool*> g_pool{nullptr};
+std::mutex g_startMutex;
 }  // namespace
 
-RunPool::RunPool(unsigned threads) {
-  for (unsigned i = 0; i < threads; ++i) std::thread([this] { Loop(); }).detach();
-}
-
 void RunPool::Start(unsigned threads) {
+  std::lock_guard<std::mutex> startLock(g_startMutex);
   if (g_pool.load() != nullptr) return;
-  // Owned by the process, never destroyed (see the class comment).
-  g_pool.store(std::unique_ptr<RunPool>(new RunPool(threads)).release());
+  // Never deleted, not even when starting fails: threads that did start may still be inside it.
+  RunPool* pool = new RunPool();
+  unsigned started = 0;
+  try {
+    for (; started < threads; ++started) std::thread([pool] { pool->Loop(); }).detach();
+  } catch (const std::system_error& e) {
+    {
+      std::lock_guard<std::mutex> lock(pool->mutex_);
+      pool->stopping_ = true;
+    }
+    pool->wake_.notify_all();
+    throw AddonError(kErrRuntimeLoad, "cannot start run thread " + std::to_string(started + 1) + " of " +
+                                          std::to_string(threads) + ": " + e.what() +
+                                          " (a limit on threads or processes, such as ulimit -u or a container's "
+                                          "pids limit?); ask for fewer runThreads or raise the limit");
+  }
+  g_pool.store(pool);
 }
 
 void RunPool::Submit(std::shared_ptr<CompletionQueue> queue, std::unique_ptr<Job> job) {
@@ -34,6 +51,35 @@ void RunPool::Submit(std::shared_ptr<CompletionQueue> queue, std::unique_ptr<Job
     pool->tasks_.push_back(Task{std::move(queue), std::move(job)});
   }
   pool->wake_.notify_one();
+}
+
+std::vector<std::unique_ptr<Job>> RunPool::Cancel(const CompletionQueue* queue) {
+  std::vector<std::unique_ptr<Job>> removed;
+  RunPool* pool = g_pool.load();
+  if (pool == nullptr) return removed;
+  std::lock_guard<std::mutex> lock(pool->mutex_);
+  auto keep = std::stable_partition(pool->tasks_.begin(), pool->tasks_.end(),
+                                    [queue](const Task& task) { return task.queue.get() != queue; });
+  for (auto it = keep; it != pool->tasks_.end(); ++it) removed.push_back(std::move(it->job));
+  pool->tasks_.erase(keep, pool->tasks_.end());
+  for (const Running& running : pool->running_) {
+    if (running.queue == queue) running.job->Terminate();
+  }
+  return removed;
+}
+
+bool RunPool::StopForExit(std::chrono::milliseconds bound) {
+  RunPool* pool = g_pool.load();
+  if (pool == nullptr) return true;
+  std::unique_lock<std::mutex> lock(pool->mutex_);
+  pool->stopping_ = true;
+  pool->exiting_ = true;
+  for (const Running& running : pool->running_) running.job->Terminate();
+  pool->wake_.notify_all();
+  // system_clock, not wait_for's steady clock: libstdc++ waits on the steady clock with pthread_cond_clockwait,
+  // which needs glibc 2.30, and the prebuild must load on glibc 2.28.
+  return pool->idle_.wait_until(lock, std::chrono::system_clock::now() + bound,
+                                [pool] { return pool->running_.empty() && pool->finishing_ == 0; });
 }
 
 void RunPool::Loop() {
@@ -49,14 +95,41 @@ void RunPool::Loop() {
     Task task;
     {
       std::unique_lock<std::mutex> lock(mutex_);
-      wake_.wait(lock, [this] { return !tasks_.empty(); });
+      wake_.wait(lock, [this] { return stopping_ || !tasks_.empty(); });
+      if (stopping_) return;
       task = std::move(tasks_.front());
       tasks_.pop_front();
+      running_.push_back(Running{task.queue.get(), task.job.get()});
     }
+    Job* const job = task.job.get();
     // A worker thread that is shutting down no longer needs its results: skip the work, still hand the job
     // back so its JavaScript references are released on the right thread.
-    if (!task.queue->closed()) task.job->Execute();
+    if (!task.queue->closed()) job->Execute();
+    bool exiting;
+    {
+      // Off the running list before the job can complete (and be destroyed) on its JavaScript thread, so
+      // Cancel() and StopForExit() never call Terminate() on a finished job; `finishing_` still counts it.
+      std::lock_guard<std::mutex> lock(mutex_);
+      running_.erase(std::find_if(running_.begin(), running_.end(), [job](const Running& r) { return r.job == job; }));
+      exiting = exiting_;
+      if (!exiting) ++finishing_;
+    }
+    if (exiting) {
+      // The process is exiting: nothing completes any more, and destroying the job here would touch JavaScript
+      // references from this thread. Both are left to the end of the process.
+      static_cast<void>(task.job.release());
+      static_cast<void>(new std::shared_ptr<CompletionQueue>(std::move(task.queue)));
+      std::lock_guard<std::mutex> lock(mutex_);
+      idle_.notify_all();
+      return;
+    }
     task.queue->Finish(std::move(task.job));
+    task.queue.reset();
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      --finishing_;
+      idle_.notify_all();
+    }
   }
 }
 

@@ -1,10 +1,11 @@
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <deque>
-#include <functional>
 #include <memory>
 #include <mutex>
+#include <vector>
 
 namespace forecastd {
 
@@ -19,28 +20,48 @@ class Job;
 // and the pool could not be sized to the CPU. Finished jobs go back through each environment's
 // CompletionQueue (one thread-safe function per environment), which resolves the promises.
 //
-// One pool per process, shared by every worker thread. Its threads are detached and the pool is never
-// destroyed: joining them from static destructors at exit could wait on a run, or touch ORT after unload.
+// One pool per process, shared by every worker thread. Its threads are detached and the pool object is never
+// destroyed (a thread may still be inside it at exit). At process exit, StopForExit() stops it before ONNX
+// Runtime's static destructors run.
 class RunPool {
  public:
-  // Starts `threads` threads; called once, when the ONNX Runtime library is configured.
+  // Starts `threads` threads; called once, when the ONNX Runtime library is configured. When a thread cannot be
+  // started (a thread limit), the threads already started are stopped and AddonError(ERR_RUNTIME_LOAD) is thrown;
+  // a later call may try again.
   static void Start(unsigned threads);
 
   // Queues `job`; when it has run, it is handed to `queue` (or skipped when that environment shut down).
   static void Submit(std::shared_ptr<CompletionQueue> queue, std::unique_ptr<Job> job);
+
+  // `queue`'s environment is going away: removes its queued jobs (returned, not executed) and asks its running
+  // ones to terminate. Returns the removed jobs so the caller can release them on its own thread.
+  static std::vector<std::unique_ptr<Job>> Cancel(const CompletionQueue* queue);
+
+  // Process exit: no job starts any more, running ones are asked to terminate, and the caller waits up to `bound`
+  // for them. True when none is left running.
+  static bool StopForExit(std::chrono::milliseconds bound);
 
  private:
   struct Task {
     std::shared_ptr<CompletionQueue> queue;
     std::unique_ptr<Job> job;
   };
+  struct Running {
+    const CompletionQueue* queue;
+    Job* job;
+  };
 
-  explicit RunPool(unsigned threads);
+  RunPool() = default;
   void Loop();
 
   std::mutex mutex_;
   std::condition_variable wake_;
-  std::deque<Task> tasks_;
+  std::condition_variable idle_;
+  std::deque<Task> tasks_;           // guarded by mutex_
+  std::vector<Running> running_;     // guarded by mutex_: executing now
+  size_t finishing_ = 0;             // guarded by mutex_: executed, being handed to their queue
+  bool stopping_ = false;            // guarded by mutex_: threads leave their loop
+  bool exiting_ = false;             // guarded by mutex_: the process is exiting; nothing completes any more
 };
 
 }  // namespace forecastd

@@ -21,10 +21,16 @@ export type ErrorCode =
 
 export class ForecastdError extends Error {
   readonly code: ErrorCode;
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+  /**
+   * ONNX Runtime's own error code when the failure came from it ("ORT_INVALID_ARGUMENT", "ORT_NO_SUCHFILE",
+   * "ORT_INVALID_PROTOBUF", "ORT_RUNTIME_EXCEPTION", "ORT_EP_FAIL", ...); absent otherwise.
+   */
+  readonly ortCode?: string;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; ortCode?: string }) {
     super(message, options);
     this.name = 'ForecastdError';
     this.code = code;
+    if (options?.ortCode !== undefined) this.ortCode = options.ortCode;
   }
 }
 

@@ -6,7 +6,8 @@ export { ForecastdError } from './errors.js';
 export type { ErrorCode } from './errors.js';
 
 export { InferenceSession } from './runtime/session.js';
-export { configureRuntime, runtimeInfo } from './runtime/runtime.js';
+export { configureRuntime, runtimeInfo, setRuntimeLogHandler } from './runtime/runtime.js';
+export { allocateTensorData } from './runtime/session.js';
 export type {
   Dim,
   ExecutionMode,
@@ -18,6 +19,7 @@ export type {
   OutputTensor,
   RunOptions,
   RuntimeInfo,
+  RuntimeLogEntry,
   RuntimeOptions,
   SessionOptions,
   TensorElementType,

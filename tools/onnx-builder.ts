@@ -130,8 +130,11 @@ export function node(
 
 /** Model-level fields every builder accepts. */
 export interface ModelInfo {
-  /** ModelProto.model_version; 0 (the default) leaves it unset. */
-  readonly modelVersion?: number;
+  /**
+   * ModelProto.model_version (an int64: pass a bigint for values beyond 2^53). Absent by default, as in PyTorch's
+   * exports (ONNX Runtime then reports INT64_MAX).
+   */
+  readonly modelVersion?: number | bigint;
   /** Default "forecastd-onnx-builder". */
   readonly producerName?: string;
   readonly producerVersion?: string;
@@ -153,6 +156,12 @@ export interface GraphSpec extends ModelInfo {
   readonly outputs: readonly ValueInfoSpec[];
 }
 
+/** An int64 as protobufjs writes it exactly (low and high 32-bit halves), whatever its size. */
+function int64(value: number | bigint): { low: number; high: number; unsigned: boolean } {
+  const bits = BigInt.asUintN(64, BigInt(value));
+  return { low: Number(bits & 0xffffffffn) | 0, high: Number(bits >> 32n) | 0, unsigned: false };
+}
+
 /** Encodes a complete graph as ModelProto bytes. */
 export function buildModel(spec: GraphSpec): Uint8Array {
   const model = onnx.ModelProto.create({
@@ -161,7 +170,7 @@ export function buildModel(spec: GraphSpec): Uint8Array {
     producerName: spec.producerName ?? DEFAULT_PRODUCER,
     producerVersion: spec.producerVersion ?? '',
     domain: spec.domain ?? '',
-    modelVersion: spec.modelVersion ?? 0,
+    ...(spec.modelVersion !== undefined ? { modelVersion: int64(spec.modelVersion) } : {}),
     docString: spec.docString ?? '',
     metadataProps: Object.entries(spec.metadata ?? {}).map(([key, value]) => ({ key, value })),
     graph: {

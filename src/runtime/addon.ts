@@ -15,6 +15,7 @@ import type {
   ModelMetadata,
   NumericTypedArray,
   OutputTensor,
+  RuntimeLogEntry,
   TensorInfo,
 } from './types.js';
 
@@ -64,6 +65,22 @@ export interface AddonTypes {
   runtimeState(): NativeRuntimeState | null;
   /** Creates an ORT session on the addon's run threads. */
   loadSession(source: string | Uint8Array, options: NativeSessionOptions): Promise<NativeSession>;
+  /**
+   * A zero-filled typed array over memory the addon owns: run() holds such memory instead of copying it. An
+   * ordinary typed array where external buffers are not allowed (then run() copies it).
+   */
+  allocateTensorData(elementType: 'float32' | 'float64', length: number): Float32Array | Float64Array;
+  /** This environment's receiver of ONNX Runtime's log lines (called on this thread); undefined removes it. */
+  setLogListener(listener: ((entries: RuntimeLogEntry[]) => void) | undefined): void;
+  /** The log lines not delivered yet. */
+  takeRuntimeLog(): RuntimeLogEntry[];
+  /**
+   * The process is exiting (main thread's 'exit' event): stops the run pool, terminating running jobs and
+   * waiting up to 2 s; past that, exits at once with `code` without ONNX Runtime's static destructors.
+   */
+  stopForExit(code: number): void;
+  /** false when built for a runtime that forbids external ArrayBuffers (Electron): every output is a copy. */
+  readonly externalBuffers: boolean;
   /** The Session class; instances come only from loadSession(). */
   readonly Session: abstract new (...args: never[]) => NativeSession;
 }
@@ -124,13 +141,18 @@ function glibcVersion(): string | undefined {
   return report?.header?.glibcVersionRuntime;
 }
 
-/** Loads forecastd.node once per JavaScript environment (each worker thread gets its own instance). */
+/**
+ * Loads forecastd.node once per JavaScript environment (each worker thread gets its own instance).
+ * $FORECASTD_ADDON names one binary to load instead of searching (a sanitizer or Electron build, for example).
+ */
 export function loadAddon(): AddonTypes {
   if (cachedAddon !== undefined) return cachedAddon;
   const root = packageRoot();
   const require = createRequire(import.meta.url);
   const failures: string[] = [];
-  for (const candidate of addonCandidates(root)) {
+  const chosen = process.env['FORECASTD_ADDON'];
+  const candidates = chosen !== undefined && chosen !== '' ? [path.resolve(chosen)] : addonCandidates(root);
+  for (const candidate of candidates) {
     if (!existsSync(candidate)) {
       failures.push(`  ${candidate}: not found`);
       continue;

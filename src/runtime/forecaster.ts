@@ -2,7 +2,7 @@ import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { ForecastdError } from '../errors.js';
 import { checkForecastModel, formatShape, type ForecastModelShape } from './model-contract.js';
-import type { InferenceSession } from './session.js';
+import { allocateTensorData, type InferenceSession } from './session.js';
 import type { FloatArray, InputTensor, OutputTensor, RunOptions } from './types.js';
 import type { AbortSignalLike } from './cancellation.js';
 import type { WindowInput } from './window.js';
@@ -374,7 +374,8 @@ export class BatchingForecaster {
 
   #dispatch(items: PendingPrediction[], now: number): void {
     const per = this.#windowLength;
-    let data = new this.#ArrayType(items.length * per);
+    // Built straight in addon-owned memory: run() holds it instead of copying, so a window is copied once.
+    let data = allocateTensorData(this.shape.inputType, items.length * per);
     let n = 0;
     for (const item of items) {
       try {
@@ -391,7 +392,7 @@ export class BatchingForecaster {
     if (n === 0) return;
     if (n < items.length) {
       items.length = n;
-      data = data.slice(0, n * per);
+      data = data.subarray(0, n * per);
     }
     const { rank, lookback, variables, inputName } = this.shape;
     const tensor: InputTensor = { data, shape: rank === 3 ? [n, lookback, variables] : [n, lookback] };

@@ -6,10 +6,11 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
+import { isMainThread } from 'node:worker_threads';
 
 import { ForecastdError } from '../errors.js';
-import { loadAddon, type NativeRuntimeState } from './addon.js';
-import type { RuntimeInfo, RuntimeOptions } from './types.js';
+import { loadAddon, type AddonTypes, type NativeRuntimeState } from './addon.js';
+import type { RuntimeInfo, RuntimeLogEntry, RuntimeOptions } from './types.js';
 
 /** The library file onnxruntime-node ships for each platform, under bin/napi-v6/<platform>/<arch>/. */
 const BUNDLED_LIBRARY_FILE: Readonly<Partial<Record<NodeJS.Platform, string>>> = {
@@ -55,6 +56,45 @@ export function defaultLibraryCandidates(): string[] {
 
 let info: RuntimeInfo | undefined;
 let ortProviders: readonly string[] = [];
+let logHandler: ((entry: RuntimeLogEntry) => void) | undefined;
+let hooked = false;
+
+/**
+ * Where ONNX Runtime's warnings and errors go in this thread (e.g. "some nodes were not assigned to the preferred
+ * execution providers"): a logger's function. Without one they are emitted as process warnings (type
+ * "OnnxRuntimeWarning"). Lines reach JavaScript after runs and loads complete, on the thread that ran them.
+ */
+export function setRuntimeLogHandler(handler: ((entry: RuntimeLogEntry) => void) | undefined): void {
+  if (handler !== undefined && typeof handler !== 'function') {
+    throw new ForecastdError('ERR_INVALID_ARGUMENT', 'the runtime log handler must be a function');
+  }
+  logHandler = handler;
+}
+
+function deliverLog(entries: readonly RuntimeLogEntry[]): void {
+  for (const entry of entries) {
+    if (logHandler === undefined) {
+      process.emitWarning(`ONNX Runtime ${entry.level}: ${entry.message}`, { type: 'OnnxRuntimeWarning' });
+      continue;
+    }
+    try {
+      logHandler(entry);
+    } catch {
+      // A failing logger must not fail the run that produced the line.
+    }
+  }
+}
+
+/** Once per thread, after the library is loaded: receive its log lines, and stop native work at process exit. */
+function hookEnvironment(addon: AddonTypes): void {
+  if (hooked) return;
+  hooked = true;
+  addon.setLogListener(deliverLog);
+  deliverLog(addon.takeRuntimeLog());
+  // Runs and loads still inside ONNX Runtime when the process exits would race its static destructors (a crash):
+  // the 'exit' event comes before those, so the addon stops its threads here (bounded; see stopForExit).
+  if (isMainThread) process.on('exit', (code) => addon.stopForExit(code));
+}
 
 function toRuntimeInfo(state: NativeRuntimeState): RuntimeInfo {
   ortProviders = state.availableProviders;
@@ -71,7 +111,8 @@ function toRuntimeInfo(state: NativeRuntimeState): RuntimeInfo {
 function runtimeError(error: unknown): Error {
   if (error instanceof ForecastdError) return error;
   const message = error instanceof Error ? error.message : String(error);
-  return new ForecastdError('ERR_RUNTIME_LOAD', message, { cause: error });
+  const ortCode = (error as { ortCode?: unknown } | null)?.ortCode;
+  return new ForecastdError('ERR_RUNTIME_LOAD', message, { cause: error, ...(typeof ortCode === 'string' ? { ortCode } : {}) });
 }
 
 function checkRunThreads(value: unknown): number {
@@ -123,6 +164,7 @@ export function configureRuntime(options: RuntimeOptions = {}): RuntimeInfo {
   } catch (error) {
     throw runtimeError(error);
   }
+  hookEnvironment(addon);
   return info;
 }
 

@@ -1,6 +1,8 @@
 /**
  * InferenceSession: an ONNX model loaded into the native addon. Loading and every run execute on the addon's
- * own threads, never on the JavaScript thread; inputs are read in place and outputs arrive without a copy.
+ * own threads, never on the JavaScript thread. Inputs are copied into memory the addon owns when run() is called
+ * (unless they already live there: allocateTensorData), so the caller's buffers are free again at once; large
+ * outputs arrive without a copy.
  */
 import path from 'node:path';
 
@@ -68,7 +70,10 @@ function fromNative(error: unknown, callSite: Error): Error {
   if (error instanceof TypeError || error instanceof RangeError || error instanceof ForecastdError) {
     result = error;
   } else if (typeof code === 'string' && NATIVE_CODES.has(code)) {
-    result = new ForecastdError(code as ErrorCode, (error as Error).message);
+    const ortCode = (error as { ortCode?: unknown }).ortCode;
+    result = new ForecastdError(code as ErrorCode, (error as Error).message, {
+      ...(typeof ortCode === 'string' ? { ortCode } : {}),
+    });
   } else {
     result = new ForecastdError('ERR_INFERENCE', error instanceof Error ? error.message : String(error), {
       cause: error,
@@ -126,6 +131,26 @@ function nativeOptions(options: SessionOptions, what: string): NativeSessionOpti
   };
 }
 
+/**
+ * A zero-filled Float32Array or Float64Array of `length` elements over memory the addon owns. run() holds such
+ * memory for the run instead of copying it (the batching forecaster builds its batches here, so a window is copied
+ * once, into the batch). The array may still be transferred or dropped at any time; writing to it while a run
+ * that uses it is in flight changes what that run reads, as with any shared memory. Where external buffers are
+ * not allowed (Electron) it is an ordinary typed array, which run() copies.
+ */
+export function allocateTensorData(type: 'float32', length: number): Float32Array;
+export function allocateTensorData(type: 'float64', length: number): Float64Array;
+export function allocateTensorData(type: 'float32' | 'float64', length: number): Float32Array | Float64Array;
+export function allocateTensorData(type: 'float32' | 'float64', length: number): Float32Array | Float64Array {
+  if (type !== 'float32' && type !== 'float64') {
+    throw new ForecastdError('ERR_INVALID_ARGUMENT', `allocateTensorData() supports float32 and float64, got ${String(type)}`);
+  }
+  if (!Number.isSafeInteger(length) || length < 0 || length > 2 ** 31) {
+    throw new RangeError(`allocateTensorData() length must be an integer from 0 to 2^31, got ${String(length)}`);
+  }
+  return loadAddon().allocateTensorData(type, length);
+}
+
 /** What run() checks each feed against, computed once per session. */
 interface InputPlan {
   readonly info: TensorInfo;
@@ -136,12 +161,13 @@ function describeShape(shape: readonly (number | string)[]): string {
   return `[${shape.join(', ')}]`;
 }
 
-function checkFeed(plan: InputPlan, tensor: InputTensor): void {
+/**
+ * Checks one feed and returns its shape as a fresh array. `data` and `shape` were each read once from the
+ * caller's object, and every element of `shape` is read once here: a getter cannot show the checks one value and
+ * the addon another.
+ */
+function checkFeed(plan: InputPlan, data: unknown, shape: unknown): number[] {
   const { info, arrayType } = plan;
-  if (typeof tensor !== 'object' || tensor === null) {
-    throw new TypeError(`input ${info.name} must be an object { data, shape }`);
-  }
-  const { data, shape } = tensor;
   if (arrayType === undefined) {
     throw new TypeError(`input ${info.name} has element type ${info.type}, which forecastd cannot feed`);
   }
@@ -150,30 +176,35 @@ function checkFeed(plan: InputPlan, tensor: InputTensor): void {
     throw new TypeError(`input ${info.name} has element type ${info.type} and needs a ${arrayType.name}, got ${got}`);
   }
   if (!Array.isArray(shape)) throw new TypeError(`the shape of input ${info.name} must be an array of numbers`);
-  if (shape.length !== info.shape.length) {
-    throw new RangeError(
-      `input ${info.name} has rank ${info.shape.length} ${describeShape(info.shape)}, got shape ${describeShape(shape)}`,
-    );
+  const rank = shape.length;
+  if (rank !== info.shape.length) {
+    throw new RangeError(`input ${info.name} has rank ${info.shape.length} ${describeShape(info.shape)}, got a shape of rank ${rank}`);
+  }
+  const dims: number[] = [];
+  for (let d = 0; d < rank; d++) {
+    const size: unknown = shape[d];
+    if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) {
+      throw new RangeError(`the shape of input ${info.name} must hold integers from 0 to 2^53-1, got ${describeShape([...dims, String(size)])}`);
+    }
+    dims.push(size);
   }
   let elements = 1;
-  for (let d = 0; d < shape.length; d++) {
-    const size = shape[d];
+  for (let d = 0; d < rank; d++) {
     const declared = info.shape[d];
-    if (typeof size !== 'number' || !Number.isInteger(size) || size < 0) {
-      throw new RangeError(`the shape of input ${info.name} must hold non-negative integers, got ${describeShape(shape)}`);
-    }
+    const size = dims[d] as number;
     if (typeof declared === 'number' && declared !== size) {
       throw new RangeError(
-        `input ${info.name} needs shape ${describeShape(info.shape)}, got ${describeShape(shape)} (dimension ${d})`,
+        `input ${info.name} needs shape ${describeShape(info.shape)}, got ${describeShape(dims)} (dimension ${d})`,
       );
     }
     elements *= size;
   }
   if (elements !== data.length) {
     throw new RangeError(
-      `input ${info.name} has ${data.length} elements, but shape ${describeShape(shape)} needs ${elements}`,
+      `input ${info.name} has ${data.length} elements, but shape ${describeShape(dims)} needs ${elements}`,
     );
   }
+  return dims;
 }
 
 /** An ONNX model loaded into ONNX Runtime through the native addon. */
@@ -196,9 +227,9 @@ export class InferenceSession {
   }
 
   /**
-   * Loads a model from a file path or from its bytes (the Uint8Array is read in place, not copied; do not
-   * modify it until the promise settles). Parsing and optimizing happen on the addon's threads. Rejects with
-   * ERR_MODEL_LOAD naming the file and ONNX Runtime's reason when the model is missing, corrupt or not ONNX.
+   * Loads a model from a file path or from its bytes (copied when load() is called: the Uint8Array is free again
+   * at once). Parsing and optimizing happen on the addon's threads. Rejects with ERR_MODEL_LOAD naming the file
+   * and ONNX Runtime's reason (and its `ortCode`) when the model is missing, corrupt or not ONNX.
    */
   static async load(source: string | Uint8Array, options: SessionOptions = {}): Promise<InferenceSession> {
     const callSite = new Error();
@@ -232,7 +263,9 @@ export class InferenceSession {
    * Runs the model on the addon's run threads. `feeds` maps every model input to a typed array matching its
    * element type (Float32Array for float32, BigInt64Array for int64...) and a shape that fits the declared one.
    * Wrong types reject with TypeError, wrong sizes with RangeError; failures inside ONNX Runtime with
-   * ERR_INFERENCE; a disposed session with ERR_DISPOSED. Do not modify the input arrays until it settles.
+   * ERR_INFERENCE (and ONNX Runtime's `ortCode`); a disposed session with ERR_DISPOSED. The inputs are copied
+   * before run() returns (arrays from allocateTensorData() are held instead): the caller may reuse, resize or
+   * transfer them at once.
    */
   run(feeds: Readonly<Record<string, InputTensor>>, options: RunOptions = {}): Promise<OutputTensor[]> {
     const callSite = new Error();
@@ -241,6 +274,8 @@ export class InferenceSession {
         throw new ForecastdError('ERR_DISPOSED', 'the session was disposed; load the model again to run it');
       }
       if (typeof feeds !== 'object' || feeds === null) throw new TypeError('feeds must be an object of input tensors');
+      // Every value the caller passed is read exactly once (getters may run, and may even dispose this session),
+      // and only fresh copies of the lists reach the addon.
       const names = Object.keys(feeds);
       const arrays: NumericTypedArray[] = [];
       const shapes: (readonly number[])[] = [];
@@ -249,24 +284,34 @@ export class InferenceSession {
         if (plan === undefined) {
           throw new TypeError(`the model has no input named ${name}; its inputs are: ${[...this.#plans.keys()].join(', ')}`);
         }
-        const tensor = feeds[name] as InputTensor;
-        checkFeed(plan, tensor);
-        arrays.push(tensor.data);
-        shapes.push(tensor.shape);
+        const tensor: unknown = feeds[name];
+        if (typeof tensor !== 'object' || tensor === null) {
+          throw new TypeError(`input ${name} must be an object { data, shape }`);
+        }
+        const data: unknown = (tensor as InputTensor).data;
+        const shape: unknown = (tensor as InputTensor).shape;
+        shapes.push(checkFeed(plan, data, shape));
+        arrays.push(data as NumericTypedArray);
       }
       if (names.length !== this.#plans.size) {
-        const missing = [...this.#plans.keys()].filter((n) => !(n in feeds));
+        const missing = [...this.#plans.keys()].filter((n) => !names.includes(n));
         throw new TypeError(`missing input${missing.length > 1 ? 's' : ''}: ${missing.join(', ')}`);
       }
       let outputNames = this.#outputNames;
-      if (options.outputs !== undefined) {
-        for (const name of options.outputs) {
-          if (!this.#outputNames.includes(name)) {
-            throw new TypeError(`the model has no output named ${name}; its outputs are: ${this.#outputNames.join(', ')}`);
+      const requested: unknown = typeof options === 'object' && options !== null ? options.outputs : undefined;
+      if (requested !== undefined) {
+        if (!Array.isArray(requested)) throw new TypeError('options.outputs must be an array of output names');
+        const list: unknown[] = Array.from(requested as unknown[]);
+        for (const name of list) {
+          if (typeof name !== 'string' || !this.#outputNames.includes(name)) {
+            throw new TypeError(`the model has no output named ${String(name)}; its outputs are: ${this.#outputNames.join(', ')}`);
           }
         }
-        if (options.outputs.length === 0) throw new TypeError('options.outputs must name at least one output');
-        outputNames = options.outputs;
+        if (list.length === 0) throw new TypeError('options.outputs must name at least one output');
+        outputNames = list as string[];
+      }
+      if (this.#disposed) {
+        throw new ForecastdError('ERR_DISPOSED', 'the session was disposed; load the model again to run it');
       }
       return this.#native.run(names, arrays, shapes, outputNames).catch((error: unknown) => {
         throw fromNative(error, callSite);

@@ -32,8 +32,11 @@ export interface ModelMetadata {
   readonly domain: string;
   readonly description: string;
   readonly graphDescription: string;
-  /** ModelProto.model_version (int64; 0 when unset). */
-  readonly version: number;
+  /**
+   * ModelProto.model_version, exactly, as a decimal string (an int64 does not fit a JavaScript number); absent
+   * when the model has none (ONNX Runtime reports INT64_MAX then, as for PyTorch exports).
+   */
+  readonly version?: string;
   readonly custom: Readonly<Record<string, string>>;
 }
 
@@ -86,6 +89,14 @@ export interface RuntimeOptions {
   readonly libraryPath?: string;
   /** Native threads that execute runs (the addon's own pool, not libuv's). Default: CPU cores. */
   readonly runThreads?: number;
+}
+
+/** One line ONNX Runtime logged (warnings and errors; see setRuntimeLogHandler). */
+export interface RuntimeLogEntry {
+  readonly level: 'warning' | 'error' | 'fatal' | 'info' | 'verbose';
+  /** ORT's category, e.g. "onnxruntime". */
+  readonly category: string;
+  readonly message: string;
 }
 
 export interface RuntimeInfo {

@@ -282,7 +282,8 @@ export class ModelSlot {
         layoutProblem: layout === null && point !== undefined ? (horizonProblem(point) ?? null) : null,
         identity: {
           name: config.name,
-          version: params.version ?? (metadataVersion !== 0 ? String(metadataVersion) : null),
+          // The ONNX model_version, exact (int64 as a decimal string); absent or 0 means none.
+          version: params.version ?? (metadataVersion !== undefined && metadataVersion !== '0' ? metadataVersion : null),
           lookback: forecaster.shape.lookback,
         },
         generation: nextGeneration++,

@@ -4,7 +4,7 @@ import { HttpServer } from '../http/server.js';
 import { silentLogger } from '../log.js';
 import type { Logger } from '../log.js';
 import { ServerMetrics } from '../metrics.js';
-import { runtimeInfo } from '../runtime/runtime.js';
+import { runtimeInfo, setRuntimeLogHandler } from '../runtime/runtime.js';
 import { findSpicepodFile, loadSpicepod } from '../spicepod/load.js';
 import type { Spicepod } from '../spicepod/types.js';
 import { DEFAULT_SETTLE_MS, fileFingerprint } from '../file-fingerprint.js';
@@ -153,6 +153,10 @@ export async function startServer(options: ServerOptions): Promise<ForecastdServ
     `forecastd listening on ${url}`,
   );
 
+  // ONNX Runtime's own warnings (e.g. nodes not placed on the requested execution provider) go to the log.
+  setRuntimeLogHandler((entry) =>
+    logger[entry.level === 'error' || entry.level === 'fatal' ? 'error' : 'warn']({ category: entry.category }, `ONNX Runtime: ${entry.message}`),
+  );
   try {
     const info = runtimeInfo();
     logger.info({ version: info.version, library: info.libraryPath, runThreads: info.runThreads }, 'ONNX Runtime loaded');

@@ -124,7 +124,7 @@ describe('inspection', () => {
       domain: 'ai.forecastd.test',
       description: 'a linear forecaster',
       graphDescription: 'flatten, matmul, add',
-      version: 7,
+      version: '7',
       custom: { trained_on: 'co2_weekly', lookback: '6' },
     });
   });
