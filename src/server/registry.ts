@@ -5,6 +5,7 @@ import type { DatasetSnapshot, DatasetStatus } from '../datasets/types.js';
 import { errorMessage, failureReason } from '../http/errors.js';
 import type {
   DatasetListing,
+  DatasetRows,
   EntryStatus,
   ForecastExtras,
   IncludeOptions,
@@ -34,6 +35,20 @@ import type { DatasetConfig, ModelConfig, Spicepod } from '../spicepod/types.js'
 import { DatasetHandle, rowsToKeep } from './dataset-handle.js';
 import { fileSignature } from './file-signature.js';
 import { ReloadMetrics } from './reload-metrics.js';
+
+const NO_ROWS: DatasetRows = { columns: [], times: new Float64Array(0), values: new Float64Array(0) };
+
+/** The newest `last` rows of a snapshot as views (no copy); none while the dataset has no data. */
+function newestRows(snapshot: DatasetSnapshot | null, last: number): DatasetRows {
+  if (snapshot === null) return NO_ROWS;
+  const width = snapshot.columns.length;
+  const first = Math.max(0, snapshot.rows - last);
+  return {
+    columns: snapshot.columns,
+    times: snapshot.times.subarray(first, snapshot.rows),
+    values: snapshot.values.subarray(first * width, snapshot.rows * width),
+  };
+}
 
 /**
  * One loaded version of a model: its session, forecaster and cache, and the config and dataset it was
@@ -734,6 +749,12 @@ export class ModelRegistry implements ServingBackend {
 
   datasets(): readonly DatasetListing[] {
     return [...this.datasetEntries.values()].map((d) => d.describe());
+  }
+
+  datasetRows(name: string, last: number): DatasetRows | null {
+    const handle = this.datasetEntries.get(name);
+    if (handle === undefined) return null;
+    return newestRows(handle.snapshot, last);
   }
 
   ready(): boolean {

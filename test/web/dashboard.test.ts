@@ -1,0 +1,325 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Browser, Page } from 'playwright-core';
+import { startServer, type ForecastdServer } from '../../src/server/start.js';
+import { linearModel, seededRandom, uniformWeights } from '../../tools/onnx-builder.js';
+import { artifactPath, chromiumAvailable, launchChromium } from '../helpers/browser.js';
+import { PodDir, REPO, replaceFile } from '../server/fixtures.js';
+
+/**
+ * The dashboard in headless Chromium against real servers: what a person sees (tables equal to the API,
+ * the chart drawn with its points at the right times, a model in Error shown with its reason, the key
+ * prompt), live refresh after the data changes, and no console errors, at desktop and phone widths.
+ * Screenshots go to test-artifacts/.
+ */
+
+const available = chromiumAvailable();
+const KEY = 'dashboard-key-9f2c';
+
+interface Opened {
+  readonly page: Page;
+  /** Console errors and uncaught exceptions, as the browser reported them. */
+  readonly errors: string[];
+  /** Every URL path the page requested, with its X-API-Key header. */
+  readonly requests: { path: string; key: string | undefined }[];
+}
+
+async function open(browser: Browser, url: string, viewport = { width: 1280, height: 800 }): Promise<Opened> {
+  const context = await browser.newContext({ viewport });
+  const page = await context.newPage();
+  const errors: string[] = [];
+  const requests: { path: string; key: string | undefined }[] = [];
+  page.on('console', (m) => {
+    if (m.type() === 'error') errors.push(m.text());
+  });
+  page.on('pageerror', (e) => errors.push(e.message));
+  page.on('request', (r) => {
+    const u = new URL(r.url());
+    requests.push({ path: u.pathname + u.search, key: r.headers()['x-api-key'] });
+  });
+  await page.goto(url);
+  return { page, errors, requests };
+}
+
+async function api<T>(server: ForecastdServer, path: string): Promise<T> {
+  const res = await fetch(server.url + path, { headers: { 'x-api-key': KEY } });
+  expect(res.status, path).toBe(200);
+  return (await res.json()) as T;
+}
+
+/** The text of a cell, by the row's key and the column's header, as a person reads the table. */
+async function cell(page: Page, table: 'models' | 'datasets', row: string, column: string): Promise<string> {
+  return page.evaluate(
+    ([table, row, column]) => {
+      const t = document.getElementById(table!)!;
+      const headers = [...t.querySelectorAll('thead th')].map((th) => th.textContent);
+      const index = headers.indexOf(column!);
+      if (index < 0) throw new Error(`no column ${column}`);
+      const tr = [...t.querySelectorAll('tbody tr')].find((r) => r.querySelector('th')?.textContent === row);
+      if (tr === undefined) throw new Error(`no row ${row}`);
+      return tr.children[index]!.textContent ?? '';
+    },
+    [table, row, column] as const,
+  );
+}
+
+/** `2001-12-29T00:00:00.000Z` as the page prints it. */
+function shown(iso: string): string {
+  return `${iso.slice(0, 10)} ${iso.slice(11, 16)}`;
+}
+
+/** Pixels of the chart's canvas close to each colour (r, g, b): what was drawn in that colour. */
+async function pixelsOf(page: Page, dataset: string, colors: readonly (readonly [number, number, number])[]): Promise<number[]> {
+  return page.evaluate(
+    ([dataset, colors]) => {
+      const canvas = document.querySelector<HTMLCanvasElement>(`.chart-card[data-dataset="${dataset}"] canvas`)!;
+      const { data } = canvas.getContext('2d')!.getImageData(0, 0, canvas.width, canvas.height);
+      const counts = colors.map(() => 0);
+      for (let i = 0; i < data.length; i += 4) {
+        if (data[i + 3]! < 200) continue;
+        colors.forEach(([r, g, b], k) => {
+          if (Math.abs(data[i]! - r) + Math.abs(data[i + 1]! - g) + Math.abs(data[i + 2]! - b) < 40) counts[k]!++;
+        });
+      }
+      return counts;
+    },
+    [dataset, colors] as const,
+  );
+}
+
+/** Hovers the chart at a fraction of its plot width and reads the legend: time, then each series' value. */
+async function legendAt(page: Page, dataset: string, fraction: number): Promise<string[]> {
+  const over = page.locator(`.chart-card[data-dataset="${dataset}"] .u-over`);
+  const box = (await over.boundingBox())!;
+  await page.mouse.move(box.x + Math.min(box.width - 1, Math.max(0, fraction * box.width)), box.y + box.height / 2);
+  return page.locator(`.chart-card[data-dataset="${dataset}"] .u-legend .u-series .u-value`).allTextContents();
+}
+
+const HISTORY_INK = [31, 41, 55] as const;
+
+describe.skipIf(!available)('the dashboard', () => {
+  let browser: Browser;
+  let example: ForecastdServer;
+
+  beforeAll(async () => {
+    browser = await launchChromium();
+    example = await startServer({ spicepod: `${REPO}/examples/co2`, port: 0 });
+    await example.loaded();
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await example?.close();
+  });
+
+  it("shows the example's models, dataset and chart, equal to the API, without console errors", async () => {
+    const { page, errors } = await open(browser, example.url + '/');
+    await page.locator('.chart-card[data-dataset="co2_weekly"] canvas').waitFor();
+    await page.locator('#models tbody tr').first().waitFor();
+
+    const datasets = await api<{ name: string; rows: number; first_ts: string; last_ts: string; status: string }[]>(example, '/v1/datasets');
+    const models = await api<{ name: string; status: string; datasets: string[] }[]>(example, '/v1/models?status=true');
+    const d = datasets[0]!;
+    expect(await cell(page, 'datasets', 'co2_weekly', 'Rows')).toBe(String(d.rows));
+    expect(await cell(page, 'datasets', 'co2_weekly', 'Status')).toBe(d.status);
+    expect(await cell(page, 'datasets', 'co2_weekly', 'First')).toBe(shown(d.first_ts));
+    expect(await cell(page, 'datasets', 'co2_weekly', 'Last')).toBe(shown(d.last_ts));
+    expect(await page.locator('#models tbody th').allTextContents()).toEqual(models.map((m) => m.name));
+    for (const m of models) {
+      const predicted = await api<{ model_version: string; lookback: number; prediction: number[] }>(example, `/v1/models/${m.name}/predict`);
+      expect(await cell(page, 'models', m.name, 'Status')).toBe(m.status);
+      expect(await cell(page, 'models', m.name, 'Version')).toBe(predicted.model_version);
+      expect(await cell(page, 'models', m.name, 'Lookback')).toBe(String(predicted.lookback));
+      expect(await cell(page, 'models', m.name, 'Horizon')).toBe(String(predicted.prediction.length));
+      expect(await cell(page, 'models', m.name, 'Dataset')).toBe(m.datasets[0]);
+      expect(await cell(page, 'models', m.name, 'Last data')).toBe(shown(d.last_ts));
+    }
+
+    // The history is drawn, and its first and last points sit at the times of the rows the API gives.
+    const [ink] = await pixelsOf(page, 'co2_weekly', [HISTORY_INK]);
+    expect(ink).toBeGreaterThan(500);
+    const rows = await api<{ timestamps: string[]; values: (number | null)[][] }>(example, '/v1/datasets/co2_weekly/rows?last=200');
+    const right = await legendAt(page, 'co2_weekly', 1);
+    expect(right[0]).toBe(shown(rows.timestamps.at(-1)!));
+    expect(right[1]).toBe(String(rows.values.at(-1)![0]));
+    const left = await legendAt(page, 'co2_weekly', 0);
+    expect(left[0]).toBe(shown(rows.timestamps[0]!));
+    expect(left[1]).toBe(String(rows.values[0]![0]));
+
+    await page.mouse.move(0, 0);
+    await page.screenshot({ path: artifactPath('dashboard-example-1280.png'), fullPage: true });
+    expect(errors).toEqual([]);
+    await page.context().close();
+  });
+
+  it('fits a phone-width screen', async () => {
+    const { page, errors } = await open(browser, example.url + '/', { width: 390, height: 844 });
+    await page.locator('.chart-card canvas').waitFor();
+    await page.locator('#models tbody tr').first().waitFor();
+    const widths = await page.evaluate(() => ({
+      page: document.documentElement.scrollWidth,
+      chart: document.querySelector('.chart-card canvas')!.getBoundingClientRect().right,
+    }));
+    expect(widths.page).toBeLessThanOrEqual(390);
+    expect(widths.chart).toBeLessThanOrEqual(390);
+    const [ink] = await pixelsOf(page, 'co2_weekly', [HISTORY_INK]);
+    expect(ink).toBeGreaterThan(200);
+    await page.screenshot({ path: artifactPath('dashboard-example-390.png'), fullPage: true });
+    expect(errors).toEqual([]);
+    await page.context().close();
+  });
+});
+
+const random = seededRandom(21);
+const LINEAR = linearModel({ lookback: 8, horizon: 4, weights: uniformWeights(random, 32, 0.2) });
+
+function weeklyCsv(count: number): string {
+  const lines = ['ts,value'];
+  for (let i = 0; i < count; i++) lines.push(`${new Date(Date.UTC(2020, 0, 4 + 7 * i)).toISOString()},${(100 + 5 * Math.sin(i / 4) + i / 10).toFixed(2)}`);
+  return lines.join('\n') + '\n';
+}
+
+describe.skipIf(!available)('the dashboard with a model in Error, and live data', () => {
+  let browser: Browser;
+  let server: ForecastdServer;
+  const pod = new PodDir('forecastd-dashboard-');
+
+  beforeAll(async () => {
+    pod.write('data/weekly.csv', weeklyCsv(60));
+    pod.write('models/lin.onnx', LINEAR);
+    pod.write(
+      'spicepod.yaml',
+      `
+version: v1beta1
+kind: Spicepod
+name: live
+datasets:
+  - from: file:data/weekly.csv
+    name: weekly
+    acceleration:
+      refresh_check_interval: 100ms
+models:
+  - from: file:models/lin.onnx
+    name: lin
+    datasets: [weekly]
+  - from: file:models/broken.onnx
+    name: broken
+    datasets: [weekly]
+`,
+    );
+    browser = await launchChromium();
+    server = await startServer({ spicepod: pod.dir, port: 0 });
+    await server.loaded();
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await server?.close();
+    pod.remove();
+  });
+
+  it('shows a model in Error with its reason, and follows the data as it changes', async () => {
+    const { page, errors } = await open(browser, server.url + '/?refresh=1');
+    await page.locator('.chart-card[data-dataset="weekly"] canvas').waitFor();
+    await page.locator('#models tbody tr').first().waitFor();
+
+    const models = await api<{ name: string; status: string; error: string | null }[]>(server, '/v1/models?status=true');
+    const broken = models.find((m) => m.name === 'broken')!;
+    expect(broken.status).toBe('Error');
+    expect(await cell(page, 'models', 'broken', 'Status')).toBe('Error');
+    expect(await cell(page, 'models', 'broken', 'Error')).toBe(broken.error);
+    expect(await page.locator('#problems li').allTextContents()).toEqual([`Model broken is in Error: ${broken.error}`]);
+    expect(await cell(page, 'models', 'lin', 'Status')).toBe('Ready');
+    expect(await cell(page, 'datasets', 'weekly', 'Rows')).toBe('60');
+    expect((await legendAt(page, 'weekly', 1))[0]).toBe(shown(new Date(Date.UTC(2020, 0, 4 + 7 * 59)).toISOString()));
+
+    replaceFile(pod.path('data/weekly.csv'), weeklyCsv(64));
+    await page.waitForFunction(() => {
+      const row = [...document.querySelectorAll('#datasets tbody tr')].find((r) => r.querySelector('th')?.textContent === 'weekly');
+      return row?.children[2]?.textContent === '64';
+    }, undefined, { timeout: 30_000 });
+    const newest = new Date(Date.UTC(2020, 0, 4 + 7 * 63)).toISOString();
+    expect(await cell(page, 'datasets', 'weekly', 'Last')).toBe(shown(newest));
+    const rows = await api<{ values: (number | null)[][] }>(server, '/v1/datasets/weekly/rows?last=1');
+    await expect.poll(async () => (await legendAt(page, 'weekly', 1)).slice(0, 2)).toEqual([shown(newest), String(rows.values[0]![0])]);
+    await page.mouse.move(0, 0);
+    await page.screenshot({ path: artifactPath('dashboard-error-and-refresh.png'), fullPage: true });
+    expect(errors).toEqual([]);
+    await page.context().close();
+  });
+});
+
+describe.skipIf(!available)('the dashboard with auth on', () => {
+  let browser: Browser;
+  let server: ForecastdServer;
+  const pod = new PodDir('forecastd-dashboard-auth-');
+
+  beforeAll(async () => {
+    pod.write('data/weekly.csv', weeklyCsv(30));
+    pod.write('models/lin.onnx', LINEAR);
+    pod.write(
+      'spicepod.yaml',
+      `
+version: v1beta1
+kind: Spicepod
+name: guarded
+runtime:
+  auth:
+    api-key:
+      enabled: true
+      keys: ["${KEY}"]
+datasets:
+  - from: file:data/weekly.csv
+    name: weekly
+models:
+  - from: file:models/lin.onnx
+    name: lin
+    datasets: [weekly]
+`,
+    );
+    browser = await launchChromium();
+    server = await startServer({ spicepod: pod.dir, port: 0 });
+    await server.loaded();
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await server?.close();
+    pod.remove();
+  });
+
+  it('asks for the key, shows nothing else without it, and keeps it for the tab only', async () => {
+    const { page, errors, requests } = await open(browser, server.url + '/');
+    await page.locator('#key-form').waitFor();
+    expect(await page.locator('#main').innerText()).not.toContain('weekly');
+    expect(await page.locator('#models, #datasets, .chart-card').count()).toBe(0);
+    // The page asked the API for nothing before it had a key.
+    expect(requests.filter((r) => r.path.startsWith('/v1/') || r.path.startsWith('/metrics'))).toEqual([]);
+    expect(errors).toEqual([]);
+    await page.screenshot({ path: artifactPath('dashboard-key-prompt.png') });
+
+    await page.fill('#api-key', 'not-the-key');
+    await page.click('#key-form button');
+    await expect.poll(() => page.locator('#key-message').textContent()).toBe('The server refused this key.');
+    expect(await page.locator('#models').count()).toBe(0);
+    expect(await page.evaluate(() => sessionStorage.length)).toBe(0);
+
+    await page.fill('#api-key', KEY);
+    await page.click('#key-form button');
+    await page.locator('.chart-card[data-dataset="weekly"] canvas').waitFor();
+    await page.locator('#models tbody tr').first().waitFor();
+    expect(await cell(page, 'models', 'lin', 'Status')).toBe('Ready');
+    expect(await cell(page, 'datasets', 'weekly', 'Rows')).toBe('30');
+    const dataRequests = requests.filter((r) => r.path.startsWith('/v1/datasets') || r.path.startsWith('/metrics') || r.path.startsWith('/v1/predict'));
+    expect(dataRequests.length).toBeGreaterThan(0);
+    for (const r of dataRequests) expect(r.key, r.path).toBe(KEY);
+
+    // The same tab keeps the key across a reload; a new tab (its own sessionStorage) asks again.
+    await page.reload();
+    await page.locator('#models tbody tr').first().waitFor();
+    expect(await page.locator('#key-form').count()).toBe(0);
+    const other = await open(browser, server.url + '/');
+    await other.page.locator('#key-form').waitFor();
+    await other.page.context().close();
+    await page.context().close();
+  });
+});
