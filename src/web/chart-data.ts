@@ -1,4 +1,4 @@
-import type { DatasetRows, Prediction } from './api.js';
+import type { DatasetRows, Prediction } from './api-types.js';
 
 /**
  * What a dataset's chart shows, as plain arrays (no DOM, no uPlot): its rows, and every model reading it

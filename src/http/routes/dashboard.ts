@@ -138,8 +138,18 @@ export class DashboardAssets {
     const prefix = `/assets/${build}/`;
     const map = importMap(prefix);
     const template = readFileSync(new URL('src/web/index.html', ROOT), 'utf8');
+    // Every module is named up front, so the browser fetches them in parallel instead of import by import.
+    const preloads = [...sources.keys()]
+      .filter((name) => name.endsWith('.js'))
+      .map((name) => `<link rel="modulepreload" href="${prefix}${name}">`)
+      .join('\n');
     const page = (auth: 'on' | 'off'): StaticFile =>
-      staticFile('index.html', Buffer.from(template.replaceAll('%ASSETS%', prefix).replace('%IMPORT_MAP%', map).replace('%AUTH%', auth)));
+      staticFile(
+        'index.html',
+        Buffer.from(
+          template.replaceAll('%ASSETS%', prefix).replace('%IMPORT_MAP%', map).replace('%MODULE_PRELOADS%', preloads).replace('%AUTH%', auth),
+        ),
+      );
     const mapHash = createHash('sha256').update(map).digest('base64');
     // The only inline script is the import map; everything else comes from this server.
     const csp = [
