@@ -8,8 +8,8 @@ import type { ModelStats } from './metrics.js';
 
 /**
  * The dashboard: with auth on and no key for this tab, only the key prompt; otherwise the overview of every
- * model and dataset and a chart per dataset, polled every few seconds. Rows and forecasts are fetched again
- * only when a dataset or model changed (rows, times, refresh, status, error).
+ * model and dataset and a chart per dataset, polled every few seconds. Rows are fetched again only when a
+ * dataset or model changed (rows, times, refresh, status, error); forecasts on every poll.
  *
  * Page parameters: `?refresh=SECONDS` (default 5) and `?last=N` rows per chart (default 200).
  */
@@ -56,6 +56,7 @@ function showKeyPrompt(message: string | null): void {
   charts.clear();
   view = null;
   lastSignature = '';
+  lastForecastSignature = '';
   state.textContent = 'This server needs an API key.';
   const input = el('input', { id: 'api-key', type: 'password', name: 'api-key', autocomplete: 'off', required: '' });
   const note = el('p', { id: 'key-message', role: 'alert' }, message ?? '');
@@ -232,6 +233,16 @@ function signature(models: readonly ModelListing[], datasets: readonly DatasetLi
 }
 
 const rowColumns = new Map<string, number>();
+/** The rows each chart shows, as last fetched. */
+let heldRows = new Map<string, DatasetRows>();
+let lastForecastSignature = '';
+
+/** What a forecast shows (not its duration_ms, which differs on every call). */
+function forecastSignature(predictions: readonly Prediction[]): string {
+  return JSON.stringify(
+    predictions.map((p) => [p.model_name, p.status, p.error_message, p.model_version, p.prediction, p.timestamps, p.quantiles]),
+  );
+}
 
 async function poll(): Promise<void> {
   if (busy) return;
@@ -247,25 +258,34 @@ async function poll(): Promise<void> {
       }),
     ]);
     const v = (view ??= buildView());
+    // Forecasts are asked for on every poll (the server caches them while model and data are unchanged), so
+    // a model reloaded between two polls shows its new forecast; rows only when a dataset changed.
     const sig = signature(models, datasets);
-    if (sig !== lastSignature) {
-      const [predictions, allRows] = await Promise.all([
-        api.predictions(models.map((m) => m.name), key),
-        Promise.all(datasets.map((d) => api.rows(d.name, LAST_ROWS, key))),
-      ]);
+    const [predictions, fresh] = await Promise.all([
+      api.predictions(models.map((m) => m.name), key),
+      sig === lastSignature ? Promise.resolve(null) : Promise.all(datasets.map((d) => api.rows(d.name, LAST_ROWS, key))),
+    ]);
+    const forecastSig = forecastSignature(predictions);
+    if (fresh !== null || forecastSig !== lastForecastSignature) {
       forecasts = new Map(predictions.map((p) => [p.model_name, p]));
-      for (const [name, entry] of charts) {
-        if (!datasets.some((d) => d.name === name)) {
-          entry.chart.destroy();
-          entry.card.remove();
-          charts.delete(name);
+      if (fresh !== null) {
+        heldRows = new Map(datasets.map((d, i) => [d.name, fresh[i]!]));
+        for (const [name, entry] of charts) {
+          if (!heldRows.has(name)) {
+            entry.chart.destroy();
+            entry.card.remove();
+            charts.delete(name);
+          }
         }
       }
-      datasets.forEach((d, i) => {
-        rowColumns.set(d.name, allRows[i]!.columns.length);
-        renderChart(v, d, allRows[i]!, models);
-      });
+      for (const d of datasets) {
+        const rows = heldRows.get(d.name);
+        if (rows === undefined) continue;
+        rowColumns.set(d.name, rows.columns.length);
+        renderChart(v, d, rows, models);
+      }
       lastSignature = sig;
+      lastForecastSignature = forecastSig;
     }
     renderTables(v, models, datasets, metrics, rowColumns);
     const time = new Date().toISOString().slice(11, 19);
@@ -289,6 +309,7 @@ function start(): void {
   stop();
   view = null;
   lastSignature = '';
+  lastForecastSignature = '';
   void poll();
   timer = window.setInterval(() => void poll(), REFRESH_MS);
 }

@@ -173,6 +173,8 @@ describe.skipIf(!available)('the dashboard', () => {
 
 const random = seededRandom(21);
 const LINEAR = linearModel({ lookback: 8, horizon: 4, weights: uniformWeights(random, 32, 0.2) });
+/** The same model's next version: other weights, model_version 2. */
+const LINEAR_V2 = linearModel({ lookback: 8, horizon: 4, weights: uniformWeights(random, 32, 0.2), modelVersion: 2 });
 
 function weeklyCsv(count: number): string {
   const lines = ['ts,value'];
@@ -243,6 +245,14 @@ models:
     expect(await cell(page, 'datasets', 'weekly', 'Last')).toBe(shown(newest));
     const rows = await api<{ values: (number | null)[][] }>(server, '/v1/datasets/weekly/rows?last=1');
     await expect.poll(async () => (await legendAt(page, 'weekly', 1)).slice(0, 2)).toEqual([shown(newest), String(rows.values[0]![0])]);
+
+    // A new version of the model replaces the file: the page shows it without a reload.
+    expect(await cell(page, 'models', 'lin', 'Version')).toBe('—');
+    replaceFile(pod.path('models/lin.onnx'), LINEAR_V2);
+    await server.reload();
+    await expect.poll(() => cell(page, 'models', 'lin', 'Version')).toBe('2');
+    expect(await cell(page, 'models', 'lin', 'Status')).toBe('Ready');
+
     await page.mouse.move(0, 0);
     await page.screenshot({ path: artifactPath('dashboard-error-and-refresh.png'), fullPage: true });
     expect(errors).toEqual([]);
