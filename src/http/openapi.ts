@@ -16,6 +16,8 @@ const text = (schema: Json = { type: 'string' }): Json => ({ 'text/plain': { sch
 
 const errorResponse = (description: string): Json => ({ description, content: json(ref('Error')) });
 
+const kserveError = (description: string): { description: string; content: Json } => ({ description, content: json(ref('KserveError')) });
+
 const KEYED: Json = [{ apiKey: [] }, { bearer: [] }];
 const OPEN: Json = [];
 
@@ -105,7 +107,7 @@ const schemas: Record<string, Json> = {
   },
   Dataset: {
     type: 'object',
-    required: ['name', 'from', 'rows', 'first_ts', 'last_ts', 'status', 'error', 'refreshed_at'],
+    required: ['name', 'from', 'rows', 'first_ts', 'last_ts', 'status', 'error', 'refreshed_at', 'frequency'],
     additionalProperties: false,
     properties: {
       name: { type: 'string' },
@@ -131,6 +133,161 @@ const schemas: Record<string, Json> = {
         type: 'array',
         description: 'One row per timestamp, its values in column order; a missing value is null.',
         items: { type: 'array', items: { type: ['number', 'null'] } },
+      },
+    },
+  },
+  ModelDetails: {
+    type: 'object',
+    description: 'One model, for per-model readiness as KServe and Triton users expect.',
+    required: ['name', 'from', 'datasets', 'status', 'error', 'version', 'lookback', 'horizon', 'variables', 'quantiles', 'frequency'],
+    additionalProperties: false,
+    properties: {
+      name: { type: 'string' },
+      from: { type: 'string' },
+      datasets: { type: 'array', items: { type: 'string' } },
+      status: entryStatus,
+      error: { type: ['string', 'null'] },
+      version: { type: ['string', 'null'] },
+      lookback: { type: ['integer', 'null'], minimum: 1 },
+      horizon: { type: ['integer', 'null'], minimum: 1, description: 'Steps forecast; null until loaded, or when output 0 has no horizon.' },
+      variables: { type: ['integer', 'null'], minimum: 1 },
+      quantiles: { type: ['array', 'null'], items: { type: 'number', exclusiveMinimum: 0, exclusiveMaximum: 1 } },
+      frequency: { type: ['string', 'null'], description: "The frequency of the model's dataset (ISO 8601 duration)." },
+    },
+  },
+  KserveErrorObject: {
+    type: 'object',
+    required: ['code', 'message', 'param', 'type'],
+    additionalProperties: false,
+    properties: {
+      code: { type: 'string', pattern: '^[1-5][0-9][0-9]$', description: 'The HTTP status, as a string.' },
+      message: { type: 'string' },
+      param: { type: ['string', 'null'], description: 'Where in the request, like inputs[1].series.' },
+      type: {
+        type: 'string',
+        enum: [
+          'invalid_request', 'invalid_series', 'invalid_horizon', 'invalid_quantile', 'invalid_frequency', 'model_not_found',
+          'model_not_ready', 'queue_full', 'timeout', 'inference_error', 'unauthorized', 'method_not_allowed', 'payload_too_large',
+          'not_found', 'internal_error',
+        ],
+      },
+    },
+  },
+  KserveError: {
+    type: 'object',
+    description: 'The error body of the /v1/timeseries routes.',
+    required: ['error'],
+    additionalProperties: false,
+    properties: { error: ref('KserveErrorObject') },
+  },
+  ForecastRequest: {
+    type: 'object',
+    required: ['model', 'inputs', 'options'],
+    properties: {
+      model: { type: 'string' },
+      inputs: {
+        type: 'array',
+        minItems: 1,
+        maxItems: 1000,
+        items: {
+          type: 'object',
+          required: ['type', 'name', 'series', 'frequency'],
+          properties: {
+            type: { type: 'string', enum: ['univariate_time_series', 'multivariate_time_series'] },
+            name: { type: 'string' },
+            series: {
+              type: 'array',
+              description: 'Univariate: [t0, t1, ...]; multivariate: one array of values per time step (outer = time).',
+              items: { oneOf: [{ type: 'number' }, { type: 'array', items: { type: 'number' } }] },
+            },
+            frequency: { type: 'string', enum: ['second', 'minute', 'hour', 'day', 'week', 'month', 'quarter', 'year', 'S', 'T', 'H', 'D', 'W', 'M', 'Q', 'Y'] },
+            start_timestamp: { type: 'string', description: 'ISO 8601; without a zone, UTC.' },
+          },
+        },
+      },
+      options: {
+        type: 'object',
+        required: ['horizon'],
+        properties: { horizon: { type: 'integer', minimum: 1 }, quantiles: { type: 'array', items: { type: 'number' } } },
+      },
+      metadata: { type: 'object' },
+    },
+  },
+  ForecastResponse: {
+    type: 'object',
+    required: ['id', 'created_at', 'status', 'model', 'outputs', 'usage'],
+    additionalProperties: false,
+    properties: {
+      id: { type: 'string' },
+      created_at: { type: 'integer', description: 'Unix seconds.' },
+      status: { type: 'string', enum: ['completed', 'partial', 'error'] },
+      model: { type: 'string' },
+      outputs: {
+        type: 'array',
+        items: {
+          type: 'object',
+          required: ['type', 'id', 'status', 'content'],
+          additionalProperties: false,
+          properties: {
+            type: { const: 'time_series_forecast' },
+            id: { type: 'string' },
+            status: { type: 'string', enum: ['completed', 'error'] },
+            content: {
+              type: 'array',
+              items: {
+                type: 'object',
+                required: ['type', 'name', 'mean_forecast', 'frequency'],
+                additionalProperties: false,
+                properties: {
+                  type: { type: 'string', enum: ['univariate_time_series', 'multivariate_time_series'] },
+                  name: { type: 'string' },
+                  mean_forecast: { type: 'array', items: { oneOf: [{ type: 'number' }, { type: 'array', items: { type: 'number' } }] } },
+                  frequency: { type: 'string' },
+                  start_timestamp: { type: 'string', pattern: '^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}Z$' },
+                  quantiles: {
+                    type: 'object',
+                    additionalProperties: { type: 'array', items: { oneOf: [{ type: 'number' }, { type: 'array', items: { type: 'number' } }] } },
+                  },
+                },
+              },
+            },
+            error: ref('KserveErrorObject'),
+          },
+        },
+      },
+      usage: {
+        type: 'object',
+        required: ['prompt_tokens', 'completion_tokens', 'total_tokens'],
+        additionalProperties: false,
+        properties: {
+          prompt_tokens: { type: 'integer', minimum: 0 },
+          completion_tokens: { type: 'integer', minimum: 0 },
+          total_tokens: { type: 'integer', minimum: 0 },
+        },
+      },
+    },
+  },
+  TimeseriesModels: {
+    type: 'object',
+    required: ['models'],
+    additionalProperties: false,
+    properties: {
+      models: {
+        type: 'array',
+        items: {
+          type: 'object',
+          required: ['name', 'status', 'ready', 'lookback', 'horizon', 'variables', 'quantiles'],
+          additionalProperties: false,
+          properties: {
+            name: { type: 'string' },
+            status: entryStatus,
+            ready: { type: 'boolean' },
+            lookback: { type: ['integer', 'null'] },
+            horizon: { type: ['integer', 'null'] },
+            variables: { type: ['integer', 'null'] },
+            quantiles: { type: ['array', 'null'], items: { type: 'number' } },
+          },
+        },
       },
     },
   },
@@ -234,6 +391,47 @@ const paths: Record<string, Json> = {
         '200': { description: 'The rows', content: json(ref('DatasetRows')) },
         ...AUTH_ERRORS,
         '404': errorResponse('No dataset of that name'),
+      },
+    },
+  },
+  '/v1/models/{name}': {
+    get: {
+      operationId: 'model',
+      summary: "One model: status, error, version, lookback, horizon, variables, quantile levels, its dataset's frequency",
+      security: KEYED,
+      parameters: [nameParameter('model')],
+      responses: { '200': { description: 'The model', content: json(ref('ModelDetails')) }, ...AUTH_ERRORS, '404': errorResponse('No model of that name') },
+    },
+  },
+  '/v1/timeseries/forecast': {
+    post: {
+      operationId: 'timeseriesForecast',
+      summary: "KServe's TimeSeries forecast API: forecasts of series sent by the client",
+      security: KEYED,
+      requestBody: { required: true, content: json(ref('ForecastRequest')) },
+      responses: {
+        '200': { description: 'One output per input, in order; a failed input has status error (the response is then partial, or error)', content: json(ref('ForecastResponse')) },
+        '400': kserveError('Malformed JSON, missing fields, wrong types, bad enum values, no inputs, a bad horizon or quantile'),
+        '401': { ...kserveError('Auth is on and the request has no valid API key'), headers: { 'WWW-Authenticate': { schema: { type: 'string', const: 'Bearer' } } } },
+        '404': kserveError('No model of that name'),
+        '405': { ...kserveError('Wrong method for this route'), headers: { Allow: { schema: { type: 'string' } } } },
+        '413': kserveError('The body is over 4 MiB'),
+        '500': kserveError('The model is in Error, or an unexpected failure'),
+        '503': { ...kserveError('The model is still loading, or its queue is full'), headers: RETRY_AFTER },
+        '504': kserveError("Every input waited past the model's timeout_ms"),
+      },
+    },
+  },
+  '/v1/timeseries/models': {
+    get: {
+      operationId: 'timeseriesModels',
+      summary: 'Every model with what a client needs to send it series',
+      security: KEYED,
+      responses: {
+        '200': { description: 'The models', content: json(ref('TimeseriesModels')) },
+        '401': { ...kserveError('Auth is on and the request has no valid API key'), headers: { 'WWW-Authenticate': { schema: { type: 'string', const: 'Bearer' } } } },
+        '405': { ...kserveError('Wrong method for this route'), headers: { Allow: { schema: { type: 'string' } } } },
+        '500': kserveError('An unexpected failure while answering'),
       },
     },
   },

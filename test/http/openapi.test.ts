@@ -2,7 +2,7 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type ForecastdServer } from '../../src/server/start.js';
-import { linearModel, seededRandom, slowModel, uniformWeights } from '../../tools/onnx-builder.js';
+import { linearModel, quantileModel, seededRandom, slowModel, uniformWeights } from '../../tools/onnx-builder.js';
 import { PodDir } from '../server/fixtures.js';
 
 /**
@@ -29,6 +29,12 @@ models:
   - from: file:models/lin.onnx
     name: lin
     datasets: [co2]
+  - from: file:models/quantile.onnx
+    name: quantile
+    datasets: [co2]
+    params:
+      quantiles: [0.1, 0.5, 0.9]
+      quantile_output: quantiles
   - from: file:models/slow.onnx
     name: slow
     datasets: [co2]
@@ -117,9 +123,11 @@ describe('GET /openapi.json', () => {
   beforeAll(async () => {
     const random = seededRandom(9);
     const lin = linearModel({ lookback: 8, horizon: 3, weights: uniformWeights(random, 24, 0.1) });
+    const quantile = quantileModel({ lookback: 8, horizon: 3, weights: uniformWeights(random, 24, 0.1), offsets: [-1, 0, 1, -2, 0, 2, -3, 0, 3], levels: 3 });
     for (const dir of [open, guarded]) {
       dir.copyTestData('co2_weekly.csv');
       dir.write('models/lin.onnx', lin);
+      dir.write('models/quantile.onnx', quantile);
       dir.write('models/slow.onnx', slowModel({ size: 8, depth: 3000, horizon: 1 }));
     }
     open.write('spicepod.yaml', pod(false));
@@ -167,6 +175,31 @@ describe('GET /openapi.json', () => {
     expect((await call('GET', '/v1/models/%ff/predict')).status).toBe(400);
     expect((await call('GET', '/v1/models/missing/predict')).status).toBe(500);
     expect((await call('GET', '/v1/models/slow/predict')).status).toBe(504);
+    const withExtras = await call('GET', '/v1/models/quantile/predict?include=timestamps,quantiles');
+    expect(withExtras.status).toBe(200);
+    expect(Object.keys((await withExtras.json()) as object)).toEqual(['status', 'model_name', 'lookback', 'prediction', 'timestamps', 'quantiles', 'duration_ms']);
+    expect((await call('GET', '/v1/models/lin/predict?include=nonsense')).status).toBe(400);
+    expect((await call('POST', '/v1/predict?include=timestamps', { body: '{}' })).status).toBe(200);
+    expect((await call('GET', '/v1/models/quantile')).status).toBe(200);
+    expect((await call('GET', '/v1/models/missing')).status).toBe(200);
+    expect((await call('GET', '/v1/models/nope')).status).toBe(404);
+    expect((await call('GET', '/v1/timeseries/models')).status).toBe(200);
+    const series = Array.from({ length: 10 }, (_, i) => 300 + i / 4);
+    const forecast = await call('POST', '/v1/timeseries/forecast', {
+      body: JSON.stringify({
+        model: 'quantile',
+        inputs: [
+          { type: 'univariate_time_series', name: 'a', series, frequency: 'W', start_timestamp: '2020-01-04T00:00:00Z' },
+          { type: 'univariate_time_series', name: 'short', series: [1, 2], frequency: 'W' },
+        ],
+        options: { horizon: 2, quantiles: [0.1, 0.9] },
+      }),
+    });
+    expect(forecast.status).toBe(200);
+    expect(((await forecast.json()) as { status: string }).status).toBe('partial');
+    expect((await call('POST', '/v1/timeseries/forecast', { body: '{"model":"quantile","inputs":[]}' })).status).toBe(400);
+    expect((await call('POST', '/v1/timeseries/forecast', { body: '{"model":"nope","inputs":[{"type":"univariate_time_series","name":"a","series":[1],"frequency":"W"}],"options":{"horizon":1}}' })).status).toBe(404);
+    expect((await call('GET', '/v1/timeseries/forecast')).status).toBe(405);
     const many = await call('POST', '/v1/predict', { body: '{"predictions":[{"model_name":"lin"},{"model_name":"missing"},{"model_name":"nope"}]}' });
     expect(many.status).toBe(200);
     expect(((await many.json()) as { predictions: { status: string }[] }).predictions.map((p) => p.status)).toEqual(['Success', 'InternalError', 'BadRequest']);
@@ -188,9 +221,10 @@ describe('GET /openapi.json', () => {
 
     // With auth on: the data routes answer 401, the page and the document do not need the key.
     const guardedCall = (method: string, path: string, init?: { headers?: Record<string, string>; body?: string }) => check.call(keyed, method, path, init);
-    for (const path of ['/v1/models', '/v1/datasets', '/v1/datasets/co2/rows', '/metrics', '/v1/models/lin/predict']) {
+    for (const path of ['/v1/models', '/v1/datasets', '/v1/datasets/co2/rows', '/metrics', '/v1/models/lin/predict', '/v1/models/lin', '/v1/timeseries/models']) {
       expect((await guardedCall('GET', path)).status, path).toBe(401);
     }
+    expect((await guardedCall('POST', '/v1/timeseries/forecast', { body: '{}' })).status).toBe(401);
     expect((await guardedCall('POST', '/v1/predict', { body: '{}' })).status).toBe(401);
     expect((await guardedCall('GET', '/v1/datasets/co2/rows?last=2', { headers: { 'x-api-key': KEY } })).status).toBe(200);
     expect((await guardedCall('GET', '/')).status).toBe(200);

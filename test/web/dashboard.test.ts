@@ -1,5 +1,3 @@
-/// <reference lib="dom" />
-/// <reference lib="dom.iterable" />
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
 import { startServer, type ForecastdServer } from '../../src/server/start.js';
@@ -42,8 +40,8 @@ async function open(browser: Browser, url: string, viewport = { width: 1280, hei
   return { page, errors, requests };
 }
 
-async function api<T>(server: ForecastdServer, path: string): Promise<T> {
-  const res = await fetch(server.url + path, { headers: { 'x-api-key': KEY } });
+async function api<T>(server: ForecastdServer, path: string, postBody?: string): Promise<T> {
+  const res = await fetch(server.url + path, { headers: { 'x-api-key': KEY }, ...(postBody === undefined ? {} : { method: 'POST', body: postBody }) });
   expect(res.status, path).toBe(200);
   return (await res.json()) as T;
 }
@@ -69,22 +67,31 @@ function shown(iso: string): string {
   return `${iso.slice(0, 10)} ${iso.slice(11, 16)}`;
 }
 
-/** Pixels of the chart's canvas close to each colour (r, g, b): what was drawn in that colour. */
-async function pixelsOf(page: Page, dataset: string, colors: readonly (readonly [number, number, number])[]): Promise<number[]> {
+/**
+ * Pixels of the chart's canvas close to each colour (r, g, b): what was drawn in that colour, opaque (a line)
+ * or, where `faint` says so, translucent (a band's fill).
+ */
+async function pixelsOf(
+  page: Page,
+  dataset: string,
+  colors: readonly (readonly [number, number, number])[],
+  faint: readonly boolean[] = colors.map(() => false),
+): Promise<number[]> {
   return page.evaluate(
-    ([dataset, colors]) => {
+    ([dataset, colors, faint]) => {
       const canvas = document.querySelector<HTMLCanvasElement>(`.chart-card[data-dataset="${dataset}"] canvas`)!;
       const { data } = canvas.getContext('2d')!.getImageData(0, 0, canvas.width, canvas.height);
       const counts = colors.map(() => 0);
       for (let i = 0; i < data.length; i += 4) {
-        if (data[i + 3]! < 200) continue;
+        const alpha = data[i + 3]!;
         colors.forEach(([r, g, b], k) => {
-          if (Math.abs(data[i]! - r) + Math.abs(data[i + 1]! - g) + Math.abs(data[i + 2]! - b) < 40) counts[k]!++;
+          const wanted = faint[k] ? alpha >= 20 && alpha <= 80 : alpha >= 200;
+          if (wanted && Math.abs(data[i]! - r) + Math.abs(data[i + 1]! - g) + Math.abs(data[i + 2]! - b) < 40) counts[k]!++;
         });
       }
       return counts;
     },
-    [dataset, colors] as const,
+    [dataset, colors, faint] as const,
   );
 }
 
@@ -97,6 +104,19 @@ async function legendAt(page: Page, dataset: string, fraction: number): Promise<
 }
 
 const HISTORY_INK = [31, 41, 55] as const;
+const ORANGE = [217, 119, 6] as const;
+const GREEN = [5, 150, 105] as const;
+
+interface Forecast {
+  prediction: number[];
+  timestamps: string[];
+  quantiles?: Record<string, number[]>;
+}
+
+/** A value as the chart's legend prints it (six significant digits, shortest form). */
+function printed(v: number): string {
+  return String(Number(v.toPrecision(6)));
+}
 
 describe.skipIf(!available)('the dashboard', () => {
   let browser: Browser;
@@ -118,34 +138,57 @@ describe.skipIf(!available)('the dashboard', () => {
     await page.locator('.chart-card[data-dataset="co2_weekly"] canvas').waitFor();
     await page.locator('#models tbody tr').first().waitFor();
 
-    const datasets = await api<{ name: string; rows: number; first_ts: string; last_ts: string; status: string }[]>(example, '/v1/datasets');
+    const datasets = await api<{ name: string; rows: number; first_ts: string; last_ts: string; status: string; frequency: string }[]>(example, '/v1/datasets');
     const models = await api<{ name: string; status: string; datasets: string[] }[]>(example, '/v1/models?status=true');
     const d = datasets[0]!;
     expect(await cell(page, 'datasets', 'co2_weekly', 'Rows')).toBe(String(d.rows));
     expect(await cell(page, 'datasets', 'co2_weekly', 'Status')).toBe(d.status);
     expect(await cell(page, 'datasets', 'co2_weekly', 'First')).toBe(shown(d.first_ts));
     expect(await cell(page, 'datasets', 'co2_weekly', 'Last')).toBe(shown(d.last_ts));
+    expect(await cell(page, 'datasets', 'co2_weekly', 'Frequency')).toBe(d.frequency);
     expect(await page.locator('#models tbody th').allTextContents()).toEqual(models.map((m) => m.name));
+    const forecasts = new Map<string, Forecast>();
     for (const m of models) {
-      const predicted = await api<{ model_version: string; lookback: number; prediction: number[] }>(example, `/v1/models/${m.name}/predict`);
+      const details = await api<{ version: string; lookback: number; horizon: number }>(example, `/v1/models/${m.name}`);
+      forecasts.set(m.name, await api<Forecast>(example, `/v1/models/${m.name}/predict?include=timestamps,quantiles`));
       expect(await cell(page, 'models', m.name, 'Status')).toBe(m.status);
-      expect(await cell(page, 'models', m.name, 'Version')).toBe(predicted.model_version);
-      expect(await cell(page, 'models', m.name, 'Lookback')).toBe(String(predicted.lookback));
-      expect(await cell(page, 'models', m.name, 'Horizon')).toBe(String(predicted.prediction.length));
+      expect(await cell(page, 'models', m.name, 'Version')).toBe(details.version);
+      expect(await cell(page, 'models', m.name, 'Lookback')).toBe(String(details.lookback));
+      expect(await cell(page, 'models', m.name, 'Horizon')).toBe(String(details.horizon));
       expect(await cell(page, 'models', m.name, 'Dataset')).toBe(m.datasets[0]);
       expect(await cell(page, 'models', m.name, 'Last data')).toBe(shown(d.last_ts));
     }
 
-    // The history is drawn, and its first and last points sit at the times of the rows the API gives.
-    const [ink] = await pixelsOf(page, 'co2_weekly', [HISTORY_INK]);
+    // The history and the forecasts are drawn: the history's ink, each visible model's colour, the band's fill.
+    const [ink, naive, quantile, band] = await pixelsOf(page, 'co2_weekly', [HISTORY_INK, ORANGE, GREEN, GREEN], [false, false, false, true]);
     expect(ink).toBeGreaterThan(500);
+    expect(naive).toBeGreaterThan(50);
+    expect(quantile).toBeGreaterThan(50);
+    expect(band).toBeGreaterThan(100);
+
+    // Points sit at the times the API gives: the first row on the left; on the right, the last forecast
+    // step, where every model's value and the quantile band's bounds are the API's.
     const rows = await api<{ timestamps: string[]; values: (number | null)[][] }>(example, '/v1/datasets/co2_weekly/rows?last=200');
-    const right = await legendAt(page, 'co2_weekly', 1);
-    expect(right[0]).toBe(shown(rows.timestamps.at(-1)!));
-    expect(right[1]).toBe(String(rows.values.at(-1)![0]));
     const left = await legendAt(page, 'co2_weekly', 0);
     expect(left[0]).toBe(shown(rows.timestamps[0]!));
     expect(left[1]).toBe(String(rows.values[0]![0]));
+    const linear = forecasts.get('co2_linear')!;
+    const naiveForecast = forecasts.get('co2_seasonal_naive')!;
+    const quantileForecast = forecasts.get('co2_quantile')!;
+    expect(naiveForecast.timestamps).toEqual(linear.timestamps);
+    const right = await legendAt(page, 'co2_weekly', 1);
+    expect(right).toEqual([
+      shown(linear.timestamps.at(-1)!),
+      '—',
+      printed(linear.prediction.at(-1)!),
+      printed(naiveForecast.prediction.at(-1)!),
+      printed(quantileForecast.prediction.at(-1)!),
+      printed(quantileForecast.quantiles!['0.9']!.at(-1)!),
+      printed(quantileForecast.quantiles!['0.1']!.at(-1)!),
+    ]);
+    const caption = await page.locator('.chart-card[data-dataset="co2_weekly"] .caption').textContent();
+    expect(caption).toContain(`co2_linear: 12 steps, ${shown(linear.timestamps[0]!)} to ${shown(linear.timestamps.at(-1)!)}`);
+    expect(caption).toContain('quantiles 0.1, 0.5, 0.9');
 
     await page.mouse.move(0, 0);
     await page.screenshot({ path: artifactPath('dashboard-example-1280.png'), fullPage: true });
@@ -234,24 +277,38 @@ models:
     expect(await page.locator('#problems li').allTextContents()).toEqual([`Model broken is in Error: ${broken.error}`]);
     expect(await cell(page, 'models', 'lin', 'Status')).toBe('Ready');
     expect(await cell(page, 'datasets', 'weekly', 'Rows')).toBe('60');
-    expect((await legendAt(page, 'weekly', 1))[0]).toBe(shown(new Date(Date.UTC(2020, 0, 4 + 7 * 59)).toISOString()));
+    const week = (i: number): string => new Date(Date.UTC(2020, 0, 4 + 7 * i)).toISOString();
+    const caption = page.locator('.chart-card[data-dataset="weekly"] .caption');
+    expect(await caption.textContent()).toBe(`Last 60 rows, ${shown(week(0))} to ${shown(week(59))} UTC. lin: 4 steps, ${shown(week(60))} to ${shown(week(63))}.`);
+    const before = await api<Forecast>(server, '/v1/models/lin/predict?include=timestamps');
+    expect(before.timestamps).toEqual([week(60), week(61), week(62), week(63)]);
+    expect((await legendAt(page, 'weekly', 1)).slice(0, 3)).toEqual([shown(week(63)), '—', printed(before.prediction.at(-1)!)]);
+    const brokenAnswer = await api<{ predictions: { error_message: string }[] }>(server, '/v1/predict', '{"predictions":[{"model_name":"broken"}]}');
+    expect(await page.locator('.chart-card[data-dataset="weekly"] .not-drawn li').allTextContents()).toEqual([
+      `broken: forecast not drawn: ${brokenAnswer.predictions[0]!.error_message}`,
+    ]);
 
+    // Four more weeks arrive: the table, the history and the forecast move on without a reload.
     replaceFile(pod.path('data/weekly.csv'), weeklyCsv(64));
     await page.waitForFunction(() => {
       const row = [...document.querySelectorAll('#datasets tbody tr')].find((r) => r.querySelector('th')?.textContent === 'weekly');
       return row?.children[2]?.textContent === '64';
     }, undefined, { timeout: 30_000 });
-    const newest = new Date(Date.UTC(2020, 0, 4 + 7 * 63)).toISOString();
-    expect(await cell(page, 'datasets', 'weekly', 'Last')).toBe(shown(newest));
-    const rows = await api<{ values: (number | null)[][] }>(server, '/v1/datasets/weekly/rows?last=1');
-    await expect.poll(async () => (await legendAt(page, 'weekly', 1)).slice(0, 2)).toEqual([shown(newest), String(rows.values[0]![0])]);
+    expect(await cell(page, 'datasets', 'weekly', 'Last')).toBe(shown(week(63)));
+    await expect.poll(() => caption.textContent()).toBe(`Last 64 rows, ${shown(week(0))} to ${shown(week(63))} UTC. lin: 4 steps, ${shown(week(64))} to ${shown(week(67))}.`);
+    const after = await api<Forecast>(server, '/v1/models/lin/predict?include=timestamps');
+    expect(after.timestamps.at(-1)).toBe(week(67));
+    expect((await legendAt(page, 'weekly', 1)).slice(0, 3)).toEqual([shown(week(67)), '—', printed(after.prediction.at(-1)!)]);
 
-    // A new version of the model replaces the file: the page shows it without a reload.
+    // A new version of the model replaces the file: the page shows it, and its forecast, without a reload.
     expect(await cell(page, 'models', 'lin', 'Version')).toBe('—');
     replaceFile(pod.path('models/lin.onnx'), LINEAR_V2);
     await server.reload();
     await expect.poll(() => cell(page, 'models', 'lin', 'Version')).toBe('2');
     expect(await cell(page, 'models', 'lin', 'Status')).toBe('Ready');
+    const reloaded = await api<Forecast>(server, '/v1/models/lin/predict?include=timestamps');
+    expect(reloaded.prediction).not.toEqual(after.prediction);
+    await expect.poll(async () => (await legendAt(page, 'weekly', 1)).slice(0, 3)).toEqual([shown(week(67)), '—', printed(reloaded.prediction.at(-1)!)]);
 
     await page.mouse.move(0, 0);
     await page.screenshot({ path: artifactPath('dashboard-error-and-refresh.png'), fullPage: true });
