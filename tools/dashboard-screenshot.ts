@@ -1,4 +1,3 @@
-/// <reference lib="dom" />
 /**
  * Writes docs/dashboard.png, the README's picture of the bundled example's dashboard: forecastd serves
  * examples/co2 in this process, headless Chromium (Debian's chromium, playwright-core) opens it at 1280×800,
