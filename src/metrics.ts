@@ -151,6 +151,10 @@ export type RouteLabel =
   | '/health'
   | '/v1/ready'
   | '/metrics'
+  | '/v1/datasets/:name/rows'
+  | '/openapi.json'
+  | '/'
+  | '/assets/*'
   | 'unmatched';
 
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];

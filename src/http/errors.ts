@@ -22,6 +22,7 @@ export interface HttpFailure {
 
 const STATUS_LINES: Readonly<Record<number, string>> = {
   200: '200 OK',
+  304: '304 Not Modified',
   400: '400 Bad Request',
   401: '401 Unauthorized',
   404: '404 Not Found',

@@ -28,17 +28,22 @@ export type ModelNameInUrl = { readonly ok: true; readonly name: string } | { re
  * pod's model table (never used as a path), so "..", "a/b" and the like are simply not found.
  */
 export function modelNameFromUrl(segment: string): ModelNameInUrl {
+  return entryNameFromUrl(segment, 'model');
+}
+
+/** A model's or dataset's `:name` URL segment, under the rules of modelNameFromUrl. */
+export function entryNameFromUrl(segment: string, kind: 'model' | 'dataset'): ModelNameInUrl {
   if (!/^[\x21-\x7e]*$/.test(segment)) {
-    return { ok: false, message: 'The model name in the URL holds bytes that are not printable ASCII; percent-encode them' };
+    return { ok: false, message: `The ${kind} name in the URL holds bytes that are not printable ASCII; percent-encode them` };
   }
   let name: string;
   try {
     name = decodeURIComponent(segment);
   } catch {
-    return { ok: false, message: 'The model name in the URL is not valid percent-encoded UTF-8' };
+    return { ok: false, message: `The ${kind} name in the URL is not valid percent-encoded UTF-8` };
   }
   const problem = nameProblem(name);
-  if (problem !== null) return { ok: false, message: `The model name in the URL ${problem}` };
+  if (problem !== null) return { ok: false, message: `The ${kind} name in the URL ${problem}` };
   return { ok: true, name };
 }
 

@@ -9,7 +9,7 @@ import { errorMessage } from '../errors.js';
 import { statusLine } from './errors.js';
 import { listenExclusive, listenFailure } from './listen.js';
 import type { ApiStatus } from './errors.js';
-import { modelNameFromUrl, parsePredictRequest } from './predict-request.js';
+import { entryNameFromUrl, modelNameFromUrl, parsePredictRequest } from './predict-request.js';
 import { answerForecast, kserveErrorBody, timeseriesModelsBody } from './routes/kserve.js';
 import { parseSeriesBody } from './routes/series-body.js';
 import { parseInclude } from './routes/spice.js';
@@ -26,6 +26,10 @@ import {
 } from './responses.js';
 import type { TimedOutcome } from './responses.js';
 import type { IncludeOptions, PredictOutcome, ServingBackend } from './types.js';
+import { DashboardAssets } from './routes/dashboard.js';
+import type { StaticAnswer, StaticRequest } from './routes/dashboard.js';
+import { datasetRowsBody, parseLastRows } from './routes/dataset-rows.js';
+import { openApiJson } from './openapi.js';
 import { assertNativeUws, uWS } from './uws.js';
 
 /** Largest POST body accepted; a larger one is answered 413 as soon as it is known. */
@@ -60,6 +64,11 @@ export const MAX_URL_LENGTH = 8192;
 const LINGERING_CLOSE: readonly (readonly [string, string])[] = [['connection', 'close']];
 
 const NO_HEADERS: readonly (readonly [string, string])[] = [];
+
+/** What a static file's answer depends on in the request. */
+function cacheRequest(req: HttpRequest): StaticRequest {
+  return { acceptEncoding: req.getHeader('accept-encoding'), ifNoneMatch: req.getHeader('if-none-match') };
+}
 
 /** The outcome of a backend call that rejected against its promise. */
 function backendFailure(name: string, error: unknown): PredictOutcome {
@@ -136,7 +145,7 @@ class Exchange {
   send(
     httpStatus: number,
     contentType: string,
-    body: string,
+    body: string | Uint8Array,
     headers: readonly (readonly [string, string])[] = NO_HEADERS,
     closeConnection = false,
   ): void {
@@ -180,6 +189,7 @@ export class HttpServer {
   private readonly logger: Logger;
   private auth: ApiKeyCheck | null;
   private readonly maxBodyBytes: number;
+  private readonly dashboard = DashboardAssets.load();
   private listenSocket: us_listen_socket | null = null;
   private inFlight = 0;
   private idleWaiters: (() => void)[] = [];
@@ -385,6 +395,15 @@ export class HttpServer {
       '/v1/timeseries/models',
       this.handle('/v1/timeseries/models', true, (ex) => ex.send(200, JSON_TYPE, timeseriesModelsBody(this.backend))),
     );
+    app.get('/v1/datasets/:name/rows', this.handle('/v1/datasets/:name/rows', true, (ex, req) => this.datasetRows(ex, req)));
+    app.get('/openapi.json', this.handle('/openapi.json', false, (ex) => ex.send(200, JSON_TYPE, openApiJson())));
+    app.get('/', this.handle('/', false, (ex, req) => this.sendStatic(ex, this.dashboard.page(this.auth !== null, cacheRequest(req)))));
+    app.get(
+      '/assets/:build/:file',
+      this.handle('/assets/*', false, (ex, req) =>
+        this.sendStatic(ex, this.dashboard.asset(req.getParameter(0), req.getParameter(1), cacheRequest(req))),
+      ),
+    );
 
     const allowed: readonly [string, RouteLabel, string][] = [
       ['/health', '/health', 'GET'],
@@ -397,9 +416,14 @@ export class HttpServer {
       ['/v1/models/:name', '/v1/models/:name', 'GET'],
       ['/v1/timeseries/forecast', '/v1/timeseries/forecast', 'POST'],
       ['/v1/timeseries/models', '/v1/timeseries/models', 'GET'],
+      ['/v1/datasets/:name/rows', '/v1/datasets/:name/rows', 'GET'],
+      ['/openapi.json', '/openapi.json', 'GET'],
+      ['/', '/', 'GET'],
+      ['/assets/:build/:file', '/assets/*', 'GET'],
     ];
+    const open = new Set<RouteLabel>(['/health', '/v1/ready', '/openapi.json', '/', '/assets/*']);
     for (const [pattern, route, methods] of allowed) {
-      const needsAuth = route !== '/health' && route !== '/v1/ready';
+      const needsAuth = !open.has(route);
       app.any(
         pattern,
         this.handle(route, needsAuth, (ex, req) =>
@@ -415,6 +439,27 @@ export class HttpServer {
         ex.sendError(404, 'NotFound', `No route for ${ex.method} ${req.getUrl()}`),
       ),
     );
+  }
+
+  private sendStatic(ex: Exchange, answer: StaticAnswer): void {
+    if (answer.kind === 'missing') ex.sendError(404, 'NotFound', answer.message);
+    else ex.send(answer.httpStatus, answer.contentType, answer.body, answer.headers);
+  }
+
+  private datasetRows(ex: Exchange, req: HttpRequest): void {
+    const parsed = entryNameFromUrl(req.getParameter(0), 'dataset');
+    if (!parsed.ok) {
+      ex.sendError(400, 'BadRequest', parsed.message);
+      return;
+    }
+    const last = parseLastRows(req.getQuery('last'));
+    if (!last.ok) {
+      ex.sendError(400, 'BadRequest', last.message);
+      return;
+    }
+    const rows = this.backend.datasetRows(parsed.name, last.last);
+    if (rows === null) ex.sendError(404, 'NotFound', `Dataset ${parsed.name} not found`);
+    else ex.send(200, JSON_TYPE, datasetRowsBody(parsed.name, rows));
   }
 
   private metricsText(ex: Exchange): void {

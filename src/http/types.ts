@@ -110,6 +110,16 @@ export type SeriesModelLookup =
       forecast(window: FloatArray, signal?: AbortSignalLike): Promise<SeriesForecast>;
     };
 
+/** The newest rows of a dataset (GET /v1/datasets/:name/rows), oldest first; views into the held snapshot. */
+export interface DatasetRows {
+  /** Value column names in tensor order; empty while the dataset holds no data. */
+  readonly columns: readonly string[];
+  /** Epoch milliseconds, ascending. */
+  readonly times: Float64Array;
+  /** Row-major, times.length * columns.length; NaN is a missing value. */
+  readonly values: Float64Array;
+}
+
 /** What the HTTP layer serves. The server's registry implements it; the HTTP layer knows nothing else. */
 export interface ServingBackend {
   /**
@@ -125,6 +135,8 @@ export interface ServingBackend {
   readyModelNames(): string[];
   models(): readonly ModelListing[];
   datasets(): readonly DatasetListing[];
+  /** The newest `last` rows of a dataset; null when the pod has no dataset of that name. */
+  datasetRows(name: string, last: number): DatasetRows | null;
   /** No model or dataset is still Initializing. */
   ready(): boolean;
 }

@@ -1,9 +1,10 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import type { DatasetConfig, ModelConfig, Spicepod } from '../spicepod/types.js';
-import type { DatasetStatus } from '../datasets/types.js';
+import type { DatasetSnapshot, DatasetStatus } from '../datasets/types.js';
 import { DEFAULT_SETTLE_MS } from '../file-fingerprint.js';
 import type {
   DatasetListing,
+  DatasetRows,
   EntryStatus,
   IncludeOptions,
   ModelDetails,
@@ -22,6 +23,20 @@ import type { PodParts, ReconcileStep, ReloadOutcome } from './pod-reconciler.js
 import { ReloadMetrics } from './reload-metrics.js';
 
 export type { ReloadOutcome } from './pod-reconciler.js';
+
+const NO_ROWS: DatasetRows = { columns: [], times: new Float64Array(0), values: new Float64Array(0) };
+
+/** The newest `last` rows of a snapshot as views (no copy); none while the dataset has no data. */
+function newestRows(snapshot: DatasetSnapshot | null, last: number): DatasetRows {
+  if (snapshot === null) return NO_ROWS;
+  const width = snapshot.columns.length;
+  const first = Math.max(0, snapshot.rows - last);
+  return {
+    columns: snapshot.columns,
+    times: snapshot.times.subarray(first, snapshot.rows),
+    values: snapshot.values.subarray(first * width, snapshot.rows * width),
+  };
+}
 
 export interface RegistryOptions {
   readonly logger: Logger;
@@ -285,6 +300,12 @@ export class ModelRegistry implements ServingBackend {
 
   datasets(): readonly DatasetListing[] {
     return [...this.datasetEntries.values()].map((d) => d.describe());
+  }
+
+  datasetRows(name: string, last: number): DatasetRows | null {
+    const handle = this.datasetEntries.get(name);
+    if (handle === undefined) return null;
+    return newestRows(handle.snapshot, last);
   }
 
   /**

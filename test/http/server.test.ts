@@ -73,6 +73,9 @@ class ScriptedBackend implements ServingBackend {
       { name: 'e', from: 'postgres:public.e', rows: 0, first_ts: null, last_ts: null, status: 'Error' as const, error: 'connection refused', refreshed_at: null, frequency: null },
     ];
   }
+  datasetRows(name: string) {
+    return name === 'd' ? { columns: ['v'], times: new Float64Array([Date.UTC(2024, 0, 1)]), values: new Float64Array([1]) } : null;
+  }
   ready(): boolean {
     return this.isReady;
   }

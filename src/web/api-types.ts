@@ -1,0 +1,46 @@
+/**
+ * The API's response shapes as the dashboard reads them, after SPEC. Fields the server may not give (a build
+ * without forecast timestamps or quantiles, a dataset without a frequency) are optional, and the page leaves
+ * out what they would show. No DOM here: the chart layout and its tests use these types too.
+ */
+
+export type EntryStatus = 'Initializing' | 'Ready' | 'Refreshing' | 'Error';
+
+export interface ModelListing {
+  readonly name: string;
+  readonly from: string;
+  readonly datasets: readonly string[];
+  readonly status: EntryStatus;
+  readonly error: string | null;
+}
+
+export interface DatasetListing {
+  readonly name: string;
+  readonly from: string;
+  readonly rows: number;
+  readonly first_ts: string | null;
+  readonly last_ts: string | null;
+  readonly status: EntryStatus;
+  readonly error: string | null;
+  readonly refreshed_at?: string | null;
+  readonly frequency?: string | null;
+}
+
+export interface DatasetRows {
+  readonly name: string;
+  readonly columns: readonly string[];
+  readonly timestamps: readonly string[];
+  readonly values: readonly (readonly (number | null)[])[];
+}
+
+export interface Prediction {
+  readonly status: string;
+  readonly error_message?: string;
+  readonly model_name: string;
+  readonly model_version?: string;
+  readonly lookback?: number;
+  readonly prediction?: readonly number[];
+  readonly timestamps?: readonly string[];
+  readonly quantiles?: Readonly<Record<string, readonly number[]>>;
+  readonly duration_ms: number;
+}

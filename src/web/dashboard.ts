@@ -1,0 +1,318 @@
+import * as api from './api.js';
+import type { DatasetListing, DatasetRows, ModelListing, Prediction } from './api.js';
+import { DatasetChart } from './chart.js';
+import { chartData } from './chart-data.js';
+import { formatAge, formatIso, formatRatio, formatSeconds } from './format.js';
+import { modelStats } from './metrics.js';
+import type { ModelStats } from './metrics.js';
+
+/**
+ * The dashboard: with auth on and no key for this tab, only the key prompt; otherwise the overview of every
+ * model and dataset and a chart per dataset, polled every few seconds. Rows are fetched again only when a
+ * dataset or model changed (rows, times, refresh, status, error); forecasts on every poll.
+ *
+ * Page parameters: `?refresh=SECONDS` (default 5) and `?last=N` rows per chart (default 200).
+ */
+
+const params = new URLSearchParams(location.search);
+
+function numberParam(name: string, fallback: number, min: number, max: number): number {
+  const value = Number(params.get(name) ?? fallback);
+  return Number.isFinite(value) ? Math.min(max, Math.max(min, value)) : fallback;
+}
+
+const REFRESH_MS = numberParam('refresh', 5, 1, 3600) * 1000;
+const LAST_ROWS = Math.round(numberParam('last', 200, 10, 100_000));
+const NEEDS_KEY = document.querySelector<HTMLMetaElement>('meta[name="forecastd-auth"]')?.content === 'on';
+
+const main = document.getElementById('main')!;
+const state = document.getElementById('state')!;
+
+type Child = Node | string;
+
+function el<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  attributes: Record<string, string> = {},
+  ...children: Child[]
+): HTMLElementTagNameMap[K] {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
+  node.append(...children);
+  return node;
+}
+
+// ---- the key prompt ----
+
+let timer: number | undefined;
+
+function stop(): void {
+  if (timer !== undefined) clearInterval(timer);
+  timer = undefined;
+}
+
+function showKeyPrompt(message: string | null): void {
+  stop();
+  for (const chart of charts.values()) chart.chart.destroy();
+  charts.clear();
+  view = null;
+  lastSignature = '';
+  lastForecastSignature = '';
+  state.textContent = 'This server needs an API key.';
+  const input = el('input', { id: 'api-key', type: 'password', name: 'api-key', autocomplete: 'off', required: '' });
+  const note = el('p', { id: 'key-message', role: 'alert' }, message ?? '');
+  const button = el('button', { type: 'submit' }, 'Connect');
+  const form = el(
+    'form',
+    { id: 'key-form' },
+    el('label', { for: 'api-key' }, 'API key'),
+    input,
+    button,
+    note,
+    el('p', { class: 'hint' }, 'Kept in this tab only (sessionStorage) and sent as the X-API-Key header.'),
+  );
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    const key = input.value.trim();
+    if (key === '') return;
+    button.disabled = true;
+    api
+      .models(key)
+      .then(() => {
+        api.apiKey.set(key);
+        start();
+      })
+      .catch((error: unknown) => {
+        button.disabled = false;
+        note.textContent = error instanceof api.Unauthorized ? 'The server refused this key.' : String((error as Error).message);
+        input.select();
+      });
+  });
+  main.replaceChildren(form);
+  input.focus();
+}
+
+// ---- the overview ----
+
+interface View {
+  readonly problems: HTMLElement;
+  readonly models: HTMLTableSectionElement;
+  readonly datasets: HTMLTableSectionElement;
+  readonly charts: HTMLElement;
+}
+
+let view: View | null = null;
+const charts = new Map<string, { card: HTMLElement; chart: DatasetChart }>();
+let lastSignature = '';
+let forecasts = new Map<string, Prediction>();
+let busy = false;
+
+function table(id: string, caption: string, headers: readonly string[]): [HTMLElement, HTMLTableSectionElement] {
+  const body = el('tbody');
+  const t = el(
+    'table',
+    { id },
+    el('caption', {}, caption),
+    el('thead', {}, el('tr', {}, ...headers.map((h) => el('th', { scope: 'col' }, h)))),
+    body,
+  );
+  return [el('div', { class: 'table-wrap' }, t), body];
+}
+
+const MODEL_COLUMNS = ['Model', 'Status', 'Version', 'Lookback', 'Horizon', 'Dataset', 'Last data', 'Data age', 'Cache hits', 'Inference p50', 'Inference p99', 'Error'];
+const DATASET_COLUMNS = ['Dataset', 'Status', 'Rows', 'First', 'Last', 'Frequency', 'Refreshed', 'Error'];
+
+function buildView(): View {
+  const [modelsTable, models] = table('models', 'Models', MODEL_COLUMNS);
+  const [datasetsTable, datasets] = table('datasets', 'Datasets', DATASET_COLUMNS);
+  const problems = el('section', { id: 'problems', role: 'alert' });
+  const chartsSection = el('section', { id: 'charts' });
+  main.replaceChildren(problems, el('section', { id: 'overview' }, modelsTable, datasetsTable), chartsSection);
+  return { problems, models, datasets, charts: chartsSection };
+}
+
+function cell(text: string | number, className = ''): HTMLTableCellElement {
+  return el('td', className === '' ? {} : { class: className }, String(text));
+}
+
+function statusCell(status: string): HTMLTableCellElement {
+  return el('td', {}, el('span', { class: `status status-${status}` }, status));
+}
+
+function horizonOf(p: Prediction | undefined, columns: number | undefined): string {
+  if (p?.timestamps !== undefined) return String(p.timestamps.length);
+  // Without timestamps the horizon is the prediction's length only for a one-column dataset.
+  if (p?.prediction !== undefined && columns === 1) return String(p.prediction.length);
+  return '—';
+}
+
+function renderTables(v: View, models: readonly ModelListing[], datasets: readonly DatasetListing[], stats: Map<string, ModelStats> | null, columns: Map<string, number>): void {
+  const now = Date.now();
+  const byName = new Map(datasets.map((d) => [d.name, d]));
+  v.models.replaceChildren(
+    ...models.map((m) => {
+      const p = forecasts.get(m.name);
+      const datasetName = m.datasets[0] ?? '';
+      const d = byName.get(datasetName);
+      const s = stats?.get(m.name);
+      return el(
+        'tr',
+        { 'data-model': m.name, class: m.status === 'Error' ? 'row-error' : '' },
+        el('th', { scope: 'row' }, m.name),
+        statusCell(m.status),
+        cell(p?.model_version ?? '—'),
+        cell(p?.lookback ?? '—'),
+        cell(horizonOf(p, columns.get(datasetName))),
+        cell(datasetName),
+        cell(formatIso(d?.last_ts)),
+        cell(formatAge(d?.last_ts, now)),
+        cell(s === undefined ? '—' : formatRatio(s.cacheHits, s.cacheMisses)),
+        cell(formatSeconds(s?.inferenceP50 ?? null)),
+        cell(formatSeconds(s?.inferenceP99 ?? null)),
+        cell(m.error ?? '', 'error'),
+      );
+    }),
+  );
+  v.datasets.replaceChildren(
+    ...datasets.map((d) =>
+      el(
+        'tr',
+        { 'data-dataset': d.name, class: d.status === 'Error' ? 'row-error' : '' },
+        el('th', { scope: 'row' }, d.name),
+        statusCell(d.status),
+        cell(d.rows),
+        cell(formatIso(d.first_ts)),
+        cell(formatIso(d.last_ts)),
+        cell(d.frequency ?? '—'),
+        cell(d.refreshed_at === undefined ? '—' : formatAge(d.refreshed_at, now)),
+        cell(d.error ?? '', 'error'),
+      ),
+    ),
+  );
+  const problems: string[] = [];
+  for (const m of models) if (m.error !== null) problems.push(`Model ${m.name} is ${m.status === 'Error' ? 'in Error' : m.status}: ${m.error}`);
+  for (const d of datasets) if (d.error !== null) problems.push(`Dataset ${d.name} is ${d.status === 'Error' ? 'in Error' : d.status}: ${d.error}`);
+  v.problems.replaceChildren(...(problems.length === 0 ? [] : [el('ul', {}, ...problems.map((p) => el('li', {}, p)))]));
+}
+
+function renderChart(v: View, dataset: DatasetListing, rows: DatasetRows, models: readonly ModelListing[]): void {
+  let entry = charts.get(dataset.name);
+  if (entry === undefined) {
+    const card = el('section', { class: 'chart-card', 'data-dataset': dataset.name });
+    const plot = el('div', { class: 'chart' });
+    card.append(el('h2', {}, dataset.name), el('p', { class: 'caption' }), plot, el('ul', { class: 'not-drawn' }));
+    v.charts.append(card);
+    entry = { card, chart: new DatasetChart(plot) };
+    charts.set(dataset.name, entry);
+  }
+  const readers = models.filter((m) => m.datasets[0] === dataset.name);
+  const predictions = readers.map((m) => forecasts.get(m.name)).filter((p): p is Prediction => p !== undefined);
+  const data = chartData(rows, predictions);
+  entry.chart.update(data);
+
+  const caption = entry.card.querySelector('.caption')!;
+  const first = rows.timestamps[0];
+  const last = rows.timestamps.at(-1);
+  const drawn = predictions.filter((p) => !data.notDrawn.has(p.model_name));
+  let text = first === undefined ? 'No rows yet.' : `Last ${rows.timestamps.length} rows, ${formatIso(first)} to ${formatIso(last)} UTC.`;
+  for (const p of drawn) {
+    const steps = p.timestamps!;
+    const bands = p.quantiles === undefined ? '' : `, quantiles ${Object.keys(p.quantiles).join(', ')}`;
+    text += ` ${p.model_name}: ${steps.length} steps, ${formatIso(steps[0])} to ${formatIso(steps.at(-1))}${bands}.`;
+  }
+  caption.textContent = text;
+  entry.card.querySelector('.not-drawn')!.replaceChildren(
+    ...[...data.notDrawn].map(([model, why]) => el('li', {}, `${model}: forecast not drawn: ${why}`)),
+  );
+}
+
+function signature(models: readonly ModelListing[], datasets: readonly DatasetListing[]): string {
+  return JSON.stringify([
+    models.map((m) => [m.name, m.status, m.error, m.datasets[0]]),
+    datasets.map((d) => [d.name, d.status, d.error, d.rows, d.first_ts, d.last_ts, d.refreshed_at]),
+  ]);
+}
+
+const rowColumns = new Map<string, number>();
+/** The rows each chart shows, as last fetched. */
+let heldRows = new Map<string, DatasetRows>();
+let lastForecastSignature = '';
+
+/** What a forecast shows (not its duration_ms, which differs on every call). */
+function forecastSignature(predictions: readonly Prediction[]): string {
+  return JSON.stringify(
+    predictions.map((p) => [p.model_name, p.status, p.error_message, p.model_version, p.prediction, p.timestamps, p.quantiles]),
+  );
+}
+
+async function poll(): Promise<void> {
+  if (busy) return;
+  busy = true;
+  const key = api.apiKey.get();
+  try {
+    const [models, datasets, metrics] = await Promise.all([
+      api.models(key),
+      api.datasets(key),
+      api.metricsText(key).then(modelStats, (error: unknown) => {
+        if (error instanceof api.Unauthorized) throw error;
+        return null;
+      }),
+    ]);
+    const v = (view ??= buildView());
+    // Forecasts are asked for on every poll (the server caches them while model and data are unchanged), so
+    // a model reloaded between two polls shows its new forecast; rows only when a dataset changed.
+    const sig = signature(models, datasets);
+    const [predictions, fresh] = await Promise.all([
+      api.predictions(models.map((m) => m.name), key),
+      sig === lastSignature ? Promise.resolve(null) : Promise.all(datasets.map((d) => api.rows(d.name, LAST_ROWS, key))),
+    ]);
+    const forecastSig = forecastSignature(predictions);
+    if (fresh !== null || forecastSig !== lastForecastSignature) {
+      forecasts = new Map(predictions.map((p) => [p.model_name, p]));
+      if (fresh !== null) {
+        heldRows = new Map(datasets.map((d, i) => [d.name, fresh[i]!]));
+        for (const [name, entry] of charts) {
+          if (!heldRows.has(name)) {
+            entry.chart.destroy();
+            entry.card.remove();
+            charts.delete(name);
+          }
+        }
+      }
+      for (const d of datasets) {
+        const rows = heldRows.get(d.name);
+        if (rows === undefined) continue;
+        rowColumns.set(d.name, rows.columns.length);
+        renderChart(v, d, rows, models);
+      }
+      lastSignature = sig;
+      lastForecastSignature = forecastSig;
+    }
+    renderTables(v, models, datasets, metrics, rowColumns);
+    const time = new Date().toISOString().slice(11, 19);
+    state.textContent = `Updated ${time} UTC · ${models.length} models, ${datasets.length} datasets · refreshes every ${REFRESH_MS / 1000} s`;
+    state.classList.remove('stale');
+  } catch (error) {
+    if (error instanceof api.Unauthorized) {
+      api.apiKey.clear();
+      view = null;
+      showKeyPrompt(NEEDS_KEY || key !== null ? 'The server refused the API key; enter it again.' : 'This server needs an API key.');
+      return;
+    }
+    state.textContent = `Not updated: ${(error as Error).message}`;
+    state.classList.add('stale');
+  } finally {
+    busy = false;
+  }
+}
+
+function start(): void {
+  stop();
+  view = null;
+  lastSignature = '';
+  lastForecastSignature = '';
+  void poll();
+  timer = window.setInterval(() => void poll(), REFRESH_MS);
+}
+
+if (NEEDS_KEY && api.apiKey.get() === null) showKeyPrompt(null);
+else start();
