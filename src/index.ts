@@ -7,6 +7,7 @@ export type { ErrorCode } from './errors.js';
 
 export { InferenceSession } from './runtime/session.js';
 export { configureRuntime, runtimeInfo } from './runtime/runtime.js';
+export { availableCpus } from './runtime/cpus.js';
 export type {
   Dim,
   ExecutionMode,

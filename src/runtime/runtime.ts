@@ -4,11 +4,11 @@
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import os from 'node:os';
 import path from 'node:path';
 
 import { ForecastdError } from '../errors.js';
 import { loadAddon, type NativeRuntimeState } from './addon.js';
+import { availableCpus } from './cpus.js';
 import type { RuntimeInfo, RuntimeOptions } from './types.js';
 
 /** The library file onnxruntime-node ships for each platform, under bin/napi-v6/<platform>/<arch>/. */
@@ -119,7 +119,7 @@ export function configureRuntime(options: RuntimeOptions = {}): RuntimeInfo {
     libraryPath = found;
   }
   try {
-    info = toRuntimeInfo(addon.configure(libraryPath, runThreads, os.availableParallelism()));
+    info = toRuntimeInfo(addon.configure(libraryPath, runThreads, availableCpus()));
   } catch (error) {
     throw runtimeError(error);
   }
