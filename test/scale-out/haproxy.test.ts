@@ -196,7 +196,17 @@ describe.skipIf(!postgres.available || !haproxy)('scale-out behind HAProxy (3 re
     const convergedMs = await cluster.converged('alpha', alpha);
     const answers = await Promise.all(cluster.replicas.map((r) => cluster.answerOf(r, 'alpha')));
     expect(answers).toEqual([alpha, alpha, alpha]);
-    report('consistency', { refreshCheckInterval: '1s', convergedMs, sinceInsertMs: Date.now() - t0 });
+    // What each replica holds: its own copy of the rows, its model sessions, its process.
+    const memory = await Promise.all(
+      cluster.replicas.map(async (r) => {
+        const metrics = (await httpGet(`${r.url}/metrics`)).body;
+        const rss = Number(/^process_resident_memory_bytes (\S+)$/m.exec(metrics)?.[1]);
+        const rows = Number(/^forecastd_dataset_rows\{[^}]*\} (\S+)$/m.exec(metrics)?.[1]);
+        expect(rows).toBe(cluster.rows);
+        return { rssMiB: Math.round(rss / 1048576), rows };
+      }),
+    );
+    report('consistency', { refreshCheckInterval: '1s', convergedMs, sinceInsertMs: Date.now() - t0, memory });
   });
 
   it('keeps answering when a replica is killed hard under load; HAProxy marks it down', async () => {

@@ -34,7 +34,7 @@ async function rawExchange(port: number, request: string): Promise<{ received: s
   return { received, closedAfterMs: Math.round(performance.now() - started) };
 }
 
-describe('HTTP/1.0 towards forecastd', () => {
+describe.concurrent('HTTP/1.0 towards forecastd', () => {
   const scratch = scratchDir('forecastd-http10-');
   const pod = new PodDir();
   const replicas: Replica[] = [];
