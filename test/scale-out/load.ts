@@ -132,18 +132,19 @@ export class ClosedLoopLoad {
     } catch (error) {
       if (!(error instanceof ClosedUnanswered)) throw error;
       this.clientResends += 1;
-      return this.#sendOnce(path, body);
+      // Not on another pooled connection: it may be closing for the same reason.
+      return this.#sendOnce(path, body, false);
     }
   }
 
-  #sendOnce(path: string, body: string | null): Promise<{ status: number; body: string }> {
+  #sendOnce(path: string, body: string | null, pooled = true): Promise<{ status: number; body: string }> {
     return new Promise((resolve, reject) => {
       let answered = false;
       const req = http.request(
         `${this.options.url}${path}`,
         {
           method: body === null ? 'GET' : 'POST',
-          agent: this.#agent,
+          agent: pooled ? this.#agent : false,
           headers: body === null ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
         },
         (res) => {
