@@ -35,7 +35,7 @@ export interface LoadOptions {
   readonly models: () => readonly string[];
   readonly accepted: (model: string) => ReadonlySet<string>;
   /**
-   * A model that may not exist everywhere yet (a rolling spicepod change): asked for in every fourth GET,
+   * A model that may not exist everywhere yet (a rolling spicepod change): asked for by one request in four,
    * its "not found" 400 is counted in `notYet`, not as a failure.
    */
   readonly newModel?: () => string | null;
@@ -102,7 +102,7 @@ export class ClosedLoopLoad {
       const models = this.options.models();
       const newModel = this.options.newModel?.() ?? null;
       const post = (n + index) % 2 === 1;
-      const askNew = !post && newModel !== null && n % 4 === 0;
+      const askNew = !post && newModel !== null && Math.floor(n / 2) % 2 === 0;
       const path = post ? '/v1/predict' : `/v1/models/${askNew ? newModel : models[n % models.length]}/predict`;
       const body = post ? JSON.stringify({ predictions: models.map((m) => ({ model_name: m })) }) : null;
       const started = performance.now();
