@@ -75,7 +75,8 @@ export class Cluster {
    * Creates the table with `rows` hourly rows, writes the pod (one file per entry of `models`) and starts
    * three replicas, each on its own copy of the pod folder; resolves once all three are ready.
    */
-  static async start(root: string, models: Record<string, ModelFile>, rows = 200): Promise<Cluster> {
+  static async start(root: string, models: Record<string, ModelFile>, options: { rows?: number; args?: readonly string[] } = {}): Promise<Cluster> {
+    const rows = options.rows ?? 200;
     const db = await TestDatabase.open();
     await db.query(`CREATE TABLE ${db.table('series')} (ts timestamptz PRIMARY KEY, value double precision NOT NULL)`);
     const cluster = new Cluster(db, [], 0);
@@ -84,7 +85,7 @@ export class Cluster {
     mkdirSync(path.join(pod, 'models'), { recursive: true });
     for (const [name, model] of Object.entries(models)) writeFileSync(path.join(pod, 'models', `${name}.onnx`), model.bytes);
     writeFileSync(path.join(pod, 'spicepod.yaml'), spicepodYaml(db.schema, Object.keys(models)));
-    for (let i = 1; i <= 3; i++) cluster.replicas.push(new Replica(`forecastd${i}`, await unusedPort(), pod, root));
+    for (let i = 1; i <= 3; i++) cluster.replicas.push(new Replica(`forecastd${i}`, await unusedPort(), pod, root, options.args));
     for (const replica of cluster.replicas) replica.start();
     await Promise.all(cluster.replicas.map((r) => r.ready()));
     return cluster;

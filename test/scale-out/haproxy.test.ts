@@ -96,18 +96,28 @@ describe.skipIf(!postgres.available || !haproxy)('scale-out behind HAProxy (3 re
     const run = load();
     await new Promise((r) => setTimeout(r, 3_000));
     const rollStart = run.now();
-    const restarts: { replica: string; exitCode: number | null; downMs: number; backInRotationMs: number }[] = [];
+    const restarts: Record<string, number | string | null>[] = [];
     for (const [i, replica] of cluster.replicas.entries()) {
       const t0 = run.now();
+      let markedDownAt = Number.NaN;
+      const down = balancer.waitForState(replica.name, 'DOWN').then(() => (markedDownAt = run.now()));
       const exitCode = await replica.stop('SIGTERM');
-      // A quick restart on the same address could come back before two failed checks: wait until HAProxy
-      // has taken the replica out, so the new process gets traffic only after it is ready (rise).
-      await balancer.waitForState(replica.name, 'DOWN');
+      const exitedAt = run.now();
+      // Started again only once HAProxy has taken it out (a quick restart on the same address could come
+      // back before two failed checks), so the new process gets traffic only once it is ready (rise).
+      await down;
       replica.start();
       await replica.ready();
       const t1 = run.now();
       await balancer.waitForState(replica.name, 'UP');
-      restarts.push({ replica: replica.name, exitCode, downMs: round(t1 - t0), backInRotationMs: round(run.now() - t0) });
+      restarts.push({
+        replica: replica.name,
+        exitCode,
+        markedDownMs: round(markedDownAt - t0),
+        exitedMs: round(exitedAt - t0),
+        readyAgainMs: round(t1 - t0),
+        backInRotationMs: round(run.now() - t0),
+      });
       if (i === 0) {
         // The data moves on mid-roll: an answer may come from the table just before or just after.
         await accept('alpha', models.alpha!, false, cluster.rows + 1);
