@@ -39,11 +39,6 @@ export interface LoadOptions {
    * its "not found" 400 is counted in `notYet`, not as a failure.
    */
   readonly newModel?: () => string | null;
-  /**
-   * Count a POST item that says its model is still loading (a replica that restarted and got traffic
-   * before it was ready) in `loadingItems` instead of failing the request. Default false.
-   */
-  readonly countLoadingItems?: boolean;
 }
 
 interface ItemBody {
@@ -60,8 +55,6 @@ export class ClosedLoopLoad {
   /** Answers per accepted key, to show which versions clients saw. */
   readonly seen = new Map<string, number>();
   notYet = 0;
-  /** POST items answered "still loading" (only with countLoadingItems). */
-  loadingItems = 0;
   /** Requests sent again because their connection closed before any byte of an answer. */
   clientResends = 0;
   newModelServed = 0;
@@ -172,16 +165,6 @@ export class ClosedLoopLoad {
   }
 
   #checkItem(item: ItemBody, expectedModel: string): string | null {
-    if (
-      this.options.countLoadingItems === true &&
-      item.status === 'InternalError' &&
-      item.model_name === expectedModel &&
-      typeof item.error_message === 'string' &&
-      /is still loading/.test(item.error_message)
-    ) {
-      this.loadingItems += 1;
-      return null;
-    }
     if (item.status !== 'Success' || item.model_name !== expectedModel || !Array.isArray(item.prediction)) {
       return `unexpected item ${JSON.stringify(item)}`;
     }
