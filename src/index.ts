@@ -8,6 +8,7 @@ export type { ErrorCode } from './errors.js';
 export { InferenceSession } from './runtime/session.js';
 export { configureRuntime, runtimeInfo, setRuntimeLogHandler } from './runtime/runtime.js';
 export { allocateTensorData } from './runtime/session.js';
+export { availableCpus } from './runtime/cpus.js';
 export type {
   Dim,
   ExecutionMode,

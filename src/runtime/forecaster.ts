@@ -1,6 +1,6 @@
-import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { ForecastdError } from '../errors.js';
+import { availableCpus } from './cpus.js';
 import { checkForecastModel, formatShape, type ForecastModelShape } from './model-contract.js';
 import { allocateTensorData, type InferenceSession } from './session.js';
 import type { FloatArray, InputTensor, OutputTensor, RunOptions } from './types.js';
@@ -14,7 +14,7 @@ export interface ForecasterOptions {
   variables?: number;
   /** Most windows in one run. Default 64; always 1 for fixed-batch models. */
   maxBatchSize?: number;
-  /** Runs of this model in flight at once. 0 or undefined: os.availableParallelism(). */
+  /** Runs of this model in flight at once. 0 or undefined: one per CPU the process may use (cgroup quota included). */
   maxConcurrentRuns?: number;
   /** How long the oldest queued window may wait for a fuller batch. Default 0: never wait. */
   maxQueueDelayMs?: number;
@@ -183,7 +183,7 @@ export class BatchingForecaster {
     const runs = nonNegative('maxConcurrentRuns', options.maxConcurrentRuns ?? 0, true);
     this.settings = Object.freeze({
       maxBatchSize: this.shape.batch === 1 ? 1 : maxBatchSize,
-      maxConcurrentRuns: runs === 0 ? os.availableParallelism() : runs,
+      maxConcurrentRuns: runs === 0 ? availableCpus() : runs,
       maxQueueDelayMs: nonNegative('maxQueueDelayMs', options.maxQueueDelayMs ?? 0, false),
       maxQueueSize: nonNegative('maxQueueSize', options.maxQueueSize ?? 1024, true),
       timeoutMs: timeoutOf(options.timeoutMs ?? 30000, 'timeoutMs'),

@@ -4,12 +4,12 @@
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import os from 'node:os';
 import path from 'node:path';
 import { isMainThread } from 'node:worker_threads';
 
 import { ForecastdError } from '../errors.js';
 import { loadAddon, type AddonTypes, type NativeRuntimeState } from './addon.js';
+import { availableCpus } from './cpus.js';
 import type { RuntimeInfo, RuntimeLogEntry, RuntimeOptions } from './types.js';
 
 /** The library file onnxruntime-node ships for each platform, under bin/napi-v6/<platform>/<arch>/. */
@@ -160,7 +160,7 @@ export function configureRuntime(options: RuntimeOptions = {}): RuntimeInfo {
     libraryPath = found;
   }
   try {
-    info = toRuntimeInfo(addon.configure(libraryPath, runThreads, os.availableParallelism()));
+    info = toRuntimeInfo(addon.configure(libraryPath, runThreads, availableCpus()));
   } catch (error) {
     throw runtimeError(error);
   }

@@ -87,7 +87,7 @@ export interface RunOptions {
 export interface RuntimeOptions {
   /** Path of libonnxruntime. Default: $FORECASTD_ORT_LIBRARY, else the library inside onnxruntime-node. */
   readonly libraryPath?: string;
-  /** Native threads that execute runs (the addon's own pool, not libuv's). Default: CPU cores. */
+  /** Native threads that execute runs (the addon's own pool, not libuv's). Default: one per CPU the process may use (affinity mask and cgroup quota). */
   readonly runThreads?: number;
 }
 

@@ -532,7 +532,7 @@ class PodValidator {
       fillMissing,
       intraOpThreads: int('intra_op_threads', 1, 1024, 'a positive integer', d.intraOpThreads),
       maxBatchSize: int('max_batch_size', 1, 1_000_000, 'a positive integer', d.maxBatchSize),
-      maxConcurrentRuns: int('max_concurrent_runs', 0, 1024, 'a non-negative integer (0 = one per CPU core)', d.maxConcurrentRuns),
+      maxConcurrentRuns: int('max_concurrent_runs', 0, 1024, 'a non-negative integer (0 = one per CPU available to the process)', d.maxConcurrentRuns),
       maxQueueDelayMs: int('max_queue_delay_ms', 0, MAX_TIMER_MS, 'a non-negative integer of milliseconds', d.maxQueueDelayMs),
       maxQueueSize: int('max_queue_size', 1, 100_000_000, 'a positive integer', d.maxQueueSize),
       timeoutMs: int('timeout_ms', 1, MAX_TIMER_MS, 'a positive integer of milliseconds', d.timeoutMs),

@@ -502,7 +502,7 @@ describe('loadSpicepod: fatal errors name file:line:column and the key', () => {
     ['max_batch_size: 2.5', 'models[0].params.max_batch_size: expected a positive integer, got 2.5'],
     ['lookback: -3', 'models[0].params.lookback: expected a positive integer, got -3'],
     ['intra_op_threads: 0', 'models[0].params.intra_op_threads: expected a positive integer, got 0'],
-    ['max_concurrent_runs: -1', 'models[0].params.max_concurrent_runs: expected a non-negative integer (0 = one per CPU core), got -1'],
+    ['max_concurrent_runs: -1', 'models[0].params.max_concurrent_runs: expected a non-negative integer (0 = one per CPU available to the process), got -1'],
     ['max_queue_delay_ms: "soon"', 'models[0].params.max_queue_delay_ms: expected a non-negative integer of milliseconds, got "soon"'],
     ['max_queue_size: 0', 'models[0].params.max_queue_size: expected a positive integer, got 0'],
     ['timeout_ms: 0', 'models[0].params.timeout_ms: expected a positive integer of milliseconds, got 0'],

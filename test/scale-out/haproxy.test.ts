@@ -1,0 +1,254 @@
+/**
+ * Three replicas over one PostgreSQL table behind HAProxy running deploy/haproxy/haproxy.cfg: a rolling
+ * restart and a rolling model update under a closed-loop load with no failed request and every answer a
+ * correct prediction, convergence after the table changes, and a replica killed hard. Each test prints its
+ * numbers (times, p99, retries) as one `[scale-out]` line; nothing asserts on time.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { probeTestPostgres } from '../helpers/postgres.js';
+import { Balancer, httpGet, probeBalancer, scratchDir, waitFor } from './harness.js';
+import { Cluster, modelFile, spicepodYaml, type ModelFile } from './cluster.js';
+import { ClosedLoopLoad } from './load.js';
+
+const postgres = await probeTestPostgres();
+const haproxy = probeBalancer('haproxy');
+
+const CONNECTIONS = 24;
+
+function report(test: string, numbers: Record<string, unknown>): void {
+  console.info(`[scale-out] haproxy ${test} ${JSON.stringify(numbers)}`);
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 10) / 10;
+}
+
+/**
+ * HAProxy's request log (`%ST %rc %b/%s %Tt "%r"`) from line `from` on: requests, and those it had to send
+ * again (a connection refused or closed without an answer, or a 503) before answering.
+ */
+function retried(balancer: Balancer, from: number): { logged: number; retried: number } {
+  const lines = balancer.requestLog().slice(from).filter((l) => /^\d{3} \+?\d+ forecastd\//.test(l));
+  return { logged: lines.length, retried: lines.filter((l) => !/^\d{3} 0 /.test(l)).length };
+}
+
+describe.skipIf(!postgres.available || !haproxy)('scale-out behind HAProxy (3 replicas, one PostgreSQL table)', () => {
+  const scratch = scratchDir('forecastd-scale-haproxy-');
+  const models: Record<string, ModelFile> = { alpha: modelFile(11, 1), beta: modelFile(12, 1) };
+  const accepted = new Map<string, Set<string>>();
+  let cluster: Cluster;
+  let balancer: Balancer;
+
+  const accept = async (model: string, file: ModelFile, replace = false, rows = cluster.rows): Promise<string> => {
+    const key = await cluster.reference(file, rows);
+    if (replace || !accepted.has(model)) accepted.set(model, new Set([key]));
+    else accepted.get(model)!.add(key);
+    return key;
+  };
+
+  const load = (extra: Partial<ConstructorParameters<typeof ClosedLoopLoad>[0]> = {}): ClosedLoopLoad =>
+    new ClosedLoopLoad({
+      url: balancer.url,
+      connections: CONNECTIONS,
+      models: () => ['alpha', 'beta'],
+      accepted: (m) => accepted.get(m) ?? new Set(),
+      ...extra,
+    });
+
+  const expectNoFailures = (run: ClosedLoopLoad): void => {
+    expect(run.failures.slice(0, 5)).toEqual([]);
+    expect(run.requests).toBeGreaterThan(0);
+  };
+
+  beforeAll(async () => {
+    cluster = await Cluster.start(scratch.dir, models);
+    balancer = await Balancer.start('haproxy', cluster.replicas, scratch.dir);
+    for (const r of cluster.replicas) await balancer.waitForState(r.name, 'UP');
+    await accept('alpha', models.alpha!);
+    await accept('beta', models.beta!);
+  });
+
+  afterAll(async () => {
+    await balancer?.stop();
+    await cluster?.stop();
+    scratch.remove();
+  });
+
+  it('passes the client X-Request-ID through and gives one to requests without', async () => {
+    const given = await httpGet(`${balancer.url}/v1/models/alpha/predict`, { 'x-request-id': 'trace-42' });
+    expect(given.status).toBe(200);
+    expect(given.headers['x-request-id']).toBe('trace-42');
+    expect(accepted.get('alpha')).toContain(
+      (() => {
+        const b = JSON.parse(given.body) as { model_version: string; prediction: number[] };
+        return `${b.model_version}|${b.prediction.join(',')}`;
+      })(),
+    );
+    const fresh = await httpGet(`${balancer.url}/health`);
+    expect(fresh.status).toBe(200);
+    expect(fresh.body).toBe('ok');
+    // HAProxy's unique-id (hex), which forecastd accepted and echoed.
+    expect(fresh.headers['x-request-id']).toMatch(/^[0-9A-F]{8,}/);
+  });
+
+  it('restarts every replica in turn under load with no failed request, while the table changes', async () => {
+    const logFrom = balancer.requestLog().length;
+    const run = load();
+    await new Promise((r) => setTimeout(r, 3_000));
+    const rollStart = run.now();
+    const restarts: Record<string, number | string | null>[] = [];
+    for (const [i, replica] of cluster.replicas.entries()) {
+      const t0 = run.now();
+      let markedDownAt = Number.NaN;
+      const down = balancer.waitForState(replica.name, 'DOWN').then(() => (markedDownAt = run.now()));
+      const exitCode = await replica.stop('SIGTERM');
+      const exitedAt = run.now();
+      // Started again only once HAProxy has taken it out (a quick restart on the same address could come
+      // back before two failed checks), so the new process gets traffic only once it is ready (rise).
+      await down;
+      replica.start();
+      await replica.ready();
+      const t1 = run.now();
+      await balancer.waitForState(replica.name, 'UP');
+      restarts.push({
+        replica: replica.name,
+        exitCode,
+        markedDownMs: round(markedDownAt - t0),
+        exitedMs: round(exitedAt - t0),
+        readyAgainMs: round(t1 - t0),
+        backInRotationMs: round(run.now() - t0),
+      });
+      if (i === 0) {
+        // The data moves on mid-roll: an answer may come from the table just before or just after.
+        await accept('alpha', models.alpha!, false, cluster.rows + 1);
+        await accept('beta', models.beta!, false, cluster.rows + 1);
+        await cluster.appendRows(1);
+      }
+    }
+    const rollEnd = run.now();
+    await new Promise((r) => setTimeout(r, 2_000));
+    await run.stop();
+
+    expectNoFailures(run);
+    expect(restarts.map((r) => r.exitCode)).toEqual([0, 0, 0]);
+    // Every replica ends on the new table.
+    const newest = await cluster.reference(models.alpha!);
+    await cluster.converged('alpha', newest);
+    report('rolling-restart', {
+      connections: CONNECTIONS,
+      requests: run.requests,
+      failed: run.failures.length,
+      clientResends: run.clientResends,
+      rollSeconds: round((rollEnd - rollStart) / 1000),
+      p99SteadyMs: round(run.percentile(99, 1_000, rollStart)),
+      p99RollMs: round(run.percentile(99, rollStart, rollEnd)),
+      p50SteadyMs: round(run.percentile(50, 1_000, rollStart)),
+      p50RollMs: round(run.percentile(50, rollStart, rollEnd)),
+      retriedByHaproxy: retried(balancer, logFrom).retried,
+      restarts,
+    });
+  });
+
+  it('rolls a new model file, then a spicepod that adds a model, across the replicas under load', async () => {
+    const v2 = modelFile(21, 2);
+    const gamma = modelFile(31, 1);
+    let newModel: string | null = null;
+    const run = load({ newModel: () => newModel });
+    await new Promise((r) => setTimeout(r, 1_000));
+    const v1Key = [...accepted.get('alpha')!].at(-1)!;
+    const v2Key = await accept('alpha', v2);
+    const rollStart = run.now();
+    const swaps: number[] = [];
+    for (const replica of cluster.replicas) {
+      const t0 = run.now();
+      replica.replace('models/alpha.onnx', v2.bytes);
+      await untilServes(replica, async () => ((await cluster.answerOf(replica, 'alpha')) === v2Key ? true : undefined));
+      swaps.push(round(run.now() - t0));
+    }
+    const modelRollEnd = run.now();
+    // After the roll, every replica answers with version 2.
+    expect(await Promise.all(cluster.replicas.map((r) => cluster.answerOf(r, 'alpha')))).toEqual([v2Key, v2Key, v2Key]);
+
+    newModel = 'gamma';
+    accepted.set('gamma', new Set([await cluster.reference(gamma)]));
+    for (const replica of cluster.replicas) {
+      replica.replace('models/gamma.onnx', gamma.bytes);
+      replica.replace('spicepod.yaml', spicepodYaml(cluster.db.schema, ['alpha', 'beta', 'gamma']));
+      await untilServes(replica, async () => ((await cluster.answerOf(replica, 'gamma')) !== null ? true : undefined));
+    }
+    await new Promise((r) => setTimeout(r, 1_000));
+    await run.stop();
+
+    expectNoFailures(run);
+    const sawV1 = run.seen.get(`alpha@${v1Key}`) ?? 0;
+    const sawV2 = run.seen.get(`alpha@${v2Key}`) ?? 0;
+    expect(sawV2).toBeGreaterThan(0);
+    expect(run.newModelServed).toBeGreaterThan(0);
+    const gammaKey = [...accepted.get('gamma')!][0]!;
+    expect(await Promise.all(cluster.replicas.map((r) => cluster.answerOf(r, 'gamma')))).toEqual([gammaKey, gammaKey, gammaKey]);
+    report('rolling-model-update', {
+      requests: run.requests,
+      failed: run.failures.length,
+      clientResends: run.clientResends,
+      answersV1: sawV1,
+      answersV2: sawV2,
+      perReplicaSwapMs: swaps,
+      modelRollSeconds: round((modelRollEnd - rollStart) / 1000),
+      newModelNotYet400: run.notYet,
+      newModelServed: run.newModelServed,
+    });
+  });
+
+  it('brings every replica to the same prediction after rows are appended', async () => {
+    const alpha = await cluster.reference(modelFile(21, 2), cluster.rows + 3);
+    const t0 = Date.now();
+    await cluster.appendRows(3);
+    const convergedMs = await cluster.converged('alpha', alpha);
+    const answers = await Promise.all(cluster.replicas.map((r) => cluster.answerOf(r, 'alpha')));
+    expect(answers).toEqual([alpha, alpha, alpha]);
+    // What each replica holds: its own copy of the rows, its model sessions, its process.
+    const memory = await Promise.all(
+      cluster.replicas.map(async (r) => {
+        const metrics = (await httpGet(`${r.url}/metrics`)).body;
+        const rss = Number(/^process_resident_memory_bytes (\S+)$/m.exec(metrics)?.[1]);
+        const rows = Number(/^forecastd_dataset_rows\{[^}]*\} (\S+)$/m.exec(metrics)?.[1]);
+        expect(rows).toBe(cluster.rows);
+        return { rssMiB: Math.round(rss / 1048576), rows };
+      }),
+    );
+    report('consistency', { refreshCheckInterval: '1s', convergedMs, sinceInsertMs: Date.now() - t0, memory });
+  });
+
+  it('keeps answering when a replica is killed hard under load; HAProxy marks it down', async () => {
+    // The table is settled: accept only its current answers.
+    await accept('alpha', modelFile(21, 2), true);
+    await accept('beta', models.beta!, true);
+    const logFrom = balancer.requestLog().length;
+    const run = load();
+    await new Promise((r) => setTimeout(r, 2_000));
+    const victim = cluster.replicas[1]!;
+    const killedAt = run.now();
+    await victim.stop('SIGKILL');
+    await balancer.waitForState(victim.name, 'DOWN');
+    const markedDownMs = run.now() - killedAt;
+    await new Promise((r) => setTimeout(r, 1_000));
+    await run.stop();
+    expectNoFailures(run);
+    report('hard-kill', {
+      requests: run.requests,
+      failed: run.failures.length,
+      clientResends: run.clientResends,
+      markedDownMs: round(markedDownMs),
+      retriedByHaproxy: retried(balancer, logFrom).retried,
+      p99BeforeMs: round(run.percentile(99, 1_000, killedAt)),
+      p99UntilDownMs: round(run.percentile(99, killedAt, killedAt + markedDownMs)),
+    });
+    victim.start();
+    await victim.ready();
+    await balancer.waitForState(victim.name, 'UP');
+  });
+});
+
+function untilServes(replica: { name: string }, probe: () => Promise<true | undefined>): Promise<true> {
+  return waitFor(`${replica.name} to serve the change`, probe, 60_000, 25);
+}
