@@ -151,8 +151,9 @@ describe('a caller joining a shared computation', () => {
   let server: ForecastdServer;
 
   beforeAll(async () => {
-    // The newest value sets how long a run loops: 1e6 turns, seconds on any machine.
-    pod.write('data/series.csv', dailyCsv({ value: [1, 2, 3, 4, 5, 1e6] }));
+    // The newest value sets how long a run loops: 2e7 turns, far longer than timeout_ms on any machine
+    // (the test only needs it to outlast both callers' deadlines; close() stops it).
+    pod.write('data/series.csv', dailyCsv({ value: [1, 2, 3, 4, 5, 2e7] }));
     pod.write('models/spin.onnx', spinModel({ lookback: 4, horizon: 2 }));
     pod.write(
       'spicepod.yaml',
