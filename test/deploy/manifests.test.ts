@@ -52,6 +52,21 @@ function ms(flags: Map<string, string>, flag: string): number {
   return value;
 }
 
+/** HAProxy's health-check timing from the `default-server` line: `inter` (ms) and `fall`. */
+function haproxyChecks(config: string): { interMs: number; fall: number } {
+  const line = /^\s*default-server\s+(.+)$/m.exec(config)?.[1];
+  expect(line, 'a default-server line').toBeDefined();
+  const words = line!.split(/\s+/);
+  expect(words).toContain('check');
+  const after = (key: string): string | undefined => words[words.indexOf(key) + 1];
+  const inter = /^(\d+)(ms|s)?$/.exec(after('inter') ?? '');
+  expect(inter, `inter ${after('inter')}`).not.toBeNull();
+  const interMs = Number(inter![1]) * (inter![2] === 's' ? 1000 : 1);
+  const fall = Number(after('fall'));
+  expect(Number.isInteger(fall) && fall > 0, `fall ${after('fall')}`).toBe(true);
+  return { interMs, fall };
+}
+
 const MODELS = {
   ConfigMap,
   Deployment,
@@ -113,17 +128,18 @@ describe('deploy/kubernetes/forecastd.yaml', () => {
     expect(container.resources!.limits!['cpu']).toBeDefined();
   });
 
-  it('gives the shutdown sequence time: out of the endpoints before SIGTERM, drained before the kill', () => {
-    const flags = flagsOf(container.args ?? []);
+  it('gives the shutdown sequence time: unready before the socket closes, drained before the kill', () => {
+    const flags = expectKnownFlags(container.args ?? [], 'Deployment args');
+    const delay = ms(flags, '--shutdown-delay');
     const drain = ms(flags, '--drain-timeout');
-    const pause = container.lifecycle!.preStop!.exec!.command!;
-    expect(pause[0]).toBe('sleep');
-    const pauseMs = Number(pause[1]) * 1000;
-    // While the pause runs the pod is taken out of the endpoints; the readiness probe period is the
-    // longest a client could still be sent to it by a probe-driven balancer.
+    // The delay does what a preStop sleep would; both would only add up.
+    expect(container.lifecycle?.preStop).toBeUndefined();
+    // /v1/ready answers 503 from SIGTERM on: the readiness probe sees it within period × failureThreshold,
+    // plus up to one period for the probe that had just passed; only then may the socket close.
     const readiness = container.readinessProbe!;
-    expect(pauseMs).toBeGreaterThanOrEqual(readiness.periodSeconds! * readiness.failureThreshold! * 1000);
-    expect(deployment.spec!.template.spec!.terminationGracePeriodSeconds! * 1000).toBeGreaterThan(pauseMs + drain + TEARDOWN_MS);
+    expect(readiness.httpGet!.path).toBe('/v1/ready');
+    expect(delay).toBeGreaterThanOrEqual((readiness.failureThreshold! + 1) * readiness.periodSeconds! * 1000);
+    expect(deployment.spec!.template.spec!.terminationGracePeriodSeconds! * 1000).toBeGreaterThanOrEqual(delay + drain + TEARDOWN_MS);
     // Rolling one pod at a time without ever going below the replica count.
     expect(deployment.spec!.strategy).toMatchObject({ type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0 } });
     // Liveness never kills a pod that is still loading: the startup probe holds it off for minutes.
@@ -168,12 +184,17 @@ describe('deploy/systemd, deploy/Dockerfile, deploy/haproxy', () => {
     const flags = expectKnownFlags(exec.slice(2), 'ExecStart');
     expect(flags.get('--http')).toBe('127.0.0.1:%i');
     const timeout = Number(/^TimeoutStopSec=(\d+)$/m.exec(unit)![1]) * 1000;
-    expect(timeout).toBeGreaterThan(ms(flags, '--drain-timeout') + TEARDOWN_MS);
+    const delay = ms(flags, '--shutdown-delay');
+    expect(timeout).toBeGreaterThanOrEqual(delay + ms(flags, '--drain-timeout') + TEARDOWN_MS);
     expect(unit).toMatch(/^KillSignal=SIGTERM$/m);
     expect(unit).toMatch(/^ExecReload=\/bin\/kill -HUP \$MAINPID$/m);
 
+    // The replicas it runs sit behind deploy/haproxy/haproxy.cfg: HAProxy must mark one DOWN (fall failed
+    // checks, inter apart, plus up to one inter for the check that had just passed) before its socket closes.
     const haproxy = read('deploy/haproxy/haproxy.cfg');
     expect(haproxy).toMatch(/http-check send meth GET uri \/v1\/ready ver HTTP\/1\.1 hdr Host \S+/);
+    const checks = haproxyChecks(haproxy);
+    expect(delay).toBeGreaterThanOrEqual((checks.fall + 1) * checks.interMs);
   });
 
   it('the Dockerfile builds on the official Node 20 Debian image and runs the CLI with its options', () => {

@@ -4,8 +4,11 @@
  * correct prediction, convergence after the table changes, and a replica killed hard. Each test prints its
  * numbers (times, p99, retries) as one `[scale-out]` line; nothing asserts on time.
  */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { probeTestPostgres } from '../helpers/postgres.js';
+import { REPO } from '../server/fixtures.js';
 import { Balancer, httpGet, probeBalancer, scratchDir, waitFor } from './harness.js';
 import { Cluster, modelFile, spicepodYaml, type ModelFile } from './cluster.js';
 import { ClosedLoopLoad } from './load.js';
@@ -14,6 +17,19 @@ const postgres = await probeTestPostgres();
 const haproxy = probeBalancer('haproxy');
 
 const CONNECTIONS = 24;
+
+/**
+ * The replicas run with the shipped systemd unit's `--shutdown-delay` (test/deploy/manifests.test.ts checks
+ * it against deploy/haproxy/haproxy.cfg's check timing): on SIGTERM a replica answers /v1/ready with 503 and
+ * keeps its socket open until HAProxy has marked it DOWN.
+ */
+function shippedShutdownDelay(): string {
+  const unit = readFileSync(path.join(REPO, 'deploy/systemd/forecastd@.service'), 'utf8');
+  const delay = /^ExecStart=.*\s--shutdown-delay\s+(\d+)(\s|$)/m.exec(unit)?.[1];
+  if (delay === undefined) throw new Error('deploy/systemd/forecastd@.service passes no --shutdown-delay');
+  return delay;
+}
+const SHUTDOWN_DELAY = shippedShutdownDelay();
 
 function report(test: string, numbers: Record<string, unknown>): void {
   console.info(`[scale-out] haproxy ${test} ${JSON.stringify(numbers)}`);
@@ -61,7 +77,7 @@ describe.skipIf(!postgres.available || !haproxy)('scale-out behind HAProxy (3 re
   };
 
   beforeAll(async () => {
-    cluster = await Cluster.start(scratch.dir, models);
+    cluster = await Cluster.start(scratch.dir, models, { args: ['--shutdown-delay', SHUTDOWN_DELAY] });
     balancer = await Balancer.start('haproxy', cluster.replicas, scratch.dir);
     for (const r of cluster.replicas) await balancer.waitForState(r.name, 'UP');
     await accept('alpha', models.alpha!);
@@ -103,8 +119,9 @@ describe.skipIf(!postgres.available || !haproxy)('scale-out behind HAProxy (3 re
       const down = balancer.waitForState(replica.name, 'DOWN').then(() => (markedDownAt = run.now()));
       const exitCode = await replica.stop('SIGTERM');
       const exitedAt = run.now();
-      // Started again only once HAProxy has taken it out (a quick restart on the same address could come
-      // back before two failed checks), so the new process gets traffic only once it is ready (rise).
+      // With the shutdown delay HAProxy has taken it out before it exits. Started again only once it has
+      // (a quick restart on the same address could come back before two failed checks), so the new
+      // process gets traffic only once it is ready (rise).
       await down;
       replica.start();
       await replica.ready();
@@ -135,6 +152,7 @@ describe.skipIf(!postgres.available || !haproxy)('scale-out behind HAProxy (3 re
     const newest = await cluster.reference(models.alpha!);
     await cluster.converged('alpha', newest);
     report('rolling-restart', {
+      shutdownDelayMs: Number(SHUTDOWN_DELAY),
       connections: CONNECTIONS,
       requests: run.requests,
       failed: run.failures.length,
@@ -147,7 +165,8 @@ describe.skipIf(!postgres.available || !haproxy)('scale-out behind HAProxy (3 re
       retriedByHaproxy: retried(balancer, logFrom).retried,
       restarts,
     });
-  });
+    // Room for three shutdown delays on top of the roll.
+  }, 120_000);
 
   it('rolls a new model file, then a spicepod that adds a model, across the replicas under load', async () => {
     const v2 = modelFile(21, 2);
