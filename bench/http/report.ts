@@ -2,6 +2,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type HttpBenchResults, type Point, SERVER_LABELS, type ServerKey, type Workload } from './results.js';
+import { escapeXml, niceStep } from '../../src/bench/svg.js';
 
 const SERVER_ORDER: readonly ServerKey[] = ['forecastd-cache-off', 'forecastd-cache-on', 'peer', 'http-ceiling'];
 const GOAL_CONNECTIONS = 64;
@@ -247,18 +248,6 @@ const COLORS: Readonly<Record<ServerKey, string>> = {
   peer: '#d62728',
   'http-ceiling': '#7f7f7f',
 };
-
-function escapeXml(text: string): string {
-  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
-}
-
-function niceStep(range: number, ticks: number): number {
-  const raw = range / ticks;
-  const magnitude = 10 ** Math.floor(Math.log10(raw));
-  const residual = raw / magnitude;
-  const nice = residual > 5 ? 10 : residual > 2 ? 5 : residual > 1 ? 2 : 1;
-  return nice * magnitude;
-}
 
 function compact(value: number): string {
   if (value >= 1000) return `${Number((value / 1000).toPrecision(3))}k`;

@@ -23,11 +23,13 @@ export interface CurveChart {
 
 const PALETTE = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f'];
 
-function escapeXml(text: string): string {
+/** Text made safe for SVG/XML content and attribute values. */
+export function escapeXml(text: string): string {
   return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 }
 
-function niceStep(range: number, ticks: number): number {
+/** A round axis step (1, 2 or 5 × 10^n) giving about `ticks` ticks over `range`. */
+export function niceStep(range: number, ticks: number): number {
   const raw = range / ticks;
   const magnitude = 10 ** Math.floor(Math.log10(raw));
   const residual = raw / magnitude;
