@@ -232,7 +232,9 @@ describe('BatchingForecaster batching', () => {
     expect(f.queueDepth).toBe(4);
     await f.close();
     const results = await Promise.all(pending);
-    expect(sizes()).toEqual([8, 8, 4]);
+    // onBatch reports completions: the batch of four starts in the first freed slot and may finish before
+    // the second batch of eight.
+    expect([...sizes()].sort((a, b) => a - b)).toEqual([4, 8, 8]);
     results.forEach((r, i) => expectClose(r.values, mlpReference(mlpLayers, windows[i] as Float32Array), 1e-4));
   });
 
