@@ -141,7 +141,7 @@ export class FileSource implements DatasetSource {
     }
   }
 
-  /** Parses on the file reader thread: a large file never holds the thread serving requests. */
+  /** Parses on the dataset reader thread: a large file never holds the thread serving requests. */
   private read(signal: AbortSignal, end?: number): Promise<LoadedRows> {
     return readOffThread(
       {
@@ -168,7 +168,7 @@ export class FileSource implements DatasetSource {
   }
 }
 
-/** What one whole-file read needs: plain data, so that it can be sent to the file reader thread. */
+/** What one whole-file read needs: plain data, so that it can be sent to the dataset reader thread. */
 export interface FileReadJob {
   readonly path: string;
   readonly format: FileFormat;

@@ -1,34 +1,52 @@
 /**
- * Runs file readers on a worker thread, so that parsing a large file and collecting its rows never holds the
- * JavaScript thread that serves requests. The rows come back as typed arrays whose buffers are transferred,
- * not copied. One worker per process, started on first use, unref'd so that it never keeps the process alive;
- * loads run on it concurrently. Errors keep their code and message; a cancelled load is cancelled there too.
+ * Runs dataset reads on a worker thread (dataset-worker.ts), so that parsing a large file or a large query
+ * result and collecting its rows never holds the JavaScript thread that serves requests. The rows come back as
+ * typed arrays whose buffers are transferred, not copied. One worker per process, started on first use,
+ * unref'd so that it never keeps the process alive; reads run on it concurrently. Errors keep their code and
+ * message; a cancelled read is cancelled there too.
+ *
+ * File reads are self-contained jobs. A PostgreSQL source lives on the worker (its connection pool, its
+ * table plan) under a process-unique id; every request carries the source's config, so that a worker that
+ * failed and was replaced opens the source again on its next load.
  */
 import { Worker } from 'node:worker_threads';
 import { ForecastdError, type ErrorCode } from '../errors.js';
 import type { FileReadJob } from './file-source.js';
+import type { PostgresSourceConfig } from './postgres.js';
 import type { LoadedRows } from './types.js';
 
-export type WorkerRequest = { readonly id: number; readonly job: FileReadJob } | { readonly id: number; readonly cancel: true };
+/** A load of a PostgreSQL source: all rows (`afterMs` null) or those newer than `afterMs`. */
+export interface PostgresLoadJob {
+  readonly source: number;
+  readonly config: PostgresSourceConfig;
+  readonly afterMs: number | null;
+  readonly notBeforeMs: number | null;
+}
+
+export type DatasetJob =
+  | { readonly kind: 'file'; readonly read: FileReadJob }
+  | { readonly kind: 'postgres-load'; readonly load: PostgresLoadJob }
+  | { readonly kind: 'postgres-close'; readonly source: number };
+
+export type WorkerRequest = { readonly id: number; readonly job: DatasetJob } | { readonly id: number; readonly cancel: true };
 
 export type WorkerReply =
   | {
       readonly id: number;
       readonly ok: true;
-      readonly columns: readonly string[];
-      readonly times: Float64Array;
-      readonly values: Float64Array;
-      readonly rows: number;
+      /** The rows read; null for a job that reads none (closing a source). */
+      readonly rows: LoadedRows | null;
     }
   | { readonly id: number; readonly ok: false; readonly code: string | null; readonly message: string };
 
 interface Pending {
-  readonly resolve: (rows: LoadedRows) => void;
+  readonly resolve: (rows: LoadedRows | null) => void;
   readonly reject: (error: Error) => void;
+  /** Prefixes messages about this job: the file, or `postgres:TABLE at ENDPOINT`. */
   readonly origin: string;
 }
 
-const WORKER_MODULE = new URL(`./file-read-worker${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url);
+const WORKER_MODULE = new URL(`./dataset-worker${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url);
 
 function startWorker(): Worker {
   if (WORKER_MODULE.pathname.endsWith('.js')) return new Worker(WORKER_MODULE);
@@ -46,7 +64,7 @@ function fail(error: Error): void {
   pending.clear();
   worker = null;
   for (const p of waiting) {
-    p.reject(new ForecastdError('ERR_DATASET', `${p.origin}: the file reader thread failed: ${error.message}`, { cause: error }));
+    p.reject(new ForecastdError('ERR_DATASET', `${p.origin}: the dataset reader thread failed: ${error.message}`, { cause: error }));
   }
 }
 
@@ -60,7 +78,7 @@ function ensureWorker(): Worker {
     pending.delete(reply.id);
     if (pending.size === 0) started.unref();
     if (reply.ok) {
-      p.resolve({ columns: reply.columns, times: reply.times, values: reply.values, rows: reply.rows });
+      p.resolve(reply.rows);
     } else if (reply.code !== null) {
       p.reject(new ForecastdError(reply.code as ErrorCode, reply.message));
     } else {
@@ -77,30 +95,57 @@ function ensureWorker(): Worker {
   return started;
 }
 
-/** Reads `job` on the reader thread; rejects as the reader would (ERR_DATASET naming the file). */
-export function readOffThread(job: FileReadJob, signal: AbortSignal): Promise<LoadedRows> {
-  if (signal.aborted) {
-    return Promise.reject(new ForecastdError('ERR_DATASET', `${job.spec.origin}: loading was cancelled`));
-  }
+/**
+ * Runs `job` on the reader thread. With a signal, an abort rejects at once with `cancelled()` (even while the
+ * reader thread waits on a pipe nobody writes, or on a database); the reader stops there and its late answer
+ * is dropped.
+ */
+function runOffThread(job: DatasetJob, origin: string, signal: AbortSignal | null, cancelled: () => Error): Promise<LoadedRows | null> {
+  if (signal?.aborted === true) return Promise.reject(cancelled());
   const thread = ensureWorker();
   const id = nextId++;
-  return new Promise<LoadedRows>((resolve, reject) => {
-    // The caller hears of the cancellation at once, even while the reader thread waits on the file (a pipe
-    // that nobody writes); the reader stops there and its late answer is dropped.
+  return new Promise<LoadedRows | null>((resolve, reject) => {
     const onAbort = (): void => {
       if (!pending.delete(id)) return;
       if (pending.size === 0) thread.unref();
       thread.postMessage({ id, cancel: true } satisfies WorkerRequest);
-      reject(new ForecastdError('ERR_DATASET', `${job.spec.origin}: loading was cancelled`));
+      reject(cancelled());
     };
-    signal.addEventListener('abort', onAbort, { once: true });
+    signal?.addEventListener('abort', onAbort, { once: true });
     const settle = <T>(fn: (value: T) => void) => (value: T): void => {
-      signal.removeEventListener('abort', onAbort);
+      signal?.removeEventListener('abort', onAbort);
       fn(value);
     };
-    pending.set(id, { resolve: settle(resolve), reject: settle(reject), origin: job.spec.origin });
-    // Referenced while a load is in flight, so that awaiting it keeps the process alive like any read.
+    pending.set(id, { resolve: settle(resolve), reject: settle(reject), origin });
+    // Referenced while a job is in flight, so that awaiting it keeps the process alive like any read.
     thread.ref();
     thread.postMessage({ id, job } satisfies WorkerRequest);
   });
+}
+
+function rowsOf(result: LoadedRows | null, origin: string): LoadedRows {
+  if (result === null) throw new ForecastdError('ERR_DATASET', `${origin}: the dataset reader thread answered a load without rows`);
+  return result;
+}
+
+/** Reads `job` on the reader thread; rejects as the reader would (ERR_DATASET naming the file). */
+export async function readOffThread(job: FileReadJob, signal: AbortSignal): Promise<LoadedRows> {
+  const origin = job.spec.origin;
+  const cancelled = (): Error => new ForecastdError('ERR_DATASET', `${origin}: loading was cancelled`);
+  return rowsOf(await runOffThread({ kind: 'file', read: job }, origin, signal, cancelled), origin);
+}
+
+/**
+ * Loads rows of a PostgreSQL source on the reader thread. `origin` (`postgres:TABLE at ENDPOINT`) prefixes
+ * the messages made here: cancellation and a failed reader thread.
+ */
+export async function loadPostgresOffThread(load: PostgresLoadJob, origin: string, signal: AbortSignal): Promise<LoadedRows> {
+  const cancelled = (): Error => new ForecastdError('ERR_DATASET', `${origin}: the load was cancelled`);
+  return rowsOf(await runOffThread({ kind: 'postgres-load', load }, origin, signal, cancelled), origin);
+}
+
+/** Closes a PostgreSQL source's connections on the reader thread; nothing to do when that thread is not running. */
+export async function closePostgresOffThread(source: number, origin: string): Promise<void> {
+  if (worker === null) return;
+  await runOffThread({ kind: 'postgres-close', source }, origin, null, () => new Error('not cancellable'));
 }

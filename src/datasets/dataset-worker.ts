@@ -1,0 +1,70 @@
+/**
+ * The dataset reader thread (see off-thread-reader.ts): reads each file it is asked for with the dataset
+ * readers, and runs the queries of PostgreSQL sources (each with its own connection pool, kept here between
+ * loads), and hands the rows back, their buffers transferred. Runs only inside a worker.
+ */
+import { parentPort } from 'node:worker_threads';
+import { ForecastdError } from '../errors.js';
+import { readFileRows } from './file-source.js';
+import type { DatasetJob, PostgresLoadJob, WorkerReply, WorkerRequest } from './off-thread-reader.js';
+import type { PostgresSource } from './postgres.js';
+import { openPostgresTable } from './postgres-table.js';
+import type { LoadedRows } from './types.js';
+
+const port = parentPort;
+if (port === null) throw new Error('dataset-worker runs inside a worker thread');
+
+const running = new Map<number, AbortController>();
+const sources = new Map<number, PostgresSource>();
+
+function postgresSource(load: PostgresLoadJob): PostgresSource {
+  let source = sources.get(load.source);
+  if (source === undefined) {
+    source = openPostgresTable(load.config);
+    sources.set(load.source, source);
+  }
+  return source;
+}
+
+async function run(job: DatasetJob, signal: AbortSignal): Promise<LoadedRows | null> {
+  switch (job.kind) {
+    case 'file':
+      return readFileRows(job.read, signal);
+    case 'postgres-load': {
+      const { load } = job;
+      const source = postgresSource(load);
+      const options = { notBeforeMs: load.notBeforeMs };
+      return load.afterMs === null ? source.loadAll(signal, options) : source.loadNewerThan(load.afterMs, signal, options);
+    }
+    case 'postgres-close': {
+      const source = sources.get(job.source);
+      sources.delete(job.source);
+      await source?.close();
+      return null;
+    }
+  }
+}
+
+port.on('message', (request: WorkerRequest) => {
+  if ('cancel' in request) {
+    running.get(request.id)?.abort();
+    return;
+  }
+  const controller = new AbortController();
+  running.set(request.id, controller);
+  run(request.job, controller.signal).then(
+    (rows) => {
+      running.delete(request.id);
+      const reply: WorkerReply = { id: request.id, ok: true, rows };
+      port.postMessage(reply, rows === null ? [] : [rows.times.buffer as ArrayBuffer, rows.values.buffer as ArrayBuffer]);
+    },
+    (error: unknown) => {
+      running.delete(request.id);
+      const reply: WorkerReply =
+        error instanceof ForecastdError
+          ? { id: request.id, ok: false, code: error.code, message: error.message }
+          : { id: request.id, ok: false, code: null, message: error instanceof Error ? error.message : String(error) };
+      port.postMessage(reply);
+    },
+  );
+});
