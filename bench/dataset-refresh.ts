@@ -1,13 +1,19 @@
 /**
- * Big datasets must not stall serving: a 2,000,000-row, 3-column CSV (unix-second timestamps, about 57 MB,
- * generated here under bench/.work, never committed) served by forecastd with a model reading it. Measures the
- * time from start to /v1/ready, the predict route's latency while idle and while the file is refreshed (a
- * closed loop of 4 connections), and the server's RSS: steady, and the peak during the refresh.
+ * Big datasets must not stall serving: a 2,000,000-row, 3-column dataset served by forecastd with a model
+ * reading it. Measures the time from start to /v1/ready, the predict route's latency while idle and while the
+ * dataset is refreshed (a closed loop of 4 connections), and the server's RSS: steady, and the peak during the
+ * refresh.
  *
- * Usage: npx tsx bench/dataset-refresh.ts [--cli PATH[=LABEL]]... [--rows N] [--seconds N]
+ * `--source file` (default): a CSV (unix-second timestamps, about 57 MB, generated under bench/.work, never
+ * committed); the refresh is the file being touched. `--source postgres`: a table generated with
+ * generate_series in the schema forecastd_bench of the PostgreSQL server that libpq's environment names
+ * (PGHOST, PGPORT, PGDATABASE, PGUSER, PGPASSWORD; default 127.0.0.1:5432, database test, user postgres),
+ * kept while the row count is the same; the refresh is a full one, on the dataset's interval.
+ *
+ * Usage: npx tsx bench/dataset-refresh.ts [--source file|postgres] [--cli PATH[=LABEL]]... [--rows N] [--seconds N]
  * Each --cli is a built forecastd (default dist/cli.js), measured one after the other in the same run, so a
  * build of another commit can be compared with this one under the same conditions.
- * Writes bench/results/dataset-refresh-<date>.md and .json.
+ * Writes bench/results/dataset-refresh-<date>.md and .json (postgres-refresh-<date>.* with --source postgres).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, statSync, utimesSync, writeFileSync, createWriteStream } from 'node:fs';
@@ -16,6 +22,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+import pg from 'pg';
 
 import { closedLoop, type HttpLoadPoint, type HttpTarget } from '../src/bench/http-load.js';
 import { formatNumber as fmt, hardwareSummary } from '../src/bench/measure.js';
@@ -37,6 +44,8 @@ const CLIS = (option('--cli').length > 0 ? option('--cli') : ['dist/cli.js']).ma
   const [file, label] = spec.split('=') as [string, string | undefined];
   return { file: path.resolve(file), label: label ?? file };
 });
+const SOURCE = option('--source')[0] ?? 'file';
+if (SOURCE !== 'file' && SOURCE !== 'postgres') throw new Error(`--source must be file or postgres, got ${SOURCE}`);
 const LOOKBACK = 64;
 const CONNECTIONS = 4;
 
@@ -61,6 +70,42 @@ async function generateCsv(file: string, rows: number): Promise<void> {
   out.write(chunk);
   await new Promise<void>((resolve, reject) => out.end((error?: Error | null) => (error ? reject(error) : resolve())));
   writeFileSync(marker, String(rows));
+}
+
+const PG = {
+  host: process.env.PGHOST ?? '127.0.0.1',
+  port: Number(process.env.PGPORT ?? 5432),
+  database: process.env.PGDATABASE ?? 'test',
+  user: process.env.PGUSER ?? 'postgres',
+  password: process.env.PGPASSWORD ?? null,
+};
+const PG_SCHEMA = 'forecastd_bench';
+
+/** The same series as the CSV, as a table with a primary key on ts; created once per size. Returns its name. */
+async function generateTable(rows: number): Promise<string> {
+  const table = `big_${rows}`;
+  const client = new pg.Client({ ...PG, password: PG.password ?? undefined });
+  await client.connect();
+  try {
+    const qualified = `${PG_SCHEMA}.${table}`;
+    const found = await client.query<{ oid: number | null }>('SELECT to_regclass($1)::oid AS oid', [qualified]);
+    if (found.rows[0]?.oid !== null && found.rows[0]?.oid !== undefined) return table;
+    await client.query(`CREATE SCHEMA IF NOT EXISTS ${PG_SCHEMA}`);
+    await client.query('SELECT setseed(0.42)');
+    await client.query(
+      `CREATE TABLE ${qualified} AS
+         SELECT to_timestamp(1577836800 + i * 60::bigint) AS ts,
+                500 + 100 * sin(i / 1440.0) + random() * 10 AS load,
+                15 + 8 * sin(i / 10080.0) + random() AS temp
+           FROM generate_series(0, $1::bigint - 1) AS i`,
+      [rows],
+    );
+    await client.query(`ALTER TABLE ${qualified} ADD PRIMARY KEY (ts)`);
+    await client.query(`ANALYZE ${qualified}`);
+    return table;
+  } finally {
+    await client.end();
+  }
 }
 
 function freePort(): Promise<number> {
@@ -90,7 +135,13 @@ interface Result {
   readonly peakRefreshRssMiB: number;
 }
 
-async function measure(cli: { file: string; label: string }, pod: string, csv: string): Promise<Result> {
+/**
+ * Starts a refresh and resolves once it has begun: the CSV is touched (its next check reloads it), or the
+ * PostgreSQL dataset's interval comes round, seen as /v1/datasets showing it Refreshing.
+ */
+type RefreshTrigger = (base: string) => Promise<void>;
+
+async function measure(cli: { file: string; label: string }, pod: string, startRefresh: RefreshTrigger): Promise<Result> {
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
   const t0 = performance.now();
@@ -128,10 +179,9 @@ async function measure(cli: { file: string; label: string }, pod: string, csv: s
     const before = await refreshedAt();
     peak = 0;
     let refreshS = NaN;
+    await startRefresh(base);
+    const started = performance.now();
     const refreshed = (async (): Promise<void> => {
-      const started = performance.now();
-      const now = new Date();
-      utimesSync(csv, now, now); // a new modification time: the next check reloads the file
       while ((await refreshedAt()) === before) await sleep(50);
       refreshS = (performance.now() - started) / 1000;
     })();
@@ -148,9 +198,52 @@ async function main(): Promise<void> {
   mkdirSync(path.join(pod, 'data'), { recursive: true });
   mkdirSync(path.join(pod, 'models'), { recursive: true });
   const csv = path.join(pod, 'data/big.csv');
-  console.log(`generating ${ROWS} rows into ${path.relative(ROOT, csv)} (once per size)`);
-  await generateCsv(csv, ROWS);
-  const sizeMB = statSync(csv).size / 1e6;
+  let sizeMB = NaN;
+  let datasetLines: string[];
+  let startRefresh: RefreshTrigger;
+  if (SOURCE === 'file') {
+    console.log(`generating ${ROWS} rows into ${path.relative(ROOT, csv)} (once per size)`);
+    await generateCsv(csv, ROWS);
+    sizeMB = statSync(csv).size / 1e6;
+    datasetLines = [
+      '  - from: file:data/big.csv',
+      '    name: big',
+      '    time_column: ts',
+      '    time_format: unix_seconds',
+      '    acceleration:',
+      '      refresh_check_interval: 1s',
+    ];
+    startRefresh = async () => {
+      const now = new Date();
+      utimesSync(csv, now, now); // a new modification time: the next check reloads the file
+    };
+  } else {
+    console.log(`generating ${ROWS} rows into ${PG_SCHEMA}.big_${ROWS} at ${PG.host}:${PG.port}/${PG.database} (once per size)`);
+    const table = await generateTable(ROWS);
+    datasetLines = [
+      `  - from: postgres:${PG_SCHEMA}.${table}`,
+      '    name: big',
+      '    time_column: ts',
+      '    params:',
+      `      pg_host: "${PG.host}"`,
+      `      pg_port: "${PG.port}"`,
+      `      pg_db: ${PG.database}`,
+      `      pg_user: ${PG.user}`,
+      ...(PG.password === null ? [] : [`      pg_pass: \${env:PGPASSWORD}`]),
+      '      pg_sslmode: disable',
+      '    acceleration:',
+      '      refresh_mode: full',
+      // Long enough for the warm-up and the idle measurement to end before the first refresh.
+      `      refresh_check_interval: ${SECONDS + 15}s`,
+    ];
+    startRefresh = async (base) => {
+      for (;;) {
+        const list = (await (await fetch(`${base}/v1/datasets`)).json()) as { name: string; status: string }[];
+        if (list.find((d) => d.name === 'big')?.status === 'Refreshing') return;
+        await sleep(20);
+      }
+    };
+  }
   writeFileSync(
     path.join(pod, 'models/big_linear.onnx'),
     linearModel({
@@ -168,12 +261,7 @@ async function main(): Promise<void> {
       'kind: Spicepod',
       'name: dataset-refresh',
       'datasets:',
-      '  - from: file:data/big.csv',
-      '    name: big',
-      '    time_column: ts',
-      '    time_format: unix_seconds',
-      '    acceleration:',
-      '      refresh_check_interval: 1s',
+      ...datasetLines,
       'models:',
       '  - from: file:models/big_linear.onnx',
       '    name: big_linear',
@@ -187,7 +275,7 @@ async function main(): Promise<void> {
   const results: Result[] = [];
   for (const cli of CLIS) {
     console.log(`measuring ${cli.label}`);
-    const r = await measure(cli, pod, csv);
+    const r = await measure(cli, pod, startRefresh);
     results.push(r);
     console.log(
       `  start→ready ${fmt(r.startToReadyS, 2)} s; idle p50/p99 ${fmt(r.idle.p50Ms, 2)}/${fmt(r.idle.p99Ms, 2)} ms; ` +
@@ -199,13 +287,17 @@ async function main(): Promise<void> {
   const date = new Date().toISOString().slice(0, 10);
   const command = `npx tsx bench/dataset-refresh.ts ${process.argv.slice(2).join(' ')}`.trim();
   const report = [
-    `# Dataset refresh benchmark, ${date}`,
+    `# ${SOURCE === 'file' ? 'Dataset' : 'PostgreSQL dataset'} refresh benchmark, ${date}`,
     '',
     `- Command: \`${command}\``,
     `- Hardware: ${hardwareSummary()}`,
     `- Load average (1 min) when it started: ${fmt(loadAverage, 2)}; anything else running shares the CPUs`,
-    `- Data: ${ROWS} rows × (ts, load, temp), unix seconds, ${fmt(sizeMB, 1)} MB CSV; model: linear, lookback ${LOOKBACK}, 2 variables, cache off`,
-    `- Load: GET /v1/models/big_linear/predict from ${CONNECTIONS} closed-loop connections (Node.js generator); idle for ${SECONDS} s, then from the file's touch until /v1/datasets shows the new refreshed_at`,
+    SOURCE === 'file'
+      ? `- Data: ${ROWS} rows × (ts, load, temp), unix seconds, ${fmt(sizeMB, 1)} MB CSV; model: linear, lookback ${LOOKBACK}, 2 variables, cache off`
+      : `- Data: ${ROWS} rows × (ts timestamptz primary key, load, temp float8) in PostgreSQL ${PG.host}:${PG.port} (same machine), refresh_mode full; model: linear, lookback ${LOOKBACK}, 2 variables, cache off`,
+    SOURCE === 'file'
+      ? `- Load: GET /v1/models/big_linear/predict from ${CONNECTIONS} closed-loop connections (Node.js generator); idle for ${SECONDS} s, then from the file's touch until /v1/datasets shows the new refreshed_at`
+      : `- Load: GET /v1/models/big_linear/predict from ${CONNECTIONS} closed-loop connections (Node.js generator); idle for ${SECONDS} s, then from /v1/datasets showing the dataset Refreshing (its interval came round) until it shows the new refreshed_at`,
     '',
     '| build | start → /v1/ready s | idle p50 / p99 ms | refresh s | during refresh p50 / p99 / max ms | p99 vs idle | steady RSS MiB | refresh peak RSS MiB | peak vs steady | errors |',
     '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |',
@@ -220,8 +312,12 @@ async function main(): Promise<void> {
   ].join('\n');
   const dir = path.join(ROOT, 'bench/results');
   mkdirSync(dir, { recursive: true });
-  writeFileSync(path.join(dir, `dataset-refresh-${date}.md`), report);
-  writeFileSync(path.join(dir, `dataset-refresh-${date}.json`), `${JSON.stringify({ date, command, hardware: hardwareSummary(), loadAverage, rows: ROWS, sizeMB, results }, null, 2)}\n`);
+  const name = SOURCE === 'file' ? 'dataset-refresh' : 'postgres-refresh';
+  writeFileSync(path.join(dir, `${name}-${date}.md`), report);
+  writeFileSync(
+    path.join(dir, `${name}-${date}.json`),
+    `${JSON.stringify({ date, command, source: SOURCE, hardware: hardwareSummary(), loadAverage, rows: ROWS, sizeMB, results }, null, 2)}\n`,
+  );
   console.log(report);
 }
 
