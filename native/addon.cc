@@ -4,6 +4,7 @@
 //   loadSession(pathOrBytes, options) -> Promise<Session>
 //   allocateTensorData(elementType, length) -> TypedArray over addon-owned memory (run() then needs no copy)
 //   setLogListener(fn | undefined), takeRuntimeLog() -> ONNX Runtime's log lines (runtime_log.h)
+//   runSpin(microseconds?) -> the run threads' spin budget (run_pool.h, SetSpin); sets it first when given
 //   stopForExit(code): the process is exiting (its 'exit' event): stop the run pool before ORT's statics go
 //   externalBuffers: false when built for a runtime that forbids external ArrayBuffers (Electron)
 //   Session (class; instances come only from loadSession)
@@ -21,6 +22,7 @@
 #include "js_values.h"
 #include "load_job.h"
 #include "ort_library.h"
+#include "run_pool.h"
 #include "runtime_log.h"
 #include "session_wrap.h"
 
@@ -197,6 +199,20 @@ Napi::Value SetLogListener(const Napi::CallbackInfo& info) {
 
 Napi::Value TakeLog(const Napi::CallbackInfo& info) { return TakeRuntimeLog(info.Env()); }
 
+Napi::Value RunSpin(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return GuardJs(env, kErrInvalidArgument, "cannot set the run threads' spin", [&]() -> Napi::Value {
+    if (info.Length() >= 1 && !info[0].IsUndefined()) {
+      const double us = info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : -1;
+      if (!(us >= 0) || us > 100000 || us != static_cast<double>(static_cast<unsigned>(us))) {
+        throw RangeErrorOf("the spin must be an integer number of microseconds from 0 to 100000");
+      }
+      RunPool::SetSpin(static_cast<unsigned>(us));
+    }
+    return Napi::Number::New(env, RunPool::Spin());
+  });
+}
+
 Napi::Value StopAtExit(const Napi::CallbackInfo& info) {
   StopForExit(info.Length() >= 1 && info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : 1);
   return info.Env().Undefined();
@@ -218,12 +234,11 @@ void PinThisLibrary() {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   PinThisLibrary();
   auto state = std::make_unique<AddonState>();
+  // Registers its own cleanup hook: at environment teardown it stops this environment's jobs and closes its
+  // event-loop handle.
   state->completions = CompletionQueue::Create(env);
   Napi::Function sessionClass = SessionWrap::DefineClass(env);
   state->sessionClass = Napi::Persistent(sessionClass);
-  std::shared_ptr<CompletionQueue> completions = state->completions;
-  // Registered after the completion signal was created, so it runs before Node tears that signal down.
-  env.AddCleanupHook([completions]() { completions->Shutdown(); });
   env.SetInstanceData<AddonState>(state.release());  // owned and deleted by the environment
 
   exports.Set("configure", Napi::Function::New<Configure>(env, "configure"));
@@ -232,6 +247,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("allocateTensorData", Napi::Function::New<AllocateTensorData>(env, "allocateTensorData"));
   exports.Set("setLogListener", Napi::Function::New<SetLogListener>(env, "setLogListener"));
   exports.Set("takeRuntimeLog", Napi::Function::New<TakeLog>(env, "takeRuntimeLog"));
+  exports.Set("runSpin", Napi::Function::New<RunSpin>(env, "runSpin"));
   exports.Set("stopForExit", Napi::Function::New<StopAtExit>(env, "stopForExit"));
 #if defined(NODE_API_NO_EXTERNAL_BUFFERS_ALLOWED)
   exports.Set("externalBuffers", Napi::Boolean::New(env, false));

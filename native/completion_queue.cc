@@ -1,22 +1,48 @@
 #include "completion_queue.h"
 
-#include "addon_state.h"
+#include "addon_error.h"
 #include "run_pool.h"
 #include "runtime_log.h"
 
 namespace forecastd {
 
+struct CompletionQueue::Wakeup {
+  uv_async_t async{};
+  napi_async_cleanup_hook_handle hook = nullptr;
+  // Keeps the queue alive until the cleanup hook ran (the environment's instance data may be freed first).
+  std::shared_ptr<CompletionQueue> queue;
+};
+
 std::shared_ptr<CompletionQueue> CompletionQueue::Create(Napi::Env env) {
   std::shared_ptr<CompletionQueue> queue(new CompletionQueue());
-  // No JavaScript function: CallJs drains the queue directly. The context pointer stays valid while the
-  // environment lives, because the environment's instance data owns the queue.
-  queue->signal_ = Signal::New(env, "forecastd-completions", 0, 1, queue.get());
-  queue->signal_.Unref(env);
+  queue->env_ = env;
+  uv_loop_t* loop = nullptr;
+  NAPI_THROW_IF_FAILED(env, napi_get_uv_event_loop(env, &loop), nullptr);
+  auto wakeup = std::make_unique<Wakeup>();
+  if (uv_async_init(loop, &wakeup->async, &CompletionQueue::OnWakeup) != 0) {
+    throw AddonError(kErrRuntimeLoad, "cannot create the completion handle on this thread's event loop");
+  }
+  wakeup->async.data = queue.get();
+  uv_unref(reinterpret_cast<uv_handle_t*>(&wakeup->async));
+  wakeup->queue = queue;
+  queue->context_ = std::make_unique<Napi::AsyncContext>(env, "forecastd-completions");
+  Wakeup* raw = wakeup.release();
+  queue->wakeup_ = raw;
+  // Node.js runs the hook when the environment goes away and keeps its loop running until the hook is removed
+  // (from the handle's close callback): the handle is closed before the loop is.
+  const napi_status status = napi_add_async_cleanup_hook(env, &CompletionQueue::OnCleanup, raw, &raw->hook);
+  if (status != napi_ok) {
+    queue->wakeup_ = nullptr;
+    uv_close(reinterpret_cast<uv_handle_t*>(&raw->async), [](uv_handle_t* handle) {
+      delete reinterpret_cast<Wakeup*>(handle);  // async is Wakeup's first member
+    });
+    NAPI_THROW_IF_FAILED(env, status, nullptr);
+  }
   return queue;
 }
 
-void CompletionQueue::Dispatch(Napi::Env env, std::unique_ptr<Job> job) {
-  if (inFlight_++ == 0) signal_.Ref(env);
+void CompletionQueue::Dispatch(Napi::Env, std::unique_ptr<Job> job) {
+  if (inFlight_++ == 0 && wakeup_ != nullptr) uv_ref(reinterpret_cast<uv_handle_t*>(&wakeup_->async));
   {
     std::lock_guard<std::mutex> lock(mutex_);
     ++onPool_;
@@ -33,9 +59,9 @@ void CompletionQueue::Finish(std::unique_ptr<Job> job) {
     idle_.notify_all();
     return;
   }
-  // The signal is only touched under the lock and never after Shutdown set closed_, so it cannot be used
-  // after the environment released it.
-  if (wake) signal_.NonBlockingCall();
+  // The handle is only signalled under the lock and never after Shutdown set closed_ (before closing it), so it
+  // cannot be used after it was closed. libuv coalesces signals sent before the loop gets to them.
+  if (wake) uv_async_send(&wakeup_->async);
 }
 
 bool CompletionQueue::closed() {
@@ -43,42 +69,53 @@ bool CompletionQueue::closed() {
   return closed_;
 }
 
-void CompletionQueue::CallJs(Napi::Env env, Napi::Function, CompletionQueue* queue, void*) {
-  // A null env means the environment is tearing down; Shutdown already dropped the jobs.
-  if (env == nullptr || queue == nullptr) return;
+void CompletionQueue::OnWakeup(uv_async_t* async) {
+  auto* queue = static_cast<CompletionQueue*>(async->data);
   try {
-    queue->Drain(env);
+    queue->Drain();
   } catch (...) {
-    // Only a terminating environment gets here (a worker being stopped): nothing may unwind into Node-API.
+    // Only a terminating environment gets here (a worker being stopped): nothing may unwind into libuv.
   }
 }
 
-void CompletionQueue::Drain(Napi::Env env) {
+void CompletionQueue::Drain() {
   std::vector<std::unique_ptr<Job>> finished;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     finished.swap(done_);
   }
+  if (finished.empty()) return;
+  Napi::Env env(env_);
+  Napi::HandleScope handles(env);
+  // A callback scope, as for any call into JavaScript from the event loop: promise reactions (microtasks) run
+  // when it closes, and async hooks see the completions.
+  Napi::CallbackScope scope(env, *context_);
   for (auto& job : finished) {
     {
-      Napi::HandleScope scope(env);
+      Napi::HandleScope perJob(env);
       try {
         job->Complete(env);
       } catch (const std::exception&) {
         // Complete() settles its promise itself and only fails when the environment cannot create a value
-        // (it is shutting down); nothing may unwind into Node-API, and the remaining jobs must still complete.
+        // (it is shutting down); nothing may unwind into libuv, and the remaining jobs must still complete.
       }
       job.reset();
     }
-    if (--inFlight_ == 0) {
-      try {
-        signal_.Unref(env);
-      } catch (const std::exception&) {
-        // The environment is terminating; its signal goes with it.
-      }
-    }
+    if (--inFlight_ == 0 && wakeup_ != nullptr) uv_unref(reinterpret_cast<uv_handle_t*>(&wakeup_->async));
   }
   DeliverRuntimeLog(env);
+}
+
+void CompletionQueue::OnCleanup(napi_async_cleanup_hook_handle, void* data) {
+  auto* wakeup = static_cast<Wakeup*>(data);
+  std::shared_ptr<CompletionQueue> queue = std::move(wakeup->queue);
+  if (queue) queue->Shutdown();
+  uv_close(reinterpret_cast<uv_handle_t*>(&wakeup->async), [](uv_handle_t* handle) {
+    auto* closing = reinterpret_cast<Wakeup*>(handle);  // async is Wakeup's first member
+    napi_async_cleanup_hook_handle hook = closing->hook;
+    delete closing;
+    napi_remove_async_cleanup_hook(hook);
+  });
 }
 
 void CompletionQueue::Shutdown() {
@@ -88,6 +125,7 @@ void CompletionQueue::Shutdown() {
     if (closed_) return;
     closed_ = true;
   }
+  wakeup_ = nullptr;
   // This environment's queued jobs leave the pool without running, and its running ones are asked to stop, so
   // the wait below is bounded by this environment's own runs, not by what other threads queued before them.
   std::vector<std::unique_ptr<Job>> cancelled = RunPool::Cancel(this);
@@ -100,7 +138,11 @@ void CompletionQueue::Shutdown() {
   cancelled.clear();
   // Destroying the jobs here releases their JavaScript references while the environment still exists.
   abandoned.clear();
-  signal_.Release();
+  try {
+    context_.reset();
+  } catch (const std::exception&) {
+    // The environment is terminating; its async context goes with it.
+  }
 }
 
 }  // namespace forecastd

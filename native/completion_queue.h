@@ -6,6 +6,7 @@
 #include <vector>
 
 #include <napi.h>
+#include <uv.h>
 
 #include "job.h"
 
@@ -13,11 +14,16 @@ namespace forecastd {
 
 // Per-environment (main thread or worker thread) bridge from the run pool back to JavaScript.
 //
-// Finished jobs are collected here and one thread-safe function call drains them all on the JavaScript
-// thread, so a burst of completions costs one wake-up. The thread-safe function is referenced only while jobs
-// are in flight: an idle addon never keeps the process alive.
+// Finished jobs are collected here, and one libuv async handle of the environment's event loop drains them all on
+// the JavaScript thread: a burst of completions costs one wake-up, and the jobs that finish while a drain runs
+// (the callers' next runs, queued from the drain's own promise reactions) are drained on the loop's next turn, so
+// timers and I/O always get their turn in between. (A thread-safe function would keep calling back, up to a
+// thousand times in one turn, as long as fast runs keep finishing: an event loop stalled for many milliseconds.)
+// The handle keeps the loop alive only while jobs are in flight: an idle addon never keeps the process alive.
 class CompletionQueue : public std::enable_shared_from_this<CompletionQueue> {
  public:
+  // JavaScript thread. Registers an asynchronous environment cleanup hook that shuts the queue down and closes
+  // the handle before the environment's loop goes away.
   static std::shared_ptr<CompletionQueue> Create(Napi::Env env);
 
   // JavaScript thread: hands `job` to the run pool.
@@ -29,18 +35,22 @@ class CompletionQueue : public std::enable_shared_from_this<CompletionQueue> {
   // True once the environment started shutting down.
   bool closed();
 
-  // Environment cleanup hook (JavaScript thread): waits for this environment's jobs still on the pool, then
-  // drops them without settling their promises; nothing calls into JavaScript afterwards.
-  void Shutdown();
-
  private:
-  static void CallJs(Napi::Env env, Napi::Function callback, CompletionQueue* queue, void* data);
-  using Signal = Napi::TypedThreadSafeFunction<CompletionQueue, void, &CompletionQueue::CallJs>;
+  // The libuv handle and the cleanup hook's handle: heap-allocated, freed by the handle's close callback (which
+  // may come after the queue itself is gone).
+  struct Wakeup;
 
   CompletionQueue() = default;
-  void Drain(Napi::Env env);
+  static void OnWakeup(uv_async_t* async);
+  static void OnCleanup(napi_async_cleanup_hook_handle hook, void* data);
+  void Drain();
+  // Environment cleanup (JavaScript thread): waits for this environment's jobs still on the pool, then drops them
+  // without settling their promises; nothing calls into JavaScript afterwards. Then closes the handle.
+  void Shutdown();
 
-  Signal signal_;
+  napi_env env_ = nullptr;
+  Wakeup* wakeup_ = nullptr;                       // JavaScript thread; null once closed
+  std::unique_ptr<Napi::AsyncContext> context_;    // JavaScript thread: the async context completions run in
   std::mutex mutex_;
   std::condition_variable idle_;
   std::vector<std::unique_ptr<Job>> done_;  // guarded by mutex_

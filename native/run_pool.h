@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -18,7 +19,7 @@ class Job;
 // thread per run with many runs side by side. Why not Napi::AsyncWorker: it runs on libuv's shared threadpool
 // (4 threads by default) that fs, dns and zlib also need, so slow models would stall file reads and lookups,
 // and the pool could not be sized to the CPU. Finished jobs go back through each environment's
-// CompletionQueue (one thread-safe function per environment), which resolves the promises.
+// CompletionQueue (one libuv async handle per environment), which resolves the promises.
 //
 // One pool per process, shared by every worker thread. Its threads are detached and the pool object is never
 // destroyed (a thread may still be inside it at exit). At process exit, StopForExit() stops it before ONNX
@@ -31,7 +32,16 @@ class RunPool {
   static void Start(unsigned threads);
 
   // Queues `job`; when it has run, it is handed to `queue` (or skipped when that environment shut down).
+  // Wakes a sleeping run thread only when no thread is spinning for work (see SetSpin).
   static void Submit(std::shared_ptr<CompletionQueue> queue, std::unique_ptr<Job> job);
+
+  // How long (microseconds, 0 = never) a run thread that has finished a job keeps polling for the next one before
+  // it sleeps. At most one thread spins at a time. A job submitted while one spins is picked up without a
+  // futex wake-up, which on a virtual machine costs the submitting (JavaScript) thread tens of microseconds.
+  // Adaptive: after several spins in a row found nothing, spinning pauses until a job arrives while every run
+  // thread sleeps after a short gap, so an idle or sparsely used pool burns no CPU. Any thread, any time.
+  static void SetSpin(unsigned microseconds);
+  static unsigned Spin();
 
   // `queue`'s environment is going away: removes its queued jobs (returned, not executed) and asks its running
   // ones to terminate. Returns the removed jobs so the caller can release them on its own thread.
@@ -53,6 +63,10 @@ class RunPool {
 
   RunPool() = default;
   void Loop();
+  // Polls for a job for up to the spin budget; true with `task` taken when one came.
+  bool SpinForTask(Task& task);
+  // mutex_ held: moves the first queued task into `task` and marks it running.
+  void TakeLocked(Task& task);
 
   std::mutex mutex_;
   std::condition_variable wake_;
@@ -62,6 +76,9 @@ class RunPool {
   size_t finishing_ = 0;             // guarded by mutex_: executed, being handed to their queue
   bool stopping_ = false;            // guarded by mutex_: threads leave their loop
   bool exiting_ = false;             // guarded by mutex_: the process is exiting; nothing completes any more
+  std::atomic<size_t> queued_{0};    // tasks_.size(), written under mutex_, polled by the spinning thread
+  std::atomic<bool> spinning_{false};  // a thread is polling for work (at most one)
+  std::atomic<unsigned> misses_{0};  // spins in a row that found no work
 };
 
 }  // namespace forecastd

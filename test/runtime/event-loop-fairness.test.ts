@@ -1,0 +1,105 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import { configureRuntime, runtimeInfo } from '../../src/runtime/runtime.js';
+import { InferenceSession } from '../../src/runtime/session.js';
+import { linearModel, linearReference, seededRandom, uniformWeights } from '../../tools/onnx-builder.js';
+
+/**
+ * Completions reach JavaScript once per event-loop turn: runs that finish while a turn's completions are being
+ * delivered (the callers' next runs, started from those completions' promise reactions) wait for the next turn,
+ * so timers and I/O get theirs in between. Callers that keep a fast model busy must not hold the loop.
+ */
+const LOOKBACK = 8;
+const HORIZON = 2;
+const weights = uniformWeights(seededRandom(41), LOOKBACK * HORIZON, 0.5);
+const params = { horizon: HORIZON, weights };
+const sessions: InferenceSession[] = [];
+afterAll(() => {
+  for (const s of sessions) s.dispose();
+});
+
+describe('completions and the event loop', () => {
+  it('delivers at most one completion per caller between two turns of the loop', async () => {
+    const session = await InferenceSession.load(linearModel({ lookback: LOOKBACK, horizon: HORIZON, weights, rank: 2 }));
+    sessions.push(session);
+    const window = uniformWeights(seededRandom(42), LOOKBACK, 1);
+    const expected = linearReference(params, window);
+    const CALLERS = 32;
+    const RUNS = 6000;
+    let completed = 0;
+    let wrong = 0;
+    // Completions counted at each turn of the loop (setImmediate runs once per turn, after the poll phase).
+    const perTurn: number[] = [];
+    let lastCount = 0;
+    let turning = true;
+    const turn = (): void => {
+      perTurn.push(completed - lastCount);
+      lastCount = completed;
+      if (turning) setImmediate(turn);
+    };
+    setImmediate(turn);
+    const caller = async (): Promise<void> => {
+      while (completed < RUNS) {
+        const [out] = await session.run({ window: { data: window, shape: [1, LOOKBACK] } });
+        const values = out?.data as Float32Array;
+        if (values.some((v, i) => Math.abs(v - (expected[i] as number)) > 1e-4)) wrong++;
+        completed++;
+      }
+    };
+    await Promise.all(Array.from({ length: CALLERS }, caller));
+    turning = false;
+    expect(wrong).toBe(0);
+    expect(completed).toBeGreaterThanOrEqual(RUNS);
+    // Each caller has one run in flight at a time, so a turn can deliver at most one run per caller.
+    expect(perTurn.reduce((a, b) => Math.max(a, b), 0)).toBeLessThanOrEqual(CALLERS);
+    // And the loop did turn while the callers kept it busy.
+    expect(perTurn.length).toBeGreaterThan(RUNS / CALLERS / 2);
+  });
+});
+
+describe('runSpinMicros', () => {
+  it('is reported, can change at any time, and is checked', () => {
+    const before = runtimeInfo().runSpinMicros;
+    expect(Number.isInteger(before)).toBe(true);
+    expect(configureRuntime({ runSpinMicros: 0 }).runSpinMicros).toBe(0);
+    expect(configureRuntime({ runSpinMicros: 250 }).runSpinMicros).toBe(250);
+    // Without the option, the current budget stays.
+    expect(configureRuntime().runSpinMicros).toBe(250);
+    for (const bad of [-1, 1.5, 100_001, Number.NaN]) {
+      expect(() => configureRuntime({ runSpinMicros: bad })).toThrow(/runSpinMicros must be an integer from 0 to 100000/);
+    }
+    expect(runtimeInfo().runSpinMicros).toBe(250);
+    // $FORECASTD_RUN_SPIN_US is the default when the option is absent.
+    process.env['FORECASTD_RUN_SPIN_US'] = '77';
+    try {
+      expect(configureRuntime().runSpinMicros).toBe(77);
+      process.env['FORECASTD_RUN_SPIN_US'] = 'fast';
+      expect(() => configureRuntime()).toThrow(/FORECASTD_RUN_SPIN_US must be an integer from 0 to 100000, got NaN/);
+      expect(configureRuntime({ runSpinMicros: 5 }).runSpinMicros).toBe(5);
+    } finally {
+      delete process.env['FORECASTD_RUN_SPIN_US'];
+    }
+    configureRuntime({ runSpinMicros: before });
+  });
+
+  it('runs give the same answers with and without spinning', async () => {
+    const session = await InferenceSession.load(linearModel({ lookback: LOOKBACK, horizon: HORIZON, weights, rank: 2 }));
+    sessions.push(session);
+    const windows = Array.from({ length: 40 }, (_, i) => uniformWeights(seededRandom(100 + i), LOOKBACK, 2));
+    const before = runtimeInfo().runSpinMicros;
+    for (const spin of [0, 50, 1000]) {
+      configureRuntime({ runSpinMicros: spin });
+      // One at a time (the case spinning serves) and all at once.
+      for (const w of windows.slice(0, 10)) {
+        const [out] = await session.run({ window: { data: w, shape: [1, LOOKBACK] } });
+        const want = linearReference(params, w);
+        (out?.data as Float32Array).forEach((v, j) => expect(v).toBeCloseTo(want[j] as number, 4));
+      }
+      const all = await Promise.all(windows.map((w) => session.run({ window: { data: w, shape: [1, LOOKBACK] } })));
+      all.forEach(([out], i) => {
+        const want = linearReference(params, windows[i] as Float32Array);
+        (out?.data as Float32Array).forEach((v, j) => expect(v).toBeCloseTo(want[j] as number, 4));
+      });
+    }
+    configureRuntime({ runSpinMicros: before });
+  });
+});
