@@ -63,6 +63,8 @@ export interface AddonTypes {
   configure(libraryPath: string, runThreads: number, defaultRunThreads: number): NativeRuntimeState;
   /** The loaded library, or null before configure() succeeded anywhere in the process. */
   runtimeState(): NativeRuntimeState | null;
+  /** The run threads' spin budget in microseconds, process-wide; sets it first when given (0 to 100000). */
+  runSpin(microseconds?: number): number;
   /** Creates an ORT session on the addon's run threads. */
   loadSession(source: string | Uint8Array, options: NativeSessionOptions): Promise<NativeSession>;
   /**

@@ -96,13 +96,14 @@ function hookEnvironment(addon: AddonTypes): void {
   if (isMainThread) process.on('exit', (code) => addon.stopForExit(code));
 }
 
-function toRuntimeInfo(state: NativeRuntimeState): RuntimeInfo {
+function toRuntimeInfo(state: NativeRuntimeState, runSpinMicros: number): RuntimeInfo {
   ortProviders = state.availableProviders;
   return Object.freeze({
     libraryPath: state.libraryPath,
     version: state.version,
     apiVersion: state.apiVersion,
     runThreads: state.runThreads,
+    runSpinMicros,
     availableProviders: Object.freeze(state.availableProviders.map(normalizeProviderName)),
   });
 }
@@ -123,16 +124,35 @@ function checkRunThreads(value: unknown): number {
   return value;
 }
 
+const MAX_SPIN_MICROS = 100_000;
+
+function checkSpin(value: unknown, what: string): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > MAX_SPIN_MICROS) {
+    throw new ForecastdError('ERR_INVALID_ARGUMENT', `${what} must be an integer from 0 to ${MAX_SPIN_MICROS}, got ${String(value)}`);
+  }
+  return value;
+}
+
+/** The spin budget asked for: the option, else $FORECASTD_RUN_SPIN_US, else undefined (keep the current one). */
+function spinChoice(options: RuntimeOptions): number | undefined {
+  if (options.runSpinMicros !== undefined) return checkSpin(options.runSpinMicros, 'runSpinMicros');
+  const fromEnv = process.env['FORECASTD_RUN_SPIN_US'];
+  if (fromEnv === undefined || fromEnv === '') return undefined;
+  return checkSpin(/^\d+$/.test(fromEnv.trim()) ? Number(fromEnv.trim()) : NaN, 'FORECASTD_RUN_SPIN_US');
+}
+
 /**
  * Chooses the ONNX Runtime library and the size of the addon's run thread pool, once per process. Calling it
  * again (or from a worker thread) with the same library, or with no library, returns the current state; asking
- * for a different library or pool size is an ERR_RUNTIME_LOAD error naming both.
+ * for a different library or pool size is an ERR_RUNTIME_LOAD error naming both. `runSpinMicros` may change on
+ * any call.
  */
 export function configureRuntime(options: RuntimeOptions = {}): RuntimeInfo {
   if (options.libraryPath !== undefined && (typeof options.libraryPath !== 'string' || options.libraryPath === '')) {
     throw new ForecastdError('ERR_INVALID_ARGUMENT', 'libraryPath must be a non-empty string');
   }
   const runThreads = checkRunThreads(options.runThreads);
+  const spin = spinChoice(options);
   const addon = loadAddon();
   const current = addon.runtimeState();
   let libraryPath: string;
@@ -160,7 +180,8 @@ export function configureRuntime(options: RuntimeOptions = {}): RuntimeInfo {
     libraryPath = found;
   }
   try {
-    info = toRuntimeInfo(addon.configure(libraryPath, runThreads, availableCpus()));
+    const state = addon.configure(libraryPath, runThreads, availableCpus());
+    info = toRuntimeInfo(state, addon.runSpin(spin));
   } catch (error) {
     throw runtimeError(error);
   }

@@ -89,6 +89,14 @@ export interface RuntimeOptions {
   readonly libraryPath?: string;
   /** Native threads that execute runs (the addon's own pool, not libuv's). Default: one per CPU the process may use (affinity mask and cgroup quota). */
   readonly runThreads?: number;
+  /**
+   * How long, in microseconds, a run thread that finished a run keeps polling for the next one before it sleeps
+   * (at most one thread polls at a time, and polling pauses by itself while it finds nothing). A run that
+   * arrives then starts without a thread wake-up, which on virtual machines costs the calling thread tens of
+   * microseconds. 0 turns it off (e.g. on a machine whose CPUs are all busy). Default: $FORECASTD_RUN_SPIN_US,
+   * else 100. Unlike the other options it can be changed at any time.
+   */
+  readonly runSpinMicros?: number;
 }
 
 /** One line ONNX Runtime logged (warnings and errors; see setRuntimeLogHandler). */
@@ -106,5 +114,7 @@ export interface RuntimeInfo {
   /** The C API version the addon was compiled against. */
   readonly apiVersion: number;
   readonly runThreads: number;
+  /** The run threads' spin budget in microseconds (RuntimeOptions.runSpinMicros). */
+  readonly runSpinMicros: number;
   readonly availableProviders: readonly string[];
 }

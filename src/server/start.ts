@@ -159,7 +159,7 @@ export async function startServer(options: ServerOptions): Promise<ForecastdServ
   );
   try {
     const info = runtimeInfo();
-    logger.info({ version: info.version, library: info.libraryPath, runThreads: info.runThreads }, 'ONNX Runtime loaded');
+    logger.info({ version: info.version, library: info.libraryPath, runThreads: info.runThreads, runSpinMicros: info.runSpinMicros }, 'ONNX Runtime loaded');
   } catch (error) {
     // Every model will report the same failure as its Error; say it once here too.
     logger.error({ err: error }, 'ONNX Runtime could not be loaded');
