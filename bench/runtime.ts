@@ -1,7 +1,8 @@
 /**
- * The native addon against onnxruntime-node on the same models, batch sizes and callers (issue 2).
+ * The native addon against onnxruntime-node on the same models, batch sizes and callers.
  *
- * Usage: npx tsx --expose-gc bench/runtime.ts [--seconds N] [--leak-runs N]
+ * Usage: npx tsx --expose-gc bench/runtime.ts [--seconds N] [--leak-runs N | --no-leak-run] [--models mlp,linear]
+ *   [--batches 1,8,64,256] [--callers 1,32] [--without-spin]
  * Prints a table and writes bench/results/runtime-<date>.md and .json.
  *
  * Both run one intra-op thread per run (forecastd's serving setting) and the CPU provider. forecastd runs on its
@@ -20,7 +21,7 @@ import { fileURLToPath } from 'node:url';
 import ort from 'onnxruntime-node';
 
 import { formatNumber, hardwareSummary, measureLoop } from '../src/bench/measure.js';
-import { runtimeInfo } from '../src/runtime/runtime.js';
+import { configureRuntime, runtimeInfo } from '../src/runtime/runtime.js';
 import { InferenceSession } from '../src/runtime/session.js';
 import { linearModel, mlpModel, seededRandom, uniformWeights } from '../tools/onnx-builder.js';
 
@@ -35,8 +36,21 @@ function arg(name: string, fallback: number): number {
   if (!(value > 0)) throw new Error(`${name} needs a positive number`);
   return value;
 }
+function listArg<T extends string | number>(name: string, fallback: readonly T[], parse: (text: string) => T): readonly T[] {
+  const i = process.argv.indexOf(name);
+  if (i < 0) return fallback;
+  const items = String(process.argv[i + 1] ?? '').split(',').filter((x) => x !== '').map(parse);
+  if (items.length === 0) throw new Error(`${name} needs a comma-separated list`);
+  return items;
+}
 const SECONDS = arg('--seconds', 2);
-const LEAK_RUNS = arg('--leak-runs', 50_000);
+const LEAK_RUNS = process.argv.includes('--no-leak-run') ? 0 : arg('--leak-runs', 50_000);
+const ONLY_MODELS = listArg('--models', ['mlp', 'linear'], String);
+const BATCH_LIST = listArg('--batches', BATCHES, Number);
+const CALLER_LIST = listArg('--callers', CALLERS, Number);
+/** forecastd's default spin budget, and the budget of the "forecastd, no spin" variant measured beside it. */
+const SPIN_DEFAULT = runtimeInfo().runSpinMicros;
+const WITHOUT_SPIN = process.argv.includes('--without-spin');
 
 interface ModelCase {
   readonly id: string;
@@ -67,12 +81,15 @@ type Runner = (data: Float32Array, batch: number) => Promise<Float32Array>;
 
 interface Impl {
   readonly name: string;
+  /** Called before each of its points (process-wide settings such as the run threads' spin). */
+  readonly prepare?: () => void;
   readonly load: (bytes: Uint8Array) => Promise<{ run: Runner; close: () => Promise<void> | void }>;
 }
 
-const IMPLS: readonly Impl[] = [
-  {
-    name: 'forecastd',
+function forecastdImpl(name: string, spinMicros: number): Impl {
+  return {
+    name,
+    prepare: () => configureRuntime({ runSpinMicros: spinMicros }),
     load: async (bytes) => {
       const session = await InferenceSession.load(bytes, { intraOpThreads: 1 });
       return {
@@ -83,7 +100,12 @@ const IMPLS: readonly Impl[] = [
         close: () => session.dispose(),
       };
     },
-  },
+  };
+}
+
+const IMPLS: readonly Impl[] = [
+  forecastdImpl('forecastd', SPIN_DEFAULT),
+  ...(WITHOUT_SPIN ? [forecastdImpl('forecastd, no spin', 0)] : []),
   {
     name: 'onnxruntime-node',
     load: async (bytes) => {
@@ -114,6 +136,7 @@ interface Point {
   syncUsPerCall: number;
   busyUsPerRun: number;
   jsCpuUsPerRun: number;
+  processCpuUsPerRun: number;
   loopDelayP99Ms: number;
 }
 
@@ -131,6 +154,7 @@ async function measure(run: Runner, windows: Float32Array[], batch: number, call
     syncUsPerCall: m.syncUsPerCall,
     busyUsPerRun: m.busyUsPerRun,
     jsCpuUsPerRun: m.jsCpuUsPerRun,
+    processCpuUsPerRun: m.processCpuUsPerRun,
     loopDelayP99Ms: m.loopDelayP99Ms,
   };
 }
@@ -171,17 +195,18 @@ async function main(): Promise<void> {
   const info = runtimeInfo();
   console.log(`ONNX Runtime ${info.version} (${info.libraryPath}), forecastd run threads ${info.runThreads}`);
   const points: Point[] = [];
-  for (const model of MODELS) {
+  for (const model of MODELS.filter((m) => ONLY_MODELS.includes(m.id))) {
     const loaded = await Promise.all(IMPLS.map(async (impl) => ({ impl, ...(await impl.load(model.bytes)) })));
     // Both must compute the same forecast before their speed means anything.
     const probe = windowsFor(1)[0] as Float32Array;
     const [a, b] = await Promise.all(loaded.map((l) => l.run(probe, 1)));
     const diff = Math.max(...Array.from(a as Float32Array, (v, i) => Math.abs(v - ((b as Float32Array)[i] as number))));
     if (!(diff <= 1e-4)) throw new Error(`${model.id}: forecastd and onnxruntime-node disagree by ${diff}`);
-    for (const batch of BATCHES) {
+    for (const batch of BATCH_LIST) {
       const windows = windowsFor(batch);
-      for (const callers of CALLERS) {
+      for (const callers of CALLER_LIST) {
         for (const l of loaded) {
+          l.impl.prepare?.();
           await measure(l.run, windows, batch, callers, Math.min(0.5, SECONDS / 4)); // warm-up
           const result = await measure(l.run, windows, batch, callers, SECONDS);
           const point = { model: model.id, batch, callers, impl: l.impl.name, ...result };
@@ -190,15 +215,16 @@ async function main(): Promise<void> {
             `${model.id.padEnd(6)} batch ${String(batch).padStart(3)} callers ${String(callers).padStart(2)} ` +
               `${l.impl.name.padEnd(16)} ${fmt(point.predictionsPerSecond, 0).padStart(9)} pred/s  ` +
               `p50 ${fmt(point.p50Ms, 3)} ms  p99 ${fmt(point.p99Ms, 3)} ms  sync ${fmt(point.syncUsPerCall)} µs  ` +
-              `busy ${fmt(point.busyUsPerRun)} µs/run  cpu ${fmt(point.jsCpuUsPerRun)} µs/run  loop p99 ${fmt(point.loopDelayP99Ms, 2)} ms`,
+              `busy ${fmt(point.busyUsPerRun)} µs/run  cpu ${fmt(point.jsCpuUsPerRun)} µs/run  process ${fmt(point.processCpuUsPerRun)} µs/run  loop p99 ${fmt(point.loopDelayP99Ms, 2)} ms`,
           );
         }
       }
     }
     for (const l of loaded) await l.close();
   }
+  configureRuntime({ runSpinMicros: SPIN_DEFAULT });
   console.log(`leak run: ${LEAK_RUNS} runs of the linear model at batch 8, 32 callers`);
-  const leak = await leakRun((MODELS[1] as ModelCase).bytes, LEAK_RUNS);
+  const leak = LEAK_RUNS > 0 ? await leakRun((MODELS[1] as ModelCase).bytes, LEAK_RUNS) : { runs: 0, gcExposed: false, samples: [] };
   for (const s of leak.samples) console.log(`  after ${s.runs} runs: RSS ${fmt(s.rssMiB)} MiB`);
 
   const date = new Date().toISOString().slice(0, 10);
@@ -207,8 +233,8 @@ async function main(): Promise<void> {
     const peer = points.find(
       (q) => q.model === p.model && q.batch === p.batch && q.callers === p.callers && q.impl === 'onnxruntime-node',
     );
-    const ratio = p.impl === 'forecastd' && peer ? `${fmt(p.predictionsPerSecond / peer.predictionsPerSecond, 2)}×` : '';
-    return `| ${p.model} | ${p.batch} | ${p.callers} | ${p.impl} | ${fmt(p.predictionsPerSecond, 0)} | ${ratio} | ${fmt(p.p50Ms, 3)} | ${fmt(p.p99Ms, 3)} | ${fmt(p.syncUsPerCall)} | ${fmt(p.busyUsPerRun)} | ${fmt(p.jsCpuUsPerRun)} | ${fmt(p.loopDelayP99Ms, 2)} |`;
+    const ratio = p.impl !== 'onnxruntime-node' && peer ? `${fmt(p.predictionsPerSecond / peer.predictionsPerSecond, 2)}×` : '';
+    return `| ${p.model} | ${p.batch} | ${p.callers} | ${p.impl} | ${fmt(p.predictionsPerSecond, 0)} | ${ratio} | ${fmt(p.p50Ms, 3)} | ${fmt(p.p99Ms, 3)} | ${fmt(p.syncUsPerCall)} | ${fmt(p.busyUsPerRun)} | ${fmt(p.jsCpuUsPerRun)} | ${fmt(p.processCpuUsPerRun)} | ${fmt(p.processCpuUsPerRun / p.batch, 2)} | ${fmt(p.loopDelayP99Ms, 2)} |`;
   });
   const [first, ...rest] = leak.samples;
   const settled = rest.length > 1 ? rest[1] : first;
@@ -219,27 +245,33 @@ async function main(): Promise<void> {
     `- Command: \`${command}\``,
     `- Hardware: ${hardware()}`,
     `- Load average (1 min) when it started: ${fmt(loadAverage, 2)}; anything else running shares the CPUs`,
-    `- ONNX Runtime ${info.version} (${path.basename(info.libraryPath)} from onnxruntime-node), both sides; one intra-op thread per run; forecastd run threads: ${info.runThreads}`,
+    `- ONNX Runtime ${info.version} (${path.basename(info.libraryPath)} from onnxruntime-node), both sides; one intra-op thread per run; forecastd run threads: ${info.runThreads}, spin ${SPIN_DEFAULT} µs${WITHOUT_SPIN ? ' ("forecastd, no spin": 0 µs, same build)' : ''}`,
     `- ${SECONDS} s per point after a warm-up; models: ${MODELS.map((m) => `${m.id} = ${m.description}`).join('; ')}`,
     '',
     'sync = wall time inside the run() call; JS busy = event-loop active time per run (eventLoopUtilization: call,',
     'resolution and the bench loop, including time the thread waited for a CPU); JS CPU = CPU time of the',
-    'JavaScript thread per run (schedstat); loop p99 = p99 event-loop delay during the point (how late a timer fires).',
+    'JavaScript thread per run (schedstat); process CPU = CPU time of every thread of the process (user + system, run',
+    'threads included, spinning included) per run and per prediction; loop p99 = p99 event-loop delay during the',
+    'point (how late a timer fires).',
     '',
-    '| model | batch | callers | implementation | predictions/s | vs onnxruntime-node | p50 ms | p99 ms | sync µs/call | JS busy µs/run | JS CPU µs/run | loop p99 ms |',
-    '| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    '| model | batch | callers | implementation | predictions/s | vs onnxruntime-node | p50 ms | p99 ms | sync µs/call | JS busy µs/run | JS CPU µs/run | process CPU µs/run | process CPU µs/prediction | loop p99 ms |',
+    '| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
     ...rows,
     '',
-    `## Leak run`,
-    '',
-    `${leak.runs} runs of the linear model at batch 8 by 32 callers through forecastd${leak.gcExposed ? ', with a full GC before each sample' : ' (run with --expose-gc for GC before each sample)'}:`,
-    '',
-    '| runs | RSS MiB |',
-    '| ---: | ---: |',
-    ...leak.samples.map((s) => `| ${s.runs} | ${fmt(s.rssMiB)} |`),
-    '',
-    `RSS from ${settled?.runs ?? 0} runs to the end: ${fmt(settled?.rssMiB ?? NaN)} → ${fmt(last?.rssMiB ?? NaN)} MiB.`,
-    '',
+    ...(leak.runs === 0
+      ? []
+      : [
+          `## Leak run`,
+          '',
+          `${leak.runs} runs of the linear model at batch 8 by 32 callers through forecastd${leak.gcExposed ? ', with a full GC before each sample' : ' (run with --expose-gc for GC before each sample)'}:`,
+          '',
+          '| runs | RSS MiB |',
+          '| ---: | ---: |',
+          ...leak.samples.map((s) => `| ${s.runs} | ${fmt(s.rssMiB)} |`),
+          '',
+          `RSS from ${settled?.runs ?? 0} runs to the end: ${fmt(settled?.rssMiB ?? NaN)} → ${fmt(last?.rssMiB ?? NaN)} MiB.`,
+          '',
+        ]),
   ].join('\n');
   const dir = path.join(path.dirname(fileURLToPath(import.meta.url)), 'results');
   mkdirSync(dir, { recursive: true });

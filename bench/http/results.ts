@@ -1,10 +1,11 @@
 /** The shape of one HTTP benchmark run, as saved to bench/results/http-DATE.json and rendered by report.ts. */
 import type { InferenceCeilingReport } from './inference-ceiling.js';
 
-export type ServerKey = 'forecastd-cache-off' | 'forecastd-cache-on' | 'peer' | 'http-ceiling';
+export type ServerKey = 'forecastd-cache-off' | 'forecastd-baseline' | 'forecastd-cache-on' | 'peer' | 'http-ceiling';
 
 export const SERVER_LABELS: Readonly<Record<ServerKey, string>> = {
   'forecastd-cache-off': 'forecastd, cache off',
+  'forecastd-baseline': 'forecastd baseline, cache off',
   'forecastd-cache-on': 'forecastd, cache on',
   peer: 'peer (Fastify + onnxruntime-node)',
   'http-ceiling': 'HTTP ceiling (uWS, fixed body)',
@@ -42,6 +43,17 @@ export interface Point {
   readonly cpuSecondsPer1k: number;
   /** Items per inference during the run; null when no inference ran (every answer from the cache). */
   readonly meanBatchSize: number | null;
+  /**
+   * With BENCH_REPEATS > 1: every repetition (the targets alternate within each one); the point's own numbers
+   * are then their medians (each field on its own), and its request and error counts their sums.
+   */
+  readonly repeats?: readonly RepeatSample[];
+}
+
+export interface RepeatSample {
+  readonly rps: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
 }
 
 export interface Environment {
@@ -56,6 +68,10 @@ export interface Environment {
   readonly wrk: string;
   readonly forecastd: string;
   readonly peer: string;
+  /** What the "forecastd baseline" target is (another build or setting), when measured. */
+  readonly baseline?: string;
+  /** Measurements per point (alternating between targets); the point holds the medians. */
+  readonly repeats?: number;
   readonly warmupSeconds: number;
   readonly seconds: number;
   readonly loadAverageAtStart: readonly number[];

@@ -11,6 +11,12 @@
  *   BENCH_WORKLOADS=heavy,small,example,post4   a subset of the workloads
  *   BENCH_PEER_INTRA_OP_THREADS=N         the peer's intraOpNumThreads (default: onnxruntime-node's default)
  *   BENCH_FORECASTD_CLI=PATH the forecastd build to measure (default: dist/cli.js), e.g. to compare two builds
+ *   BENCH_BASELINE_CLI=PATH  also measure this forecastd build (cache off) as "forecastd baseline", side by side
+ *   BENCH_BASELINE_ENV=K=V,… environment of the baseline (e.g. FORECASTD_RUN_SPIN_US=0: the same build, no spin);
+ *                            with only this, the baseline is the measured build itself
+ *   BENCH_REPEATS=N          measure each point at BENCH_REPEAT_CONNECTIONS N times, the targets alternating,
+ *                            and report the medians (default 5: the noise of one connection is about ±15%)
+ *   BENCH_REPEAT_CONNECTIONS=1   the connection counts measured BENCH_REPEATS times
  *   BENCH_OUT=DIR            where results go
  */
 import { spawn, spawnSync } from 'node:child_process';
@@ -47,11 +53,29 @@ function wholeSeconds(name: string, fallback: number): number {
 
 const SECONDS = wholeSeconds('BENCH_SECONDS', QUICK ? 2 : 6);
 const WARMUP_SECONDS = wholeSeconds('BENCH_WARMUP_SECONDS', QUICK ? 1 : 2);
-const CONNECTIONS = (process.env.BENCH_CONNECTIONS ?? '1,16,64,256').split(',').map((c) => {
-  const n = Number(c);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`BENCH_CONNECTIONS: "${c}" is not a connection count`);
-  return n;
-});
+function connectionList(name: string, fallback: string): number[] {
+  const raw = process.env[name];
+  return (raw === undefined || raw === '' ? fallback : raw).split(',').map((c) => {
+    const n = Number(c);
+    if (!Number.isInteger(n) || n < 1) throw new Error(`${name}: "${c}" is not a connection count`);
+    return n;
+  });
+}
+const CONNECTIONS = connectionList('BENCH_CONNECTIONS', '1,8,16,64,256');
+const REPEATS = wholeSeconds('BENCH_REPEATS', QUICK ? 1 : 5);
+const REPEAT_CONNECTIONS = connectionList('BENCH_REPEAT_CONNECTIONS', '1');
+const BASELINE_CLI = process.env.BENCH_BASELINE_CLI ? resolve(process.env.BENCH_BASELINE_CLI) : undefined;
+const BASELINE_ENV: Record<string, string> = Object.fromEntries(
+  (process.env.BENCH_BASELINE_ENV ?? '')
+    .split(',')
+    .filter((kv) => kv !== '')
+    .map((kv) => {
+      const eq = kv.indexOf('=');
+      if (eq <= 0) throw new Error(`BENCH_BASELINE_ENV: "${kv}" is not NAME=VALUE`);
+      return [kv.slice(0, eq), kv.slice(eq + 1)];
+    }),
+);
+const WITH_BASELINE = BASELINE_CLI !== undefined || Object.keys(BASELINE_ENV).length > 0;
 const ONLY = process.env.BENCH_WORKLOADS?.split(',').filter((w) => w !== '');
 const OUT = resolve(process.env.BENCH_OUT ?? join(ROOT, QUICK ? 'bench/.work/results' : 'bench/results'));
 const PEER_INTRA_OP_THREADS = process.env.BENCH_PEER_INTRA_OP_THREADS ? Number(process.env.BENCH_PEER_INTRA_OP_THREADS) : undefined;
@@ -334,9 +358,14 @@ async function main(): Promise<void> {
   }
 
   const servers: ServerProcess[] = [];
-  const start = async (name: string, logName: string, args: (port: number) => string[]): Promise<ServerProcess> => {
+  const start = async (
+    name: string,
+    logName: string,
+    args: (port: number) => string[],
+    env?: Readonly<Record<string, string>>,
+  ): Promise<ServerProcess> => {
     const port = await freePort();
-    const server = new ServerProcess({ name, args: args(port), port, logFile: join(WORK, 'logs', `${logName}.log`) });
+    const server = new ServerProcess({ name, args: args(port), port, logFile: join(WORK, 'logs', `${logName}.log`), ...(env ? { env } : {}) });
     servers.push(server);
     return server;
   };
@@ -350,7 +379,12 @@ async function main(): Promise<void> {
   }
 }
 
-type Start = (name: string, logName: string, args: (port: number) => string[]) => Promise<ServerProcess>;
+type Start = (
+  name: string,
+  logName: string,
+  args: (port: number) => string[],
+  env?: Readonly<Record<string, string>>,
+) => Promise<ServerProcess>;
 
 interface Prepared {
   readonly models: ReturnType<typeof writeBenchModels>;
@@ -379,7 +413,24 @@ async function runMatrix(start: Start, prepared: Prepared): Promise<HttpBenchRes
   const forecastdArgs = (pod: string) => (port: number) => [CLI, pod, '--http', `127.0.0.1:${port}`];
   const forecastdOff = await start('forecastd (cache off)', 'forecastd-cache-off', forecastdArgs(podOff));
   const forecastdOn = await start('forecastd (cache on)', 'forecastd-cache-on', forecastdArgs(podOn));
-  await Promise.all([forecastdOff.waitReady('/v1/ready'), forecastdOn.waitReady('/v1/ready')]);
+  const baseline = WITH_BASELINE
+    ? await start(
+        'forecastd baseline (cache off)',
+        'forecastd-baseline',
+        (port) => [BASELINE_CLI ?? CLI, podOff, '--http', `127.0.0.1:${port}`],
+        BASELINE_ENV,
+      )
+    : undefined;
+  await Promise.all([forecastdOff, forecastdOn, ...(baseline ? [baseline] : [])].map((s) => s.waitReady('/v1/ready')));
+  if (baseline) {
+    for (const name of modelNames) {
+      const theirs = await getPrediction(baseline.base, name);
+      const mine = await getPrediction(forecastdOff.base, name);
+      if (predictionDifference(mine.body.prediction ?? [], theirs.body.prediction ?? []) !== 0) {
+        throw new Error(`${name}: forecastd and its baseline disagree: ${mine.text} vs ${theirs.text}`);
+      }
+    }
+  }
 
   // forecastd's own answers: the reference for the peer, and the bodies the HTTP ceiling returns.
   const reference = new Map<string, { body: PredictBody; text: string }>();
@@ -495,6 +546,7 @@ async function runMatrix(start: Start, prepared: Prepared): Promise<HttpBenchRes
 
   const targets: Target[] = [
     { key: 'forecastd-cache-off', process: forecastdOff, forecastd: true },
+    ...(baseline ? [{ key: 'forecastd-baseline' as const, process: baseline, forecastd: true }] : []),
     { key: 'forecastd-cache-on', process: forecastdOn, forecastd: true },
     { key: 'peer', process: peer, forecastd: false },
     { key: 'http-ceiling', process: ceiling, forecastd: false },
@@ -504,8 +556,24 @@ async function runMatrix(start: Start, prepared: Prepared): Promise<HttpBenchRes
   log(`measuring ${total} points: ${WARMUP_SECONDS} s warm-up + ${SECONDS} s each`);
   for (const workload of workloads) {
     for (const connections of CONNECTIONS) {
+      const repeats = REPEAT_CONNECTIONS.includes(connections) ? REPEATS : 1;
+      const samples = new Map<ServerKey, Point[]>();
+      for (let r = 0; r < repeats; r++) {
+        // Alternate the order, so that no target always runs right after the same one.
+        const order = r % 2 === 0 ? targets : [...targets].reverse();
+        for (const target of order) {
+          const sample = await measure(target, workload, connections, workload.postBodyFile);
+          samples.set(target.key, [...(samples.get(target.key) ?? []), sample]);
+          if (repeats > 1) {
+            log(
+              `  ${workload.id} c=${connections} ${SERVER_LABELS[target.key]} run ${r + 1}/${repeats}: ` +
+                `${Math.round(sample.rps)} req/s, p99 ${sample.p99Ms.toFixed(2)} ms`,
+            );
+          }
+        }
+      }
       for (const target of targets) {
-        const point = await measure(target, workload, connections, workload.postBodyFile);
+        const point = combineRepeats(samples.get(target.key) ?? []);
         points.push(point);
         log(
           `[${points.length}/${total}] ${workload.id} c=${connections} ${SERVER_LABELS[target.key]}: ` +
@@ -535,6 +603,14 @@ async function runMatrix(start: Start, prepared: Prepared): Promise<HttpBenchRes
       `(bench/peers/node-ort-server.mjs, ${
         PEER_INTRA_OP_THREADS === undefined ? 'default session options' : `intraOpNumThreads ${PEER_INTRA_OP_THREADS}`
       }, one session.run per request, no cache)`,
+    ...(WITH_BASELINE
+      ? {
+          baseline:
+            `${BASELINE_CLI ? `node ${relative(ROOT, BASELINE_CLI)}` : 'the same build'}` +
+            `${Object.keys(BASELINE_ENV).length > 0 ? ` with ${Object.entries(BASELINE_ENV).map(([k, v]) => `${k}=${v}`).join(' ')}` : ''}, cache off`,
+        }
+      : {}),
+    repeats: REPEATS,
     warmupSeconds: WARMUP_SECONDS,
     seconds: SECONDS,
     loadAverageAtStart: prepared.loadAtStart,
@@ -546,6 +622,35 @@ async function runMatrix(start: Start, prepared: Prepared): Promise<HttpBenchRes
     inference,
     points,
     checks,
+  };
+}
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}
+
+/** One point from its repetitions: medians of the rates and latencies, sums of the counts. */
+function combineRepeats(samples: readonly Point[]): Point {
+  const first = samples[0];
+  if (first === undefined) throw new Error('a point without measurements');
+  if (samples.length === 1) return first;
+  const batchSizes = samples.map((p) => p.meanBatchSize).filter((b): b is number => b !== null);
+  return {
+    ...first,
+    requests: samples.reduce((n, p) => n + p.requests, 0),
+    rps: median(samples.map((p) => p.rps)),
+    p50Ms: median(samples.map((p) => p.p50Ms)),
+    p90Ms: median(samples.map((p) => p.p90Ms)),
+    p99Ms: median(samples.map((p) => p.p99Ms)),
+    meanMs: median(samples.map((p) => p.meanMs)),
+    maxMs: Math.max(...samples.map((p) => p.maxMs)),
+    socketErrors: samples.reduce((n, p) => n + p.socketErrors, 0),
+    non2xx: samples.reduce((n, p) => n + p.non2xx, 0),
+    cpuSecondsPer1k: median(samples.map((p) => p.cpuSecondsPer1k)),
+    meanBatchSize: batchSizes.length > 0 ? median(batchSizes) : null,
+    repeats: samples.map((p) => ({ rps: p.rps, p50Ms: p.p50Ms, p99Ms: p.p99Ms })),
   };
 }
 
