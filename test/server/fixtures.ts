@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -36,16 +37,26 @@ export class PodDir {
     return file;
   }
 
-  /** A named pipe: a dataset reading it blocks until something is written (see release in tests). */
+  /** A named pipe: a dataset reading it blocks until something is written (see releaseFifo). */
   fifo(relative: string): string {
     const file = this.path(relative);
     execFileSync('mkfifo', [file]);
     return file;
   }
 
+
   remove(): void {
     rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * Writes `text` into a named pipe once its reader opens it, without blocking this thread: opening a pipe for
+ * writing waits for the reader, and the reader thread may still need this thread (a worker started from the
+ * TypeScript sources loads its modules through this thread's loader) before it gets there.
+ */
+export function releaseFifo(fifo: string, text: string): Promise<void> {
+  return writeFile(fifo, text);
 }
 
 /** CSV text of daily rows starting 2024-01-01, one column per entry of `columns`; null writes an empty cell. */

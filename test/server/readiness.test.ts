@@ -1,7 +1,6 @@
-import { writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type ForecastdServer } from '../../src/server/start.js';
-import { PodDir, dailyCsv, linearFixture, predictionText, runDirect, until } from './fixtures.js';
+import { PodDir, dailyCsv, releaseFifo, linearFixture, predictionText, runDirect, until } from './fixtures.js';
 
 /**
  * Readiness latches: once startup has brought every entry out of Initializing, /v1/ready stays 200 while
@@ -65,7 +64,7 @@ describe('readiness', () => {
     expect(a.status).toBe(200);
     expect(predictionText(a.body)).toBe(await runDirect(lin.bytes, SERIES.slice(-4), [1, 4, 1]));
 
-    writeFileSync(fifo, dailyCsv({ value: SERIES }));
+    await releaseFifo(fifo, dailyCsv({ value: SERIES }));
     await reloading;
     const b = await get(server, '/v1/models/b/predict');
     expect(b.status).toBe(200);

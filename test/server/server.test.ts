@@ -4,7 +4,7 @@ import { formatFloat32, formatFloat64 } from '../../src/http/float-format.js';
 import { startServer, type ForecastdServer } from '../../src/server/start.js';
 import { InferenceSession } from '../../src/runtime/session.js';
 import { contractViolationModel, nonFiniteModel, slowModel } from '../../tools/onnx-builder.js';
-import { PodDir, dailyCsv, linearFixture, type LinearFixture } from './fixtures.js';
+import { PodDir, dailyCsv, releaseFifo, linearFixture, type LinearFixture } from './fixtures.js';
 
 /**
  * The server end to end: a real pod on disk, real ONNX models, the real addon and real sockets. Every
@@ -393,7 +393,7 @@ models:
     expect(models[0]!.status).toBe('Initializing');
 
     // Opening the pipe for writing releases the blocked read.
-    writeFileSync(fifo, dailyCsv({ value: SERIES }));
+    await releaseFifo(fifo, dailyCsv({ value: SERIES }));
     await server.loaded();
     const ready = await get(server, '/v1/ready');
     expect([ready.status, ready.body]).toEqual([200, 'ready']);

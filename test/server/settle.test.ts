@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/log.js';
 import type { Logger } from '../../src/log.js';
 import { startServer, type ForecastdServer } from '../../src/server/start.js';
-import { PodDir, dailyCsv, linearFixture, predictionText, replaceFile, runDirect, until } from './fixtures.js';
+import { PodDir, dailyCsv, linearFixture, predictionText, releaseFifo, replaceFile, runDirect, until } from './fixtures.js';
 
 /**
  * Files changed while the server serves are read only once they settle: a real server watching a real pod
@@ -160,8 +160,7 @@ describe('a spicepod rewritten in place', () => {
     const models = JSON.parse((await get(server, '/v1/models?status=true')).body) as { name: string; status: string }[];
     expect(models.find((m) => m.name === 'b')!.status).toBe('Initializing');
     // Release the pipe so the load can finish before the server closes.
-    const { writeFileSync } = await import('node:fs');
-    writeFileSync(fifo, dailyCsv({ value: OLD }));
+    await releaseFifo(fifo, dailyCsv({ value: OLD }));
   }, 30_000);
 
   it('a Kubernetes ConfigMap swap (..data symlink renamed) is applied', async () => {
