@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import { createInterface } from 'node:readline';
-import { parse as parseCsv } from 'csv-parse';
+import { parse as parseCsv, type Options as CsvParseOptions } from 'csv-parse';
 import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects, parquetSchema } from 'hyparquet';
 import { compressors } from 'hyparquet-compressors';
 import streamArray from 'stream-json/streamers/stream-array.js';
@@ -42,16 +42,7 @@ export async function readDelimitedRows(
   let collector: RowCollector | null = null;
   try {
     input = await openDecompressed(file.path, spec.origin, file.format, file.compression, signal, file.end);
-    const parser = parseCsv({
-      bom: true,
-      trim: true,
-      skip_empty_lines: true,
-      info: true,
-      delimiter: dialect.delimiter,
-      quote: dialect.quote,
-      // No escape character: a quote inside a quoted field is written twice, as RFC 4180 and Spice read it.
-      escape: dialect.escape ?? dialect.quote,
-    });
+    const parser = parseCsv({ ...csvParseOptions(dialect), info: true });
     const source = input;
     source.on('error', (err) => parser.destroy(err));
     source.pipe(parser);
@@ -79,6 +70,19 @@ export async function readDelimitedRows(
     throw new ForecastdError('ERR_DATASET', `${spec.origin}: the file is empty (expected ${dialect.hasHeader ? 'a header line' : 'rows'})`);
   }
   return collector.finish();
+}
+
+/** How csv-parse reads a dialect: the one definition of the cells a delimited file holds. */
+export function csvParseOptions(dialect: DelimitedTextOptions): CsvParseOptions {
+  return {
+    bom: true,
+    trim: true,
+    skip_empty_lines: true,
+    delimiter: dialect.delimiter,
+    quote: dialect.quote,
+    // No escape character: a quote inside a quoted field is written twice, as RFC 4180 and Spice read it.
+    escape: dialect.escape ?? dialect.quote,
+  };
 }
 
 /** A RowCollector; when the header does not fit the dataset, the message says what to set if we can tell. */

@@ -3,7 +3,8 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { ForecastdError } from '../errors.js';
 import { FileSettle, fileFingerprint, isUnreadable } from '../file-fingerprint.js';
 import { CSV_DEFAULTS, JSON_DEFAULTS, TSV_DEFAULTS, type DelimitedTextOptions, type FileCompression, type FileFormat, type JsonOptions } from './file-format.js';
-import { readDelimitedRows, readJsonRows, readParquetRows } from './file-readers.js';
+import { readDelimitedWithDuckDb } from './duckdb-csv-reader.js';
+import { readDelimitedRows, readJsonRows, readParquetRows, type TextFile } from './file-readers.js';
 import { readOffThread } from './off-thread-reader.js';
 import type { RowSpec } from './row-collector.js';
 import type { DatasetSource, LoadedRows, TimeFormat } from './types.js';
@@ -180,13 +181,20 @@ export interface FileReadJob {
   readonly end?: number;
 }
 
+/** DuckDB where it reads the file exactly as csv-parse would (duckdb-csv-reader.ts), else csv-parse. */
+async function readDelimited(file: TextFile, job: FileReadJob, signal: AbortSignal): Promise<LoadedRows> {
+  const fast = await readDelimitedWithDuckDb(file, job.spec, job.delimited, signal);
+  if ('rows' in fast) return fast.rows;
+  return readDelimitedRows(file, job.spec, job.delimited, signal);
+}
+
 /** Reads a whole file on the calling thread (the file reader thread runs this). */
 export function readFileRows(job: FileReadJob, signal: AbortSignal): Promise<LoadedRows> {
   const file = { path: job.path, format: job.format, compression: job.compression, ...(job.end === undefined ? {} : { end: job.end }) };
   switch (job.format) {
     case 'csv':
     case 'tsv':
-      return readDelimitedRows(file, job.spec, job.delimited, signal);
+      return readDelimited(file, job, signal);
     case 'parquet':
       return readParquetRows(job.path, job.spec, signal);
     case 'json':

@@ -1,0 +1,270 @@
+/**
+ * The fast path for large delimited files: DuckDB's CSV reader splits and converts the cells on its own
+ * native thread, and the numbers are copied out of its result vectors into the typed arrays a snapshot holds,
+ * instead of csv-parse building a JavaScript string for every cell (which made a 57 MB file take 15-20 s).
+ *
+ * It is taken only where its answer is provably the one the csv-parse reader (file-readers.ts) would give:
+ * nothing is sniffed. Every column is read as text with the dialect given explicitly, and each cell used is
+ * accepted only when DuckDB's number parsing and ours agree on it (see `valueCell` and `timeCell`); any
+ * other cell, any row DuckDB rejects, and any file outside the cases below make it decline, and the caller
+ * then reads the file with the csv-parse reader, so rows, missing values and error messages stay the same.
+ *
+ * Taken for: an uncompressed regular file read whole, with or without a header, "," ";" "|" or tab as the
+ * delimiter, '"' or "'" as the quote and no escape character, and times that are numbers (unix_seconds,
+ * unix_millis, or time_format unset with numeric times). ISO 8601 times go to the csv-parse reader.
+ */
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import type { DuckDBConnection, DuckDBDataChunk } from '@duckdb/node-api';
+import { parse as parseCsv } from 'csv-parse';
+import { ForecastdError } from '../errors.js';
+import { csvParseOptions, type TextFile } from './file-readers.js';
+import type { DelimitedTextOptions } from './file-format.js';
+import { RowCollector, type RowSpec } from './row-collector.js';
+import type { LoadedRows } from './types.js';
+
+/**
+ * DuckDB threads per read. One: on the 2-core machines the bench runs on, a second thread cut start→ready
+ * little and raised the predict route's p99 during a refresh (bench/results/dataset-refresh-*.md); one
+ * thread also keeps the rows in file order, which decides which of two equal timestamps wins.
+ * FORECASTD_DUCKDB_THREADS sets another count (a whole number from 1) for hosts with cores to spare.
+ */
+export const DUCKDB_READ_THREADS = readThreads(process.env['FORECASTD_DUCKDB_THREADS']);
+
+function readThreads(text: string | undefined): number {
+  const n = Number(text);
+  return text !== undefined && Number.isInteger(n) && n >= 1 ? n : 1;
+}
+
+/** DuckDB's own memory for one read (its buffers; the typed arrays built from its result come on top). */
+const DUCKDB_MEMORY_LIMIT = '256MB';
+
+const FAST_DELIMITERS = new Set([',', ';', '|', '\t']);
+const FAST_QUOTES = new Set(['"', "'"]);
+/** Beyond what Date can represent; such a time is an error (parse-values.ts). */
+const MAX_DATE_MS = 8.64e15;
+
+/** Why the fast path was not taken, for the log; the rows then come from the csv-parse reader. */
+export type FastReadOutcome = { readonly rows: LoadedRows } | { readonly declined: string };
+
+/** Reads `file` with DuckDB when it can give exactly the csv-parse reader's rows; else says why not. */
+export async function readDelimitedWithDuckDb(
+  file: TextFile,
+  spec: RowSpec,
+  dialect: DelimitedTextOptions,
+  signal: AbortSignal,
+): Promise<FastReadOutcome> {
+  const unsupported = unsupportedCase(file, spec, dialect);
+  if (unsupported !== null) return { declined: unsupported };
+  // A pipe or a device would block DuckDB's reader where a cancellation cannot reach it.
+  const info = await stat(file.path).catch(() => null);
+  if (info === null || !info.isFile()) return { declined: 'not a regular file' };
+  const first = await firstRecord(file.path, dialect);
+  if (first === null) return { declined: 'no first record' };
+  const names = dialect.hasHeader ? first : first.map((_, i) => `column_${i + 1}`);
+  if (dialect.hasHeader && new Set(names).size !== names.length) return { declined: 'duplicate header names' };
+  let collector: RowCollector;
+  try {
+    collector = new RowCollector(spec, names);
+  } catch {
+    return { declined: 'the header does not fit the dataset' };
+  }
+  const engine = await loadDuckDb();
+  if (engine === null) return { declined: 'DuckDB could not be loaded' };
+  if (signal.aborted) throw cancelled(spec);
+  const instance = await engine.api.DuckDBInstance.create(':memory:', {
+    threads: String(DUCKDB_READ_THREADS),
+    memory_limit: DUCKDB_MEMORY_LIMIT,
+    preserve_insertion_order: 'true',
+    autoinstall_known_extensions: 'false',
+    autoload_known_extensions: 'false',
+  });
+  try {
+    const connection = await instance.connect();
+    const interrupt = (): void => connection.interrupt();
+    signal.addEventListener('abort', interrupt, { once: true });
+    try {
+      const csv = (header: boolean): string => readCsvCall(file.path, dialect, header, first.length);
+      // The same first record as csv-parse found, so both split the file alike from the start.
+      const head = await connection.runAndReadAll(`SELECT * FROM ${csv(false)} LIMIT 1`);
+      const headCells = (head.getRows()[0] ?? []).map((cell) => (typeof cell === 'string' ? cell.trim() : null));
+      if (headCells.length !== first.length || headCells.some((cell, i) => cell !== first[i])) {
+        return { declined: 'DuckDB reads the first record differently' };
+      }
+      const timeSql = timeCell(columnName(collector.timeIndex), spec);
+      const valueSql = collector.valueIndices.map((i) => valueCell(columnName(i)));
+      const read = new Set([collector.timeIndex, ...collector.valueIndices]);
+      const unread = first.map((_, i) => i).filter((i) => !read.has(i));
+      const checks = unread.length === 0 ? [] : [unquotedText(unread.map(columnName), dialect.quote)];
+      const query = `SELECT ${[timeSql, ...valueSql, ...checks].join(', ')} FROM ${csv(dialect.hasHeader)}`;
+      const rows = await copyResult(engine.bindings, connection, query, collector.columns, checks.length, signal);
+      return rows === null ? { declined: 'a cell is not read the same way' } : { rows };
+    } catch (err) {
+      if (signal.aborted) throw cancelled(spec);
+      return { declined: `DuckDB rejected the file: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}` };
+    } finally {
+      signal.removeEventListener('abort', interrupt);
+      connection.closeSync();
+    }
+  } finally {
+    instance.closeSync();
+  }
+}
+
+type DuckDbApi = typeof import('@duckdb/node-api');
+type DuckDbBindings = typeof import('@duckdb/node-bindings');
+interface DuckDbEngine {
+  readonly api: DuckDbApi;
+  readonly bindings: DuckDbBindings;
+}
+
+let engine: Promise<DuckDbEngine | null> | null = null;
+
+/**
+ * DuckDB, loaded on first use: its prebuilt binary is an optional dependency of its npm package, so a
+ * platform without one still reads every file, with csv-parse.
+ */
+function loadDuckDb(): Promise<DuckDbEngine | null> {
+  engine ??= Promise.all([import('@duckdb/node-api'), import('@duckdb/node-bindings')]).then(
+    // The bindings are CommonJS around a .node file: Node gives them as the default export only.
+    ([api, bindings]) => ({ api, bindings: (bindings as { default?: DuckDbBindings }).default ?? bindings }),
+    () => null,
+  );
+  return engine;
+}
+
+function cancelled(spec: RowSpec): ForecastdError {
+  return new ForecastdError('ERR_DATASET', `${spec.origin}: loading was cancelled`);
+}
+
+function unsupportedCase(file: TextFile, spec: RowSpec, dialect: DelimitedTextOptions): string | null {
+  if (file.format !== 'csv' && file.format !== 'tsv') return `format ${file.format}`;
+  if (file.compression !== 'UNCOMPRESSED') return `compression ${file.compression}`;
+  if (file.end !== undefined) return 'a partial read';
+  if (spec.timeFormat === 'iso8601') return 'ISO 8601 times';
+  if (!FAST_DELIMITERS.has(dialect.delimiter)) return `delimiter ${JSON.stringify(dialect.delimiter)}`;
+  if (!FAST_QUOTES.has(dialect.quote) || dialect.quote === dialect.delimiter) return `quote ${JSON.stringify(dialect.quote)}`;
+  if (dialect.escape !== null && dialect.escape !== dialect.quote) return `escape ${JSON.stringify(dialect.escape)}`;
+  return null;
+}
+
+/** The first record as the csv-parse reader sees it (header names, or the first row's cells). */
+async function firstRecord(path: string, dialect: DelimitedTextOptions): Promise<string[] | null> {
+  const input = createReadStream(path, { highWaterMark: 64 * 1024 });
+  const parser = parseCsv({ ...csvParseOptions(dialect), to: 1 });
+  input.on('error', (err) => parser.destroy(err));
+  input.pipe(parser);
+  try {
+    for await (const record of parser as AsyncIterable<string[]>) return record;
+    return null;
+  } catch {
+    return null;
+  } finally {
+    input.destroy();
+  }
+}
+
+function sqlString(text: string): string {
+  return `'${text.replaceAll("'", "''")}'`;
+}
+
+function columnName(sourceIndex: number): string {
+  return `c${sourceIndex + 1}`;
+}
+
+/** read_csv with nothing left to detection: every column text, rows of another width an error. */
+function readCsvCall(path: string, dialect: DelimitedTextOptions, header: boolean, width: number): string {
+  const columns = Array.from({ length: width }, (_, i) => `${sqlString(columnName(i))}: 'VARCHAR'`).join(', ');
+  const quote = sqlString(dialect.quote);
+  return (
+    `read_csv(${sqlString(path)}, auto_detect = false, header = ${header}, delim = ${sqlString(dialect.delimiter)}, ` +
+    `quote = ${quote}, escape = ${quote}, strict_mode = true, null_padding = false, ignore_errors = false, ` +
+    `columns = {${columns}})`
+  );
+}
+
+/*
+ * DuckDB's VARCHAR→DOUBLE cast and the reader's DECIMAL pattern + Number() (parse-values.ts) were compared
+ * cell by cell (test/datasets/duckdb-csv-reader.test.ts): both round correctly and skip ASCII whitespace
+ * around the number; the cast alone also takes "1_000", "inf", "infinity" and "nan" in any case and sign.
+ * So a cell counts only when it has no "_" and casts to a finite number; the reader's spellings of a missing
+ * value become NaN; anything else is NULL, which makes the whole read decline.
+ */
+function valueCell(column: string): string {
+  return (
+    `CASE WHEN ${column} IS NULL OR lower(${column}) IN ('', 'nan', 'null', 'na', 'n/a', 'none') THEN 'NaN'::DOUBLE ` +
+    `WHEN NOT contains(${column}, '_') AND isfinite(TRY_CAST(${column} AS DOUBLE)) THEN TRY_CAST(${column} AS DOUBLE) END`
+  );
+}
+
+/**
+ * Columns that are not read must still hold what csv-parse accepts: DuckDB takes a quote inside an unquoted
+ * cell (ab"c) as text where csv-parse refuses the file. A quote in such a cell makes the read decline (a
+ * properly doubled one too: csv-parse then reads the file). NULL when one is found, else 0.
+ */
+function unquotedText(columns: readonly string[], quote: string): string {
+  const found = columns.map((c) => `contains(${c}, ${sqlString(quote)})`).join(' OR ');
+  return `CASE WHEN ${found} THEN NULL ELSE 0::DOUBLE END`;
+}
+
+/** Epoch ms from a numeric time, with the same multiplication and range as parseTimeValue; else NULL. */
+function timeCell(column: string, spec: RowSpec): string {
+  const ms = spec.timeFormat === 'unix_millis' ? `TRY_CAST(${column} AS DOUBLE)` : `(TRY_CAST(${column} AS DOUBLE) * 1000)`;
+  return `CASE WHEN NOT contains(${column}, '_') AND abs(${ms}) <= ${MAX_DATE_MS} THEN ${ms} END`;
+}
+
+/**
+ * Copies the result (time, each value column, then `checks` columns that only flag NULLs) into LoadedRows:
+ * each chunk's doubles straight from DuckDB's vectors, the values interleaved row-major. Null when any cell
+ * is NULL (not read the same way).
+ */
+async function copyResult(
+  duckdb: DuckDbBindings,
+  connection: DuckDBConnection,
+  query: string,
+  columns: readonly string[],
+  checks: number,
+  signal: AbortSignal,
+): Promise<LoadedRows | null> {
+  const result = await connection.run(query);
+  const total = result.rowCount;
+  const width = columns.length;
+  const times = new Float64Array(total);
+  const values = new Float64Array(total * width);
+  let row = 0;
+  for (;;) {
+    const chunk = await result.fetchChunk();
+    if (chunk === null || chunk.rowCount === 0) break;
+    if (signal.aborted) throw new Error('cancelled');
+    const n = chunk.rowCount;
+    const time = doubles(duckdb, chunk, 0, n);
+    if (time === null) return null;
+    times.set(time, row);
+    for (let c = 0; c < width; c++) {
+      const column = doubles(duckdb, chunk, c + 1, n);
+      if (column === null) return null;
+      for (let i = 0, at = row * width + c; i < n; i++, at += width) values[at] = column[i] as number;
+    }
+    for (let k = 0; k < checks; k++) if (doubles(duckdb, chunk, 1 + width + k, n) === null) return null;
+    row += n;
+  }
+  if (row !== total) throw new Error(`DuckDB returned ${row} rows of ${total}`);
+  return { columns, times, values, rows: total };
+}
+
+/** A DOUBLE column of a chunk as a view on DuckDB's memory (valid until the next fetch); null if any NULL. */
+function doubles(duckdb: DuckDbBindings, chunk: DuckDBDataChunk, column: number, rows: number): Float64Array | null {
+  const vector = duckdb.data_chunk_get_vector(chunk.chunk, column);
+  const validity = duckdb.vector_get_validity(vector, Math.ceil(rows / 64) * 8);
+  if (validity !== null && !allValid(validity, rows)) return null;
+  const data = duckdb.vector_get_data(vector, rows * Float64Array.BYTES_PER_ELEMENT);
+  return new Float64Array(data.buffer, data.byteOffset, rows);
+}
+
+/** DuckDB's validity mask: bit i (little-endian 64-bit words) set when row i is not NULL. */
+function allValid(mask: Uint8Array, rows: number): boolean {
+  const full = rows >>> 3;
+  for (let i = 0; i < full; i++) if (mask[i] !== 0xff) return false;
+  const rest = rows & 7;
+  return rest === 0 || ((mask[full] as number) & ((1 << rest) - 1)) === (1 << rest) - 1;
+}

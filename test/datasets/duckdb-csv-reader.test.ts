@@ -1,0 +1,244 @@
+import { spawnSync } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, afterEach, beforeAll, describe, expect, test, vi } from 'vitest';
+import { ForecastdError } from '../../src/errors.js';
+import { readDelimitedWithDuckDb } from '../../src/datasets/duckdb-csv-reader.js';
+import { CSV_DEFAULTS, TSV_DEFAULTS, type DelimitedTextOptions, type FileFormat } from '../../src/datasets/file-format.js';
+import { readDelimitedRows } from '../../src/datasets/file-readers.js';
+import { FileSource, readFileRows } from '../../src/datasets/file-source.js';
+import { RowCollector, type RowSpec } from '../../src/datasets/row-collector.js';
+import { orderRows } from '../../src/datasets/snapshot.js';
+import type { LoadedRows, TimeFormat } from '../../src/datasets/types.js';
+import { never, tempDir } from './helpers.js';
+
+/**
+ * Large delimited files are read by DuckDB when it gives exactly the rows the csv-parse reader gives: these
+ * tests read the same files with both and compare every time and value (NaN for a missing one), the order
+ * (which decides which of two equal timestamps wins), and that every file the csv-parse reader refuses is
+ * declined by DuckDB, so the csv-parse reader's message is the one a user sees.
+ */
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+let dir: string;
+let cleanup: () => Promise<void>;
+beforeAll(async () => {
+  ({ dir, cleanup } = await tempDir());
+});
+afterAll(() => cleanup());
+afterEach(() => vi.restoreAllMocks());
+
+interface Case {
+  readonly name: string;
+  readonly text: string;
+  readonly format?: FileFormat;
+  readonly dialect?: Partial<DelimitedTextOptions>;
+  readonly timeColumn?: string;
+  readonly timeFormat?: TimeFormat | null;
+  readonly columns?: readonly string[] | null;
+}
+
+let fileNumber = 0;
+async function prepare(c: Case): Promise<{ file: { path: string; format: FileFormat; compression: 'UNCOMPRESSED' }; spec: RowSpec; dialect: DelimitedTextOptions }> {
+  const format = c.format ?? 'csv';
+  const file = path.join(dir, `case-${++fileNumber}.${format}`);
+  await writeFile(file, c.text);
+  return {
+    file: { path: file, format, compression: 'UNCOMPRESSED' },
+    spec: { origin: file, timeColumn: c.timeColumn ?? 'ts', timeFormat: c.timeFormat === undefined ? 'unix_seconds' : c.timeFormat, columns: c.columns ?? null },
+    dialect: { ...(format === 'tsv' ? TSV_DEFAULTS : CSV_DEFAULTS), ...c.dialect },
+  };
+}
+
+/** The rows as plain arrays, NaN kept apart from numbers (toEqual would also tell NaN from a number). */
+function plain(rows: LoadedRows): { columns: readonly string[]; rows: number; times: number[]; values: (number | 'NaN')[] } {
+  return {
+    columns: rows.columns,
+    rows: rows.rows,
+    times: Array.from(rows.times),
+    values: Array.from(rows.values, (v) => (Number.isNaN(v) ? 'NaN' : v)),
+  };
+}
+
+/** Both readers on one file: the csv-parse reader's rows or error, and what the DuckDB path did. */
+async function bothReaders(c: Case): Promise<{ expected: LoadedRows | ForecastdError; fast: LoadedRows | string }> {
+  const { file, spec, dialect } = await prepare(c);
+  const expected = await readDelimitedRows(file, spec, dialect, never).catch((e: unknown) => e as ForecastdError);
+  const outcome = await readDelimitedWithDuckDb(file, spec, dialect, never);
+  return { expected, fast: 'rows' in outcome ? outcome.rows : outcome.declined };
+}
+
+/** Files the fast path must take, with the rows the csv-parse reader gives. */
+const TAKEN: readonly Case[] = [
+  { name: 'unix seconds with a header', text: 'ts,load,temp\n1700000000,1.5,20\n1700000060,2.25,-3.5e-1\n1700000120,1e3,.5\n' },
+  { name: 'empty cells and the spellings of a missing value', text: 'ts,a,b\n1700000000,,1\n1700000060,NaN,null\n1700000120,NA,n/a\n1700000180,None,""\n1700000240,nan,NULL\n' },
+  { name: 'duplicate timestamps and rows out of order', text: 'ts,v\n1700000120,3\n1700000000,1\n1700000060,2\n1700000060,2.5\n1700000000,1.5\n' },
+  { name: 'unix_millis', text: 'ts,v\n1700000000123,1\n1700000060456,2\n', timeFormat: 'unix_millis' },
+  { name: 'numeric times with time_format unset', text: 'ts,v\n1700000000,1\n1700000000.5,2\n-86400,3\n', timeFormat: null },
+  { name: 'fractional and signed numbers', text: 'ts,v\n1700000000.25,+1\n1700000001,1.\n1700000002,-0\n1700000003,00012\n1700000004,1.e5\n1700000005,1E-05\n' },
+  { name: 'numbers past double precision round alike', text: 'ts,v\n1700000000,0.1000000000000000055511151231257827\n1700000001,9007199254740993\n1700000002,1.7976931348623157e308\n1700000003,2.2250738585072011e-308\n' },
+  { name: 'no header: columns named column_N', text: '1700000000,1,2\n1700000060,3,4\n', dialect: { hasHeader: false }, timeColumn: 'column_1' },
+  { name: 'no header, time in the last column', text: '1,1700000000\n2,1700000060\n', dialect: { hasHeader: false }, timeColumn: 'column_2' },
+  { name: 'TSV', text: 'ts\tv\tw\n1700000000\t1\t\n1700000060\t\t2\n', format: 'tsv' },
+  { name: 'semicolon delimiter', text: 'ts;v\n1700000000;1.5\n1700000060;2.5\n', dialect: { delimiter: ';' } },
+  { name: 'pipe delimiter and single quotes', text: "ts|v\n'1700000000'|'1.5'\n1700000060|2.5\n", dialect: { delimiter: '|', quote: "'" } },
+  { name: 'quoted cells and a quoted header', text: '"ts","v"\n"1700000000","1.5"\n"1700000060",""\n' },
+  { name: 'CRLF line ends', text: 'ts,v\r\n1700000000,1\r\n1700000060,2\r\n' },
+  { name: 'no newline at the end', text: 'ts,v\n1700000000,1\n1700000060,2' },
+  { name: 'columns picked and reordered', text: 'ts,a,b,c\n1700000000,1,2,3\n1700000060,4,5,6\n', columns: ['c', 'a'] },
+  { name: 'text columns that are not read', text: 'site,ts,v,note\n"north, upper",1700000000,1,fine\nsouth,1700000060,2,\n', columns: ['v'] },
+  { name: 'a header only', text: 'ts,v\n' },
+  { name: 'times at the edge of what a Date holds', text: 'ts,v\n8640000000000,1\n-8640000000000,2\n' },
+];
+
+/** Files the csv-parse reader refuses: the fast path must decline them (its message is then the one shown). */
+const REFUSED: readonly Case[] = [
+  { name: 'a value that is not a number', text: 'ts,v\n1700000000,1\n1700000060,abc\n' },
+  { name: 'inf', text: 'ts,v\n1700000000,inf\n' },
+  { name: 'Infinity', text: 'ts,v\n1700000000,Infinity\n' },
+  { name: '-nan', text: 'ts,v\n1700000000,-nan\n' },
+  { name: 'digits with underscores', text: 'ts,v\n1700000000,1_000\n' },
+  { name: 'a hexadecimal value', text: 'ts,v\n1700000000,0x10\n' },
+  { name: 'an empty time', text: 'ts,v\n1700000000,1\n,2\n' },
+  { name: 'a time that is not a number', text: 'ts,v\n1700000000,1\nyesterday,2\n' },
+  { name: 'a time with underscores', text: 'ts,v\n1_700_000_000,1\n' },
+  { name: 'a time past what a Date holds', text: 'ts,v\n8640000000001,1\n' },
+  { name: 'an ISO time read as unix seconds', text: 'ts,v\n2024-01-01T00:00:00Z,1\n' },
+  { name: 'a row with a cell too many', text: 'ts,v\n1700000000,1\n1700000060,2,3\n' },
+  { name: 'a row with a cell too few', text: 'ts,v,w\n1700000000,1,2\n1700000060,2\n' },
+  { name: 'an unclosed quote', text: 'ts,v\n1700000000,"1\n1700000060,2\n' },
+  { name: 'a quote inside an unquoted cell of a column not read', text: 'ts,v,note\n1700000000,1,ab"c\n', columns: ['v'] },
+  { name: 'text after a closing quote in a column not read', text: 'ts,v,note\n1700000000,1,"ab"c\n', columns: ['v'] },
+  { name: 'a header naming a column twice', text: 'ts,v,v\n1700000000,1,2\n' },
+  { name: 'no time column', text: 'time,v\n1700000000,1\n' },
+  { name: 'a missing value column', text: 'ts,v\n1700000000,1\n', columns: ['w'] },
+  { name: 'only the time column', text: 'ts\n1700000000\n' },
+  { name: 'an empty file', text: '' },
+  { name: 'the wrong delimiter', text: 'ts;v\n1700000000;1\n' },
+];
+
+/** Files either reader may take (DuckDB may decline them): when both give rows, they are the same rows. */
+const EITHER: readonly Case[] = [
+  { name: 'a doubled quote in a column not read', text: 'ts,v,note\n1700000000,1,"said ""hi"""\n', columns: ['v'] },
+  { name: 'a byte order mark', text: '\uFEFFts,v\n1700000000,1\n' },
+  { name: 'blank lines', text: 'ts,v\n\n1700000000,1\n\n\n1700000060,2\n\n' },
+  { name: 'spaces around cells', text: 'ts , v\n 1700000000 , 1.5 \n1700000060,  NA\n' },
+  { name: 'a line of spaces', text: 'ts,v\n1700000000,1\n   \n1700000060,2\n' },
+  { name: 'a comment-like line', text: 'ts,v\n# note\n1700000000,1\n' },
+  { name: 'a quoted newline in a column not read', text: 'ts,v,note\n1700000000,1,"two\nlines"\n1700000060,2,x\n', columns: ['v'] },
+  { name: 'a tab inside a cell', text: 'ts,v\n1700000000,\t1\n' },
+  { name: 'a no-break space', text: 'ts,v\n1700000000,\u00a01\n' },
+  { name: 'ISO times with time_format unset', text: 'ts,v\n2024-01-01T00:00:00Z,1\n', timeFormat: null },
+  { name: 'ISO 8601 times', text: 'ts,v\n2024-01-01T00:00:00Z,1\n', timeFormat: 'iso8601' },
+  { name: 'lone carriage returns', text: 'ts,v\r1700000000,1\r1700000060,2\r' },
+  { name: 'a quoted header spanning two lines', text: '"t\ns",v\n1700000000,1\n', timeColumn: 't\ns' },
+  { name: 'an overflowing number', text: 'ts,v\n1700000000,1e400\n' },
+  { name: 'an underflowing number', text: 'ts,v\n1700000000,1e-400\n' },
+  { name: 'a backslash escape', text: 'ts,v,note\n1700000000,1,"a\\"b"\n', dialect: { escape: '\\' }, columns: ['v'] },
+];
+
+describe('the DuckDB path gives the csv-parse reader\'s rows', () => {
+  test.each(TAKEN)('taken: $name', async (c) => {
+    const { expected, fast } = await bothReaders(c);
+    expect(expected).not.toBeInstanceOf(Error);
+    expect(typeof fast).not.toBe('string');
+    expect(plain(fast as LoadedRows)).toEqual(plain(expected as LoadedRows));
+    // Equal timestamps keep their file order, so the same one wins once ordered.
+    expect(plain(orderRows(fast as LoadedRows))).toEqual(plain(orderRows(expected as LoadedRows)));
+  });
+
+  test('the values and the order of duplicate timestamps, spelled out', async () => {
+    const { fast } = await bothReaders(TAKEN[2] as Case);
+    const rows = orderRows(fast as LoadedRows);
+    expect(Array.from(rows.times)).toEqual([1700000000000, 1700000060000, 1700000120000]);
+    expect(Array.from(rows.values)).toEqual([1.5, 2.5, 3]);
+    const missing = await bothReaders(TAKEN[1] as Case);
+    expect(plain(missing.fast as LoadedRows).values).toEqual([
+      'NaN', 1, 'NaN', 'NaN', 'NaN', 'NaN', 'NaN', 'NaN', 'NaN', 'NaN',
+    ]);
+  });
+
+  test.each(REFUSED)('declined where the csv-parse reader refuses: $name', async (c) => {
+    const { expected, fast } = await bothReaders(c);
+    expect(expected).toBeInstanceOf(ForecastdError);
+    expect(typeof fast).toBe('string');
+  });
+
+  test.each(EITHER)('the same rows or declined: $name', async (c) => {
+    const { expected, fast } = await bothReaders(c);
+    if (typeof fast === 'string') return;
+    expect(expected).not.toBeInstanceOf(Error);
+    expect(plain(fast)).toEqual(plain(expected as LoadedRows));
+  });
+
+  test('a cancelled read is cancelled', async () => {
+    const { file, spec, dialect } = await prepare(TAKEN[0] as Case);
+    const controller = new AbortController();
+    controller.abort();
+    await expect(readDelimitedWithDuckDb(file, spec, dialect, controller.signal)).rejects.toThrow(`${file.path}: loading was cancelled`);
+  });
+});
+
+/** A file shaped like the benchmark's (unix seconds, two value columns), smaller. */
+async function benchShapedCsv(rows: number): Promise<string> {
+  const file = path.join(dir, `bench-shaped-${rows}.csv`);
+  const lines = ['ts,load,temp'];
+  for (let i = 0; i < rows; i++) lines.push(`${1_577_836_800 + i * 60},${(500 + 100 * Math.sin(i / 1440)).toFixed(3)},${(15 + (i % 97) / 7).toFixed(3)}`);
+  await writeFile(file, `${lines.join('\n')}\n`);
+  return file;
+}
+
+describe('file datasets take the DuckDB path', () => {
+  test('a benchmark-shaped CSV is read without collecting a row in JavaScript, to the same rows', async () => {
+    const file = await benchShapedCsv(50_000);
+    const job = {
+      path: file,
+      format: 'csv' as const,
+      compression: 'UNCOMPRESSED' as const,
+      spec: { origin: file, timeColumn: 'ts', timeFormat: 'unix_seconds' as const, columns: null },
+      delimited: CSV_DEFAULTS,
+      json: { layout: null, flatten: false },
+    };
+    const add = vi.spyOn(RowCollector.prototype, 'add');
+    const rows = await readFileRows(job, never);
+    expect(add).not.toHaveBeenCalled();
+    expect(rows.rows).toBe(50_000);
+    const expected = await readDelimitedRows(job, job.spec, job.delimited, never);
+    expect(add).toHaveBeenCalledTimes(50_000);
+    expect(plain(rows)).toEqual(plain(expected));
+  });
+
+  test('a file DuckDB declines is read by csv-parse, with its message', async () => {
+    const file = path.join(dir, 'bad-cell.csv');
+    await writeFile(file, 'ts,v\n1700000000,1\n1700000060,1_000\n');
+    const job = {
+      path: file,
+      format: 'csv' as const,
+      compression: 'UNCOMPRESSED' as const,
+      spec: { origin: file, timeColumn: 'ts', timeFormat: 'unix_seconds' as const, columns: null },
+      delimited: CSV_DEFAULTS,
+      json: { layout: null, flatten: false },
+    };
+    await expect(readFileRows(job, never)).rejects.toThrow(`${file}: line 3: column "v": "1_000" is not a number`);
+  });
+
+  test('on the file reader thread: the same rows, and the process exits on its own afterwards', async () => {
+    const file = await benchShapedCsv(20_000);
+    const rows = await new FileSource({ path: file, format: 'csv', timeFormat: 'unix_seconds' }).loadAll(never);
+    const spec = { origin: file, timeColumn: 'ts', timeFormat: 'unix_seconds' as const, columns: null };
+    const expected = await readDelimitedRows({ path: file, format: 'csv', compression: 'UNCOMPRESSED' }, spec, CSV_DEFAULTS, never);
+    expect(plain(rows)).toEqual(plain(expected));
+    // A process that loads through the reader thread (DuckDB inside it) and then has nothing left to do ends.
+    const script = [
+      `const { FileSource } = await import(${JSON.stringify(path.join(ROOT, 'src/datasets/file-source.ts'))});`,
+      `const rows = await new FileSource({ path: ${JSON.stringify(file)}, format: 'csv' }).loadAll(new AbortController().signal);`,
+      'console.log(rows.rows, rows.times[rows.rows - 1]);',
+    ].join('\n');
+    const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: ROOT, encoding: 'utf8' });
+    expect(child.stderr).toBe('');
+    expect(child.stdout).toBe(`20000 ${(1_577_836_800 + 19_999 * 60) * 1000}\n`);
+    expect(child.status).toBe(0);
+  });
+});
