@@ -5,6 +5,7 @@
  */
 import { parentPort } from 'node:worker_threads';
 import { ForecastdError } from '../errors.js';
+import { preloadDuckDb } from './duckdb-csv-reader.js';
 import { readFileRows } from './file-source.js';
 import type { DatasetJob, PostgresLoadJob, WorkerReply, WorkerRequest } from './off-thread-reader.js';
 import type { PostgresSource } from './postgres.js';
@@ -16,6 +17,9 @@ if (port === null) throw new Error('dataset-worker runs inside a worker thread')
 
 const running = new Map<number, AbortController>();
 const sources = new Map<number, PostgresSource>();
+
+// The thread is started ahead of its first load (warmFileReader): DuckDB's binary loads meanwhile.
+void preloadDuckDb();
 
 function postgresSource(load: PostgresLoadJob): PostgresSource {
   let source = sources.get(load.source);

@@ -24,9 +24,10 @@ import { RowCollector, type RowSpec } from './row-collector.js';
 import type { LoadedRows } from './types.js';
 
 /**
- * DuckDB threads per read. One: on the 2-core machines the bench runs on, a second thread cut start→ready
- * little and raised the predict route's p99 during a refresh (bench/results/dataset-refresh-*.md); one
- * thread also keeps the rows in file order, which decides which of two equal timestamps wins.
+ * DuckDB threads per read. One: on the 2-core machine the bench ran on, a second thread took about 0.5 s off
+ * start→ready but doubled the predict route's p99 during a refresh, with 0.5 s stalls, and added memory
+ * (bench/results/dataset-refresh-*.md); a refresh must not starve serving. Rows keep their file order
+ * with any count (preserve_insertion_order), which decides which of two equal timestamps wins.
  * FORECASTD_DUCKDB_THREADS sets another count (a whole number from 1) for hosts with cores to spare.
  */
 export const DUCKDB_READ_THREADS = readThreads(process.env['FORECASTD_DUCKDB_THREADS']);
@@ -57,6 +58,7 @@ export async function readDelimitedWithDuckDb(
   const unsupported = unsupportedCase(file, spec, dialect);
   if (unsupported !== null) return { declined: unsupported };
   // A pipe or a device would block DuckDB's reader where a cancellation cannot reach it.
+  const loading = loadDuckDb(); // loads while the first record is read
   const info = await stat(file.path).catch(() => null);
   if (info === null || !info.isFile()) return { declined: 'not a regular file' };
   const first = await firstRecord(file.path, dialect);
@@ -69,7 +71,7 @@ export async function readDelimitedWithDuckDb(
   } catch {
     return { declined: 'the header does not fit the dataset' };
   }
-  const engine = await loadDuckDb();
+  const engine = await loading;
   if (engine === null) return { declined: 'DuckDB could not be loaded' };
   if (signal.aborted) throw cancelled(spec);
   const instance = await engine.api.DuckDBInstance.create(':memory:', {
@@ -91,12 +93,14 @@ export async function readDelimitedWithDuckDb(
       if (headCells.length !== first.length || headCells.some((cell, i) => cell !== first[i])) {
         return { declined: 'DuckDB reads the first record differently' };
       }
-      const timeSql = timeCell(columnName(collector.timeIndex), spec);
-      const valueSql = collector.valueIndices.map((i) => valueCell(columnName(i)));
+      const timeSql = timeCell(collector.timeIndex, spec);
+      const valueSql = collector.valueIndices.map((i) => valueCell(i));
       const read = new Set([collector.timeIndex, ...collector.valueIndices]);
       const unread = first.map((_, i) => i).filter((i) => !read.has(i));
       const checks = unread.length === 0 ? [] : [unquotedText(unread.map(columnName), dialect.quote)];
-      const query = `SELECT ${[timeSql, ...valueSql, ...checks].join(', ')} FROM ${csv(dialect.hasHeader)}`;
+      // Each cell is cast once, in the inner query; the outer one decides what the cast is worth.
+      const cells = first.map((_, i) => (read.has(i) ? `${columnName(i)}, TRY_CAST(${columnName(i)} AS DOUBLE) AS ${castName(i)}` : columnName(i))).join(', ');
+      const query = `SELECT ${[timeSql, ...valueSql, ...checks].join(', ')} FROM (SELECT ${cells} FROM ${csv(dialect.hasHeader)})`;
       const rows = await copyResult(engine.bindings, connection, query, collector.columns, checks.length, signal);
       return rows === null ? { declined: 'a cell is not read the same way' } : { rows };
     } catch (err) {
@@ -131,6 +135,11 @@ function loadDuckDb(): Promise<DuckDbEngine | null> {
     () => null,
   );
   return engine;
+}
+
+/** Loads DuckDB now rather than on the first read; never fails (a read then uses csv-parse). */
+export async function preloadDuckDb(): Promise<void> {
+  await loadDuckDb();
 }
 
 function cancelled(spec: RowSpec): ForecastdError {
@@ -172,6 +181,11 @@ function columnName(sourceIndex: number): string {
   return `c${sourceIndex + 1}`;
 }
 
+/** The column's cells cast to DOUBLE (NULL where the cast fails). */
+function castName(sourceIndex: number): string {
+  return `x${sourceIndex + 1}`;
+}
+
 /** read_csv with nothing left to detection: every column text, rows of another width an error. */
 function readCsvCall(path: string, dialect: DelimitedTextOptions, header: boolean, width: number): string {
   const columns = Array.from({ length: width }, (_, i) => `${sqlString(columnName(i))}: 'VARCHAR'`).join(', ');
@@ -190,10 +204,12 @@ function readCsvCall(path: string, dialect: DelimitedTextOptions, header: boolea
  * So a cell counts only when it has no "_" and casts to a finite number; the reader's spellings of a missing
  * value become NaN; anything else is NULL, which makes the whole read decline.
  */
-function valueCell(column: string): string {
+function valueCell(sourceIndex: number): string {
+  const [text, number] = [columnName(sourceIndex), castName(sourceIndex)];
+  // The usual cell, a number, is tested first: the other branch runs only for the rows left.
   return (
-    `CASE WHEN ${column} IS NULL OR lower(${column}) IN ('', 'nan', 'null', 'na', 'n/a', 'none') THEN 'NaN'::DOUBLE ` +
-    `WHEN NOT contains(${column}, '_') AND isfinite(TRY_CAST(${column} AS DOUBLE)) THEN TRY_CAST(${column} AS DOUBLE) END`
+    `CASE WHEN isfinite(${number}) AND NOT contains(${text}, '_') THEN ${number} ` +
+    `WHEN ${text} IS NULL OR lower(${text}) IN ('', 'nan', 'null', 'na', 'n/a', 'none') THEN 'NaN'::DOUBLE END`
   );
 }
 
@@ -208,9 +224,10 @@ function unquotedText(columns: readonly string[], quote: string): string {
 }
 
 /** Epoch ms from a numeric time, with the same multiplication and range as parseTimeValue; else NULL. */
-function timeCell(column: string, spec: RowSpec): string {
-  const ms = spec.timeFormat === 'unix_millis' ? `TRY_CAST(${column} AS DOUBLE)` : `(TRY_CAST(${column} AS DOUBLE) * 1000)`;
-  return `CASE WHEN NOT contains(${column}, '_') AND abs(${ms}) <= ${MAX_DATE_MS} THEN ${ms} END`;
+function timeCell(sourceIndex: number, spec: RowSpec): string {
+  const [text, number] = [columnName(sourceIndex), castName(sourceIndex)];
+  const ms = spec.timeFormat === 'unix_millis' ? number : `(${number} * 1000)`;
+  return `CASE WHEN abs(${ms}) <= ${MAX_DATE_MS} AND NOT contains(${text}, '_') THEN ${ms} END`;
 }
 
 /**

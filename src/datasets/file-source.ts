@@ -5,7 +5,7 @@ import { FileSettle, fileFingerprint, isUnreadable } from '../file-fingerprint.j
 import { CSV_DEFAULTS, JSON_DEFAULTS, TSV_DEFAULTS, type DelimitedTextOptions, type FileCompression, type FileFormat, type JsonOptions } from './file-format.js';
 import { readDelimitedWithDuckDb } from './duckdb-csv-reader.js';
 import { readDelimitedRows, readJsonRows, readParquetRows, type TextFile } from './file-readers.js';
-import { readOffThread } from './off-thread-reader.js';
+import { readOffThread, warmFileReader } from './off-thread-reader.js';
 import type { RowSpec } from './row-collector.js';
 import type { DatasetSource, LoadedRows, TimeFormat } from './types.js';
 
@@ -78,6 +78,7 @@ export class FileSource implements DatasetSource {
     }
     this.settle = settleMs > 0 ? new FileSettle(settleMs, null) : null;
     this.readUnsettledAfterMs = options.readUnsettledAfterMs ?? null;
+    warmFileReader();
   }
 
   async loadAll(signal: AbortSignal): Promise<LoadedRows> {

@@ -96,6 +96,14 @@ function ensureWorker(): Worker {
 }
 
 /**
+ * Starts the reader thread ahead of its first load, so that its start (and DuckDB's) overlaps the server's
+ * own start instead of adding to the first load. Unref'd like the thread itself: it keeps nothing alive.
+ */
+export function warmFileReader(): void {
+  ensureWorker();
+}
+
+/**
  * Runs `job` on the reader thread. With a signal, an abort rejects at once with `cancelled()` (even while the
  * reader thread waits on a pipe nobody writes, or on a database); the reader stops there and its late answer
  * is dropped.
