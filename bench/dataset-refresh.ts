@@ -10,10 +10,13 @@
  * (PGHOST, PGPORT, PGDATABASE, PGUSER, PGPASSWORD; default 127.0.0.1:5432, database test, user postgres),
  * kept while the row count is the same; the refresh is a full one, on the dataset's interval.
  *
- * Usage: npx tsx bench/dataset-refresh.ts [--source file|postgres] [--cli PATH[=LABEL]]... [--rows N] [--seconds N]
+ * Usage: npx tsx bench/dataset-refresh.ts [--source file|postgres] [--cli PATH[=LABEL][,NAME=VALUE]...]...
+ *        [--rows N] [--seconds N] [--tag TAG]
  * Each --cli is a built forecastd (default dist/cli.js), measured one after the other in the same run, so a
- * build of another commit can be compared with this one under the same conditions.
- * Writes bench/results/dataset-refresh-<date>.md and .json (postgres-refresh-<date>.* with --source postgres).
+ * build of another commit can be compared with this one under the same conditions; NAME=VALUE pairs are set
+ * in its environment (FORECASTD_DUCKDB_THREADS=2 to compare DuckDB thread counts).
+ * Writes bench/results/dataset-refresh-<date>[-TAG].md and .json (postgres-refresh-<date>[-TAG].* with
+ * --source postgres).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, statSync, utimesSync, writeFileSync, createWriteStream } from 'node:fs';
@@ -41,11 +44,14 @@ function option(name: string): string[] {
 const ROWS = Number(option('--rows')[0] ?? 2_000_000);
 const SECONDS = Number(option('--seconds')[0] ?? 5);
 const CLIS = (option('--cli').length > 0 ? option('--cli') : ['dist/cli.js']).map((spec) => {
-  const [file, label] = spec.split('=') as [string, string | undefined];
-  return { file: path.resolve(file), label: label ?? file };
+  const [build, ...settings] = spec.split(',') as [string, ...string[]];
+  const [file, label] = build.split('=') as [string, string | undefined];
+  const env = Object.fromEntries(settings.map((s) => [s.slice(0, s.indexOf('=')), s.slice(s.indexOf('=') + 1)]));
+  return { file: path.resolve(file), label: label ?? file, env };
 });
 const SOURCE = option('--source')[0] ?? 'file';
 if (SOURCE !== 'file' && SOURCE !== 'postgres') throw new Error(`--source must be file or postgres, got ${SOURCE}`);
+const TAG = option('--tag')[0];
 const LOOKBACK = 64;
 const CONNECTIONS = 4;
 
@@ -141,12 +147,13 @@ interface Result {
  */
 type RefreshTrigger = (base: string) => Promise<void>;
 
-async function measure(cli: { file: string; label: string }, pod: string, startRefresh: RefreshTrigger): Promise<Result> {
+async function measure(cli: { file: string; label: string; env: Record<string, string> }, pod: string, startRefresh: RefreshTrigger): Promise<Result> {
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
   const t0 = performance.now();
   const child: ChildProcess = spawn(process.execPath, [cli.file, pod, '--http', `127.0.0.1:${port}`, '--no-watch', '--log-level', 'warn'], {
     stdio: ['ignore', 'inherit', 'inherit'],
+    env: { ...process.env, ...cli.env },
   });
   const pid = child.pid as number;
   let peak = 0;
@@ -312,10 +319,10 @@ async function main(): Promise<void> {
   ].join('\n');
   const dir = path.join(ROOT, 'bench/results');
   mkdirSync(dir, { recursive: true });
-  const name = SOURCE === 'file' ? 'dataset-refresh' : 'postgres-refresh';
-  writeFileSync(path.join(dir, `${name}-${date}.md`), report);
+  const name = `${SOURCE === 'file' ? 'dataset-refresh' : 'postgres-refresh'}-${date}${TAG === undefined ? '' : `-${TAG}`}`;
+  writeFileSync(path.join(dir, `${name}.md`), report);
   writeFileSync(
-    path.join(dir, `${name}-${date}.json`),
+    path.join(dir, `${name}.json`),
     `${JSON.stringify({ date, command, source: SOURCE, hardware: hardwareSummary(), loadAverage, rows: ROWS, sizeMB, results }, null, 2)}\n`,
   );
   console.log(report);
