@@ -24,10 +24,11 @@ import { RowCollector, type RowSpec } from './row-collector.js';
 import type { LoadedRows } from './types.js';
 
 /**
- * DuckDB threads per read. One: on the 2-core machine the bench ran on, a second thread took about 0.5 s off
- * start→ready but doubled the predict route's p99 during a refresh, with 0.5 s stalls, and added memory
- * (bench/results/dataset-refresh-*.md); a refresh must not starve serving. Rows keep their file order
- * with any count (preserve_insertion_order), which decides which of two equal timestamps wins.
+ * DuckDB threads per read. One: on the shared 2-core machine the bench ran on, a second thread saved at most
+ * 0.4 s of start→ready (none in the committed run) but pushed the predict route's p99 during a refresh to
+ * 2.3-4.2× idle with stalls near 0.5 s, against 1.5-1.9× and under 0.1 s, and held more memory
+ * (bench/results/dataset-refresh-2026-11-30-duckdb.md): a refresh must not starve serving. Rows keep their
+ * file order with any count (preserve_insertion_order), which decides which of two equal timestamps wins.
  * FORECASTD_DUCKDB_THREADS sets another count (a whole number from 1) for hosts with cores to spare.
  */
 const DUCKDB_READ_THREADS = readThreads(process.env['FORECASTD_DUCKDB_THREADS']);
