@@ -22,9 +22,11 @@ namespace forecastd {
 namespace {
 std::atomic<RunPool*> g_pool{nullptr};
 std::mutex g_startMutex;
-// Microseconds a run thread polls for the next job before sleeping. 100 µs covers the gap between a result
-// and the caller's next request on loopback (measured with bench/runtime.ts and bench/http at one caller).
-std::atomic<unsigned> g_spinMicros{100};
+// Microseconds a run thread polls for the next job before sleeping. At one connection the gap between a result
+// and the client's next request (over loopback, on a quiet 2-vCPU VM whose idle CPUs are slow to wake) is
+// 100-300 µs: bench/http's heavy model at one connection gave about 4,300 req/s with 100 µs, 4,600 with 300 µs
+// and the same with 600 or 1,000 µs, 3,400 with 30 µs and 3,000 with none.
+std::atomic<unsigned> g_spinMicros{300};
 // Spins in a row that find nothing before spinning pauses (see SetSpin).
 constexpr unsigned kMissesBeforePause = 8;
 constexpr unsigned kProbeEvery = 16;

@@ -94,7 +94,7 @@ export interface RuntimeOptions {
    * (at most one thread polls at a time, and polling pauses by itself while it finds nothing). A run that
    * arrives then starts without a thread wake-up, which on virtual machines costs the calling thread tens of
    * microseconds. 0 turns it off (e.g. on a machine whose CPUs are all busy). Default: $FORECASTD_RUN_SPIN_US,
-   * else 100. Unlike the other options it can be changed at any time.
+   * else 300. Unlike the other options it can be changed at any time.
    */
   readonly runSpinMicros?: number;
 }
