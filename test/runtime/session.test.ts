@@ -401,6 +401,9 @@ describe('errors', () => {
 
 /** The built addon this process loaded (tests in this file run against the local build or a prebuild). */
 function addonPath(): string {
+  // The binary loadAddon() chose: $FORECASTD_ADDON when set (a sanitizer build, say), else the first one found.
+  const chosen = process.env['FORECASTD_ADDON'];
+  if (chosen !== undefined && chosen !== '') return path.resolve(chosen);
   const found = addonCandidates().find((candidate) => existsSync(candidate));
   if (found === undefined) throw new Error('the addon is not built: run npm run build:native');
   return found;
