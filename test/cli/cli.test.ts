@@ -1,62 +1,12 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PodDir, REPO, dailyCsv, linearFixture } from '../server/fixtures.js';
+import { CLI, startCli, type CliProcess } from '../helpers/cli.js';
+import { PodDir, dailyCsv, linearFixture } from '../server/fixtures.js';
 
-/** The built CLI, as users run it (npm test builds dist/ first). */
-const CLI = path.join(REPO, 'dist/cli.js');
-
-interface Running {
-  readonly child: ChildProcess;
-  readonly stdout: () => string;
-  readonly stderr: () => string;
-  readonly exit: Promise<number | null>;
-  /** Resolves with the first stdout line matching `pattern`. */
-  line(pattern: RegExp): Promise<string>;
-}
-
-function run(args: readonly string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Running {
-  const child = spawn(process.execPath, [CLI, ...args], {
-    cwd: options.cwd ?? REPO,
-    env: { ...process.env, FORECASTD_LOG_FORMAT: 'json', ...options.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let err = '';
-  const waiters: { pattern: RegExp; resolve: (line: string) => void }[] = [];
-  const check = (): void => {
-    for (const w of [...waiters]) {
-      const found = out.split('\n').find((l) => w.pattern.test(l));
-      if (found !== undefined) {
-        waiters.splice(waiters.indexOf(w), 1);
-        w.resolve(found);
-      }
-    }
-  };
-  child.stdout!.on('data', (d: Buffer) => {
-    out += d.toString();
-    check();
-  });
-  child.stderr!.on('data', (d: Buffer) => {
-    err += d.toString();
-  });
-  const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  return {
-    child,
-    stdout: () => out,
-    stderr: () => err,
-    exit,
-    line: (pattern) =>
-      new Promise((resolve, reject) => {
-        waiters.push({ pattern, resolve });
-        check();
-        void exit.then((code) => reject(new Error(`exited with ${code} before printing ${pattern}\n${out}\n${err}`)));
-      }),
-  };
-}
+const run = startCli;
+type Running = CliProcess;
 
 /** Starts the CLI on a free port and returns it with its URL (read from the listen log line). */
 async function serve(pod: PodDir, extra: readonly string[] = [], port = 0): Promise<{ cli: Running; url: string; port: number }> {

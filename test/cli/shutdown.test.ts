@@ -1,8 +1,8 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import net from 'node:net';
-import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { PodDir, REPO, dailyCsv, linearFixture, spinModel } from '../server/fixtures.js';
+import { startCli, type CliProcess } from '../helpers/cli.js';
+import { PodDir, dailyCsv, linearFixture, spinModel } from '../server/fixtures.js';
 
 /**
  * The shutdown sequence of the CLI as an orchestrator drives it: SIGTERM, /v1/ready 503 while connections are
@@ -10,58 +10,15 @@ import { PodDir, REPO, dailyCsv, linearFixture, spinModel } from '../server/fixt
  * while ONNX Runtime is busy inside a run and a warm-up that neither a drain nor a dispose can interrupt.
  */
 
-const CLI = path.join(REPO, 'dist/cli.js');
-
-interface Cli {
-  readonly child: ChildProcess;
-  readonly exit: Promise<number | null>;
-  readonly stdout: () => string;
-  /** Resolves with the first stdout line matching `pattern` (rejects if the process exits first). */
-  line(pattern: RegExp): Promise<string>;
-}
+type Cli = CliProcess;
 
 const running = new Set<ChildProcess>();
 
 function start(args: readonly string[]): Cli {
-  const child = spawn(process.execPath, [CLI, ...args], {
-    cwd: REPO,
-    env: { ...process.env, FORECASTD_LOG_FORMAT: 'json' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  running.add(child);
-  let out = '';
-  const waiters: { pattern: RegExp; resolve: (line: string) => void }[] = [];
-  const check = (): void => {
-    for (const w of [...waiters]) {
-      const found = out.split('\n').find((l) => w.pattern.test(l));
-      if (found !== undefined) {
-        waiters.splice(waiters.indexOf(w), 1);
-        w.resolve(found);
-      }
-    }
-  };
-  child.stdout!.on('data', (d: Buffer) => {
-    out += d.toString();
-    check();
-  });
-  child.stderr!.resume();
-  const exit = new Promise<number | null>((resolve) =>
-    child.on('exit', (code) => {
-      running.delete(child);
-      resolve(code);
-    }),
-  );
-  return {
-    child,
-    exit,
-    stdout: () => out,
-    line: (pattern) =>
-      new Promise((resolve, reject) => {
-        waiters.push({ pattern, resolve });
-        check();
-        void exit.then((code) => reject(new Error(`exited with ${code} before printing ${pattern}\n${out}`)));
-      }),
-  };
+  const cli = startCli(args);
+  running.add(cli.child);
+  void cli.exit.then(() => running.delete(cli.child));
+  return cli;
 }
 
 async function listening(cli: Cli): Promise<{ url: string; port: number }> {
