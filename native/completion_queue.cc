@@ -11,6 +11,17 @@ struct CompletionQueue::Wakeup {
   napi_async_cleanup_hook_handle hook = nullptr;
   // Keeps the queue alive until the cleanup hook ran (the environment's instance data may be freed first).
   std::shared_ptr<CompletionQueue> queue;
+
+  // Closes the handle; its close callback frees this and, once registered, removes the cleanup hook (which lets
+  // Node.js go on tearing the environment down).
+  void Close() {
+    uv_close(reinterpret_cast<uv_handle_t*>(&async), [](uv_handle_t* handle) {
+      auto* closing = reinterpret_cast<Wakeup*>(handle);  // async is Wakeup's first member
+      napi_async_cleanup_hook_handle registered = closing->hook;
+      delete closing;
+      if (registered != nullptr) napi_remove_async_cleanup_hook(registered);
+    });
+  }
 };
 
 std::shared_ptr<CompletionQueue> CompletionQueue::Create(Napi::Env env) {
@@ -33,9 +44,8 @@ std::shared_ptr<CompletionQueue> CompletionQueue::Create(Napi::Env env) {
   const napi_status status = napi_add_async_cleanup_hook(env, &CompletionQueue::OnCleanup, raw, &raw->hook);
   if (status != napi_ok) {
     queue->wakeup_ = nullptr;
-    uv_close(reinterpret_cast<uv_handle_t*>(&raw->async), [](uv_handle_t* handle) {
-      delete reinterpret_cast<Wakeup*>(handle);  // async is Wakeup's first member
-    });
+    raw->hook = nullptr;
+    raw->Close();
     NAPI_THROW_IF_FAILED(env, status, nullptr);
   }
   return queue;
@@ -110,12 +120,7 @@ void CompletionQueue::OnCleanup(napi_async_cleanup_hook_handle, void* data) {
   auto* wakeup = static_cast<Wakeup*>(data);
   std::shared_ptr<CompletionQueue> queue = std::move(wakeup->queue);
   if (queue) queue->Shutdown();
-  uv_close(reinterpret_cast<uv_handle_t*>(&wakeup->async), [](uv_handle_t* handle) {
-    auto* closing = reinterpret_cast<Wakeup*>(handle);  // async is Wakeup's first member
-    napi_async_cleanup_hook_handle hook = closing->hook;
-    delete closing;
-    napi_remove_async_cleanup_hook(hook);
-  });
+  wakeup->Close();
 }
 
 void CompletionQueue::Shutdown() {

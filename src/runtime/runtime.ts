@@ -116,21 +116,22 @@ function runtimeError(error: unknown): Error {
   return new ForecastdError('ERR_RUNTIME_LOAD', message, { cause: error, ...(typeof ortCode === 'string' ? { ortCode } : {}) });
 }
 
-function checkRunThreads(value: unknown): number {
-  if (value === undefined) return 0;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 1024) {
-    throw new ForecastdError('ERR_INVALID_ARGUMENT', `runThreads must be an integer from 1 to 1024, got ${String(value)}`);
+/** An integer option from `min` to `max`, or ERR_INVALID_ARGUMENT naming it. */
+function checkInteger(value: unknown, what: string, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new ForecastdError('ERR_INVALID_ARGUMENT', `${what} must be an integer from ${min} to ${max}, got ${String(value)}`);
   }
   return value;
+}
+
+function checkRunThreads(value: unknown): number {
+  return value === undefined ? 0 : checkInteger(value, 'runThreads', 1, 1024);
 }
 
 const MAX_SPIN_MICROS = 100_000;
 
 function checkSpin(value: unknown, what: string): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > MAX_SPIN_MICROS) {
-    throw new ForecastdError('ERR_INVALID_ARGUMENT', `${what} must be an integer from 0 to ${MAX_SPIN_MICROS}, got ${String(value)}`);
-  }
-  return value;
+  return checkInteger(value, what, 0, MAX_SPIN_MICROS);
 }
 
 /** The spin budget asked for: the option, else $FORECASTD_RUN_SPIN_US, else undefined (keep the current one). */
