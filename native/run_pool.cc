@@ -141,6 +141,7 @@ std::vector<std::unique_ptr<Job>> RunPool::Cancel(const CompletionQueue* queue) 
                                     [queue](const Task& task) { return task.queue.get() != queue; });
   for (auto it = keep; it != pool->tasks_.end(); ++it) removed.push_back(std::move(it->job));
   pool->tasks_.erase(keep, pool->tasks_.end());
+  pool->queued_.store(pool->tasks_.size());
   for (const Running& running : pool->running_) {
     if (running.queue == queue) running.job->Terminate();
   }
