@@ -19,6 +19,9 @@ function nameProblem(name: string): string | null {
   return null;
 }
 
+/** Letters, digits, "_", "." and "-": a segment that is its own decoded name. */
+const PLAIN_NAME = /^[\w.\-]+$/;
+
 export type ModelNameInUrl = { readonly ok: true; readonly name: string } | { readonly ok: false; readonly message: string };
 
 /**
@@ -33,6 +36,8 @@ export function modelNameFromUrl(segment: string): ModelNameInUrl {
 
 /** A model's or dataset's `:name` URL segment, under the rules of modelNameFromUrl. */
 export function entryNameFromUrl(segment: string, kind: 'model' | 'dataset'): ModelNameInUrl {
+  // The usual name: nothing to decode, nothing to refuse.
+  if (PLAIN_NAME.test(segment)) return { ok: true, name: segment };
   if (!/^[\x21-\x7e]*$/.test(segment)) {
     return { ok: false, message: `The ${kind} name in the URL holds bytes that are not printable ASCII; percent-encode them` };
   }

@@ -40,6 +40,8 @@ export function predictErrorMessage(outcome: PredictOutcome): string | null {
 interface ShapedSuccess {
   values: FloatArray;
   head: string;
+  /** The whole body with `"duration_ms":0`, encoded once (the answer of a cache hit), made on first use. */
+  encodedAtZero: Buffer | null;
 }
 
 /**
@@ -56,16 +58,30 @@ function identityFields(model: ModelIdentity): string {
   return out;
 }
 
-function successHead(model: ModelIdentity, values: FloatArray): string {
+function shapedSuccess(model: ModelIdentity, values: FloatArray): ShapedSuccess {
   const last = lastSuccess.get(model);
-  if (last !== undefined && last.values === values) return last.head;
+  if (last !== undefined && last.values === values) return last;
   const head = '{"status":"Success"' + identityFields(model) + ',"prediction":' + formatFloatArray(values) + ',"duration_ms":';
-  if (last === undefined) lastSuccess.set(model, { values, head });
-  else {
-    last.values = values;
-    last.head = head;
+  if (last === undefined) {
+    const shaped = { values, head, encodedAtZero: null };
+    lastSuccess.set(model, shaped);
+    return shaped;
   }
-  return head;
+  last.values = values;
+  last.head = head;
+  last.encodedAtZero = null;
+  return last;
+}
+
+/**
+ * The body of GET /v1/models/:name/predict: predictBody's text, except that a success without extras answered
+ * within its first millisecond (a cache hit) is bytes encoded once per prediction.
+ */
+export function predictResponseBody(outcome: PredictOutcome, durationMs: number): string | Buffer {
+  if (outcome.kind !== 'success' || outcome.extras !== undefined || durationMs !== 0) return predictBody(outcome, durationMs);
+  const shaped = shapedSuccess(outcome.model, outcome.values);
+  shaped.encodedAtZero ??= Buffer.from(shaped.head + '0}');
+  return shaped.encodedAtZero;
 }
 
 /**
@@ -75,7 +91,7 @@ function successHead(model: ModelIdentity, values: FloatArray): string {
 export function predictBody(outcome: PredictOutcome, durationMs: number): string {
   if (outcome.kind === 'success') {
     if (outcome.extras !== undefined) return successWithExtras(outcome.model, outcome.values, outcome.extras, durationMs);
-    return successHead(outcome.model, outcome.values) + durationMs + '}';
+    return shapedSuccess(outcome.model, outcome.values).head + durationMs + '}';
   }
   const { status } = predictHttp(outcome);
   let out = '{"status":"' + status + '"';

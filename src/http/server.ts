@@ -19,7 +19,7 @@ import {
   modelDetailsJson,
   modelsCsv,
   modelsJson,
-  predictBody,
+  predictResponseBody,
   predictErrorMessage,
   predictHttp,
   predictManyBody,
@@ -84,6 +84,10 @@ function backendFailure(name: string, error: unknown): PredictOutcome {
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
 
 const JSON_TYPE = 'application/json';
+// Written on every answer: bytes, so uWebSockets.js need not convert a string each time.
+const JSON_TYPE_BYTES = Buffer.from(JSON_TYPE);
+const CONTENT_TYPE_HEADER = Buffer.from('content-type');
+const REQUEST_ID_HEADER = Buffer.from('x-request-id');
 const TEXT_TYPE = 'text/plain; charset=utf-8';
 const CSV_TYPE = 'text/csv; charset=utf-8';
 
@@ -108,6 +112,8 @@ const ID_PREFIX = process.pid.toString(36) + '-';
 class Exchange {
   aborted = false;
   finished = false;
+  /** The handler returned without answering: writes need their own cork, and the abort handler is attached. */
+  private async = false;
   readonly start = performance.now();
   private cancellation: Cancellation | null = null;
 
@@ -124,10 +130,19 @@ class Exchange {
     readonly kserve: boolean,
   ) {
     server.requestStarted();
-    res.onAborted(() => {
+  }
+
+  /**
+   * Called when the handler returned without answering: from then on the client may go away, and uWebSockets.js
+   * must be told to say so (a response answered inside its handler never needs this).
+   */
+  goAsync(): void {
+    if (this.finished || this.async) return;
+    this.async = true;
+    this.res.onAborted(() => {
       this.aborted = true;
       this.cancellation?.abort();
-      if (!this.finished) server.requestEnded(this, 0);
+      if (!this.finished) this.server.requestEnded(this, 0);
     });
   }
 
@@ -152,17 +167,23 @@ class Exchange {
     if (this.finished || this.aborted) return;
     this.finished = true;
     const close = closeConnection || this.server.draining;
-    this.res.cork(() => {
-      this.res.writeStatus(statusLine(httpStatus));
-      this.res.writeHeader('content-type', contentType);
-      this.res.writeHeader('x-request-id', this.requestId);
-      for (const [name, value] of headers) this.res.writeHeader(name, value);
-      // A body after a HEAD response would be read by the client as the start of the next response; this
-      // uWebSockets.js build writes nothing at all for endWithoutBody, so HEAD gets an empty body and a close.
-      if (this.head) this.res.end('', true);
-      else this.res.end(body, close);
-    });
+    // Inside its handler the response is corked already; later, one cork makes the answer one write.
+    if (this.async) this.res.cork(() => this.write(httpStatus, contentType, body, headers, close));
+    else this.write(httpStatus, contentType, body, headers, close);
     this.server.requestEnded(this, httpStatus);
+  }
+
+  private write(httpStatus: number, contentType: string, body: string | Uint8Array, headers: readonly (readonly [string, string])[], close: boolean): void {
+    const res = this.res;
+    // uWebSockets.js writes "200 OK" itself when no status is given.
+    if (httpStatus !== 200) res.writeStatus(statusLine(httpStatus));
+    res.writeHeader(CONTENT_TYPE_HEADER, contentType === JSON_TYPE ? JSON_TYPE_BYTES : contentType);
+    res.writeHeader(REQUEST_ID_HEADER, this.requestId);
+    for (const [name, value] of headers) res.writeHeader(name, value);
+    // A body after a HEAD response would be read by the client as the start of the next response; this
+    // uWebSockets.js build writes nothing at all for endWithoutBody, so HEAD gets an empty body and a close.
+    if (this.head) res.end('', true);
+    else res.end(body, close);
   }
 
   sendError(httpStatus: number, status: ApiStatus, message: string, headers: readonly (readonly [string, string])[] = [], closeConnection = false): void {
@@ -331,6 +352,7 @@ export class HttpServer {
       } catch (error) {
         this.internalError(ex, error);
       }
+      ex.goAsync();
     };
   }
 
@@ -517,14 +539,17 @@ export class HttpServer {
       try {
         if (ex.aborted) return;
         const http = predictHttp(outcome);
-        const body = predictBody(outcome, ex.elapsedMs());
+        const body = predictResponseBody(outcome, ex.elapsedMs());
         if (http.httpStatus >= 500) this.logFailure(ex, name, outcome);
         ex.send(http.httpStatus, JSON_TYPE, body, http.retryAfter === null ? NO_HEADERS : [['retry-after', String(http.retryAfter)]]);
       } catch (error) {
         this.internalError(ex, error);
       }
     };
-    this.backend.predict(name, ex.signal, include).then(answer, (error: unknown) => answer(backendFailure(name, error)));
+    // A cached prediction (or a model not ready) is answered here and now, without a promise.
+    const now = this.backend.predictNow(name, include);
+    if (now !== undefined) answer(now);
+    else this.backend.predict(name, ex.signal, include).then(answer, (error: unknown) => answer(backendFailure(name, error)));
   }
 
   private logFailure(ex: Exchange, name: string, outcome: PredictOutcome): void {

@@ -127,6 +127,11 @@ export interface ServingBackend {
    * a Cancellation, which costs far less per request than an AbortSignal).
    */
   predict(name: string, signal?: AbortSignalLike, include?: IncludeOptions): Promise<PredictOutcome>;
+  /**
+   * The outcome predict() would give when it needs no inference (no such model, a model or dataset not ready,
+   * a cached prediction of the data held now); undefined when it needs a run. Counted as predict() counts it.
+   */
+  predictNow(name: string, include?: IncludeOptions): PredictOutcome | undefined;
   /** undefined when the pod has no model of that name. */
   modelDetails(name: string): ModelDetails | undefined;
   allModelDetails(): readonly ModelDetails[];

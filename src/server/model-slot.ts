@@ -57,6 +57,8 @@ interface ServingModel {
   /** Process-unique: part of the prediction cache key, so no answer of another version can match. */
   readonly generation: number;
   readonly cache: PredictionCache<Prediction> | null;
+  /** The cache key of the last snapshot version looked up: one string (its hash kept) while the data is unchanged. */
+  readonly lastKey: { version: number; key: string };
   /** Removes the dataset listener that clears the cache. */
   readonly unsubscribe: () => void;
 }
@@ -273,6 +275,7 @@ export class ModelSlot {
       }
       const metadataVersion = session.metadata.version;
       const cache = params.cachePredictions ? new PredictionCache<Prediction>({ maxEntries: 16 }) : null;
+      const generation = nextGeneration++;
       const next: ServingModel = {
         config,
         dataset: dataset ?? null,
@@ -286,8 +289,9 @@ export class ModelSlot {
           version: params.version ?? (metadataVersion !== undefined && metadataVersion !== '0' ? metadataVersion : null),
           lookback: forecaster.shape.lookback,
         },
-        generation: nextGeneration++,
+        generation,
         cache,
+        lastKey: { version: -1, key: '' },
         // A dataset change (refresh, reload) frees cached predictions of the old data at once.
         unsubscribe: cache === null || dataset === undefined ? () => undefined : dataset.onChange(() => cache.clear()),
       };
@@ -366,10 +370,45 @@ export class ModelSlot {
   }
 
   /**
+   * The answer to a prediction when it needs no inference: a model still loading or failed, a dataset not
+   * ready, or a cached prediction of the data held now. undefined when a run is needed (then call predict()).
+   * Lets the HTTP layer answer in the request's own handler, with no promise and no abort handler.
+   */
+  predictNow(include?: IncludeOptions): PredictOutcome | undefined {
+    const ready = this.readyToRun();
+    if (!('serving' in ready)) return ready;
+    const { serving, snapshot } = ready;
+    const value = serving.cache?.peek(cacheKey(serving, snapshot));
+    if (value === undefined) return undefined;
+    this.metrics.succeeded();
+    return success(serving, snapshot, value, include);
+  }
+
+  /**
    * One prediction from the version serving now (read once, so a swap meanwhile cannot mix versions).
    * Never rejects. `detail` receives the full reason of a failure for the log line.
    */
-  async predict(signal: AbortSignalLike | undefined, include?: IncludeOptions): Promise<PredictOutcome> {
+  predict(signal: AbortSignalLike | undefined, include?: IncludeOptions): Promise<PredictOutcome> {
+    const ready = this.readyToRun();
+    if (!('serving' in ready)) return Promise.resolve(ready);
+    const { serving, dataset, snapshot } = ready;
+    return this.run(serving, dataset, snapshot, signal).then(
+      (prediction) => {
+        this.metrics.succeeded();
+        return success(serving, snapshot, prediction, include);
+      },
+      (error: unknown) => {
+        const model = serving.identity;
+        if (signal?.aborted === true) return failure(model, 'ERR_INFERENCE', 'the client went away');
+        const reason = failureReason(error);
+        this.metrics.failed(reason);
+        return failure(model, reason, userMessage(error, { model: this.config.name, from: serving.config.from }), errorMessage(error));
+      },
+    );
+  }
+
+  /** The serving version with the snapshot to read a window from, or why there is none (counted as a failure). */
+  private readyToRun(): { serving: ServingModel; dataset: DatasetHandle; snapshot: DatasetSnapshot } | PredictOutcome {
     const name = this.config.name;
     const serving = this.serving;
     if (serving === null) {
@@ -393,19 +432,7 @@ export class ModelSlot {
       const why = dataset.error === null ? ` (${dataset.status})` : `: ${dataset.userError ?? dataset.error}`;
       return failure(model, 'ERR_DATASET', `Dataset ${dataset.name} is not ready${why}`, dataset.error ?? undefined);
     }
-    try {
-      const prediction = await this.run(serving, dataset, snapshot, signal);
-      this.metrics.succeeded();
-      if (include === undefined || (!include.timestamps && !include.quantiles)) return { kind: 'success', model, values: prediction.values };
-      return { kind: 'success', model, values: prediction.values, extras: extrasOf(serving, snapshot, prediction, include) };
-    } catch (error) {
-      if (signal?.aborted === true) {
-        return failure(model, 'ERR_INFERENCE', 'the client went away');
-      }
-      const reason = failureReason(error);
-      this.metrics.failed(reason);
-      return failure(model, reason, userMessage(error, { model: name, from: serving.config.from }), errorMessage(error));
-    }
+    return { serving, dataset, snapshot };
   }
 
   /**
@@ -418,8 +445,7 @@ export class ModelSlot {
     const { lookback } = forecaster.shape;
     const fill = serving.config.params.fillMissing;
     if (cache === null) return this.checked(serving, forecaster.predict(dataset.window(snapshot, lookback, fill), { signal }));
-    // The snapshot version is process-unique and so is the generation: a stale key can never match.
-    const key = `${serving.generation}:${snapshot.version}`;
+    const key = cacheKey(serving, snapshot);
     const ready = cache.peek(key);
     if (ready !== undefined) return Promise.resolve(ready);
     const shared = cache.get(key, () => this.checked(serving, forecaster.predict(dataset.window(snapshot, lookback, fill), { timeoutMs: 0 })));
@@ -430,18 +456,21 @@ export class ModelSlot {
    * A computed prediction's quantiles: of the size the layout says and finite (else the prediction fails),
    * and counted in the crossing metric when a higher level has a lower value somewhere (not an error).
    */
-  private async checked(serving: ServingModel, prediction: Promise<Prediction>): Promise<Prediction> {
-    const result = await prediction;
+  private checked(serving: ServingModel, prediction: Promise<Prediction>): Promise<Prediction> {
     const layout = serving.layout;
-    const q = result.extraOutputs[0];
-    if (layout?.quantiles == null || q === undefined) return result;
-    checkQuantileSize(layout, q);
-    for (let i = 0; i < q.length; i++) {
-      const v = q[i] as number;
-      if (v - v !== 0) throw new ForecastdError('ERR_NON_FINITE', `quantile output '${layout.quantiles.output}' contains ${String(v)} at index ${i}`);
-    }
-    if (quantileCrossings(q, layout.quantiles.levels.length) > 0) this.metrics.quantileCrossing();
-    return result;
+    const quantiles = layout?.quantiles;
+    if (layout == null || quantiles == null) return prediction;
+    return prediction.then((result) => {
+      const q = result.extraOutputs[0];
+      if (q === undefined) return result;
+      checkQuantileSize(layout, q);
+      for (let i = 0; i < q.length; i++) {
+        const v = q[i] as number;
+        if (v - v !== 0) throw new ForecastdError('ERR_NON_FINITE', `quantile output '${quantiles.output}' contains ${String(v)} at index ${i}`);
+      }
+      if (quantileCrossings(q, quantiles.levels.length) > 0) this.metrics.quantileCrossing();
+      return result;
+    });
   }
 
   /** GET /v1/models/:name and /v1/timeseries/models. */
@@ -510,6 +539,23 @@ function variablesOfModel(session: InferenceSession): number | null {
 function horizonProblem(point: { readonly name: string; readonly type: string; readonly shape: readonly (number | string)[] }): string | null {
   const layout = forecastLayout(point, [point], null, null);
   return layout === null ? `output '${point.name}' has shape ${formatShape(point.shape)}; timestamps, quantiles and client series need [batch, horizon] or [batch, horizon, variables] with a fixed horizon` : null;
+}
+
+/** The prediction cache key: the snapshot version is process-unique and so is the generation, so a stale key never matches. */
+function cacheKey(serving: ServingModel, snapshot: DatasetSnapshot): string {
+  const last = serving.lastKey;
+  if (last.version !== snapshot.version) {
+    last.version = snapshot.version;
+    last.key = `${serving.generation}:${snapshot.version}`;
+  }
+  return last.key;
+}
+
+/** A success outcome, with what `include` asks for. */
+function success(serving: ServingModel, snapshot: DatasetSnapshot, prediction: Prediction, include: IncludeOptions | undefined): PredictOutcome {
+  const model = serving.identity;
+  if (include === undefined || (!include.timestamps && !include.quantiles)) return { kind: 'success', model, values: prediction.values };
+  return { kind: 'success', model, values: prediction.values, extras: extrasOf(serving, snapshot, prediction, include) };
 }
 
 /** Timestamps and quantiles of a dataset prediction, as `include` asks and the model and dataset allow. */

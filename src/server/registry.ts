@@ -258,6 +258,12 @@ export class ModelRegistry implements ServingBackend {
     }
   }
 
+  predictNow(name: string, include?: IncludeOptions): PredictOutcome | undefined {
+    const slot = this.modelEntries.get(name);
+    if (slot === undefined) return { kind: 'not_found', name };
+    return slot.predictNow(include);
+  }
+
   predict(name: string, signal?: AbortSignalLike, include?: IncludeOptions): Promise<PredictOutcome> {
     const slot = this.modelEntries.get(name);
     if (slot === undefined) return Promise.resolve({ kind: 'not_found', name });

@@ -19,6 +19,20 @@ class ScriptedBackend implements ServingBackend {
   releaseSlow: (() => void) | null = null;
   slowAborted = false;
 
+  /** Models whose answer is known at once, as a cached prediction is: answered inside the request's handler. */
+  predictNow(name: string): PredictOutcome | undefined {
+    switch (name) {
+      case 'cached':
+        return { kind: 'success', model: { ...good, name }, values: new Float32Array([0.25, 1e-7]) };
+      case 'cached-loading':
+        return { kind: 'failure', model: { name, version: null, lookback: null }, reason: 'MODEL_LOADING', message: 'still loading' };
+      case 'now-throws':
+        throw new ForecastdError('ERR_INFERENCE', 'predictNow threw');
+      default:
+        return undefined;
+    }
+  }
+
   async predict(name: string, signal?: AbortSignal): Promise<PredictOutcome> {
     switch (name) {
       case 'good':
@@ -140,6 +154,38 @@ describe('HTTP API over a scripted backend', () => {
     expect(text).toMatch(
       /^\{"status":"Success","model_name":"good","model_version":"1.0","lookback":3,"prediction":\[0.45,0.5,0.55\],"duration_ms":\d+\}$/,
     );
+  });
+
+  it('answers known outcomes inside the handler: a cached success, a model still loading', async () => {
+    const res = await fetch(`${ctx.url}/v1/models/cached/predict`, { headers: { 'x-request-id': 'sync-1' } });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('application/json');
+    expect(res.headers.get('x-request-id')).toBe('sync-1');
+    expect(await res.text()).toMatch(
+      /^\{"status":"Success","model_name":"cached","model_version":"1.0","lookback":3,"prediction":\[0.25,1e-7\],"duration_ms":\d+\}$/,
+    );
+    const loading = await fetch(`${ctx.url}/v1/models/cached-loading/predict`);
+    expect(loading.status).toBe(503);
+    expect(loading.headers.get('retry-after')).toBe('1');
+    expect(await loading.json()).toEqual({
+      status: 'InternalError',
+      error_message: 'still loading',
+      model_name: 'cached-loading',
+      duration_ms: expect.any(Number),
+    });
+    // Keep-alive connections still serve after answers written inside the handler.
+    const again = await Promise.all([1, 2, 3].map(() => fetch(`${ctx.url}/v1/models/cached/predict`).then((r) => r.status)));
+    expect(again).toEqual([200, 200, 200]);
+  });
+
+  it('a throw while answering inside the handler is a 500 for that request, and the server goes on', async () => {
+    const res = await fetch(`${ctx.url}/v1/models/now-throws/predict`, { headers: { 'x-request-id': 'boom-1' } });
+    expect(res.status).toBe(500);
+    expect(await res.json()).toEqual({
+      status: 'InternalError',
+      error_message: 'The server failed to answer this request; its log has the details (request id boom-1)',
+    });
+    expect((await fetch(`${ctx.url}/v1/models/good/predict`)).status).toBe(200);
   });
 
   it('generates a request id when none is sent', async () => {
