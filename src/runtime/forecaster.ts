@@ -135,9 +135,12 @@ function toInferenceError(err: unknown): ForecastdError {
 
 /**
  * Batches concurrent predictions for one model into single runs (a dynamic batcher in the manner of
- * Triton's). When a run slot is free, a window runs at once: no timer, only the end of the current microtask
- * checkpoint, so that callers resumed together (by one finished run, or one Promise.all) share a batch, and
- * free slots split what arrived between them. While every slot is busy, windows queue, and each finished run
+ * Triton's). When the forecaster is idle, a window runs at once: no timer, only the end of the current
+ * microtask checkpoint, so that callers resumed together (by one finished run, or one Promise.all) share a
+ * batch, and free slots split what arrived between them. When a run is already in flight and a slot is free,
+ * windows wait for the end of the event loop's current turn (setImmediate), so that everything that turn
+ * brings (a server's requests from many sockets, each its own task) shares the batch rather than the first
+ * window taking the slot alone. While every slot is busy, windows queue, and each finished run
  * starts the next with everything queued (up to maxBatchSize). With maxQueueDelayMs > 0 a batch waits until
  * it is full or its oldest window has waited that long.
  *
@@ -298,7 +301,11 @@ export class BatchingForecaster {
         this.#checkIdle();
       } else if (slotsFree > 0 && !this.#flushScheduled) {
         this.#flushScheduled = true;
-        queueMicrotask(this.#flush);
+        // Idle: run at once (after this microtask checkpoint). Busy: wait for the end of this event-loop turn, so
+        // that every window of the turn (all the requests read from the sockets in it) shares one batch instead
+        // of the first one or two taking the free slot alone.
+        if (this.#inFlight === 0) queueMicrotask(this.#flush);
+        else setImmediate(this.#flush);
       }
     });
   }

@@ -204,6 +204,33 @@ describe('BatchingForecaster batching', () => {
     results.forEach((r, i) => expectClose(r.values, mlpReference(mlpLayers, windows[i] as Float32Array), 1e-4));
   });
 
+  it('while a run is in flight, windows from separate tasks of one event-loop turn share the free slot\'s batch', async () => {
+    const session = await load(slowModel(SLOW));
+    const { f, sizes } = forecaster(session, { maxConcurrentRuns: 2 });
+    const windows = randomWindows(4, SLOW.size, 27);
+    // Idle: the first window runs at once, alone.
+    const first = f.predict(windows[0] as Float32Array);
+    await Promise.resolve();
+    expect(f.inFlightRuns).toBe(1);
+    // Three tasks of the next turn (as three sockets' requests would be), each with its own microtask checkpoint.
+    const inFlightSeen: number[] = [];
+    const rest = await new Promise<Promise<Prediction>[]>((resolve) => {
+      const predictions: Promise<Prediction>[] = [];
+      for (const w of windows.slice(1)) {
+        setImmediate(() => {
+          inFlightSeen.push(f.inFlightRuns);
+          predictions.push(f.predict(w as Float32Array));
+          if (predictions.length === 3) resolve(predictions);
+        });
+      }
+    });
+    expect(inFlightSeen).toEqual([1, 1, 1]);
+    const results = await Promise.all([first, ...rest]);
+    // One batch of three on the free slot, not a batch of one followed by one of two.
+    expect(sizes()).toEqual([1, 3]);
+    results.forEach((r, i) => expectClose(r.values, slowReference(SLOW, windows[i] as Float32Array), 1e-3));
+  });
+
   it('splits what arrives between the free run slots', async () => {
     const session = await load(mlpModel(MLP));
     const { f, sizes } = forecaster(session, { maxConcurrentRuns: 4 });
