@@ -112,6 +112,8 @@ const ID_PREFIX = process.pid.toString(36) + '-';
 class Exchange {
   aborted = false;
   finished = false;
+  /** The request target has a query string (without one, no query parameter needs looking up). */
+  hasQuery = false;
   /** The handler returned without answering: writes need their own cork, and the abort handler is attached. */
   private async = false;
   readonly start = performance.now();
@@ -318,11 +320,12 @@ export class HttpServer {
   }
 
   /** Wraps a handler: request id, auth, and a 500 (never a crash) for anything it throws. */
-  private handle(route: RouteLabel, needsAuth: boolean, handler: Handler) {
+  private handle(route: RouteLabel, needsAuth: boolean, handler: Handler, routeMethod: 'GET' | 'POST' | null = null) {
     return (res: HttpResponse, req: HttpRequest): void => {
       const debug = this.logger.isLevelEnabled('debug');
+      // A GET or POST route's handler knows its method (only the debug log shows the client's own spelling).
       // getMethod() lower-cases the request's method in place, so the case-sensitive read comes first, and once.
-      const method = req.getCaseSensitiveMethod();
+      const method = routeMethod !== null && !debug ? routeMethod : req.getCaseSensitiveMethod();
       const ex = new Exchange(
         this,
         res,
@@ -335,7 +338,10 @@ export class HttpServer {
       );
       // An exception escaping a uWebSockets.js handler would end the process: it is this request's 500 instead.
       try {
-        const problem = this.malformed(req, needsAuth);
+        // getQuery() is undefined when there is no query string, whatever its declared type says.
+        const query: string | undefined = req.getQuery();
+        ex.hasQuery = query !== undefined;
+        const problem = this.malformed(req, needsAuth, query);
         if (problem !== null) {
           ex.sendError(400, 'BadRequest', problem, [], true);
           return;
@@ -362,9 +368,7 @@ export class HttpServer {
    * may read the last; two credentials). The connection is closed after the 400, so nothing left over on it
    * is read as a next request.
    */
-  private malformed(req: HttpRequest, needsAuth: boolean): string | null {
-    // getQuery() is undefined when there is no query string, whatever its declared type says.
-    const query: string | undefined = req.getQuery();
+  private malformed(req: HttpRequest, needsAuth: boolean, query: string | undefined): string | null {
     const length = req.getUrl().length + (query === undefined ? 0 : query.length + 1);
     if (length > MAX_URL_LENGTH) {
       return `The request URL is ${length} characters long; at most ${MAX_URL_LENGTH} are accepted`;
@@ -392,39 +396,30 @@ export class HttpServer {
 
   private routes(): void {
     const app = this.app;
-    app.get('/health', this.handle('/health', false, (ex) => ex.send(200, TEXT_TYPE, 'ok')));
-    app.get(
-      '/v1/ready',
-      this.handle('/v1/ready', false, (ex) => {
-        if (!this.unready && this.backend.ready()) ex.send(200, TEXT_TYPE, 'ready');
-        else ex.send(503, TEXT_TYPE, 'not ready');
-      }),
-    );
-    app.get('/metrics', this.handle('/metrics', true, (ex) => this.metricsText(ex)));
-    app.get('/v1/models', this.handle('/v1/models', true, (ex, req) => this.listModels(ex, req)));
-    app.get(
-      '/v1/datasets',
-      this.handle('/v1/datasets', true, (ex) => ex.send(200, JSON_TYPE, datasetsJson(this.backend.datasets()))),
-    );
-    app.get(
-      '/v1/models/:name/predict',
-      this.handle('/v1/models/:name/predict', true, (ex, req) => this.predictOne(ex, req)),
-    );
-    app.post('/v1/predict', this.handle('/v1/predict', true, (ex, req) => this.predictMany(ex, req)));
-    app.get('/v1/models/:name', this.handle('/v1/models/:name', true, (ex, req) => this.modelDetails(ex, req)));
-    app.post('/v1/timeseries/forecast', this.handle('/v1/timeseries/forecast', true, (ex, req) => this.forecastSeries(ex, req)));
-    app.get(
-      '/v1/timeseries/models',
-      this.handle('/v1/timeseries/models', true, (ex) => ex.send(200, JSON_TYPE, timeseriesModelsBody(this.backend))),
-    );
-    app.get('/v1/datasets/:name/rows', this.handle('/v1/datasets/:name/rows', true, (ex, req) => this.datasetRows(ex, req)));
-    app.get('/openapi.json', this.handle('/openapi.json', false, (ex) => ex.send(200, JSON_TYPE, openApiJson())));
-    app.get('/', this.handle('/', false, (ex, req) => this.sendStatic(ex, this.dashboard.page(this.auth !== null, cacheRequest(req)))));
-    app.get(
-      '/assets/:build/:file',
-      this.handle('/assets/*', false, (ex, req) =>
-        this.sendStatic(ex, this.dashboard.asset(req.getParameter(0), req.getParameter(1), cacheRequest(req))),
-      ),
+    const get = (pattern: string, route: RouteLabel, needsAuth: boolean, handler: Handler): void => {
+      app.get(pattern, this.handle(route, needsAuth, handler, 'GET'));
+    };
+    const post = (pattern: string, route: RouteLabel, handler: Handler): void => {
+      app.post(pattern, this.handle(route, true, handler, 'POST'));
+    };
+    get('/health', '/health', false, (ex) => ex.send(200, TEXT_TYPE, 'ok'));
+    get('/v1/ready', '/v1/ready', false, (ex) => {
+      if (!this.unready && this.backend.ready()) ex.send(200, TEXT_TYPE, 'ready');
+      else ex.send(503, TEXT_TYPE, 'not ready');
+    });
+    get('/metrics', '/metrics', true, (ex) => this.metricsText(ex));
+    get('/v1/models', '/v1/models', true, (ex, req) => this.listModels(ex, req));
+    get('/v1/datasets', '/v1/datasets', true, (ex) => ex.send(200, JSON_TYPE, datasetsJson(this.backend.datasets())));
+    get('/v1/models/:name/predict', '/v1/models/:name/predict', true, (ex, req) => this.predictOne(ex, req));
+    post('/v1/predict', '/v1/predict', (ex, req) => this.predictMany(ex, req));
+    get('/v1/models/:name', '/v1/models/:name', true, (ex, req) => this.modelDetails(ex, req));
+    post('/v1/timeseries/forecast', '/v1/timeseries/forecast', (ex, req) => this.forecastSeries(ex, req));
+    get('/v1/timeseries/models', '/v1/timeseries/models', true, (ex) => ex.send(200, JSON_TYPE, timeseriesModelsBody(this.backend)));
+    get('/v1/datasets/:name/rows', '/v1/datasets/:name/rows', true, (ex, req) => this.datasetRows(ex, req));
+    get('/openapi.json', '/openapi.json', false, (ex) => ex.send(200, JSON_TYPE, openApiJson()));
+    get('/', '/', false, (ex, req) => this.sendStatic(ex, this.dashboard.page(this.auth !== null, cacheRequest(req))));
+    get('/assets/:build/:file', '/assets/*', false, (ex, req) =>
+      this.sendStatic(ex, this.dashboard.asset(req.getParameter(0), req.getParameter(1), cacheRequest(req))),
     );
 
     const allowed: readonly [string, RouteLabel, string][] = [
@@ -527,7 +522,7 @@ export class HttpServer {
       ex.sendError(400, 'BadRequest', parsed.message);
       return;
     }
-    const include = parseInclude(req.getQuery('include'));
+    const include = parseInclude(ex.hasQuery ? req.getQuery('include') : undefined);
     if (typeof include === 'string') {
       ex.sendError(400, 'BadRequest', include);
       return;
@@ -558,7 +553,7 @@ export class HttpServer {
   }
 
   private predictMany(ex: Exchange, req: HttpRequest): void {
-    const include = parseInclude(req.getQuery('include'));
+    const include = parseInclude(ex.hasQuery ? req.getQuery('include') : undefined);
     if (typeof include === 'string') {
       ex.sendError(400, 'BadRequest', include);
       return;
