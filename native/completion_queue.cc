@@ -1,6 +1,11 @@
 #include "completion_queue.h"
 
+#include <poll.h>
+
+#include <chrono>
+
 #include "addon_error.h"
+#include "cpu_relax.h"
 #include "run_pool.h"
 #include "runtime_log.h"
 
@@ -8,19 +13,28 @@ namespace forecastd {
 
 struct CompletionQueue::Wakeup {
   uv_async_t async{};
+  // Runs before the loop sleeps for I/O: see OnPrepare.
+  uv_prepare_t prepare{};
+  bool prepareOpen = false;
+  int closesPending = 0;
   napi_async_cleanup_hook_handle hook = nullptr;
+  CompletionQueue* owner = nullptr;
   // Keeps the queue alive until the cleanup hook ran (the environment's instance data may be freed first).
   std::shared_ptr<CompletionQueue> queue;
 
-  // Closes the handle; its close callback frees this and, once registered, removes the cleanup hook (which lets
-  // Node.js go on tearing the environment down).
+  // Closes the handles; the last close callback frees this and, once registered, removes the cleanup hook
+  // (which lets Node.js go on tearing the environment down).
   void Close() {
-    uv_close(reinterpret_cast<uv_handle_t*>(&async), [](uv_handle_t* handle) {
-      auto* closing = reinterpret_cast<Wakeup*>(handle);  // async is Wakeup's first member
+    const uv_close_cb closed = [](uv_handle_t* handle) {
+      auto* closing = static_cast<Wakeup*>(handle->data);
+      if (--closing->closesPending > 0) return;
       napi_async_cleanup_hook_handle registered = closing->hook;
       delete closing;
       if (registered != nullptr) napi_remove_async_cleanup_hook(registered);
-    });
+    };
+    closesPending = prepareOpen ? 2 : 1;
+    if (prepareOpen) uv_close(reinterpret_cast<uv_handle_t*>(&prepare), closed);
+    uv_close(reinterpret_cast<uv_handle_t*>(&async), closed);
   }
 };
 
@@ -33,8 +47,16 @@ std::shared_ptr<CompletionQueue> CompletionQueue::Create(Napi::Env env) {
   if (uv_async_init(loop, &wakeup->async, &CompletionQueue::OnWakeup) != 0) {
     throw AddonError(kErrRuntimeLoad, "cannot create the completion handle on this thread's event loop");
   }
-  wakeup->async.data = queue.get();
+  wakeup->owner = queue.get();
+  wakeup->async.data = wakeup.get();
   uv_unref(reinterpret_cast<uv_handle_t*>(&wakeup->async));
+  // Without it completions are only slower to arrive: a failure here is not an error.
+  if (uv_prepare_init(loop, &wakeup->prepare) == 0) {
+    wakeup->prepareOpen = true;
+    wakeup->prepare.data = wakeup.get();
+    uv_prepare_start(&wakeup->prepare, &CompletionQueue::OnPrepare);
+    uv_unref(reinterpret_cast<uv_handle_t*>(&wakeup->prepare));
+  }
   wakeup->queue = queue;
   queue->context_ = std::make_unique<Napi::AsyncContext>(env, "forecastd-completions");
   Wakeup* raw = wakeup.release();
@@ -72,6 +94,32 @@ void CompletionQueue::Finish(std::unique_ptr<Job> job) {
   // The handle is only signalled under the lock and never after Shutdown set closed_ (before closing it), so it
   // cannot be used after it was closed. libuv coalesces signals sent before the loop gets to them.
   if (wake) uv_async_send(&wakeup_->async);
+  // After the signal: once OnPrepare sees this, the loop's poll returns at once.
+  anyDone_.store(true, std::memory_order_release);
+}
+
+void CompletionQueue::OnPrepare(uv_prepare_t* prepare) {
+  static_cast<Wakeup*>(prepare->data)->owner->AwaitShortRun(prepare->loop);
+}
+
+void CompletionQueue::AwaitShortRun(uv_loop_t* loop) {
+  // Only while runs are in flight, nothing finished yet, and recent runs took less than the budget.
+  if (wakeup_ == nullptr || inFlight_ == 0 || anyDone_.load(std::memory_order_acquire)) return;
+  if (recentRunNanos_ > kShortRunNanos) return;
+  // The loop will not sleep anyway (immediates, pending callbacks, a timer due now): nothing to save.
+  if (uv_backend_timeout(loop) == 0) return;
+  const int backend = uv_backend_fd(loop);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::nanoseconds(kShortRunNanos);
+  for (unsigned turns = 1;; ++turns) {
+    CpuRelax();
+    if (anyDone_.load(std::memory_order_acquire)) return;
+    if ((turns & 63U) == 0) {
+      if (std::chrono::steady_clock::now() >= deadline) return;
+      // Anything else for the loop to do (a request, a timer's fd): stop waiting and let it poll.
+      pollfd ready{backend, POLLIN, 0};
+      if (backend >= 0 && poll(&ready, 1, 0) > 0) return;
+    }
+  }
 }
 
 bool CompletionQueue::closed() {
@@ -80,7 +128,7 @@ bool CompletionQueue::closed() {
 }
 
 void CompletionQueue::OnWakeup(uv_async_t* async) {
-  auto* queue = static_cast<CompletionQueue*>(async->data);
+  auto* queue = static_cast<Wakeup*>(async->data)->owner;
   try {
     queue->Drain();
   } catch (...) {
@@ -93,6 +141,7 @@ void CompletionQueue::Drain() {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     finished.swap(done_);
+    anyDone_.store(false, std::memory_order_relaxed);
   }
   if (finished.empty()) return;
   Napi::Env env(env_);
@@ -103,6 +152,8 @@ void CompletionQueue::Drain() {
   for (auto& job : finished) {
     {
       Napi::HandleScope perJob(env);
+      // A moving average of how long runs take, for AwaitShortRun.
+      recentRunNanos_ += (job->executeNanos - recentRunNanos_) / 4;
       try {
         job->Complete(env);
       } catch (const std::exception&) {

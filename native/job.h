@@ -1,5 +1,7 @@
 #pragma once
 
+#include <cstdint>
+
 #include <napi.h>
 
 namespace forecastd {
@@ -15,6 +17,9 @@ class Job {
   // Any thread, while Execute() may be running: asks it to stop as soon as it can (a run stops between graph
   // nodes; a load cannot be interrupted and simply finishes).
   virtual void Terminate() {}
+
+  // Nanoseconds Execute() took, set by the run pool (0 when it was skipped).
+  int64_t executeNanos = 0;
 };
 
 }  // namespace forecastd

@@ -9,12 +9,9 @@
 #include <pthread.h>
 #include <sched.h>
 
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#endif
-
 #include "addon_error.h"
 #include "completion_queue.h"
+#include "cpu_relax.h"
 #include "job.h"
 
 namespace forecastd {
@@ -31,13 +28,6 @@ std::atomic<unsigned> g_spinMicros{300};
 constexpr unsigned kMissesBeforePause = 8;
 constexpr unsigned kProbeEvery = 16;
 
-inline void CpuRelax() {
-#if defined(__x86_64__) || defined(__i386__)
-  _mm_pause();
-#elif defined(__aarch64__)
-  asm volatile("yield" ::: "memory");
-#endif
-}
 }  // namespace
 
 void RunPool::SetSpin(unsigned microseconds) { g_spinMicros.store(microseconds, std::memory_order_relaxed); }
@@ -184,7 +174,11 @@ void RunPool::Loop() {
     Job* const job = task.job.get();
     // A worker thread that is shutting down no longer needs its results: skip the work, still hand the job
     // back so its JavaScript references are released on the right thread.
-    if (!task.queue->closed()) job->Execute();
+    if (!task.queue->closed()) {
+      const auto started = std::chrono::steady_clock::now();
+      job->Execute();
+      job->executeNanos = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - started).count();
+    }
     bool exiting;
     {
       // Off the running list before the job can complete (and be destroyed) on its JavaScript thread, so
