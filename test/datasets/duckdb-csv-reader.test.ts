@@ -190,17 +190,22 @@ async function benchShapedCsv(rows: number): Promise<string> {
   return file;
 }
 
+/** The reader job of an uncompressed CSV file whose time column `ts` holds unix seconds. */
+function unixSecondsCsvJob(file: string) {
+  return {
+    path: file,
+    format: 'csv' as const,
+    compression: 'UNCOMPRESSED' as const,
+    spec: { origin: file, timeColumn: 'ts', timeFormat: 'unix_seconds' as const, columns: null },
+    delimited: CSV_DEFAULTS,
+    json: { layout: null, flatten: false },
+  };
+}
+
 describe('file datasets take the DuckDB path', () => {
   test('a benchmark-shaped CSV is read without collecting a row in JavaScript, to the same rows', async () => {
     const file = await benchShapedCsv(50_000);
-    const job = {
-      path: file,
-      format: 'csv' as const,
-      compression: 'UNCOMPRESSED' as const,
-      spec: { origin: file, timeColumn: 'ts', timeFormat: 'unix_seconds' as const, columns: null },
-      delimited: CSV_DEFAULTS,
-      json: { layout: null, flatten: false },
-    };
+    const job = unixSecondsCsvJob(file);
     const add = vi.spyOn(RowCollector.prototype, 'add');
     const rows = await readFileRows(job, never);
     expect(add).not.toHaveBeenCalled();
@@ -213,14 +218,7 @@ describe('file datasets take the DuckDB path', () => {
   test('a file DuckDB declines is read by csv-parse, with its message', async () => {
     const file = path.join(dir, 'bad-cell.csv');
     await writeFile(file, 'ts,v\n1700000000,1\n1700000060,1_000\n');
-    const job = {
-      path: file,
-      format: 'csv' as const,
-      compression: 'UNCOMPRESSED' as const,
-      spec: { origin: file, timeColumn: 'ts', timeFormat: 'unix_seconds' as const, columns: null },
-      delimited: CSV_DEFAULTS,
-      json: { layout: null, flatten: false },
-    };
+    const job = unixSecondsCsvJob(file);
     await expect(readFileRows(job, never)).rejects.toThrow(`${file}: line 3: column "v": "1_000" is not a number`);
   });
 
