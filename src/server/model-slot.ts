@@ -392,7 +392,14 @@ export class ModelSlot {
     const ready = this.readyToRun();
     if (!('serving' in ready)) return Promise.resolve(ready);
     const { serving, dataset, snapshot } = ready;
-    return this.run(serving, dataset, snapshot, signal).then(
+    let run: Promise<Prediction>;
+    try {
+      run = this.run(serving, dataset, snapshot, signal);
+    } catch (error) {
+      // The window is taken synchronously, and a gap or too few rows throws there: still this call's outcome.
+      run = Promise.reject(error);
+    }
+    return run.then(
       (prediction) => {
         this.metrics.succeeded();
         return success(serving, snapshot, prediction, include);

@@ -72,6 +72,8 @@ models:
   - from: file:models/short.onnx
     name: short
     datasets: [short]
+    params:
+      cache_predictions: false
   - from: file:models/f64.onnx
     name: f64
     datasets: [series]
@@ -242,7 +244,7 @@ describe('forecastd serving a pod', () => {
     expect(predictionText(linear.body)).toBe(await direct(gap, [3.5, 5, 6.5, 7.5]));
   });
 
-  it('a dataset shorter than the lookback is a 500 giving both counts', async () => {
+  it('a dataset shorter than the lookback is a 500 giving both counts (cache off: the window fails before any run)', async () => {
     const res = await get(server, '/v1/models/short/predict');
     expect(res.status).toBe(500);
     expect(JSON.parse(res.body)).toMatchObject({
@@ -251,6 +253,19 @@ describe('forecastd serving a pod', () => {
       model_name: 'short',
       lookback: 5,
     });
+    // In a POST it is that item's error; the other items still succeed.
+    const post = await fetch(server.url + '/v1/predict', {
+      method: 'POST',
+      body: JSON.stringify({ predictions: [{ model_name: 'short' }, { model_name: 'lin' }] }),
+    });
+    expect(post.status).toBe(200);
+    const items = ((await post.json()) as { predictions: Record<string, unknown>[] }).predictions;
+    expect(items[0]).toMatchObject({
+      status: 'InternalError',
+      error_message: 'dataset short has 3 rows; the model needs a lookback of 5',
+      model_name: 'short',
+    });
+    expect(items[1]).toMatchObject({ status: 'Success', model_name: 'lin' });
   });
 
   it('a non-finite prediction is a 500', async () => {
