@@ -21,6 +21,7 @@ import type { FloatArray } from '../runtime/types.js';
 import type { Logger } from '../log.js';
 import type { ModelMetrics } from '../metrics.js';
 import type { AbortSignalLike } from '../runtime/cancellation.js';
+import { availableCpus } from '../runtime/cpus.js';
 import { BatchingForecaster } from '../runtime/forecaster.js';
 import type { Prediction } from '../runtime/forecaster.js';
 import { formatShape } from '../runtime/model-contract.js';
@@ -259,7 +260,7 @@ export class ModelSlot {
         lookback: params.lookback,
         variables,
         maxBatchSize: params.maxBatchSize,
-        maxConcurrentRuns: params.maxConcurrentRuns,
+        maxConcurrentRuns: serverConcurrentRuns(params.maxConcurrentRuns),
         maxQueueDelayMs: params.maxQueueDelayMs,
         maxQueueSize: params.maxQueueSize,
         timeoutMs: params.timeoutMs,
@@ -317,6 +318,7 @@ export class ModelSlot {
           input: input === undefined ? undefined : `${input.name} ${input.type} ${formatShape(input.shape)}`,
           output: output === undefined ? undefined : `${output.name} ${output.type} ${formatShape(output.shape)}`,
           maxBatchSize: forecaster.settings.maxBatchSize,
+          maxConcurrentRuns: forecaster.settings.maxConcurrentRuns,
           ms: Math.round(performance.now() - started),
         },
         previous === null ? `model ${config.name} ready` : `model ${config.name} reloaded; the new version serves`,
@@ -535,6 +537,20 @@ export class ModelSlot {
 }
 
 /** Values per time step of a model's input when it has no dataset to say: V of [B, L, V], or 1 for [B, L]. */
+/**
+ * Runs of one model in flight in the server. max_concurrent_runs 0 gives one per CPU the process may use and,
+ * with more than one CPU, one more: that run waits in the run queue, so a run thread that finishes a batch
+ * starts it at once instead of idling while the JavaScript thread answers and reads sockets before sending the
+ * next batch; the windows of a turn are also split across one more run, so they come back sooner. bench/http,
+ * heavy MLP, cache off, 64 connections on 2 CPUs: 44-46k req/s against 38k with one run per CPU, same run.
+ * (A BatchingForecaster used as a library keeps one per CPU: there the JavaScript thread has little to do
+ * between runs and fewer, fuller batches win.) A number given in the pod is used as it is.
+ */
+export function serverConcurrentRuns(configured: number, cpus: number = availableCpus()): number {
+  if (configured !== 0) return configured;
+  return cpus > 1 ? cpus + 1 : 1;
+}
+
 function variablesOfModel(session: InferenceSession): number | null {
   const shape = session.inputs[0]?.shape;
   if (shape === undefined) return 1;

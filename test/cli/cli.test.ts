@@ -2,6 +2,8 @@ import { existsSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { availableCpus } from '../../src/runtime/cpus.js';
+import { serverConcurrentRuns } from '../../src/server/model-slot.js';
 import { CLI, startCli, type CliProcess } from '../helpers/cli.js';
 import { PodDir, dailyCsv, linearFixture } from '../server/fixtures.js';
 
@@ -154,6 +156,31 @@ describe('forecastd CLI', () => {
     expect(await cli.exit).toBe(1);
     expect(cli.stderr()).toMatch(/UWS_USE_FALLBACK asks uWebSockets\.js for its slow JavaScript imitation, which forecastd will not serve on/);
     expect(cli.stderr()).toMatch(/Node\.js 20/);
+  });
+
+  it('keeps one run per CPU and one more in flight by default, and a given max_concurrent_runs as it is', async () => {
+    expect([serverConcurrentRuns(0, 1), serverConcurrentRuns(0, 2), serverConcurrentRuns(0, 16)]).toEqual([1, 3, 17]);
+    expect([serverConcurrentRuns(1, 8), serverConcurrentRuns(2, 2), serverConcurrentRuns(40, 2)]).toEqual([1, 2, 40]);
+    const explicit = new PodDir('forecastd-cli-runs-');
+    try {
+      explicit.write('data/series.csv', dailyCsv({ value: [1, 2, 3, 4, 5, 6] }));
+      explicit.write('models/lin.onnx', linearFixture({ lookback: 4, horizon: 2 }).bytes);
+      explicit.write(
+        'spicepod.yaml',
+        'version: v1beta1\nkind: Spicepod\nname: runs\ndatasets:\n  - from: file:data/series.csv\n    name: series\n' +
+          'models:\n  - from: file:models/lin.onnx\n    name: lin\n    datasets: [series]\n' +
+          '  - from: file:models/lin.onnx\n    name: two\n    datasets: [series]\n    params:\n      max_concurrent_runs: 2\n',
+      );
+      const { cli } = await serve(explicit);
+      const ready = (name: string) => cli.line(new RegExp(`"msg":"model ${name} ready"`)).then((l) => JSON.parse(l) as { maxConcurrentRuns: number });
+      const cpus = availableCpus();
+      expect((await ready('lin')).maxConcurrentRuns).toBe(cpus > 1 ? cpus + 1 : 1);
+      expect((await ready('two')).maxConcurrentRuns).toBe(2);
+      cli.child.kill('SIGTERM');
+      expect(await cli.exit).toBe(0);
+    } finally {
+      explicit.remove();
+    }
   });
 
   it('serves, and on SIGTERM stops accepting, finishes the request in flight and exits 0', async () => {
