@@ -260,7 +260,8 @@ export class ModelSlot {
         lookback: params.lookback,
         variables,
         maxBatchSize: params.maxBatchSize,
-        maxConcurrentRuns: serverConcurrentRuns(params.maxConcurrentRuns),
+        maxConcurrentRuns: params.maxConcurrentRuns,
+        runAhead: serverRunAhead(params.maxConcurrentRuns),
         maxQueueDelayMs: params.maxQueueDelayMs,
         maxQueueSize: params.maxQueueSize,
         timeoutMs: params.timeoutMs,
@@ -319,6 +320,7 @@ export class ModelSlot {
           output: output === undefined ? undefined : `${output.name} ${output.type} ${formatShape(output.shape)}`,
           maxBatchSize: forecaster.settings.maxBatchSize,
           maxConcurrentRuns: forecaster.settings.maxConcurrentRuns,
+          runAhead: forecaster.settings.runAhead,
           ms: Math.round(performance.now() - started),
         },
         previous === null ? `model ${config.name} ready` : `model ${config.name} reloaded; the new version serves`,
@@ -538,17 +540,15 @@ export class ModelSlot {
 
 /** Values per time step of a model's input when it has no dataset to say: V of [B, L, V], or 1 for [B, L]. */
 /**
- * Runs of one model in flight in the server. max_concurrent_runs 0 gives one per CPU the process may use and,
- * with more than one CPU, one more: that run waits in the run queue, so a run thread that finishes a batch
- * starts it at once instead of idling while the JavaScript thread answers and reads sockets before sending the
- * next batch; the windows of a turn are also split across one more run, so they come back sooner. bench/http,
- * heavy MLP, cache off, 64 connections on 2 CPUs: 44-46k req/s against 38k with one run per CPU, same run.
- * (A BatchingForecaster used as a library keeps one per CPU: there the JavaScript thread has little to do
- * between runs and fewer, fuller batches win.) A number given in the pod is used as it is.
+ * Whether a model runs one batch ahead (BatchingForecaster's runAhead) in the server: with
+ * max_concurrent_runs 0 on more than one CPU. The server's JavaScript thread answers and reads sockets between
+ * runs, so with one run per CPU a run thread that finishes a batch of a slow model idles until it gets the
+ * next. bench/http, heavy MLP, cache off, 64 connections on 2 CPUs: 44-46k req/s against 38k without. A number
+ * given in the pod is a limit on runs in flight and is kept exactly; on one CPU the threads share it and a run
+ * ahead gains nothing.
  */
-export function serverConcurrentRuns(configured: number, cpus: number = availableCpus()): number {
-  if (configured !== 0) return configured;
-  return cpus > 1 ? cpus + 1 : 1;
+export function serverRunAhead(configured: number, cpus: number = availableCpus()): boolean {
+  return configured === 0 && cpus > 1;
 }
 
 function variablesOfModel(session: InferenceSession): number | null {

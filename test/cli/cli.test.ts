@@ -3,7 +3,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { availableCpus } from '../../src/runtime/cpus.js';
-import { serverConcurrentRuns } from '../../src/server/model-slot.js';
+import { serverRunAhead } from '../../src/server/model-slot.js';
 import { CLI, startCli, type CliProcess } from '../helpers/cli.js';
 import { PodDir, dailyCsv, linearFixture } from '../server/fixtures.js';
 
@@ -158,9 +158,9 @@ describe('forecastd CLI', () => {
     expect(cli.stderr()).toMatch(/Node\.js 20/);
   });
 
-  it('keeps one run per CPU and one more in flight by default, and a given max_concurrent_runs as it is', async () => {
-    expect([serverConcurrentRuns(0, 1), serverConcurrentRuns(0, 2), serverConcurrentRuns(0, 16)]).toEqual([1, 3, 17]);
-    expect([serverConcurrentRuns(1, 8), serverConcurrentRuns(2, 2), serverConcurrentRuns(40, 2)]).toEqual([1, 2, 40]);
+  it('runs one batch ahead with max_concurrent_runs 0 on more than one CPU, and keeps a given number exactly', async () => {
+    expect([serverRunAhead(0, 1), serverRunAhead(0, 2), serverRunAhead(0, 16)]).toEqual([false, true, true]);
+    expect([serverRunAhead(1, 8), serverRunAhead(2, 2), serverRunAhead(40, 2)]).toEqual([false, false, false]);
     const explicit = new PodDir('forecastd-cli-runs-');
     try {
       explicit.write('data/series.csv', dailyCsv({ value: [1, 2, 3, 4, 5, 6] }));
@@ -172,10 +172,11 @@ describe('forecastd CLI', () => {
           '  - from: file:models/lin.onnx\n    name: two\n    datasets: [series]\n    params:\n      max_concurrent_runs: 2\n',
       );
       const { cli } = await serve(explicit);
-      const ready = (name: string) => cli.line(new RegExp(`"msg":"model ${name} ready"`)).then((l) => JSON.parse(l) as { maxConcurrentRuns: number });
+      const ready = (name: string) =>
+        cli.line(new RegExp(`"msg":"model ${name} ready"`)).then((l) => JSON.parse(l) as { maxConcurrentRuns: number; runAhead: boolean });
       const cpus = availableCpus();
-      expect((await ready('lin')).maxConcurrentRuns).toBe(cpus > 1 ? cpus + 1 : 1);
-      expect((await ready('two')).maxConcurrentRuns).toBe(2);
+      expect(await ready('lin')).toMatchObject({ maxConcurrentRuns: cpus, runAhead: cpus > 1 });
+      expect(await ready('two')).toMatchObject({ maxConcurrentRuns: 2, runAhead: false });
       cli.child.kill('SIGTERM');
       expect(await cli.exit).toBe(0);
     } finally {

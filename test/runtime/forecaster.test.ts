@@ -232,6 +232,37 @@ describe('BatchingForecaster batching', () => {
     results.forEach((r, i) => expectClose(r.values, slowReference(SLOW, windows[i] as Float32Array), 1e-3));
   });
 
+  it('runAhead: while runs are slow, one more run than maxConcurrentRuns goes in flight and takes its share', async () => {
+    // Runs of milliseconds: far above runAhead's threshold, and the first is still running when the rest come.
+    const model: SlowModelOptions = { ...SLOW, depth: 100 };
+    const session = await load(slowModel(model));
+    const windows = randomWindows(5, model.size, 31);
+    const inFlightAfterFlush = async (options: ForecasterOptions) => {
+      const { f, sizes } = forecaster(session, options);
+      await f.warmUp();
+      await new Promise((resolve) => setImmediate(resolve));
+      // Idle: the first window runs at once; the next four come while it runs.
+      const first = f.predict(windows[0] as Float32Array);
+      await Promise.resolve();
+      const rest = windows.slice(1).map((w) => f.predict(w));
+      const seen = await new Promise<number>((resolve) => setImmediate(() => resolve(f.inFlightRuns)));
+      const results = await Promise.all([first, ...rest]);
+      results.forEach((r, i) => expectClose(r.values, slowReference(model, windows[i] as Float32Array), 1e-3));
+      const batchSizes = [...sizes()].slice(1).sort();
+      await f.close();
+      return { seen, batchSizes, settings: f.settings };
+    };
+    const ahead = await inFlightAfterFlush({ maxConcurrentRuns: 2, runAhead: true });
+    expect(ahead.settings).toMatchObject({ maxConcurrentRuns: 2, runAhead: true });
+    // The slot free beside the busy one and the run ahead split the four windows.
+    expect(ahead.seen).toBe(3);
+    expect(ahead.batchSizes).toEqual([1, 2, 2]);
+    const plain = await inFlightAfterFlush({ maxConcurrentRuns: 2 });
+    expect(plain.settings).toMatchObject({ maxConcurrentRuns: 2, runAhead: false });
+    expect(plain.seen).toBe(2);
+    expect(plain.batchSizes).toEqual([1, 4]);
+  });
+
   it('splits what arrives between the free run slots', async () => {
     const session = await load(mlpModel(MLP));
     const { f, sizes } = forecaster(session, { maxConcurrentRuns: 4 });
