@@ -538,7 +538,6 @@ export class ModelSlot {
   }
 }
 
-/** Values per time step of a model's input when it has no dataset to say: V of [B, L, V], or 1 for [B, L]. */
 /**
  * Whether a model runs one batch ahead (BatchingForecaster's runAhead) in the server: with
  * max_concurrent_runs 0 on more than one CPU. The server's JavaScript thread answers and reads sockets between
@@ -551,6 +550,7 @@ export function serverRunAhead(configured: number, cpus: number = availableCpus(
   return configured === 0 && cpus > 1;
 }
 
+/** Values per time step of a model's input when it has no dataset to say: V of [B, L, V], or 1 for [B, L]. */
 function variablesOfModel(session: InferenceSession): number | null {
   const shape = session.inputs[0]?.shape;
   if (shape === undefined) return 1;

@@ -233,8 +233,8 @@ describe('BatchingForecaster batching', () => {
   });
 
   it('runAhead: while runs are slow, one more run than maxConcurrentRuns goes in flight and takes its share', async () => {
-    // Runs of milliseconds: far above runAhead's threshold, and the first is still running when the rest come.
-    const model: SlowModelOptions = { ...SLOW, depth: 100 };
+    // Runs of many milliseconds: far above runAhead's threshold, and the first is still running when the rest come.
+    const model = SLOW;
     const session = await load(slowModel(model));
     const windows = randomWindows(5, model.size, 31);
     const inFlightAfterFlush = async (options: ForecasterOptions) => {
