@@ -277,7 +277,6 @@ export class ModelSlot {
       }
       const metadataVersion = session.metadata.version;
       const cache = params.cachePredictions ? new PredictionCache<Prediction>({ maxEntries: 16 }) : null;
-      const generation = nextGeneration++;
       const next: ServingModel = {
         config,
         dataset: dataset ?? null,
@@ -291,7 +290,7 @@ export class ModelSlot {
           version: params.version ?? (metadataVersion !== undefined && metadataVersion !== '0' ? metadataVersion : null),
           lookback: forecaster.shape.lookback,
         },
-        generation,
+        generation: nextGeneration++,
         cache,
         lastKey: { version: -1, key: '' },
         // A dataset change (refresh, reload) frees cached predictions of the old data at once.
