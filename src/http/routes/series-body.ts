@@ -83,24 +83,51 @@ interface WorkerReply {
   readonly message?: string;
 }
 
-/** One worker thread for the process, started on the first large body; it never keeps the process alive. */
+interface QueuedBody {
+  readonly bytes: Uint8Array<ArrayBuffer>;
+  readonly resolve: (reply: ParsedBody) => void;
+}
+
+/**
+ * One worker thread for the process, started on the first large body; it never keeps the process alive. It is
+ * handed one body at a time and the rest wait here, so a body that breaks the worker (one nested so deeply
+ * that its parsed value cannot be posted back ends the thread) fails only itself: the worker is replaced and
+ * the bodies behind it are parsed by the new one.
+ */
 class BodyParser {
   private worker: Worker | null = null;
   private nextId = 0;
-  private readonly pending = new Map<number, (reply: ParsedBody) => void>();
+  private inHand: { readonly id: number; readonly resolve: (reply: ParsedBody) => void } | null = null;
+  private readonly waiting: QueuedBody[] = [];
+  private waitingHead = 0;
 
   parse(bytes: Buffer): Promise<ParsedBody> {
+    // The worker takes the memory over; a buffer that is a slice of a larger one (a pool) is copied first.
+    const buffer = bytes.buffer;
+    const whole = buffer instanceof ArrayBuffer && bytes.byteOffset === 0 && buffer.byteLength === bytes.byteLength;
+    const owned = whole ? new Uint8Array(buffer) : Uint8Array.from(bytes);
+    return new Promise((resolve) => {
+      this.waiting.push({ bytes: owned, resolve });
+      this.next();
+    });
+  }
+
+  /** Hands the oldest waiting body to the worker when it holds none. */
+  private next(): void {
+    if (this.inHand !== null) return;
+    if (this.waitingHead === this.waiting.length) {
+      this.waiting.length = 0;
+      this.waitingHead = 0;
+      this.worker?.unref();
+      return;
+    }
+    const body = this.waiting[this.waitingHead]!;
+    this.waiting[this.waitingHead++] = undefined as unknown as QueuedBody;
     const worker = this.start();
     const id = this.nextId++;
-    return new Promise((resolve) => {
-      this.pending.set(id, resolve);
-      if (this.pending.size === 1) worker.ref();
-      // The worker takes the memory over; a buffer that is a slice of a larger one (a pool) is copied first.
-      const buffer = bytes.buffer;
-      const whole = buffer instanceof ArrayBuffer && bytes.byteOffset === 0 && buffer.byteLength === bytes.byteLength;
-      const owned = whole ? new Uint8Array(buffer) : Uint8Array.from(bytes);
-      worker.postMessage({ id, bytes: owned }, [owned.buffer]);
-    });
+    this.inHand = { id, resolve: body.resolve };
+    worker.ref();
+    worker.postMessage({ id, bytes: body.bytes }, [body.bytes.buffer]);
   }
 
   private start(): Worker {
@@ -108,26 +135,35 @@ class BodyParser {
     const worker = new Worker(WORKER_SOURCE, { eval: true });
     worker.unref();
     worker.on('message', (reply: WorkerReply) => {
-      const resolve = this.pending.get(reply.id);
-      if (resolve === undefined) return;
-      this.pending.delete(reply.id);
-      if (this.pending.size === 0) worker.unref();
-      resolve(reply.ok ? { ok: true, value: reply.value } : { ok: false, message: reply.message ?? 'The request body could not be parsed' });
+      const inHand = this.inHand;
+      if (inHand === null || inHand.id !== reply.id) return;
+      this.inHand = null;
+      inHand.resolve(
+        reply.ok ? { ok: true, value: reply.value } : { ok: false, message: reply.message ?? 'The request body could not be parsed' },
+      );
+      this.next();
     });
     const fail = (error: unknown): void => {
-      // Whatever stopped the worker, the bodies it held are answered, and the next body starts a new one.
+      if (this.worker !== worker) return;
+      // Whatever stopped the worker, only the body it held fails; the next body starts a new worker.
       this.worker = null;
-      const message = `The request body could not be parsed: ${error instanceof Error ? error.message : String(error)}`;
-      for (const resolve of this.pending.values()) resolve({ ok: false, message });
-      this.pending.clear();
+      const inHand = this.inHand;
+      this.inHand = null;
+      inHand?.resolve({ ok: false, message: `The request body could not be parsed: ${describeFailure(error)}` });
+      this.next();
     };
     worker.on('error', fail);
-    worker.on('exit', (code) => {
-      if (this.worker === worker) fail(new Error(`the parser thread exited (${code})`));
-    });
+    worker.on('exit', (code) => fail(new Error(`the parser thread exited (${code})`)));
     this.worker = worker;
     return worker;
   }
+}
+
+/** Why the worker stopped, in the request's terms where it is known. */
+function describeFailure(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  if (/call stack/i.test(message)) return 'it is nested too deeply to be read';
+  return message;
 }
 
 const parser = new BodyParser();
