@@ -1,12 +1,14 @@
 #include "ort_library.h"
 
 #include <dlfcn.h>
+#include <link.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 
 #include "addon_error.h"
 #include "run_pool.h"
@@ -34,6 +36,37 @@ void StopRunsAtExit() {
   // destroying ORT's statics under it would crash. Leave without them, with the exit code that was asked for.
   std::fflush(nullptr);
   _exit(g_exitCode.load());
+}
+
+// A shared object named like the ONNX Runtime library that is already mapped into this process, or "" when none is.
+std::string LoadedOnnxRuntime() {
+  std::string found;
+  dl_iterate_phdr(
+      [](dl_phdr_info* info, size_t, void* data) -> int {
+        const char* name = info->dlpi_name;
+        if (name == nullptr || std::strstr(name, "libonnxruntime") == nullptr) return 0;
+        // The providers' shared library is loaded by ORT itself; only the runtime proper counts.
+        if (std::strstr(name, "libonnxruntime_providers") != nullptr) return 0;
+        *static_cast<std::string*>(data) = name;
+        return 1;
+      },
+      &found);
+  return found;
+}
+
+// ONNX Runtime's telemetry (on by default in its Linux builds) looks up and connects to Microsoft's collector,
+// and writes a device id and an event database under $HOME and debug logs under /tmp. The runtime reads this
+// variable when it loads; it is set, whatever the environment said, before the library is opened.
+void TurnTelemetryOff() { setenv("ORT_DISABLE_TELEMETRY", "1", 1); }
+
+void WarnLoadedElsewhere(const std::string& loaded) {
+  const std::string message =
+      "ONNX Runtime (" + loaded +
+      ") was already loaded in this process by another module before forecastd configured it, so its "
+      "telemetry may already be running: forecastd turned telemetry events off through the C API, but only "
+      "ORT_DISABLE_TELEMETRY=1 set before the library loads stops it for sure. Set it in the process's "
+      "environment, or load forecastd before the other module";
+  RecordOrtLog(nullptr, ORT_LOGGING_LEVEL_WARNING, "forecastd", "", "", message.c_str());
 }
 
 std::string DlError() {
@@ -102,6 +135,8 @@ OrtLibrary::Snapshot OrtLibrary::Configure(const std::string& path, unsigned run
     return current->Describe();
   }
 
+  const std::string loadedElsewhere = LoadedOnnxRuntime();
+  TurnTelemetryOff();
   // RTLD_LOCAL keeps ORT's symbols out of the global namespace; the handle is deliberately never closed.
   void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (handle == nullptr) {
@@ -136,6 +171,9 @@ OrtLibrary::Snapshot OrtLibrary::Configure(const std::string& path, unsigned run
   CheckStatus(api->CreateEnvWithCustomLogger(RecordOrtLog, nullptr, ORT_LOGGING_LEVEL_WARNING, "forecastd", &rawEnv),
               kErrRuntimeLoad, "cannot create the ONNX Runtime environment from " + path);
   OrtPtr<OrtEnv> env(rawEnv);
+  // The second switch: the C API's own, for a library that did not read the environment variable.
+  CheckStatus(api->DisableTelemetryEvents(env.get()), kErrRuntimeLoad, "cannot turn ONNX Runtime's telemetry off");
+  if (!loadedElsewhere.empty()) WarnLoadedElsewhere(loadedElsewhere);
   OrtMemoryInfo* rawMemoryInfo = nullptr;
   CheckStatus(api->CreateCpuMemoryInfo(OrtArenaAllocator, OrtMemTypeDefault, &rawMemoryInfo), kErrRuntimeLoad,
               "cannot describe CPU memory");
