@@ -8,6 +8,7 @@ import type { Logger } from './log.js';
 import { DEFAULT_WATCH_INTERVAL_MS } from './server/pod-watcher.js';
 import { DEFAULT_DRAIN_TIMEOUT_MS, DEFAULT_HOST, DEFAULT_PORT, DEFAULT_SHUTDOWN_DELAY_MS, startServer } from './server/start.js';
 import type { ForecastdServer } from './server/start.js';
+import { DEFAULT_WRITE_BUFFER_BYTES, DEFAULT_WRITE_STALL_MS, MIN_WRITE_BUFFER_BYTES } from './http/server.js';
 
 const USAGE = `Usage: forecastd [PATH] [options]
        forecastd bench MODEL.onnx|--http URL [options]   (forecastd bench --help; a pod folder named
@@ -27,6 +28,10 @@ Options:
   --drain-timeout MS      then, how long in-flight requests may finish (default: ${DEFAULT_DRAIN_TIMEOUT_MS})
   --settle-ms MS           a changed spicepod, model or data file is read only once it kept the same size,
                           mtime and inode this long, and still has them after the read (default: ${DEFAULT_SETTLE_MS})
+  --write-buffer BYTES    at most this many bytes of a large answer (GET /v1/datasets/NAME/rows) are held
+                          for one connection while its client is not reading (default: ${DEFAULT_WRITE_BUFFER_BYTES})
+  --write-stall-timeout MS  a client that takes nothing of a large answer for this long is disconnected
+                          (default: ${DEFAULT_WRITE_STALL_MS})
   --no-watch              do not reload on changes to the spicepod or model files (SIGHUP still reloads)
   --watch-interval MS     how often files are also checked in case change events are missed
                           (default: ${DEFAULT_WATCH_INTERVAL_MS})
@@ -44,6 +49,8 @@ interface CliOptions {
   readonly drainTimeoutMs: number;
   readonly shutdownDelayMs: number;
   readonly settleMs: number;
+  readonly writeBufferBytes: number;
+  readonly writeStallMs: number;
   /** null: no watching. */
   readonly watchIntervalMs: number | null;
 }
@@ -76,6 +83,8 @@ function parseCommandLine(argv: readonly string[]): CliOptions | 'help' | 'versi
         'drain-timeout': { type: 'string' },
         'shutdown-delay': { type: 'string' },
         'settle-ms': { type: 'string' },
+        'write-buffer': { type: 'string' },
+        'write-stall-timeout': { type: 'string' },
         'no-watch': { type: 'boolean' },
         'watch-interval': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
@@ -98,6 +107,16 @@ function parseCommandLine(argv: readonly string[]): CliOptions | 'help' | 'versi
   const drainTimeoutMs = milliseconds('--drain-timeout', values['drain-timeout'], DEFAULT_DRAIN_TIMEOUT_MS);
   const shutdownDelayMs = milliseconds('--shutdown-delay', values['shutdown-delay'], DEFAULT_SHUTDOWN_DELAY_MS);
   const settleMs = milliseconds('--settle-ms', values['settle-ms'], DEFAULT_SETTLE_MS);
+  const writeStallMs = milliseconds('--write-stall-timeout', values['write-stall-timeout'], DEFAULT_WRITE_STALL_MS);
+  if (writeStallMs === 0) throw new UsageError('--write-stall-timeout must be above 0 milliseconds');
+  let writeBufferBytes = DEFAULT_WRITE_BUFFER_BYTES;
+  const writeBuffer = values['write-buffer'];
+  if (writeBuffer !== undefined) {
+    writeBufferBytes = /^\d{1,15}$/.test(writeBuffer.trim()) ? Number(writeBuffer.trim()) : NaN;
+    if (!(writeBufferBytes >= MIN_WRITE_BUFFER_BYTES)) {
+      throw new UsageError(`--write-buffer must be a whole number of bytes, at least ${MIN_WRITE_BUFFER_BYTES}, not '${writeBuffer}'`);
+    }
+  }
   let watchIntervalMs: number | null = DEFAULT_WATCH_INTERVAL_MS;
   if (values['watch-interval'] !== undefined) {
     watchIntervalMs = Number(values['watch-interval']);
@@ -114,7 +133,7 @@ function parseCommandLine(argv: readonly string[]): CliOptions | 'help' | 'versi
       throw new UsageError(`--log-level: ${error instanceof Error ? error.message : String(error)}`);
     }
   }
-  return { path, ...address, logLevel, drainTimeoutMs, shutdownDelayMs, settleMs, watchIntervalMs };
+  return { path, ...address, logLevel, drainTimeoutMs, shutdownDelayMs, settleMs, writeBufferBytes, writeStallMs, watchIntervalMs };
 }
 
 /** An option holding a number of milliseconds >= 0, or its default when absent. */
@@ -196,6 +215,8 @@ async function main(argv: readonly string[]): Promise<number> {
       drainTimeoutMs: options.drainTimeoutMs,
       shutdownDelayMs: options.shutdownDelayMs,
       settleMs: options.settleMs,
+      writeBufferBytes: options.writeBufferBytes,
+      writeStallMs: options.writeStallMs,
       watch: options.watchIntervalMs === null ? false : { intervalMs: options.watchIntervalMs },
     });
   } catch (error) {

@@ -200,6 +200,7 @@ export class ServerMetrics {
   private readonly predictionCounts: CounterChild[] = [];
   private readonly failureCounts: CounterChild[] = [];
   private readonly crossingCounts: CounterChild[] = [];
+  private readonly stalledClients: Counter;
   private readonly modelSources = new Map<string, ModelGaugeSource>();
   private readonly datasetSources = new Map<string, DatasetGaugeSource>();
   private inFlight: () => number = () => 0;
@@ -220,6 +221,11 @@ export class ServerMetrics {
       collect() {
         copyCounts(this, crossingCounts);
       },
+    });
+    this.stalledClients = new Counter({
+      name: 'forecastd_http_stalled_connections_total',
+      help: 'Connections closed because the client took nothing of a large answer for the stall time.',
+      registers,
     });
     new Counter({
       name: 'http_requests_total',
@@ -342,6 +348,11 @@ export class ServerMetrics {
         }
       },
     });
+  }
+
+  /** Counts one connection closed for taking nothing of its answer for the stall time. */
+  stalledClient(): void {
+    this.stalledClients.inc();
   }
 
   /** Where http_requests_in_flight reads its value. */

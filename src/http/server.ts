@@ -5,7 +5,7 @@ import { Cancellation } from '../runtime/cancellation.js';
 import type { RouteLabel, ServerMetrics } from '../metrics.js';
 import { ApiKeyCheck } from './auth.js';
 import { FailureLog } from './failure-log.js';
-import { errorMessage } from '../errors.js';
+import { errorMessage, ForecastdError } from '../errors.js';
 import { statusLine } from './errors.js';
 import { listenExclusive, listenFailure } from './listen.js';
 import type { ApiStatus } from './errors.js';
@@ -28,7 +28,7 @@ import type { TimedOutcome } from './responses.js';
 import type { IncludeOptions, PredictOutcome, ServingBackend } from './types.js';
 import { DashboardAssets } from './routes/dashboard.js';
 import type { StaticAnswer, StaticRequest } from './routes/dashboard.js';
-import { datasetRowsBody, parseLastRows } from './routes/dataset-rows.js';
+import { datasetRowsPieces, parseLastRows } from './routes/dataset-rows.js';
 import { openApiJson } from './openapi.js';
 import { assertNativeUws, uWS } from './uws.js';
 
@@ -91,6 +91,27 @@ const REQUEST_ID_HEADER = Buffer.from('x-request-id');
 const TEXT_TYPE = 'text/plain; charset=utf-8';
 const CSV_TYPE = 'text/csv; charset=utf-8';
 
+/** Bytes of a streamed answer held for one connection at most (SPEC "Nothing holds the event loop long"). */
+export const DEFAULT_WRITE_BUFFER_BYTES = 1024 * 1024;
+
+/** The smallest write buffer accepted. */
+export const MIN_WRITE_BUFFER_BYTES = 1024;
+
+/** A client that takes no byte of a streamed answer for this long is disconnected. */
+export const DEFAULT_WRITE_STALL_MS = 30_000;
+
+/** Largest piece of a streamed answer made at once: well under a millisecond of work. */
+const STREAM_PIECE_BYTES = 64 * 1024;
+
+/** Longest a streamed answer holds the event loop before letting other work run. */
+const STREAM_SLICE_MS = 4;
+
+/** What is written to a connection whose buffer is full, so that its socket is tried again. */
+const STREAM_TRICKLE_BYTES = 64;
+
+/** The size line and line ends of one chunk of a chunked answer, at most. */
+const CHUNK_FRAMING_BYTES = 16;
+
 export interface HttpServerOptions {
   readonly backend: ServingBackend;
   readonly metrics: ServerMetrics;
@@ -98,6 +119,18 @@ export interface HttpServerOptions {
   /** API keys from runtime.auth; null = no auth. */
   readonly apiKeys: readonly string[] | null;
   readonly maxBodyBytes?: number;
+  /** At most this many bytes of a large answer are held for a connection that does not read. Default 1 MiB. */
+  readonly writeBufferBytes?: number;
+  /** A connection that takes nothing of a large answer for this long is closed, in ms. Default 30,000. */
+  readonly writeStallMs?: number;
+}
+
+/** The settings a streamed answer runs under. */
+interface StreamLimits {
+  readonly pieceBytes: number;
+  /** What uWebSockets.js may hold for one connection (the write buffer less one piece, held here). */
+  readonly bufferBytes: number;
+  readonly stallMs: number;
 }
 
 /** A client-supplied request id is echoed when it looks like one; anything else gets a fresh id. */
@@ -116,6 +149,8 @@ class Exchange {
   hasQuery = false;
   /** The handler returned without answering: writes need their own cork, and the abort handler is attached. */
   private async = false;
+  /** A streamed answer is under way: its own code ends the exchange. */
+  private streamStop: (() => void) | null = null;
   readonly start = performance.now();
   private cancellation: Cancellation | null = null;
 
@@ -143,6 +178,7 @@ class Exchange {
     this.async = true;
     this.res.onAborted(() => {
       this.aborted = true;
+      this.streamStop?.();
       this.cancellation?.abort();
       if (!this.finished) this.server.requestEnded(this, 0);
     });
@@ -188,6 +224,113 @@ class Exchange {
     else res.end(body, close);
   }
 
+  /**
+   * Answers with a body made piece by piece by `pieces`, as the client drains it (chunked): each step holds the
+   * event loop for a few milliseconds at most, and what uWebSockets.js holds for the connection stays under
+   * the server's write buffer setting: uWebSockets.js keeps whatever the socket did not take, and a write that
+   * reports no backpressure means it holds nothing, so an upper bound of what it holds is kept here and only
+   * as much is written as fits under the setting (a few bytes at a time when it is full, which is what makes
+   * it drain). A client that takes nothing for the stall time is disconnected; one that does not read stalls
+   * only itself.
+   */
+  stream(httpStatus: number, contentType: string, pieces: (pieceBytes: number) => Iterator<string>): void {
+    if (this.finished || this.aborted) return;
+    const limits = this.server.streamLimits;
+    const source = pieces(limits.pieceBytes);
+    const first = source.next();
+    const second = first.done === true ? first : source.next();
+    // One piece is the whole body: answered as any other.
+    if (first.done === true || second.done === true || this.head) {
+      this.send(httpStatus, contentType, first.done === true || this.head ? '' : first.value);
+      return;
+    }
+    const res = this.res;
+    const budget = limits.bufferBytes;
+    let stopped = false;
+    const queued: string[] = [first.value, second.value];
+    let current: Buffer | null = null;
+    // At least what uWebSockets.js holds for this connection: 0 after a write without backpressure.
+    let held = 0;
+    let stallTimer: NodeJS.Timeout | null = null;
+    const disarm = (): void => {
+      if (stallTimer !== null) clearTimeout(stallTimer);
+      stallTimer = null;
+    };
+    const arm = (): void => {
+      disarm();
+      stallTimer = setTimeout(() => {
+        stallTimer = null;
+        if (stopped) return;
+        this.server.streamStalled(this, limits.stallMs);
+        // Runs onAborted, which ends the exchange.
+        res.close();
+      }, limits.stallMs);
+      stallTimer.unref();
+    };
+    const stop = (): void => {
+      stopped = true;
+      disarm();
+      this.streamStop = null;
+    };
+    this.streamStop = stop;
+    const next = (): Buffer | null => {
+      const piece = queued.length > 0 ? queued.shift()! : source.next();
+      if (typeof piece === 'string') return Buffer.from(piece);
+      return piece.done === true ? null : Buffer.from(piece.value);
+    };
+    // Writes until uWebSockets.js reports backpressure (onWritable goes on), the body ends, or the slice is used.
+    const pump = (): void => {
+      if (stopped) return;
+      try {
+        const until = performance.now() + STREAM_SLICE_MS;
+        for (;;) {
+          current ??= next();
+          if (current === null) {
+            stop();
+            this.finished = true;
+            res.end(undefined, this.server.draining);
+            this.server.requestEnded(this, httpStatus);
+            return;
+          }
+          let chunk = current;
+          if (held + chunk.byteLength > budget) {
+            // Full: a few bytes make uWebSockets.js try the socket with what it holds.
+            chunk = current.subarray(0, Math.max(STREAM_TRICKLE_BYTES, budget - held));
+          }
+          current = chunk.byteLength === current.byteLength ? null : current.subarray(chunk.byteLength);
+          if (res.write(chunk)) {
+            held = 0;
+          } else {
+            held += chunk.byteLength + CHUNK_FRAMING_BYTES;
+            arm();
+            return;
+          }
+          if (performance.now() >= until) {
+            setImmediate(() => {
+              if (!stopped) res.cork(pump);
+            });
+            return;
+          }
+        }
+      } catch (error) {
+        stop();
+        this.server.streamFailed(this, error);
+        res.close();
+      }
+    };
+    res.onWritable(() => {
+      if (!stopped) {
+        disarm();
+        pump();
+      }
+      return true;
+    });
+    if (httpStatus !== 200) res.writeStatus(statusLine(httpStatus));
+    res.writeHeader(CONTENT_TYPE_HEADER, contentType === JSON_TYPE ? JSON_TYPE_BYTES : contentType);
+    res.writeHeader(REQUEST_ID_HEADER, this.requestId);
+    pump();
+  }
+
   sendError(httpStatus: number, status: ApiStatus, message: string, headers: readonly (readonly [string, string])[] = [], closeConnection = false): void {
     const body = this.kserve ? kserveErrorBody(KSERVE_TYPE[status], message, null, httpStatus) : errorBody(status, message);
     this.send(httpStatus, JSON_TYPE, body, headers, closeConnection);
@@ -218,6 +361,7 @@ export class HttpServer {
   private idleWaiters: (() => void)[] = [];
   private nextId = 0;
   private readonly failureLog: FailureLog;
+  readonly streamLimits: StreamLimits;
 
   constructor(options: HttpServerOptions) {
     assertNativeUws();
@@ -227,6 +371,16 @@ export class HttpServer {
     this.auth = options.apiKeys === null ? null : new ApiKeyCheck(options.apiKeys);
     this.maxBodyBytes = options.maxBodyBytes ?? MAX_BODY_BYTES;
     this.failureLog = new FailureLog(options.logger);
+    const writeBufferBytes = options.writeBufferBytes ?? DEFAULT_WRITE_BUFFER_BYTES;
+    const writeStallMs = options.writeStallMs ?? DEFAULT_WRITE_STALL_MS;
+    if (!Number.isInteger(writeBufferBytes) || writeBufferBytes < MIN_WRITE_BUFFER_BYTES) {
+      throw new ForecastdError('ERR_INVALID_ARGUMENT', `writeBufferBytes must be a whole number of bytes >= ${MIN_WRITE_BUFFER_BYTES}, got ${writeBufferBytes}`);
+    }
+    if (!Number.isFinite(writeStallMs) || writeStallMs <= 0) {
+      throw new ForecastdError('ERR_INVALID_ARGUMENT', `writeStallMs must be a number of milliseconds above 0, got ${writeStallMs}`);
+    }
+    const pieceBytes = Math.min(STREAM_PIECE_BYTES, Math.floor(writeBufferBytes / 4));
+    this.streamLimits = { pieceBytes, bufferBytes: writeBufferBytes - pieceBytes, stallMs: writeStallMs };
     this.app = uWS.App();
     this.metrics.trackInFlight(() => this.inFlight);
     this.routes();
@@ -311,6 +465,16 @@ export class HttpServer {
       this.idleWaiters = [];
       for (const w of waiters) w();
     }
+  }
+
+  /** A streamed answer failed part-way: its connection is closed (its status line was sent long ago). */
+  streamFailed(ex: Exchange, error: unknown): void {
+    this.logger.error({ reqId: ex.requestId, err: error }, 'a streamed answer failed part-way; its connection is closed');
+  }
+
+  streamStalled(ex: Exchange, stallMs: number): void {
+    this.metrics.stalledClient();
+    this.logger.info({ reqId: ex.requestId, stallMs }, 'a client took nothing of its answer for the stall time; its connection is closed');
   }
 
   private requestId(req: HttpRequest): string {
@@ -476,7 +640,7 @@ export class HttpServer {
     }
     const rows = this.backend.datasetRows(parsed.name, last.last);
     if (rows === null) ex.sendError(404, 'NotFound', `Dataset ${parsed.name} not found`);
-    else ex.send(200, JSON_TYPE, datasetRowsBody(parsed.name, rows));
+    else ex.stream(200, JSON_TYPE, (pieceBytes) => datasetRowsPieces(parsed.name, rows, pieceBytes));
   }
 
   private metricsText(ex: Exchange): void {

@@ -42,6 +42,13 @@ export interface ServerOptions {
    * it must still have it after the read): a writer pausing for less is never seen half-way. Default 1000.
    */
   readonly settleMs?: number;
+  /**
+   * At most this many bytes of a large answer (GET /v1/datasets/:name/rows) are held for one connection whose
+   * client is not reading. Default 1 MiB.
+   */
+  readonly writeBufferBytes?: number;
+  /** A client that takes nothing of a large answer for this long is disconnected, in ms. Default 30,000. */
+  readonly writeStallMs?: number;
   /** Environment for ${env:NAME} in the pod. Default process.env. */
   readonly env?: NodeJS.ProcessEnv;
   /**
@@ -133,6 +140,8 @@ export async function startServer(options: ServerOptions): Promise<ForecastdServ
     metrics,
     logger,
     apiKeys: pod.runtime.auth === null ? null : pod.runtime.auth.apiKeys,
+    ...(options.writeBufferBytes === undefined ? {} : { writeBufferBytes: options.writeBufferBytes }),
+    ...(options.writeStallMs === undefined ? {} : { writeStallMs: options.writeStallMs }),
   });
   const server = http;
   // Built before listening, so bad watch options fail the start rather than leave a half-started server.

@@ -23,20 +23,44 @@ export function parseLastRows(raw: string | undefined): LastRows {
   return { ok: true, last };
 }
 
-/** `{"name","columns","timestamps","values"}`; timestamps print as /v1/datasets prints them (toISOString). */
-export function datasetRowsBody(name: string, rows: DatasetRows): string {
+/**
+ * `{"name","columns","timestamps","values"}` in pieces of about `pieceChars` characters (ASCII: as many bytes),
+ * so a large answer is produced as the client drains it and never held whole; the pieces joined are the text
+ * JSON.stringify gives. Timestamps print as /v1/datasets prints them (toISOString).
+ */
+export function* datasetRowsPieces(name: string, rows: DatasetRows, pieceChars: number): Generator<string, void, undefined> {
   const width = rows.columns.length;
   const n = rows.times.length;
-  const timestamps = new Array<string>(n);
-  const values = new Array<(number | null)[]>(n);
+  let piece = `{"name":${JSON.stringify(name)},"columns":${JSON.stringify(rows.columns)},"timestamps":[`;
   for (let i = 0; i < n; i++) {
-    timestamps[i] = new Date(rows.times[i]!).toISOString();
-    const row = new Array<number | null>(width);
-    for (let c = 0; c < width; c++) {
-      const v = rows.values[i * width + c]!;
-      row[c] = Number.isFinite(v) ? v : null;
+    piece += (i === 0 ? '"' : ',"') + new Date(rows.times[i]!).toISOString() + '"';
+    if (piece.length >= pieceChars) {
+      yield piece;
+      piece = '';
     }
-    values[i] = row;
   }
-  return JSON.stringify({ name, columns: rows.columns, timestamps, values });
+  piece += '],"values":[';
+  for (let i = 0; i < n; i++) {
+    piece += i === 0 ? '[' : ',[';
+    const base = i * width;
+    for (let c = 0; c < width; c++) {
+      const v = rows.values[base + c]!;
+      if (c > 0) piece += ',';
+      // String() of a finite number is JSON's own spelling of it (JSON.stringify(-0) is "0", as String(-0)).
+      piece += Number.isFinite(v) ? String(v) : 'null';
+    }
+    piece += ']';
+    if (piece.length >= pieceChars) {
+      yield piece;
+      piece = '';
+    }
+  }
+  yield piece + ']}';
+}
+
+/** The whole answer as one string (small answers, and tests comparing the pieces with JSON.stringify). */
+export function datasetRowsBody(name: string, rows: DatasetRows): string {
+  let body = '';
+  for (const piece of datasetRowsPieces(name, rows, Number.POSITIVE_INFINITY)) body += piece;
+  return body;
 }
