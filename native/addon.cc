@@ -5,13 +5,16 @@
 //   allocateTensorData(elementType, length) -> TypedArray over addon-owned memory (run() then needs no copy)
 //   setLogListener(fn | undefined), takeRuntimeLog() -> ONNX Runtime's log lines (runtime_log.h)
 //   runSpin(microseconds?) -> the run threads' spin budget (run_pool.h, SetSpin); sets it first when given
+//   raiseOpenFileLimit() -> { before, soft, hard }: the soft RLIMIT_NOFILE raised to the hard limit
 //   stopForExit(code): the process is exiting (its 'exit' event): stop the run pool before ORT's statics go
 //   externalBuffers: false when built for a runtime that forbids external ArrayBuffers (Electron)
 //   Session (class; instances come only from loadSession)
 #include <napi.h>
 
 #include <dlfcn.h>
+#include <sys/resource.h>
 
+#include <cerrno>
 #include <cstring>
 #include <mutex>
 #include <string>
@@ -213,6 +216,32 @@ Napi::Value RunSpin(const Napi::CallbackInfo& info) {
   });
 }
 
+// The descriptor limit a server can use: the soft limit (often 1024) raised to the hard one, which an
+// unprivileged process may do. A hard limit reported as unlimited is not a soft value Linux accepts for
+// descriptors (it is capped by fs.nr_open), so the soft limit then goes to 1,048,576, the usual nr_open.
+Napi::Value RaiseOpenFileLimit(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return GuardJs(env, kErrInvalidArgument, "cannot read the open file limit", [&]() -> Napi::Value {
+    rlimit limit{};
+    if (getrlimit(RLIMIT_NOFILE, &limit) != 0) throw AddonError(kErrInvalidArgument, std::strerror(errno));
+    const rlim_t before = limit.rlim_cur;
+    constexpr rlim_t kUnlimitedCap = 1048576;
+    const rlim_t target = limit.rlim_max == RLIM_INFINITY ? kUnlimitedCap : limit.rlim_max;
+    if (limit.rlim_cur != RLIM_INFINITY && limit.rlim_cur < target) {
+      rlimit raised{target, limit.rlim_max};
+      if (setrlimit(RLIMIT_NOFILE, &raised) == 0) limit.rlim_cur = target;
+    }
+    auto number = [&](rlim_t value) {
+      return Napi::Number::New(env, value == RLIM_INFINITY ? -1.0 : static_cast<double>(value));
+    };
+    Napi::Object result = Napi::Object::New(env);
+    DefineValue(env, result, "before", number(before));
+    DefineValue(env, result, "soft", number(limit.rlim_cur));
+    DefineValue(env, result, "hard", number(limit.rlim_max));
+    return result;
+  });
+}
+
 Napi::Value StopAtExit(const Napi::CallbackInfo& info) {
   StopForExit(info.Length() >= 1 && info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : 1);
   return info.Env().Undefined();
@@ -248,6 +277,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setLogListener", Napi::Function::New<SetLogListener>(env, "setLogListener"));
   exports.Set("takeRuntimeLog", Napi::Function::New<TakeLog>(env, "takeRuntimeLog"));
   exports.Set("runSpin", Napi::Function::New<RunSpin>(env, "runSpin"));
+  exports.Set("raiseOpenFileLimit", Napi::Function::New<RaiseOpenFileLimit>(env, "raiseOpenFileLimit"));
   exports.Set("stopForExit", Napi::Function::New<StopAtExit>(env, "stopForExit"));
 #if defined(NODE_API_NO_EXTERNAL_BUFFERS_ALLOWED)
   exports.Set("externalBuffers", Napi::Boolean::New(env, false));

@@ -54,6 +54,14 @@ export interface NativeSession {
   dispose(): void;
 }
 
+/** The descriptor limit of the process (RLIMIT_NOFILE); -1 is unlimited. */
+export interface OpenFileLimit {
+  /** The soft limit before raiseOpenFileLimit() ran. */
+  readonly before: number;
+  readonly soft: number;
+  readonly hard: number;
+}
+
 /** Exactly what forecastd.node exports (native/addon.cc). */
 export interface AddonTypes {
   /**
@@ -76,6 +84,11 @@ export interface AddonTypes {
   setLogListener(listener: ((entries: RuntimeLogEntry[]) => void) | undefined): void;
   /** The log lines not delivered yet. */
   takeRuntimeLog(): RuntimeLogEntry[];
+  /**
+   * Raises the process's soft RLIMIT_NOFILE to its hard limit (where it is lower) and says what it was and
+   * what it is now; -1 stands for unlimited.
+   */
+  raiseOpenFileLimit(): OpenFileLimit;
   /**
    * The process is exiting (main thread's 'exit' event): stops the run pool, terminating running jobs and
    * waiting up to 2 s; past that, exits at once with `code` without ONNX Runtime's static destructors.

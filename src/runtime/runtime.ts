@@ -8,7 +8,7 @@ import path from 'node:path';
 import { isMainThread } from 'node:worker_threads';
 
 import { ForecastdError } from '../errors.js';
-import { loadAddon, type AddonTypes, type NativeRuntimeState } from './addon.js';
+import { loadAddon, type AddonTypes, type NativeRuntimeState, type OpenFileLimit } from './addon.js';
 import { availableCpus } from './cpus.js';
 import type { RuntimeInfo, RuntimeLogEntry, RuntimeOptions } from './types.js';
 
@@ -197,6 +197,14 @@ export function configureRuntime(options: RuntimeOptions = {}): RuntimeInfo {
 export function availableProvider(name: string): string | undefined {
   runtimeInfo();
   return ortProviderName(name, ortProviders);
+}
+
+/**
+ * Raises this process's soft descriptor limit (RLIMIT_NOFILE, often 1024) to its hard limit, which needs no
+ * privilege, and says what it was and is (-1: unlimited). A server calls it once at start.
+ */
+export function raiseOpenFileLimit(): OpenFileLimit {
+  return loadAddon().raiseOpenFileLimit();
 }
 
 /** The loaded runtime; configures the defaults first if nothing chose a library yet. */

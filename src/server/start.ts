@@ -4,7 +4,7 @@ import { HttpServer } from '../http/server.js';
 import { silentLogger } from '../log.js';
 import type { Logger } from '../log.js';
 import { ServerMetrics } from '../metrics.js';
-import { runtimeInfo, setRuntimeLogHandler } from '../runtime/runtime.js';
+import { raiseOpenFileLimit, runtimeInfo, setRuntimeLogHandler } from '../runtime/runtime.js';
 import { findSpicepodFile, loadSpicepod } from '../spicepod/load.js';
 import type { Spicepod } from '../spicepod/types.js';
 import { DEFAULT_SETTLE_MS, fileFingerprint } from '../file-fingerprint.js';
@@ -154,6 +154,14 @@ export async function startServer(options: ServerOptions): Promise<ForecastdServ
           logger,
           ...watchOptions,
         });
+  // Each connection is a descriptor: the soft limit (often 1024) would cap connections far below what the
+  // machine allows.
+  try {
+    const limit = raiseOpenFileLimit();
+    logger.info(limit, `open file limit ${limit.soft}${limit.soft === limit.before ? '' : ` (raised from ${limit.before})`}`);
+  } catch (error) {
+    logger.warn({ err: error }, 'could not raise the open file limit');
+  }
   const host = options.host ?? DEFAULT_HOST;
   const address = await server.listen(host, options.port ?? DEFAULT_PORT);
   const url = `http://${urlHost(host)}:${address.port}`;
