@@ -7,5 +7,9 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: 'forks',
+    // Tests that load onnxruntime-node directly (as the independent reader of built models) would otherwise
+    // start ONNX Runtime's telemetry in the test process: DNS lookups, $HOME/.cache/Microsoft, /tmp/mat-debug-*.
+    // The telemetry tests start their own processes with their own environment.
+    env: { ORT_DISABLE_TELEMETRY: '1' },
   },
 });
