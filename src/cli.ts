@@ -9,6 +9,7 @@ import { DEFAULT_WATCH_INTERVAL_MS } from './server/pod-watcher.js';
 import { DEFAULT_DRAIN_TIMEOUT_MS, DEFAULT_HOST, DEFAULT_PORT, DEFAULT_SHUTDOWN_DELAY_MS, startServer } from './server/start.js';
 import type { ForecastdServer } from './server/start.js';
 import { DEFAULT_WRITE_BUFFER_BYTES, DEFAULT_WRITE_STALL_MS, MIN_WRITE_BUFFER_BYTES } from './http/server.js';
+import { DESCRIPTOR_RESERVE } from './http/connection-limit.js';
 
 const USAGE = `Usage: forecastd [PATH] [options]
        forecastd bench MODEL.onnx|--http URL [options]   (forecastd bench --help; a pod folder named
@@ -32,6 +33,8 @@ Options:
                           for one connection while its client is not reading (default: ${DEFAULT_WRITE_BUFFER_BYTES})
   --write-stall-timeout MS  a client that takes nothing of a large answer for this long is disconnected
                           (default: ${DEFAULT_WRITE_STALL_MS})
+  --max-connections N     open connections at most; past it new connections are refused until some close
+                          (default: the open file limit less ${DESCRIPTOR_RESERVE})
   --no-watch              do not reload on changes to the spicepod or model files (SIGHUP still reloads)
   --watch-interval MS     how often files are also checked in case change events are missed
                           (default: ${DEFAULT_WATCH_INTERVAL_MS})
@@ -51,6 +54,7 @@ interface CliOptions {
   readonly settleMs: number;
   readonly writeBufferBytes: number;
   readonly writeStallMs: number;
+  readonly maxConnections: number | undefined;
   /** null: no watching. */
   readonly watchIntervalMs: number | null;
 }
@@ -85,6 +89,7 @@ function parseCommandLine(argv: readonly string[]): CliOptions | 'help' | 'versi
         'settle-ms': { type: 'string' },
         'write-buffer': { type: 'string' },
         'write-stall-timeout': { type: 'string' },
+        'max-connections': { type: 'string' },
         'no-watch': { type: 'boolean' },
         'watch-interval': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
@@ -133,7 +138,13 @@ function parseCommandLine(argv: readonly string[]): CliOptions | 'help' | 'versi
       throw new UsageError(`--log-level: ${error instanceof Error ? error.message : String(error)}`);
     }
   }
-  return { path, ...address, logLevel, drainTimeoutMs, shutdownDelayMs, settleMs, writeBufferBytes, writeStallMs, watchIntervalMs };
+  let maxConnections: number | undefined;
+  const maxConnectionsText = values['max-connections'];
+  if (maxConnectionsText !== undefined) {
+    maxConnections = /^\d{1,9}$/.test(maxConnectionsText.trim()) ? Number(maxConnectionsText.trim()) : NaN;
+    if (!(maxConnections >= 1)) throw new UsageError(`--max-connections must be a whole number above 0, not '${maxConnectionsText}'`);
+  }
+  return { path, ...address, logLevel, drainTimeoutMs, shutdownDelayMs, settleMs, writeBufferBytes, writeStallMs, maxConnections, watchIntervalMs };
 }
 
 /** An option holding a number of milliseconds >= 0, or its default when absent. */
@@ -217,6 +228,7 @@ async function main(argv: readonly string[]): Promise<number> {
       settleMs: options.settleMs,
       writeBufferBytes: options.writeBufferBytes,
       writeStallMs: options.writeStallMs,
+      ...(options.maxConnections === undefined ? {} : { maxConnections: options.maxConnections }),
       watch: options.watchIntervalMs === null ? false : { intervalMs: options.watchIntervalMs },
     });
   } catch (error) {

@@ -8,6 +8,7 @@ import { FailureLog } from './failure-log.js';
 import { errorMessage, ForecastdError } from '../errors.js';
 import { statusLine } from './errors.js';
 import { listenExclusive, listenFailure } from './listen.js';
+import { ConnectionLimit } from './connection-limit.js';
 import type { ApiStatus } from './errors.js';
 import { entryNameFromUrl, modelNameFromUrl, parsePredictRequest } from './predict-request.js';
 import { answerForecast, kserveErrorBody, timeseriesModelsBody } from './routes/kserve.js';
@@ -357,6 +358,8 @@ export class HttpServer {
   private readonly maxBodyBytes: number;
   private readonly dashboard = DashboardAssets.load();
   private listenSocket: us_listen_socket | null = null;
+  private address: ListenAddress | null = null;
+  private connectionLimit: ConnectionLimit | null = null;
   private inFlight = 0;
   private idleWaiters: (() => void)[] = [];
   private nextId = 0;
@@ -404,9 +407,40 @@ export class HttpServer {
           return;
         }
         this.listenSocket = socket;
-        resolve({ host, port: uWS.us_socket_local_port(socket as unknown as Parameters<typeof uWS.us_socket_local_port>[0]) });
+        const address = { host, port: uWS.us_socket_local_port(socket as unknown as Parameters<typeof uWS.us_socket_local_port>[0]) };
+        this.address = address;
+        resolve(address);
       });
     });
+  }
+
+  /**
+   * Holds open connections to `max` (see ConnectionLimit): past it, the listen socket is closed and new
+   * connections are refused; below 90% of it, the server listens on the same address again.
+   */
+  limitConnections(max: number): void {
+    this.connectionLimit?.stop();
+    const limit = new ConnectionLimit(max, this.logger, {
+      pause: () => {
+        if (this.draining || this.listenSocket === null) return;
+        uWS.us_listen_socket_close(this.listenSocket);
+        this.listenSocket = null;
+      },
+      resume: async () => {
+        if (this.draining || this.listenSocket !== null || this.address === null) return;
+        const { host, port } = this.address;
+        await new Promise<void>((resolve) => {
+          listenExclusive(this.app, host, port, (socket) => {
+            if (socket === false) this.logger.error({ host, port }, 'could not listen again after --max-connections was reached');
+            else if (this.draining) uWS.us_listen_socket_close(socket);
+            else this.listenSocket = socket;
+            resolve();
+          });
+        });
+      },
+    });
+    limit.start();
+    this.connectionLimit = limit;
   }
 
   /** Shutdown has begun: /v1/ready answers 503 (a load balancer stops sending), everything else still serves. */
@@ -417,6 +451,7 @@ export class HttpServer {
   /** Closes the listen socket: no new connections; open ones still get answers, with Connection: close. */
   stopAccepting(): void {
     this.draining = true;
+    this.connectionLimit?.stop();
     if (this.listenSocket !== null) {
       uWS.us_listen_socket_close(this.listenSocket);
       this.listenSocket = null;

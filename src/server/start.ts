@@ -1,6 +1,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { ForecastdError } from '../errors.js';
 import { HttpServer } from '../http/server.js';
+import { defaultMaxConnections } from '../http/connection-limit.js';
 import { silentLogger } from '../log.js';
 import type { Logger } from '../log.js';
 import { ServerMetrics } from '../metrics.js';
@@ -49,6 +50,11 @@ export interface ServerOptions {
   readonly writeBufferBytes?: number;
   /** A client that takes nothing of a large answer for this long is disconnected, in ms. Default 30,000. */
   readonly writeStallMs?: number;
+  /**
+   * Open connections at most; past it new connections are refused until some close. Default: the open file
+   * limit less 128 descriptors (none when the limit is unlimited).
+   */
+  readonly maxConnections?: number;
   /** Environment for ${env:NAME} in the pod. Default process.env. */
   readonly env?: NodeJS.ProcessEnv;
   /**
@@ -156,14 +162,23 @@ export async function startServer(options: ServerOptions): Promise<ForecastdServ
         });
   // Each connection is a descriptor: the soft limit (often 1024) would cap connections far below what the
   // machine allows.
+  if (options.maxConnections !== undefined && !(Number.isInteger(options.maxConnections) && options.maxConnections >= 1)) {
+    throw new ForecastdError('ERR_INVALID_ARGUMENT', `maxConnections must be a whole number above 0, got ${options.maxConnections}`);
+  }
+  let maxConnections = options.maxConnections ?? null;
   try {
     const limit = raiseOpenFileLimit();
     logger.info(limit, `open file limit ${limit.soft}${limit.soft === limit.before ? '' : ` (raised from ${limit.before})`}`);
+    maxConnections ??= defaultMaxConnections(limit.soft);
   } catch (error) {
     logger.warn({ err: error }, 'could not raise the open file limit');
   }
   const host = options.host ?? DEFAULT_HOST;
   const address = await server.listen(host, options.port ?? DEFAULT_PORT);
+  if (maxConnections !== null) {
+    server.limitConnections(maxConnections);
+    logger.info({ maxConnections }, `at most ${maxConnections} connections`);
+  }
   const url = `http://${urlHost(host)}:${address.port}`;
   logger.info(
     { url, pod: pod.file, models: pod.models.length, datasets: pod.datasets.length, auth: pod.runtime.auth !== null },
