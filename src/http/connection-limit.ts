@@ -16,7 +16,7 @@ import type { Logger } from '../log.js';
 export const DESCRIPTOR_RESERVE = 128;
 
 /** How often the descriptors are counted, in ms. */
-export const CHECK_INTERVAL_MS = 200;
+export const CHECK_INTERVAL_MS = 100;
 
 const FD_DIR = '/proc/self/fd';
 
@@ -63,12 +63,20 @@ export class ConnectionLimit {
     this.timer = null;
   }
 
-  /** Connections as last counted (descriptors beyond the baseline). */
+  /** Counts the connections (descriptors beyond the baseline) and pauses or resumes accepting. */
   private async check(): Promise<void> {
     if (this.checking || this.stopped) return;
     this.checking = true;
     try {
-      const open = (await readdir(FD_DIR)).length - this.baseline;
+      let open: number;
+      try {
+        open = (await readdir(FD_DIR)).length - this.baseline;
+      } catch (error) {
+        // No descriptor left even to count them: a burst used them all. That is past any limit.
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code !== 'EMFILE' && code !== 'ENFILE') throw error;
+        open = Number.POSITIVE_INFINITY;
+      }
       if (this.stopped) return;
       if (!this.paused && open >= this.max) {
         this.paused = true;
@@ -76,9 +84,10 @@ export class ConnectionLimit {
         // With the listen socket closed, the last connection's close would leave the process with nothing to
         // wait for: the check keeps it alive until it listens again.
         this.timer?.ref();
+        const count = Number.isFinite(open) ? String(open) : 'all descriptors used:';
         this.logger.warn(
-          { connections: open, maxConnections: this.max },
-          `${open} connections are open, at --max-connections ${this.max}: new connections are refused until some close`,
+          { connections: Number.isFinite(open) ? open : null, maxConnections: this.max },
+          `${count} connections are open, at --max-connections ${this.max}: new connections are refused until some close`,
         );
       } else if (this.paused && open < Math.floor(this.max * 0.9)) {
         await this.hooks.resume();
