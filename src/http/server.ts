@@ -107,6 +107,20 @@ const STREAM_PIECE_BYTES = 64 * 1024;
 /** Longest a streamed answer holds the event loop before letting other work run. */
 const STREAM_SLICE_MS = 4;
 
+/** Answers longer than this (in characters) are written through the streamed path. */
+const LARGE_ANSWER_CHARS = 256 * 1024;
+
+/** `text` in pieces of about `pieceChars` characters, never splitting a surrogate pair. */
+function* stringPieces(text: string, pieceChars: number): Generator<string, void, undefined> {
+  for (let start = 0; start < text.length; ) {
+    let end = Math.min(text.length, start + pieceChars);
+    const last = text.charCodeAt(end - 1);
+    if (end < text.length && last >= 0xd800 && last <= 0xdbff) end--;
+    yield text.slice(start, end);
+    start = end;
+  }
+}
+
 /** What is written to a connection whose buffer is full, so that its socket is tried again. */
 const STREAM_TRICKLE_BYTES = 64;
 
@@ -204,6 +218,13 @@ class Exchange {
     closeConnection = false,
   ): void {
     if (this.finished || this.aborted) return;
+    // A large answer already made (a KServe answer for 1000 series, say) is still written as the client drains
+    // it, so a client that does not read holds at most the write buffer in uWebSockets.js, and is disconnected
+    // after the stall time.
+    if (typeof body === 'string' && body.length > LARGE_ANSWER_CHARS && !this.head && headers.length === 0 && !closeConnection) {
+      this.stream(httpStatus, contentType, (pieceBytes) => stringPieces(body, pieceBytes));
+      return;
+    }
     this.finished = true;
     const close = closeConnection || this.server.draining;
     // Inside its handler the response is corked already; later, one cork makes the answer one write.
