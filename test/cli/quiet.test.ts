@@ -69,16 +69,19 @@ async function runTraced(pod: PodDir, home: string, tmp: string, traceFile: stri
     void exit.then((code) => reject(new Error(`forecastd exited with ${code} before listening\n${out}\n${err}`)));
   });
   let predict = { status: 0, body: '' };
-  for (;;) {
-    const res = await fetch(`${url}/v1/models/mean/predict`);
-    predict = { status: res.status, body: await res.text() };
-    if (res.status !== 503) break;
-    await new Promise((r) => setTimeout(r, 100));
+  try {
+    for (;;) {
+      const res = await fetch(`${url}/v1/models/mean/predict`);
+      predict = { status: res.status, body: await res.text() };
+      if (res.status !== 503) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    // ONNX Runtime 1.30's uploader first looks up its collector about 9 s after the library loaded (seen under
+    // strace): a negative check has to watch longer than that.
+    await new Promise((r) => setTimeout(r, OBSERVE_MS));
+  } finally {
+    process.kill(pid, 'SIGTERM');
   }
-  // ONNX Runtime 1.30's uploader first looks up its collector about 9 s after the library loaded (seen under
-  // strace): a negative check has to watch longer than that.
-  await new Promise((r) => setTimeout(r, OBSERVE_MS));
-  process.kill(pid, 'SIGTERM');
   const exitCode = await exit;
   const trace = readFileSync(traceFile, 'utf8');
   const pids = [...new Set(trace.split('\n').map((l) => Number(/^(\d+) /.exec(l)?.[1])).filter((p) => p > 0))];
