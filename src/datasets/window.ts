@@ -38,14 +38,15 @@ export function windowFor(
     throw new ForecastdError('ERR_INVALID_ARGUMENT', `lookback must be a positive integer, got ${lookback}`);
   }
   const label = datasetName === 'the dataset' ? datasetName : `dataset ${datasetName}`;
+  // On a grid, steps count, not rows: fill_missing may fill steps that have none.
+  const grid = frequency === null ? null : gridOf(snapshot, frequency);
+  if (grid !== null) return new SnapshotWindow(stepWindow(snapshot, lookback, fillMissing, label, grid), null);
   if (snapshot.rows < lookback) {
     throw new ForecastdError(
       'ERR_WINDOW',
       `${label} has ${snapshot.rows} row${snapshot.rows === 1 ? '' : 's'}; the model needs a lookback of ${lookback}`,
     );
   }
-  const grid = frequency === null ? null : gridOf(snapshot, frequency);
-  if (grid !== null) return new SnapshotWindow(stepWindow(snapshot, lookback, fillMissing, label, grid), null);
   const width = snapshot.columns.length;
   const startRow = snapshot.rows - lookback;
   const view = snapshot.values.subarray(startRow * width, snapshot.rows * width);
