@@ -224,6 +224,9 @@ function stepWindow(snapshot: DatasetSnapshot, lookback: number, mode: FillMissi
   const step = formatFrequency(grid.frequency);
   const oldestRange = grid.rangeOf(lookback - 1);
   if (oldestRange.to < (times[0] as number)) {
+    if (n < lookback) {
+      throw new ForecastdError('ERR_WINDOW', `${label} has ${n} row${n === 1 ? '' : 's'}; the model needs a lookback of ${lookback}`);
+    }
     throw new ForecastdError(
       'ERR_WINDOW',
       `${label} has ${n} row${n === 1 ? '' : 's'} from ${iso(times[0] as number)}; the model needs a lookback of ${lookback} steps of ${step}, back to ${iso(grid.pointBack(lookback - 1))}, before its first row`,

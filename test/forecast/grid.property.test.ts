@@ -265,7 +265,9 @@ function oracleWindow(times: Float64Array, values: Float64Array, grid: OracleGri
     return { window: Array.from(values.slice(times.length - lookback)) };
   }
   const first = times[0] as number;
-  if (grid.range(lookback - 1)[1] < first) return { error: 'before its first row' };
+  if (grid.range(lookback - 1)[1] < first) {
+    return { error: times.length < lookback ? `has ${times.length} row${times.length === 1 ? '' : 's'}; the model needs a lookback of ${lookback}` : 'before its first row' };
+  }
   const valueAt = (j: number): number | null => {
     const r = nearestIn(times, grid.range(j), grid.point(j));
     return r < 0 ? null : (values[r] as number);
