@@ -304,6 +304,8 @@ function fillSteps(
     };
     let lastAt = Number.NaN;
     let lastValue = Number.NaN;
+    // The next window position with a value, found once per run of gaps.
+    let next = -1;
     for (let w = 0; w < lookback; w++) {
       const v = out[w * width + c] as number;
       if (!Number.isNaN(v)) {
@@ -325,8 +327,10 @@ function fillSteps(
         out[w * width + c] = lastValue;
         continue;
       }
-      let next = w + 1;
-      while (next < lookback && Number.isNaN(out[next * width + c])) next++;
+      if (next <= w) {
+        next = w + 1;
+        while (next < lookback && Number.isNaN(out[next * width + c])) next++;
+      }
       if (next >= lookback) {
         if (Number.isNaN(lastAt)) {
           throw new ForecastdError('ERR_WINDOW', `gap in ${label} at ${at}: column "${columns[c]}" has no value to interpolate from (fill_missing: linear)`);
