@@ -129,6 +129,9 @@ describe('POST /v1/timeseries/forecast: client input is the client\'s fault', ()
     const large = await post(server, `{${padding}${deep.slice(1)}`);
     expect(large.status).toBe(400);
     expect(large.body).toEqual(res.body);
+    // Brackets inside strings (an escaped quote too) are text, not nesting.
+    const quoted = `{"model":"client","options":{"horizon":3},"inputs":[${JSON.stringify(uni('a', [1, 2, 3], 'D'))}],"metadata":${JSON.stringify('\\"' + '['.repeat(100))}}`;
+    expect((await post(server, quoted)).status).toBe(200);
     // 64 levels is still fine.
     const ok = `{"model":"client","options":{"horizon":3},"inputs":[${JSON.stringify(uni('a', [1, 2, 3], 'D'))}],"metadata":${'['.repeat(62)}${']'.repeat(62)}}`;
     expect((await post(server, ok)).status).toBe(200);

@@ -20,18 +20,20 @@ const TOO_DEEP = `The request body is nested deeper than ${MAX_BODY_DEPTH} level
  * Plain JavaScript with no closure, so the parser thread runs the same function from its source.
  */
 function nestedDeeperThan(text: string, limit: number): boolean {
+  // The regular expression engine skips the numbers and commas that make up most of a body.
+  const special = /["\\[\]{}]/g;
   let depth = 0;
   let inString = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
+  let m: RegExpExecArray | null;
+  while ((m = special.exec(text)) !== null) {
+    const c = m[0];
     if (inString) {
-      if (c === 92) i++;
-      else if (c === 34) inString = false;
-    } else if (c === 34) inString = true;
-    else if (c === 91 || c === 123) {
-      depth++;
-      if (depth > limit) return true;
-    } else if (c === 93 || c === 125) depth--;
+      if (c === '\\') special.lastIndex++;
+      else if (c === '"') inString = false;
+    } else if (c === '"') inString = true;
+    else if (c === '[' || c === '{') {
+      if (++depth > limit) return true;
+    } else if (c === ']' || c === '}') depth--;
   }
   return false;
 }
