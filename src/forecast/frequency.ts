@@ -226,6 +226,11 @@ export function monthsFrom(origin: number, months: number, offsetMs = 0): Calend
   return { kind: 'calendar', months, day: civil(origin + offsetMs).day };
 }
 
+/** The day of the month of a time (UTC). */
+export function dayOfMonth(ms: number): number {
+  return civil(ms).day;
+}
+
 /** Whether a time is the last day of its month (UTC). */
 export function isMonthEnd(ms: number): boolean {
   return civil(ms).monthEnd;

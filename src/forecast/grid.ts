@@ -5,7 +5,7 @@
  * nearest row within ±3 h (the later on a tie); calendar steps take the row in the step's month (quarter,
  * year) nearest the grid day. Pure arithmetic on epoch milliseconds: no HTTP, no addon.
  */
-import { addSteps, DAY_STEP_TOLERANCE_MS, DURATIONS, isMonthEnd, monthIndexOf, monthStart } from './frequency.js';
+import { addSteps, DAY_STEP_TOLERANCE_MS, dayOfMonth, DURATIONS, isMonthEnd, monthIndexOf, monthStart } from './frequency.js';
 import type { CalendarFrequency, Frequency } from './frequency.js';
 
 /** How many steps before a row another row must be found for the row to anchor the grid. */
@@ -114,6 +114,25 @@ export class AnchoredGrid {
   /** Rows that fill no step (rows newer than the anchor, rows between grid points, the farther of two candidates). */
   offGridRows(): number {
     const times = this.times;
+    const f = this.frequency;
+    if (f.kind === 'fixed') {
+      // The usual case, kept to arithmetic: rows are read once, newest first, a step at a time.
+      let filled = 0;
+      let step = -1;
+      let found = false;
+      for (let r = this.anchorRow; r >= 0; r--) {
+        const t = times[r] as number;
+        const j = Math.round((this.anchor - t) / f.ms);
+        if (j !== step) {
+          if (found) filled++;
+          step = j;
+          found = false;
+        }
+        if (Math.abs(t - (this.anchor - j * f.ms)) <= this.tolerance) found = true;
+      }
+      if (found) filled++;
+      return this.rows - filled;
+    }
     let onGrid = 0;
     let r = this.anchorRow;
     // Rows of one step are consecutive (the step of a time falls as the time rises): one pass, one winner each.
@@ -152,7 +171,7 @@ export function anchoredGrid(times: ArrayLike<number>, rows: number, f: Frequenc
       }
       continue;
     }
-    const onDay: CalendarFrequency = { kind: 'calendar', months: f.months, day: new Date(t).getUTCDate() };
+    const onDay: CalendarFrequency = { kind: 'calendar', months: f.months, day: dayOfMonth(t) };
     const candidates: CalendarFrequency[] = [onDay];
     if (isMonthEnd(t)) candidates.push({ kind: 'calendar', months: f.months, day: 'end' });
     for (let k = 1; k <= ANCHOR_REACH; k++) {
