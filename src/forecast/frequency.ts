@@ -144,9 +144,9 @@ function monthsBetween(a: number, b: number): number | null {
   return months > 0 ? months : null;
 }
 
-/** The fixed step a gap between two rows counts as: exact under a day, the nearest whole days (±3 h) above. */
+/** The fixed step a gap between two rows counts as: exact under a day, the nearest whole days (±3 h) from a day on. */
 function fixedStepOf(d: number): number {
-  if (d < DAY - DAY_STEP_TOLERANCE_MS) return d;
+  if (d < DAY) return d;
   const days = Math.round(d / DAY);
   return Math.abs(d - days * DAY) <= DAY_STEP_TOLERANCE_MS ? days * DAY : d;
 }

@@ -132,3 +132,18 @@ describe('years 0000 to 9999 and the anchored grid', () => {
     expect(hGrid.offGridRows()).toBe(1);
   });
 });
+
+describe('which row fills a step', () => {
+  it('days: the nearest row within ±3 h, the later on a tie; months: the row in the month nearest the grid day', () => {
+    const days = Float64Array.from([utc(2024, 1, 1), utc(2024, 1, 2) - 2 * HOUR, utc(2024, 1, 2) + 2 * HOUR, utc(2024, 1, 3) - HOUR, utc(2024, 1, 3) + 2 * HOUR, utc(2024, 1, 4) - 4 * HOUR, utc(2024, 1, 5)]);
+    const grid = anchoredGrid(days, days.length, { kind: 'fixed', ms: DAY })!;
+    expect(iso(grid.anchor)).toBe('2024-01-05T00:00:00');
+    expect(grid.rowFor(1)).toBe(-1); // 4 h early is out of reach: Jan 4 is a gap
+    expect(grid.rowFor(2)).toBe(3); // 1 h early beats 2 h late
+    expect(grid.rowFor(3)).toBe(2); // 2 h either side: the later
+    expect(grid.offGridRows()).toBe(3);
+    const months = Float64Array.from([utc(2024, 1, 14), utc(2024, 1, 20), utc(2024, 2, 10), utc(2024, 2, 25), utc(2024, 3, 15), utc(2024, 4, 15)]);
+    const monthly = anchoredGrid(months, months.length, { kind: 'calendar', months: 1, day: 15 })!;
+    expect([monthly.rowFor(0), monthly.rowFor(1), monthly.rowFor(2), monthly.rowFor(3)]).toEqual([5, 4, 2, 0]);
+  });
+});
