@@ -242,7 +242,7 @@ function stepWindow(snapshot: DatasetSnapshot, lookback: number, mode: FillMissi
     if (row >= 0) out.set(values.subarray(row * width, row * width + width), w * width);
     for (let c = 0; c < width; c++) if (Number.isNaN(out[w * width + c])) gaps++;
   }
-  if (gaps > 0) fillSteps(snapshot, grid, lookback, mode, label, rowOf, out, oldestRange.from);
+  if (gaps > 0) fillSteps(snapshot, grid, lookback, mode, label, rowOf, out, oldestRange.to);
   if (byKey === undefined) {
     byKey = new Map();
     stepWindows.set(snapshot, byKey);
@@ -260,7 +260,7 @@ function fillSteps(
   label: string,
   rowOf: Int32Array,
   out: Float64Array,
-  windowFrom: number,
+  windowTo: number,
 ): void {
   const { times, values, columns } = snapshot;
   const width = columns.length;
@@ -285,8 +285,8 @@ function fillSteps(
       }
     }
   }
-  // Before the window: rows older than its oldest step, newest first, that fill a step of the grid.
-  const beforeRow = lowerBound(times, snapshot.rows, windowFrom) - 1;
+  // Before the window: rows of steps older than its oldest, newest first, that fill a step of the grid.
+  const beforeRow = lowerBound(times, snapshot.rows, windowTo + 1) - 1;
   for (let c = 0; c < width; c++) {
     // The value before the window to start from: window position (negative) and value; found lazily.
     let earlierAt = Number.NaN;
@@ -296,7 +296,7 @@ function fillSteps(
       searched = true;
       for (let r = beforeRow; r >= 0; r--) {
         const v = values[r * width + c] as number;
-        if (Number.isNaN(v) || !grid.isOnGrid(r)) continue;
+        if (Number.isNaN(v) || grid.stepOf(times[r] as number) < lookback || !grid.isOnGrid(r)) continue;
         earlierAt = lookback - 1 - grid.stepOf(times[r] as number);
         earlierValue = v;
         return;

@@ -118,6 +118,18 @@ export function inCalendarRange(ms: number): boolean {
 /** The largest distance between a row and its step that still counts for steps of a day or more. */
 export const DAY_STEP_TOLERANCE_MS = 3 * HOUR;
 
+/**
+ * The offset of the calendar a calendar grid is read in: the one that puts the anchor at midnight (-5 h for
+ * a row at 05:00Z, +1 h for one at 23:00Z), so rows written at local midnight with a UTC offset (the 1st at
+ * 00:00+01:00 is the 31st at 23:00Z) fall in their own month, whatever daylight saving did to the offset.
+ */
+export function calendarOffset(anchor: number): number {
+  const day = DAY;
+  const timeOfDay = ((anchor % day) + day) % day;
+  if (timeOfDay === 0) return 0;
+  return timeOfDay >= day / 2 ? day - timeOfDay : -timeOfDay;
+}
+
 /** The signed difference of two times of day, wrapped to (-12 h, 12 h]. */
 function timeOfDayDelta(from: number, to: number): number {
   let d = (to - from) % DAY;
@@ -135,8 +147,10 @@ function timeOfDayDelta(from: number, to: number): number {
 function monthsBetween(a: number, b: number): number | null {
   const delta = timeOfDayDelta(a, b);
   if (Math.abs(delta) > DAY_STEP_TOLERANCE_MS) return null;
-  const ca = civil(a);
-  const cb = civil(b - delta);
+  // Both read in the calendar where `a` is at midnight: rows at local midnight keep their local dates.
+  const offset = calendarOffset(a);
+  const ca = civil(a + offset);
+  const cb = civil(b - delta + offset);
   const calendar =
     ca.day === cb.day || (ca.monthEnd && cb.monthEnd) || (ca.monthEnd && cb.day > ca.day) || (cb.monthEnd && cb.day < ca.day);
   if (!calendar) return null;

@@ -5,7 +5,7 @@
  * nearest row within ±3 h (the later on a tie); calendar steps take the row in the step's month (quarter,
  * year) nearest the grid day. Pure arithmetic on epoch milliseconds: no HTTP, no addon.
  */
-import { addSteps, DAY_STEP_TOLERANCE_MS, dayOfMonth, DURATIONS, isMonthEnd, monthIndexOf, monthStart } from './frequency.js';
+import { addSteps, calendarOffset, DAY_STEP_TOLERANCE_MS, dayOfMonth, DURATIONS, isMonthEnd, monthIndexOf, monthStart } from './frequency.js';
 import type { CalendarFrequency, Frequency } from './frequency.js';
 
 /** How many steps before a row another row must be found for the row to anchor the grid. */
@@ -40,6 +40,11 @@ export class AnchoredGrid {
   private readonly aligned: boolean;
   private readonly anchorPeriod: number;
   private readonly anchorMonth: number;
+  /**
+   * Calendar grids: the offset that puts the anchor at midnight (see calendarOffset), so months are those of
+   * the writer's calendar; 0 for fixed grids.
+   */
+  readonly offsetMs: number;
 
   constructor(
     private readonly times: ArrayLike<number>,
@@ -50,11 +55,12 @@ export class AnchoredGrid {
     this.frequency = frequency;
     this.anchorRow = anchorRow;
     this.anchor = times[anchorRow] as number;
+    this.offsetMs = frequency.kind === 'calendar' ? calendarOffset(this.anchor) : 0;
     this.tolerance = frequency.kind === 'fixed' && frequency.ms < DURATIONS.DAY ? 0 : DAY_STEP_TOLERANCE_MS;
     const months = frequency.kind === 'calendar' ? frequency.months : 1;
     // Quarters and years are calendar quarters and years; other month counts are spans from the anchor's month.
     this.aligned = 12 % months === 0;
-    this.anchorMonth = monthIndexOf(this.anchor);
+    this.anchorMonth = monthIndexOf(this.anchor + this.offsetMs);
     this.anchorPeriod = this.periodOfMonth(this.anchorMonth);
   }
 
@@ -65,14 +71,21 @@ export class AnchoredGrid {
 
   /** Epoch ms of the grid point `j` steps before the anchor (negative j: after it). */
   pointBack(j: number): number {
-    return addSteps(this.anchor, this.frequency, -j);
+    return addSteps(this.anchor, this.frequency, -j, this.offsetMs);
+  }
+
+  /** `count` forecast times: the grid points after the anchor. */
+  stepsAfterAnchor(count: number): Float64Array {
+    const out = new Float64Array(count);
+    for (let k = 1; k <= count; k++) out[k - 1] = this.pointBack(-k);
+    return out;
   }
 
   /** The step (counted back from the anchor) whose range a time is nearest to or inside. */
   stepOf(t: number): number {
     const f = this.frequency;
     if (f.kind === 'fixed') return Math.round((this.anchor - t) / f.ms);
-    return this.anchorPeriod - this.periodOfMonth(monthIndexOf(t));
+    return this.anchorPeriod - this.periodOfMonth(monthIndexOf(snapToMidnight(t + this.offsetMs)));
   }
 
   /** The times that may fill step `j`. */
@@ -84,7 +97,11 @@ export class AnchoredGrid {
     }
     const period = this.anchorPeriod - j;
     const first = this.aligned ? period * f.months : this.anchorMonth + period * f.months;
-    return { from: monthStart(first), to: monthStart(first + f.months) - 1 };
+    // Rows up to 3 h across the edge may belong here (see snapToMidnight); rowFor checks each one's step.
+    return {
+      from: monthStart(first) - this.offsetMs - DAY_STEP_TOLERANCE_MS,
+      to: monthStart(first + f.months) - 1 - this.offsetMs + DAY_STEP_TOLERANCE_MS,
+    };
   }
 
   /** The row that fills step `j`: the one in its range nearest its grid point, the later on a tie; -1 if none. */
@@ -94,7 +111,9 @@ export class AnchoredGrid {
     const times = this.times;
     let best = -1;
     let bestDistance = Number.POSITIVE_INFINITY;
+    const calendar = this.frequency.kind === 'calendar';
     for (let r = lowerBound(times, this.rows, from); r < this.rows && (times[r] as number) <= to; r++) {
+      if (calendar && this.stepOf(times[r] as number) !== j) continue;
       const distance = Math.abs((times[r] as number) - g);
       if (distance <= bestDistance) {
         best = r;
@@ -151,6 +170,18 @@ export class AnchoredGrid {
   }
 }
 
+
+/**
+ * A time in a calendar grid's frame moved to its midnight when it lies within 3 h of it (a row written at
+ * local midnight when the offset was an hour different counts for its own day); otherwise as it is.
+ */
+function snapToMidnight(t: number): number {
+  const day = DURATIONS.DAY;
+  let d = ((t % day) + day) % day;
+  if (d > day / 2) d -= day;
+  return Math.abs(d) <= DAY_STEP_TOLERANCE_MS ? t - d : t;
+}
+
 /** Whether a row lies within `tolerance` of `g`. */
 function rowNear(times: ArrayLike<number>, rows: number, g: number, tolerance: number): number {
   const r = lowerBound(times, rows, g - tolerance);
@@ -171,18 +202,19 @@ export function anchoredGrid(times: ArrayLike<number>, rows: number, f: Frequenc
       }
       continue;
     }
-    const onDay: CalendarFrequency = { kind: 'calendar', months: f.months, day: dayOfMonth(t) };
+    const offset = calendarOffset(t);
+    const onDay: CalendarFrequency = { kind: 'calendar', months: f.months, day: dayOfMonth(t + offset) };
     const candidates: CalendarFrequency[] = [onDay];
-    if (isMonthEnd(t)) candidates.push({ kind: 'calendar', months: f.months, day: 'end' });
+    if (isMonthEnd(t + offset)) candidates.push({ kind: 'calendar', months: f.months, day: 'end' });
     for (let k = 1; k <= ANCHOR_REACH; k++) {
       for (const c of candidates) {
-        if (rowNear(times, i, addSteps(t, c, -k), tolerance) < 0) continue;
+        if (rowNear(times, i, addSteps(t, c, -k, offset), tolerance) < 0) continue;
         // The grid day is the anchor's day, or the month end when the row one step before is a month end too.
         let day: CalendarFrequency = onDay;
         if (candidates.length > 1) {
           const ends = new AnchoredGrid(times, rows, candidates[1] as CalendarFrequency, i);
           const before = ends.rowFor(1);
-          if (before >= 0 && isMonthEnd(times[before] as number)) day = candidates[1] as CalendarFrequency;
+          if (before >= 0 && isMonthEnd((times[before] as number) + offset)) day = candidates[1] as CalendarFrequency;
         }
         return new AnchoredGrid(times, rows, day, i);
       }

@@ -588,7 +588,7 @@ function extrasOf(serving: ServingModel, snapshot: DatasetSnapshot, prediction: 
   if (include.timestamps && layout !== null && snapshot.rows > 0) {
     // Forecast steps continue the grid from its anchor (a stray newest row does not move them).
     const grid = snapshotGrid(snapshot);
-    if (grid !== null) timestamps = stepsAfter(grid.anchor, grid.frequency, layout.horizon);
+    if (grid !== null) timestamps = grid.stepsAfterAnchor(layout.horizon);
   }
   const q = prediction.extraOutputs[0];
   if (include.quantiles && layout?.quantiles != null && q !== undefined) {

@@ -5,7 +5,7 @@ import { snapshotFrequency, snapshotGrid, snapshotOffGridRows } from '../../src/
 import type { DatasetSnapshot, FillMissing } from '../../src/datasets/types.js';
 import { windowFor } from '../../src/datasets/window.js';
 import { ForecastdError } from '../../src/errors.js';
-import { formatFrequency, stepsAfter } from '../../src/forecast/frequency.js';
+import { formatFrequency } from '../../src/forecast/frequency.js';
 
 /**
  * Property tests of the anchored grid (SPEC "The grid is anchored at the newest row"): series at every
@@ -102,6 +102,7 @@ const SPECS: readonly Spec[] = [
   { kind: 'fixed', step: 6 * HOUR, expected: 'PT6H' },
   { kind: 'zoned', days: 1, expected: 'P1D' },
   { kind: 'zoned', days: 7, expected: 'P7D' },
+  // Calendar steps: at local midnight in a zone, or UTC midnight in years below 100 and above 9900.
   { kind: 'calendar', months: 1, expected: 'P1M' },
   { kind: 'calendar', months: 3, expected: 'P3M' },
   { kind: 'calendar', months: 12, expected: 'P1Y' },
@@ -161,7 +162,10 @@ function seriesOf(c: Case): Series {
         return localMidnight(zone, p.year, p.month0, p.day);
       };
     }
-    const years = [60 + (c.start % 90), 1900 + (c.start % 200), 9900 + (c.start % 90)];
+    // Rows at local midnight in a zone for years 1975-2094 (zone rules before 1970 carry odd offsets); UTC
+    // midnight in years 0060-0149 and 9900-9989.
+    const years = [60 + (c.start % 90), 1975 + (c.start % 120), 9900 + (c.start % 90)];
+    const calendarZone = c.yearPick === 1 ? zone : 'UTC';
     const newestMonth = (years[c.yearPick] as number) * 12 + (c.start % 12);
     return (j: number) => {
       const index = newestMonth - j * spec.months;
@@ -170,7 +174,8 @@ function seriesOf(c: Case): Series {
       const last = daysIn(year, month0);
       const changed = c.changeAt > 0 && j >= c.changeAt;
       const day = changed ? c.oldDay : c.day;
-      return utcDate(year, month0, day >= 32 ? last : Math.min(day, last));
+      const dayOfMonth = day >= 32 ? last : Math.min(day, last);
+      return calendarZone === 'UTC' ? utcDate(year, month0, dayOfMonth) : localMidnight(calendarZone, year, month0, dayOfMonth);
     };
   })();
   // Few enough changes that the generated step still covers most steps between rows.
@@ -209,7 +214,22 @@ interface OracleGrid {
   readonly point: (j: number) => number;
   /** Inclusive range of the times that may fill step j. */
   readonly range: (j: number) => [number, number];
+  /** The row that fills step j, or -1. */
+  readonly rowOf: (j: number) => number;
   readonly anchor: number;
+}
+
+/** The offset that puts `t` at midnight: rows written at local midnight read in their writer's calendar. */
+function midnightOffset(t: number): number {
+  const timeOfDay = ((t % DAY) + DAY) % DAY;
+  if (timeOfDay === 0) return 0;
+  return timeOfDay >= DAY / 2 ? DAY - timeOfDay : -timeOfDay;
+}
+
+/** A time moved to the nearest midnight when within 3 h of it. */
+function snapped(t: number): number {
+  const off = midnightOffset(t);
+  return Math.abs(off) <= TOLERANCE ? t + off : t;
 }
 
 function oracleGrid(times: Float64Array, expected: string): OracleGrid | null {
@@ -222,26 +242,41 @@ function oracleGrid(times: Float64Array, expected: string): OracleGrid | null {
     if (step !== undefined) {
       const tolerance = step >= DAY ? TOLERANCE : 0;
       if (![1, 2, 3].some((k) => near(a - k * step, tolerance, a))) continue;
-      return { anchor: a, point: (j) => a - j * step, range: (j) => [a - j * step - tolerance, a - j * step + tolerance] };
+      const range = (j: number): [number, number] => [a - j * step - tolerance, a - j * step + tolerance];
+      return { anchor: a, point: (j) => a - j * step, range, rowOf: (j) => nearestIn(times, range(j), a - j * step) };
     }
     const m = months[expected] as number;
-    const p = parts(a);
+    // Months are read in the calendar where the anchor is midnight; a row within 3 h of a midnight there
+    // belongs to that day.
+    const off = midnightOffset(a);
+    const local = a + off;
+    const p = parts(local);
     const options: (number | 'end')[] = p.monthEnd ? [p.day, 'end'] : [p.day];
-    if (![1, 2, 3].some((k) => options.some((o) => near(monthStep(a, m, o, -k), TOLERANCE, a)))) continue;
-    const periodRange = (g: number): [number, number] => {
-      const first = Math.floor(parts(g).monthIndex / m) * m;
-      const from = utcDate(Math.floor(first / 12), first % 12, 1);
-      const to = utcDate(Math.floor((first + m) / 12), (first + m) % 12, 1) - 1;
-      return [from, to];
+    if (![1, 2, 3].some((k) => options.some((o) => near(monthStep(local, m, o, -k) - off, TOLERANCE, a)))) continue;
+    const periodOf = (t: number): number => Math.floor(parts(snapped(t + off)).monthIndex / m);
+    const rowIn = (period: number, g: number): number => {
+      let best = -1;
+      for (let r = 0; r < times.length; r++) {
+        if (periodOf(times[r] as number) !== period) continue;
+        if (best < 0 || Math.abs((times[r] as number) - g) <= Math.abs((times[best] as number) - g)) best = r;
+      }
+      return best;
     };
     let day: number | 'end' = p.day;
     if (p.monthEnd) {
       // The month end, when the row one step before (on the month-end grid) is a month end too.
-      const g = monthStep(a, m, 'end', -1);
-      const before = nearestIn(times, periodRange(g), g);
-      if (before >= 0 && parts(times[before] as number).monthEnd) day = 'end';
+      const g = monthStep(local, m, 'end', -1) - off;
+      const before = rowIn(periodOf(g), g);
+      if (before >= 0 && parts((times[before] as number) + off).monthEnd) day = 'end';
     }
-    return { anchor: a, point: (j) => monthStep(a, m, day, -j), range: (j) => periodRange(monthStep(a, m, day, -j)) };
+    const point = (j: number): number => monthStep(local, m, day, -j) - off;
+    const range = (j: number): [number, number] => {
+      const first = periodOf(point(j)) * m;
+      const from = utcDate(Math.floor(first / 12), first % 12, 1) - off - TOLERANCE;
+      const to = utcDate(Math.floor((first + m) / 12), (first + m) % 12, 1) - 1 - off + TOLERANCE;
+      return [from, to];
+    };
+    return { anchor: a, point, range, rowOf: (j) => rowIn(periodOf(point(j)), point(j)) };
   }
   return null;
 }
@@ -269,7 +304,7 @@ function oracleWindow(times: Float64Array, values: Float64Array, grid: OracleGri
     return { error: times.length < lookback ? `has ${times.length} row${times.length === 1 ? '' : 's'}; the model needs a lookback of ${lookback}` : 'before its first row' };
   }
   const valueAt = (j: number): number | null => {
-    const r = nearestIn(times, grid.range(j), grid.point(j));
+    const r = grid.rowOf(j);
     return r < 0 ? null : (values[r] as number);
   };
   const out: number[] = [];
@@ -315,7 +350,7 @@ function oracleOffGrid(times: Float64Array, grid: OracleGrid | null): number {
   if (grid === null) return 0;
   const chosen = new Set<number>();
   for (let j = 0; grid.range(j)[1] >= (times[0] as number); j++) {
-    const r = nearestIn(times, grid.range(j), grid.point(j));
+    const r = grid.rowOf(j);
     if (r >= 0) chosen.add(r);
   }
   return times.length - chosen.size;
@@ -364,7 +399,7 @@ describe('the anchored grid agrees with a naive reading of the SPEC', () => {
         }
         expect(snapshotOffGridRows(snapshot)).toBe(oracleOffGrid(times, grid));
         if (grid !== null && actualGrid !== null) {
-          const forecast = Array.from(stepsAfter(actualGrid.anchor, actualGrid.frequency, 3));
+          const forecast = Array.from(actualGrid.stepsAfterAnchor(3));
           expect(forecast).toEqual([grid.point(-1), grid.point(-2), grid.point(-3)]);
         }
       }),
