@@ -14,7 +14,7 @@ import type {
   SeriesModelLookup,
 } from '../http/types.js';
 import { snapshotFrequency, snapshotGrid } from '../datasets/snapshot-frequency.js';
-import { formatFrequency, stepsAfter } from '../forecast/frequency.js';
+import { formatFrequency } from '../forecast/frequency.js';
 import { checkQuantileSize, forecastLayout, quantileCrossings, quantileLevel } from '../forecast/layout.js';
 import type { ForecastLayout } from '../forecast/layout.js';
 import type { FloatArray } from '../runtime/types.js';
