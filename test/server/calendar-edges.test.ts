@@ -43,11 +43,17 @@ const dstDaily = csv([
   ['2024-03-11T00:00:00-04:00', 10],
 ]);
 
+// Monthly rows at local midnight in London on the 1st: +01:00 from April to October (the 1st of April is
+// March 31 at 23:00Z).
+const monthlyLondon = csv(
+  Array.from({ length: 12 }, (_, m) => [`2023-${String(m + 1).padStart(2, '0')}-01T00:00:00${m >= 3 && m <= 9 ? '+01:00' : '+00:00'}`, m + 1] as const),
+);
+
 const yearly4 = csv([['2017-01-01', 1], ['2018-01-01', 2], ['2019-01-01', 3], ['2020-01-01', 4]]);
 const monthly3 = csv([['2024-07-01', 1], ['2024-08-01', 2], ['2024-09-01', 3]]);
 const ancient = csv([['0095-01-01', 95], ['0096-01-01', 96], ['0097-01-01', 97], ['0098-01-01', 98]]);
 
-const DATASETS = ['monthly_shift', 'hourly_stray', 'dst_daily', 'yearly4', 'monthly3', 'ancient'];
+const DATASETS = ['monthly_shift', 'hourly_stray', 'dst_daily', 'monthly_london', 'yearly4', 'monthly3', 'ancient'];
 
 function model(name: string, dataset: string, fill: string): string {
   return `  - from: file:models/identity.onnx\n    name: ${name}\n    datasets: [${dataset}]\n    params:\n      fill_missing: ${fill}\n      cache_predictions: false\n`;
@@ -58,7 +64,7 @@ kind: Spicepod
 name: calendar-edges
 datasets:
 ${DATASETS.map((d) => `  - from: file:data/${d}.csv\n    name: ${d}\n`).join('')}models:
-${model('shift_none', 'monthly_shift', 'none')}${model('shift_linear', 'monthly_shift', 'linear')}${model('stray_none', 'hourly_stray', 'none')}${model('stray_linear', 'hourly_stray', 'linear')}${model('dst_none', 'dst_daily', 'none')}${model('dst_linear', 'dst_daily', 'linear')}${model('yearly', 'yearly4', 'none')}${model('monthly', 'monthly3', 'none')}${model('ancient', 'ancient', 'none')}`;
+${model('shift_none', 'monthly_shift', 'none')}${model('shift_linear', 'monthly_shift', 'linear')}${model('stray_none', 'hourly_stray', 'none')}${model('stray_linear', 'hourly_stray', 'linear')}${model('dst_none', 'dst_daily', 'none')}${model('dst_linear', 'dst_daily', 'linear')}${model('yearly', 'yearly4', 'none')}${model('monthly', 'monthly3', 'none')}${model('ancient', 'ancient', 'none')}${model('london', 'monthly_london', 'none')}`;
 
 async function get(server: ForecastdServer, path: string): Promise<{ status: number; body: Record<string, unknown> }> {
   const res = await fetch(server.url + path);
@@ -73,6 +79,7 @@ describe('windows and forecast timestamps at calendar edges', () => {
     pod.write('data/monthly_shift.csv', monthlyShift);
     pod.write('data/hourly_stray.csv', hourlyStray);
     pod.write('data/dst_daily.csv', dstDaily);
+    pod.write('data/monthly_london.csv', monthlyLondon);
     pod.write('data/yearly4.csv', yearly4);
     pod.write('data/monthly3.csv', monthly3);
     pod.write('data/ancient.csv', ancient);
@@ -95,6 +102,7 @@ describe('windows and forecast timestamps at calendar edges', () => {
       monthly_shift: ['P1M', 0],
       hourly_stray: ['PT1H', 1],
       dst_daily: ['P1D', 0],
+      monthly_london: ['P1M', 0],
       yearly4: ['P1Y', 0],
       monthly3: ['P1M', 0],
       ancient: ['P1Y', 0],
@@ -127,6 +135,14 @@ describe('windows and forecast timestamps at calendar edges', () => {
       expect(res.body['prediction']).toEqual([10, 50, 10]);
       expect(res.body['timestamps']).toEqual(['2024-03-12T04:00:00.000Z', '2024-03-13T04:00:00.000Z', '2024-03-14T04:00:00.000Z']);
     }
+  });
+
+  it('monthly rows at local midnight whose offset changes for daylight saving stay in their own month', async () => {
+    const res = await get(server, '/v1/models/london/predict?include=timestamps');
+    expect(res.status).toBe(200);
+    // October 1st (+01:00) is September 30 at 23:00Z; it still fills October's step.
+    expect(res.body['prediction']).toEqual([10, 11, 12]);
+    expect(res.body['timestamps']).toEqual(['2024-01-01T00:00:00.000Z', '2024-02-01T00:00:00.000Z', '2024-03-01T00:00:00.000Z']);
   });
 
   it('short calendar series: 4 yearly rows step by years, 3 monthly rows by months', async () => {
