@@ -100,7 +100,12 @@ describe('POST /v1/timeseries/forecast: client input is the client\'s fault', ()
   it('a start_timestamp whose forecast would leave years 0000-9999 fails that input only', async () => {
     const res = await post(server, {
       model: 'client',
-      inputs: [uni('late', [1, 2, 3], 'M', '9999-11-30T00:00:00Z'), uni('good', [1, 2, 3], 'M', '0000-02-29T00:00:00Z'), uni('old', [1, 2, 3], 'M', '0098-11-30T00:00:00Z')],
+      inputs: [
+        uni('late', [1, 2, 3], 'M', '9999-11-30T00:00:00Z'),
+        uni('good', [1, 2, 3], 'M', '0000-02-29T00:00:00Z'),
+        uni('old', [1, 2, 3], 'M', '0098-11-30T00:00:00Z'),
+        uni('edge', [1, 2, 3], 'H', '+275760-09-13T00:00:00Z'),
+      ],
       options: { horizon: 3 },
     });
     expect(res.status).toBe(200);
@@ -115,6 +120,11 @@ describe('POST /v1/timeseries/forecast: client input is the client\'s fault', ()
     expect(good['mean_forecast']).toEqual([1, 2, 3]);
     const old = (outputs[2]!['content'] as Record<string, unknown>[])[0]!;
     expect(old['start_timestamp']).toBe('0099-02-28T00:00:00Z');
+    // The last day Date can hold: its forecast steps leave it, and only this input fails.
+    expect(outputs[3]!['error']).toEqual({
+      code: '400', type: 'invalid_request', param: 'inputs[3].start_timestamp',
+      message: 'inputs[3].start_timestamp "+275760-09-13T00:00:00Z": its forecast steps would leave the years 0000 to 9999',
+    });
   });
 
   it('a body nested deeper than 64 levels is a 400 invalid_request, never a 500', async () => {
