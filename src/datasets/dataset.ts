@@ -1,6 +1,6 @@
 import { ForecastdError } from '../errors.js';
 import { formatFrequency } from '../forecast/frequency.js';
-import { snapshotFrequency } from './snapshot-frequency.js';
+import { snapshotFrequency, snapshotOffGridRows } from './snapshot-frequency.js';
 import { dropBefore, keepNewest, makeSnapshot, mergeByTime, orderRows, rowsAfter, sameContent } from './snapshot.js';
 import type { AccelerationConfig, DatasetSnapshot, DatasetSource, DatasetStatus, LoadOptions, LoadedRows } from './types.js';
 
@@ -432,6 +432,8 @@ export interface DatasetDescription {
   readonly refreshed_at: string | null;
   /** The step of the time axis as an ISO 8601 duration (PT1H, P7D, P1M), or null when no step covers most rows. */
   readonly frequency: string | null;
+  /** Rows that fill no step of the dataset's grid (a stray row between steps, or newer than the anchor); 0 without a frequency. */
+  readonly off_grid_rows: number;
 }
 
 export function describeDataset(dataset: Dataset): DatasetDescription {
@@ -448,6 +450,7 @@ export function describeDataset(dataset: Dataset): DatasetDescription {
     error: dataset.error,
     refreshed_at: dataset.lastRefreshAt === null ? null : new Date(dataset.lastRefreshAt).toISOString(),
     frequency: frequencyOf(s),
+    off_grid_rows: s === undefined ? 0 : snapshotOffGridRows(s),
   };
 }
 

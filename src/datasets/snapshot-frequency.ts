@@ -1,9 +1,13 @@
 import { inferFrequency } from '../forecast/frequency.js';
 import type { Frequency } from '../forecast/frequency.js';
+import { anchoredGrid } from '../forecast/grid.js';
+import type { AnchoredGrid } from '../forecast/grid.js';
 import type { DatasetSnapshot } from './types.js';
 
-// Snapshots are immutable: a snapshot's frequency is inferred once, on first use.
+// Snapshots are immutable: a snapshot's frequency, grid and off-grid count are computed once, on first use.
 const inferred = new WeakMap<DatasetSnapshot, Frequency | null>();
+const grids = new WeakMap<DatasetSnapshot, AnchoredGrid | null>();
+const offGrid = new WeakMap<DatasetSnapshot, number>();
 
 /** The step of a snapshot's time axis (SPEC "Frequency of a dataset"), or null when no step covers most rows. */
 export function snapshotFrequency(snapshot: DatasetSnapshot): Frequency | null {
@@ -13,4 +17,26 @@ export function snapshotFrequency(snapshot: DatasetSnapshot): Frequency | null {
     inferred.set(snapshot, f);
   }
   return f;
+}
+
+/** The step grid of a snapshot, anchored at its newest row that continues it; null without a frequency. */
+export function snapshotGrid(snapshot: DatasetSnapshot): AnchoredGrid | null {
+  let grid = grids.get(snapshot);
+  if (grid === undefined) {
+    const f = snapshotFrequency(snapshot);
+    grid = f === null ? null : anchoredGrid(snapshot.times, snapshot.rows, f);
+    grids.set(snapshot, grid);
+  }
+  return grid;
+}
+
+/** Rows of a snapshot that fill no step of its grid (`off_grid_rows` in /v1/datasets); 0 without a grid. */
+export function snapshotOffGridRows(snapshot: DatasetSnapshot): number {
+  let count = offGrid.get(snapshot);
+  if (count === undefined) {
+    const grid = snapshotGrid(snapshot);
+    count = grid === null ? 0 : grid.offGridRows();
+    offGrid.set(snapshot, count);
+  }
+  return count;
 }

@@ -1,17 +1,20 @@
 import { ForecastdError } from '../errors.js';
-import { addSteps, formatFrequency } from '../forecast/frequency.js';
+import { formatFrequency } from '../forecast/frequency.js';
 import type { Frequency } from '../forecast/frequency.js';
+import { anchoredGrid } from '../forecast/grid.js';
+import type { AnchoredGrid } from '../forecast/grid.js';
 import type { FloatArray } from '../runtime/types.js';
 import type { WindowSource } from '../runtime/window.js';
 import { lowerBound } from './snapshot.js';
+import { snapshotFrequency, snapshotGrid } from './snapshot-frequency.js';
 import type { DatasetSnapshot, FillMissing } from './types.js';
 
 /**
  * The lookback window of a model, oldest first, row-major [L, V]. Without a frequency it is the latest
  * `lookback` rows of a snapshot. With one (SPEC "Frequency of a dataset") it is the latest `lookback` steps
- * ending at the newest row: a step with no row is a gap like a row with an empty cell (an error naming its
- * time unless `fill_missing` fills it), so a missing row never shifts the window; rows off the step grid are
- * not part of it.
+ * of the grid anchored at the newest row that continues it (see forecast/grid.ts): a step with no row is a
+ * gap like a row with an empty cell (an error naming its time unless `fill_missing` fills it), so a missing
+ * row never shifts the window; rows off the grid never fill a step.
  *
  * Nothing is copied here: the returned WindowSource copies straight from the snapshot into the batch tensor.
  * A window without gaps (the usual case) is one typed-array `set`; a window with gaps filled by
@@ -19,9 +22,10 @@ import type { DatasetSnapshot, FillMissing } from './types.js';
  * with nothing to fill it from) are thrown here, before the request joins a batch.
  *
  * Filling rules: `previous` carries the last earlier value of the column forward, looking before the window
- * if needed. `linear` interpolates in time between the nearest earlier and later values of the column (the
- * earlier one may lie before the window); at the newest end, with no later value, it carries the earlier one
- * forward, and at the oldest end of the dataset, with no earlier value, it takes the later one.
+ * if needed. `linear` interpolates between the nearest earlier and later values of the column (the earlier
+ * one may lie before the window), in time between rows, by step index on a grid; at the newest end, with no
+ * later value, it carries the earlier one forward, and at the oldest end of the dataset, with no earlier
+ * value, it takes the later one. On a grid, fills read only rows that fill a step.
  */
 export function windowFor(
   snapshot: DatasetSnapshot,
@@ -34,14 +38,14 @@ export function windowFor(
     throw new ForecastdError('ERR_INVALID_ARGUMENT', `lookback must be a positive integer, got ${lookback}`);
   }
   const label = datasetName === 'the dataset' ? datasetName : `dataset ${datasetName}`;
+  // On a grid, steps count, not rows: fill_missing may fill steps that have none.
+  const grid = frequency === null ? null : gridOf(snapshot, frequency);
+  if (grid !== null) return new SnapshotWindow(stepWindow(snapshot, lookback, fillMissing, label, grid), null);
   if (snapshot.rows < lookback) {
     throw new ForecastdError(
       'ERR_WINDOW',
       `${label} has ${snapshot.rows} row${snapshot.rows === 1 ? '' : 's'}; the model needs a lookback of ${lookback}`,
     );
-  }
-  if (frequency !== null && !onGrid(snapshot, lookback, frequency)) {
-    return new SnapshotWindow(stepWindow(snapshot, lookback, fillMissing, label, frequency), null);
   }
   const width = snapshot.columns.length;
   const startRow = snapshot.rows - lookback;
@@ -196,92 +200,49 @@ function computeFill(snapshot: DatasetSnapshot, lookback: number, mode: FillMiss
   return { positions: Int32Array.from(positions), values: Float64Array.from(filled) };
 }
 
-/** The newest `lookback` rows are exactly the latest `lookback` steps: the usual case, served as rows. */
-function onGrid(snapshot: DatasetSnapshot, lookback: number, f: Frequency): boolean {
-  const n = snapshot.rows;
-  if (n < lookback) return false;
-  const times = snapshot.times;
-  const last = times[n - 1] as number;
-  if (f.kind === 'fixed') return last - (times[n - lookback] as number) === (lookback - 1) * f.ms;
-  for (let j = 1; j < lookback; j++) {
-    if (times[n - 1 - j] !== addSteps(last, f, -j)) return false;
-  }
-  return true;
+/** The grid of a snapshot at `f`: the snapshot's own (cached) when `f` is its inferred frequency. */
+function gridOf(snapshot: DatasetSnapshot, f: Frequency): AnchoredGrid | null {
+  if (f === snapshotFrequency(snapshot)) return snapshotGrid(snapshot);
+  return anchoredGrid(snapshot.times, snapshot.rows, f);
 }
 
 // Per snapshot: windows built from the step grid, by lookback and fill mode.
 const stepWindows = new WeakMap<DatasetSnapshot, Map<string, Float64Array>>();
 
 /**
- * The window of the latest `lookback` steps as values: rows at the step times, NaN where a step has no row,
- * then filled as `fillMissing` says (by the same rules as gaps inside rows, on a view that holds the rows
- * before the window the filling may need).
+ * The window of the latest `lookback` steps as values: the row filling each step, NaN where none does, then
+ * filled as `mode` says, by step index, from rows that fill steps (before the window too, when needed).
  */
-function stepWindow(snapshot: DatasetSnapshot, lookback: number, mode: FillMissing, label: string, f: Frequency): Float64Array {
-  const key = `${lookback}:${mode}`;
+function stepWindow(snapshot: DatasetSnapshot, lookback: number, mode: FillMissing, label: string, grid: AnchoredGrid): Float64Array {
+  const key = `${lookback}:${mode}:${grid.anchor}:${formatFrequency(grid.frequency)}`;
   let byKey = stepWindows.get(snapshot);
   const cached = byKey?.get(key);
   if (cached !== undefined) return cached;
   const { times, values, columns } = snapshot;
   const width = columns.length;
   const n = snapshot.rows;
-  const last = times[n - 1] as number;
-  const grid = new Float64Array(lookback);
-  for (let j = 0; j < lookback; j++) grid[j] = addSteps(last, f, -(lookback - 1 - j));
-  const oldest = grid[0] as number;
-  const step = formatFrequency(f);
-  if (oldest < (times[0] as number)) {
-    throw new ForecastdError(
-      'ERR_WINDOW',
-      `${label} has ${n} row${n === 1 ? '' : 's'} from ${iso(times[0] as number)}; the model needs a lookback of ${lookback} steps of ${step}, back to ${iso(oldest)}, before its first row`,
-    );
-  }
-  const start = lowerBound(times, n, oldest);
-  const rowOf = new Int32Array(lookback).fill(-1);
-  let missing = -1;
-  let r = start;
-  for (let j = 0; j < lookback; j++) {
-    const t = grid[j] as number;
-    while (r < n && (times[r] as number) < t) r++;
-    if (r < n && times[r] === t) rowOf[j] = r;
-    else if (missing < 0) missing = j;
-  }
-  if (missing >= 0 && mode === 'none') {
-    throw new ForecastdError(
-      'ERR_WINDOW',
-      `gap in ${label} at ${iso(grid[missing] as number)}: no row for this step of ${step} (fill_missing is none; set it to previous or linear to fill gaps)`,
-    );
-  }
-  // The rows before the window that filling may read: back until every column has had a value.
-  let context = start;
-  const seen = new Uint8Array(width);
-  let unseen = width;
-  while (context > 0 && unseen > 0) {
-    context--;
-    for (let c = 0; c < width; c++) {
-      if (seen[c] === 0 && !Number.isNaN(values[context * width + c])) {
-        seen[c] = 1;
-        unseen--;
-      }
+  const step = formatFrequency(grid.frequency);
+  const oldestRange = grid.rangeOf(lookback - 1);
+  if (oldestRange.to < (times[0] as number)) {
+    if (n < lookback) {
+      throw new ForecastdError('ERR_WINDOW', `${label} has ${n} row${n === 1 ? '' : 's'}; the model needs a lookback of ${lookback}`);
     }
+    throw new ForecastdError(
+      'ERR_WINDOW',
+      `${label} has ${n} row${n === 1 ? '' : 's'} from ${iso(times[0] as number)}; the model needs a lookback of ${lookback} steps of ${step}, back to ${iso(grid.pointBack(lookback - 1))}, before its first row`,
+    );
   }
-  const rows = start - context + lookback;
-  const viewTimes = new Float64Array(rows);
-  const viewValues = new Float64Array(rows * width).fill(Number.NaN);
-  viewTimes.set(times.subarray(context, start));
-  viewValues.set(values.subarray(context * width, start * width));
-  for (let j = 0; j < lookback; j++) {
-    const at = start - context + j;
-    viewTimes[at] = grid[j] as number;
-    const row = rowOf[j] as number;
-    if (row >= 0) viewValues.set(values.subarray(row * width, row * width + width), at * width);
+  // Window position w (oldest first) is step lookback - 1 - w.
+  const rowOf = new Int32Array(lookback);
+  const out = new Float64Array(lookback * width).fill(Number.NaN);
+  let gaps = 0;
+  for (let w = 0; w < lookback; w++) {
+    const row = grid.rowFor(lookback - 1 - w);
+    rowOf[w] = row;
+    if (row >= 0) out.set(values.subarray(row * width, row * width + width), w * width);
+    for (let c = 0; c < width; c++) if (Number.isNaN(out[w * width + c])) gaps++;
   }
-  const view: DatasetSnapshot = { version: snapshot.version, columns, times: viewTimes, values: viewValues, rows, loadedAt: snapshot.loadedAt };
-  const out = viewValues.slice((rows - lookback) * width);
-  if (gapRows(view).length > 0) {
-    const fill = computeFill(view, lookback, mode, label);
-    for (let k = 0; k < fill.positions.length; k++) out[fill.positions[k] as number] = fill.values[k] as number;
-  }
+  if (gaps > 0) fillSteps(snapshot, grid, lookback, mode, label, rowOf, out, oldestRange.to);
   if (byKey === undefined) {
     byKey = new Map();
     stepWindows.set(snapshot, byKey);
@@ -289,6 +250,100 @@ function stepWindow(snapshot: DatasetSnapshot, lookback: number, mode: FillMissi
   byKey.set(key, out);
   return out;
 }
+
+/** Fills the NaN cells of a step window in place, or throws the gap error `mode` calls for. */
+function fillSteps(
+  snapshot: DatasetSnapshot,
+  grid: AnchoredGrid,
+  lookback: number,
+  mode: FillMissing,
+  label: string,
+  rowOf: Int32Array,
+  out: Float64Array,
+  windowTo: number,
+): void {
+  const { times, values, columns } = snapshot;
+  const width = columns.length;
+  const step = formatFrequency(grid.frequency);
+  const pointAt = (w: number): number => grid.pointBack(lookback - 1 - w);
+  if (mode === 'none') {
+    for (let w = 0; w < lookback; w++) {
+      const row = rowOf[w] as number;
+      if (row < 0) {
+        throw new ForecastdError(
+          'ERR_WINDOW',
+          `gap in ${label} at ${iso(pointAt(w))}: no row for this step of ${step} (fill_missing is none; set it to previous or linear to fill gaps)`,
+        );
+      }
+      for (let c = 0; c < width; c++) {
+        if (Number.isNaN(out[w * width + c])) {
+          throw new ForecastdError(
+            'ERR_WINDOW',
+            `gap in ${label} at ${iso(times[row] as number)}: column "${columns[c]}" has no value (fill_missing is none; set it to previous or linear to fill gaps)`,
+          );
+        }
+      }
+    }
+  }
+  // Before the window: rows of steps older than its oldest, newest first, that fill a step of the grid.
+  const beforeRow = lowerBound(times, snapshot.rows, windowTo + 1) - 1;
+  for (let c = 0; c < width; c++) {
+    // The value before the window to start from: window position (negative) and value; found lazily.
+    let earlierAt = Number.NaN;
+    let earlierValue = Number.NaN;
+    let searched = false;
+    const findEarlier = (): void => {
+      searched = true;
+      for (let r = beforeRow; r >= 0; r--) {
+        const v = values[r * width + c] as number;
+        if (Number.isNaN(v) || grid.stepOf(times[r] as number) < lookback || !grid.isOnGrid(r)) continue;
+        earlierAt = lookback - 1 - grid.stepOf(times[r] as number);
+        earlierValue = v;
+        return;
+      }
+    };
+    let lastAt = Number.NaN;
+    let lastValue = Number.NaN;
+    // The next window position with a value, found once per run of gaps.
+    let next = -1;
+    for (let w = 0; w < lookback; w++) {
+      const v = out[w * width + c] as number;
+      if (!Number.isNaN(v)) {
+        lastAt = w;
+        lastValue = v;
+        continue;
+      }
+      if (Number.isNaN(lastAt)) {
+        if (!searched) findEarlier();
+        lastAt = earlierAt;
+        lastValue = earlierValue;
+      }
+      const row = rowOf[w] as number;
+      const at = iso(row >= 0 ? (times[row] as number) : pointAt(w));
+      if (mode === 'previous') {
+        if (Number.isNaN(lastAt)) {
+          throw new ForecastdError('ERR_WINDOW', `gap in ${label} at ${at}: column "${columns[c]}" has no earlier value to carry forward (fill_missing: previous)`);
+        }
+        out[w * width + c] = lastValue;
+        continue;
+      }
+      if (next <= w) {
+        next = w + 1;
+        while (next < lookback && Number.isNaN(out[next * width + c])) next++;
+      }
+      if (next >= lookback) {
+        if (Number.isNaN(lastAt)) {
+          throw new ForecastdError('ERR_WINDOW', `gap in ${label} at ${at}: column "${columns[c]}" has no value to interpolate from (fill_missing: linear)`);
+        }
+        out[w * width + c] = lastValue;
+      } else {
+        const nextValue = out[next * width + c] as number;
+        out[w * width + c] = Number.isNaN(lastAt) ? nextValue : lastValue + ((nextValue - lastValue) * (w - lastAt)) / (next - lastAt);
+      }
+    }
+  }
+}
+
 
 function iso(ms: number): string {
   return new Date(ms).toISOString();

@@ -5,7 +5,7 @@
  * forecast. No HTTP here: problems carry the API's error `type` and the `param` path; the HTTP layer picks
  * the status code.
  */
-import { addSteps, DURATIONS, fixedFrequency, monthsFrom } from './frequency.js';
+import { addSteps, DURATIONS, fixedFrequency, inCalendarRange, monthsFrom } from './frequency.js';
 import type { Frequency } from './frequency.js';
 import { parseTimestamp } from './timestamps.js';
 import type { ParsedTimestamp } from './timestamps.js';
@@ -95,6 +95,8 @@ export interface ClientInput {
   readonly frequency: string;
   readonly step: Step;
   readonly start: ParsedTimestamp | null;
+  /** start_timestamp as sent (for messages); null without one. */
+  readonly startText: string | null;
   /** The series as parsed: checked value by value in seriesWindow. */
   readonly series: SeriesData;
   /** Time steps in the series. */
@@ -154,6 +156,10 @@ export function parseForecastRequest(body: unknown): ClientRequest | SeriesProbl
       const level: unknown = q[i];
       if (typeof level !== 'number' || !(level > 0 && level < 1)) {
         return seriesProblem('invalid_quantile', `options.quantiles[${i}] must be a number between 0 and 1, not ${JSON.stringify(level)}`, `options.quantiles[${i}]`);
+      }
+      // Each level is a key of the answer's "quantiles" object: a repeated one would write a key twice.
+      if (quantiles.includes(level)) {
+        return seriesProblem('invalid_quantile', `options.quantiles[${i}] repeats the level ${level}; give each level once`, `options.quantiles[${i}]`);
       }
       quantiles.push(level);
     }
@@ -223,7 +229,7 @@ export function parseForecastRequest(body: unknown): ClientRequest | SeriesProbl
     if (total > MAX_VALUES) {
       return seriesProblem('invalid_request', `the request holds more than ${MAX_VALUES} values; send fewer or shorter series`, 'inputs');
     }
-    parsed.push({ index: i, type, name, frequency, step, start, series, steps: stepsOf(series), values });
+    parsed.push({ index: i, type, name, frequency, step, start, startText: start === null ? null : (startText as string), series, steps: stepsOf(series), values });
   }
   return { model, inputs: parsed, horizon, quantiles };
 }
@@ -290,9 +296,14 @@ export function seriesWindow(
   }
   const window = new ArrayType(lookback * variables);
   const first = steps - lookback;
-  // Packed by the body parser: numbers only, so only the shape is left to check.
+  const float32 = ArrayType === Float32Array;
+  // Packed by the body parser: numbers only, so the shape and the range of each value are left to check.
   if (series instanceof Float64Array) {
     if (input.type === 'univariate_time_series') {
+      for (let t = 0; t < series.length; t++) {
+        const problem = valueProblem(series[t] as number, `${at}[${t}]`, model.name, float32);
+        if (problem !== null) return problem;
+      }
       window.set(series.subarray(first));
       return window;
     }
@@ -303,6 +314,10 @@ export function seriesWindow(
         `${at}[0] has ${series.width} value${series.width === 1 ? '' : 's'}; model ${model.name} takes ${variables} per time step`,
         `${at}[0]`,
       );
+    }
+    for (let k = 0; k < series.data.length; k++) {
+      const problem = valueProblem(series.data[k] as number, `${at}[${Math.floor(k / variables)}][${k % variables}]`, model.name, float32);
+      if (problem !== null) return problem;
     }
     window.set(series.data.subarray(first * variables));
     return window;
@@ -317,6 +332,8 @@ export function seriesWindow(
       if (typeof item !== 'number') {
         return seriesProblem('invalid_series', `${at}[${t}] is ${item === null ? 'null' : kind(item)}; every value must be a number`, `${at}[${t}]`);
       }
+      const problem = valueProblem(item, `${at}[${t}]`, model.name, float32);
+      if (problem !== null) return problem;
       if (t >= first) window[t - first] = item;
       continue;
     }
@@ -335,10 +352,39 @@ export function seriesWindow(
       if (typeof value !== 'number') {
         return seriesProblem('invalid_series', `${at}[${t}][${v}] is ${value === null ? 'null' : kind(value)}; every value must be a number`, `${at}[${t}][${v}]`);
       }
+      const problem = valueProblem(value, `${at}[${t}][${v}]`, model.name, float32);
+      if (problem !== null) return problem;
       if (t >= first) window[(t - first) * variables + v] = value;
     }
   }
   return window;
+}
+
+const FLOAT32_MAX = 3.4028234663852886e38;
+
+/**
+ * A value the model cannot take: not finite (JSON's 1e400 parses as Infinity), or beyond float32 for a
+ * float32 model (where it would become Infinity); null when it is fine.
+ */
+function valueProblem(value: number, param: string, model: string, float32: boolean): SeriesProblem | null {
+  if (!Number.isFinite(value)) return seriesProblem('invalid_series', `${param} is not a finite number; every value must be finite`, param);
+  if (float32 && !Number.isFinite(Math.fround(value))) {
+    return seriesProblem('invalid_series', `${param} is ${value}, beyond what model ${model} takes (float32, at most ±${FLOAT32_MAX})`, param);
+  }
+  return null;
+}
+
+/**
+ * The problem with an input's start_timestamp when its forecast steps (through `horizon` steps after the
+ * series) would leave the years 0000 to 9999; null when they stay inside, or there is no start.
+ */
+export function startProblem(input: ClientInput, horizon: number): SeriesProblem | null {
+  const f = inputFrequency(input);
+  if (input.start === null || f === null) return null;
+  const last = addSteps(input.start.ms, f, input.steps + Math.max(horizon, 1) - 1, input.start.offsetMs);
+  if (inCalendarRange(input.start.ms) && inCalendarRange(last)) return null;
+  const param = `inputs[${input.index}].start_timestamp`;
+  return seriesProblem('invalid_request', `${param} ${JSON.stringify(input.startText)}: its forecast steps would leave the years 0000 to 9999`, param);
 }
 
 /** The frequency of an input's steps, counted from its start (calendar steps keep the start's day). */

@@ -3,6 +3,7 @@
  * zone, in the extended (2024-01-31T12:00:00+02:00) or basic (20240131T120000Z) format; a time without a zone
  * is UTC. And the one output form, YYYY-MM-DDTHH:MM:SSZ.
  */
+import { daysInMonth } from './frequency.js';
 
 export interface ParsedTimestamp {
   /** Epoch milliseconds. */
@@ -15,9 +16,6 @@ const EXTENDED =
   /^([+-]\d{6}|\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2})(?::(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?)?)?\s*(Z|z|[+-]\d{2}(?::?\d{2})?)?$/;
 const BASIC = /^(\d{4})(\d{2})(\d{2})(?:T(\d{2})(?:(\d{2})(?:(\d{2})(?:[.,](\d{1,9}))?)?)?)?(Z|[+-]\d{2}(?:\d{2})?)?$/;
 
-function daysIn(year: number, month: number): number {
-  return new Date(Date.UTC(year, month, 0)).getUTCDate();
-}
 
 /** Parses an ISO 8601 date or date-time; null when the text is not one, or names a date that does not exist. */
 export function parseTimestamp(text: string): ParsedTimestamp | null {
@@ -30,7 +28,7 @@ export function parseTimestamp(text: string): ParsedTimestamp | null {
   const minute = m[5] === undefined ? 0 : Number(m[5]);
   const second = m[6] === undefined ? 0 : Number(m[6]);
   const fraction = m[7] === undefined ? 0 : Math.round(Number(`0.${m[7]}`) * 1000);
-  if (month < 1 || month > 12 || day < 1 || day > daysIn(year, month)) return null;
+  if (month < 1 || month > 12 || day < 1 || day > daysInMonth(year, month)) return null;
   // 24:00:00 is the end of the day (ISO 8601); any other time past 23:59:59 (leap seconds too) is refused.
   if (hour > 24 || minute > 59 || second > 59 || (hour === 24 && (minute > 0 || second > 0 || fraction > 0))) return null;
   let offsetMs = 0;

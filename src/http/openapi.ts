@@ -107,7 +107,7 @@ const schemas: Record<string, Json> = {
   },
   Dataset: {
     type: 'object',
-    required: ['name', 'from', 'rows', 'first_ts', 'last_ts', 'status', 'error', 'refreshed_at', 'frequency'],
+    required: ['name', 'from', 'rows', 'first_ts', 'last_ts', 'status', 'error', 'refreshed_at', 'frequency', 'off_grid_rows'],
     additionalProperties: false,
     properties: {
       name: { type: 'string' },
@@ -119,6 +119,12 @@ const schemas: Record<string, Json> = {
       error: { type: ['string', 'null'] },
       refreshed_at: { ...(nullableIsoTime as object), description: 'The last successful check of the source, even one that found nothing new.' },
       frequency: { type: ['string', 'null'], description: 'The step inferred from the time column, an ISO 8601 duration (PT1H, P7D, P1M); null when none covers most rows.' },
+      off_grid_rows: {
+        type: 'integer',
+        minimum: 0,
+        description:
+          'Rows that fill no step of the grid anchored at the newest row that continues it (a 10:30 row among hourly rows, a stray newest row); windows ignore them. 0 without a frequency.',
+      },
     },
   },
   DatasetRows: {

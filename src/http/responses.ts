@@ -206,6 +206,7 @@ export function datasetsJson(datasets: readonly DatasetListing[]): string {
       error: d.error,
       refreshed_at: d.refreshed_at,
       frequency: d.frequency,
+      off_grid_rows: d.off_grid_rows,
     })),
   );
 }

@@ -65,6 +65,8 @@ export interface DatasetListing {
   readonly refreshed_at: string | null;
   /** The step of the time axis as an ISO 8601 duration, or null when the rows have no regular step. */
   readonly frequency: string | null;
+  /** Rows that fill no step of the grid anchored at the newest row (ignored by windows); 0 without a frequency. */
+  readonly off_grid_rows: number;
 }
 
 /** GET /v1/models/:name: what the model is and what it forecasts. */

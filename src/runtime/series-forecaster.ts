@@ -5,7 +5,7 @@
  * share batched runs exactly as the server's requests do.
  */
 import { ForecastdError } from '../errors.js';
-import { addSteps, monthsFrom } from '../forecast/frequency.js';
+import { addSteps, inCalendarRange, monthsFrom } from '../forecast/frequency.js';
 import type { Frequency } from '../forecast/frequency.js';
 import { checkQuantileSize, forecastLayout, quantileCrossings, quantileLevel } from '../forecast/layout.js';
 import type { ForecastLayout } from '../forecast/layout.js';
@@ -156,6 +156,11 @@ export class SeriesForecaster {
     }
     const levels = this.levels;
     const wanted = request.quantiles ?? levels;
+    for (let i = 0; i < wanted.length; i++) {
+      if (wanted.indexOf(wanted[i] as number) < i) {
+        throw new ForecastdError('ERR_INVALID_ARGUMENT', `quantiles[${i}] repeats the level ${wanted[i]}; give each level once`);
+      }
+    }
     for (const level of wanted) {
       if (!levels.includes(level)) {
         throw new ForecastdError('ERR_INVALID_ARGUMENT', `quantile ${level} is not one the model forecasts (${levels.length === 0 ? 'it has none' : levels.join(', ')})`);
@@ -167,6 +172,7 @@ export class SeriesForecaster {
     }
     const window = new (this.forecaster.shape.inputType === 'float32' ? Float32Array : Float64Array)(lookback * variables);
     const first = series.length - lookback;
+    const float32 = this.forecaster.shape.inputType === 'float32';
     for (let t = first; t < series.length; t++) {
       const row = series[t];
       const values = typeof row === 'number' ? [row] : row;
@@ -176,6 +182,9 @@ export class SeriesForecaster {
       for (let v = 0; v < variables; v++) {
         const x = values[v];
         if (typeof x !== 'number' || !Number.isFinite(x)) throw new ForecastdError('ERR_INVALID_ARGUMENT', `series[${t}] holds ${String(x)}; every value must be a finite number`);
+        if (float32 && !Number.isFinite(Math.fround(x))) {
+          throw new ForecastdError('ERR_INVALID_ARGUMENT', `series[${t}] holds ${x}, beyond what a float32 model takes (at most ±3.4028234663852886e+38)`);
+        }
         window[(t - first) * variables + v] = x;
       }
     }
@@ -190,6 +199,9 @@ export class SeriesForecaster {
       const f = frequencyOf(request.step, parsed.ms, parsed.offsetMs);
       timestamps = new Float64Array(horizon);
       for (let k = 0; k < horizon; k++) timestamps[k] = addSteps(parsed.ms, f, series.length + k, parsed.offsetMs);
+      if (!inCalendarRange(parsed.ms) || !inCalendarRange(timestamps[horizon - 1] as number)) {
+        throw new ForecastdError('ERR_INVALID_ARGUMENT', `start ${String(request.start)}: the forecast steps would leave the years 0000 to 9999`);
+      }
     }
 
     const prediction = await this.forecaster.predict(window, options);

@@ -140,7 +140,7 @@ export class DatasetHandle {
   /** The GET /v1/datasets entry. */
   describe(): DatasetListing {
     if (this.dataset !== null) return { ...describeDataset(this.dataset), error: this.userError };
-    return { name: this.name, from: this.from, rows: 0, first_ts: null, last_ts: null, status: 'Error', error: this.userError, refreshed_at: null, frequency: null };
+    return { name: this.name, from: this.from, rows: 0, first_ts: null, last_ts: null, status: 'Error', error: this.userError, refreshed_at: null, frequency: null, off_grid_rows: 0 };
   }
 
   /** Loads the dataset and starts its refreshes. Resolves after the first load, good or bad. */

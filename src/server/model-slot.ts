@@ -13,8 +13,8 @@ import type {
   SeriesForecast,
   SeriesModelLookup,
 } from '../http/types.js';
-import { snapshotFrequency } from '../datasets/snapshot-frequency.js';
-import { formatFrequency, stepsAfter } from '../forecast/frequency.js';
+import { snapshotFrequency, snapshotGrid } from '../datasets/snapshot-frequency.js';
+import { formatFrequency } from '../forecast/frequency.js';
 import { checkQuantileSize, forecastLayout, quantileCrossings, quantileLevel } from '../forecast/layout.js';
 import type { ForecastLayout } from '../forecast/layout.js';
 import type { FloatArray } from '../runtime/types.js';
@@ -586,8 +586,9 @@ function extrasOf(serving: ServingModel, snapshot: DatasetSnapshot, prediction: 
   let timestamps: Float64Array | null = null;
   let quantiles: ForecastExtras['quantiles'] = null;
   if (include.timestamps && layout !== null && snapshot.rows > 0) {
-    const frequency = snapshotFrequency(snapshot);
-    if (frequency !== null) timestamps = stepsAfter(snapshot.times[snapshot.rows - 1] as number, frequency, layout.horizon);
+    // Forecast steps continue the grid from its anchor (a stray newest row does not move them).
+    const grid = snapshotGrid(snapshot);
+    if (grid !== null) timestamps = grid.stepsAfterAnchor(layout.horizon);
   }
   const q = prediction.extraOutputs[0];
   if (include.quantiles && layout?.quantiles != null && q !== undefined) {

@@ -93,6 +93,7 @@ describe('Dataset', () => {
       error: null,
       refreshed_at: null,
       frequency: null,
+      off_grid_rows: 0,
     });
     const changes: DatasetSnapshot[] = [];
     dataset.onChange((s) => changes.push(s));
@@ -111,9 +112,10 @@ describe('Dataset', () => {
       error: null,
       refreshed_at: new Date(dataset.lastRefreshAt ?? Number.NaN).toISOString(),
       frequency: 'P7D',
+      off_grid_rows: 0,
     });
     // The SPEC's /v1/datasets fields, in its order.
-    expect(Object.keys(describeDataset(dataset))).toEqual(['name', 'from', 'rows', 'first_ts', 'last_ts', 'status', 'error', 'refreshed_at', 'frequency']);
+    expect(Object.keys(describeDataset(dataset))).toEqual(['name', 'from', 'rows', 'first_ts', 'last_ts', 'status', 'error', 'refreshed_at', 'frequency', 'off_grid_rows']);
   });
 
   test('a failed first load is status Error with the reason', async () => {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { addSteps, formatFrequency, inferFrequency, monthsFrom, stepsAfter } from '../../src/forecast/frequency.js';
 import type { Frequency } from '../../src/forecast/frequency.js';
+import { anchoredGrid } from '../../src/forecast/grid.js';
 import { formatTimestamp, parseTimestamp } from '../../src/forecast/timestamps.js';
 
 const DAY = 86_400_000;
@@ -97,5 +98,52 @@ describe('timestamps', () => {
   it('prints YYYY-MM-DDTHH:MM:SSZ', () => {
     expect(formatTimestamp(utc(2024, 2, 29, 13))).toBe('2024-02-29T13:00:00Z');
     expect(formatTimestamp(utc(2024, 2, 29) + 5)).toBe('2024-02-29T00:00:00.005Z');
+  });
+});
+
+describe('years 0000 to 9999 and the anchored grid', () => {
+  const at = (y: number, m: number, d: number): number => {
+    const date = new Date(0);
+    date.setUTCFullYear(y, m - 1, d);
+    return date.getTime();
+  };
+
+  it('calendar steps and parsing hold for years below 100 (not 19xx) and year 0', () => {
+    expect(parseTimestamp('0000-02-29T00:00:00Z')).toEqual({ ms: at(0, 2, 29), offsetMs: 0 });
+    expect(parseTimestamp('0001-02-29')).toBeNull();
+    const f = monthsFrom(at(98, 11, 30), 1);
+    expect(new Date(addSteps(at(98, 11, 30), f, 3)).toISOString()).toBe('0099-02-28T00:00:00.000Z');
+    expect(new Date(addSteps(at(99, 12, 31), { kind: 'calendar', months: 12, day: 'end' }, 1)).toISOString()).toBe('0100-12-31T00:00:00.000Z');
+    expect(new Date(addSteps(at(9999, 12, 31), monthsFrom(at(9999, 12, 31), 1), -1)).toISOString()).toBe('9999-11-30T00:00:00.000Z');
+  });
+
+  it('a stray newest row does not move the grid; it is one off-grid row', () => {
+    const times = Float64Array.from([utc(2024, 1, 1), utc(2024, 2, 1), utc(2024, 3, 1), utc(2024, 4, 1), utc(2024, 4, 17)]);
+    const f = inferFrequency(times)!;
+    expect(formatFrequency(f)).toBe('P1M');
+    const grid = anchoredGrid(times, times.length, f)!;
+    expect(iso(grid.anchor)).toBe('2024-04-01T00:00:00');
+    expect(grid.offGridRows()).toBe(1);
+    expect(Array.from(stepsAfter(grid.anchor, grid.frequency, 2), iso)).toEqual(['2024-05-01T00:00:00', '2024-06-01T00:00:00']);
+    // Hourly rows with a 10:30 row after rows on the hour.
+    const hourly = Float64Array.from([0, 1, 2, 3].map((h) => utc(2024, 1, 1, h)).concat(utc(2024, 1, 1, 3) + 90 * 60_000));
+    const hGrid = anchoredGrid(hourly, hourly.length, inferFrequency(hourly) ?? { kind: 'fixed', ms: HOUR })!;
+    expect(iso(hGrid.anchor)).toBe('2024-01-01T03:00:00');
+    expect(hGrid.offGridRows()).toBe(1);
+  });
+});
+
+describe('which row fills a step', () => {
+  it('days: the nearest row within ±3 h, the later on a tie; months: the row in the month nearest the grid day', () => {
+    const days = Float64Array.from([utc(2024, 1, 1), utc(2024, 1, 2) - 2 * HOUR, utc(2024, 1, 2) + 2 * HOUR, utc(2024, 1, 3) - HOUR, utc(2024, 1, 3) + 2 * HOUR, utc(2024, 1, 4) - 4 * HOUR, utc(2024, 1, 5)]);
+    const grid = anchoredGrid(days, days.length, { kind: 'fixed', ms: DAY })!;
+    expect(iso(grid.anchor)).toBe('2024-01-05T00:00:00');
+    expect(grid.rowFor(1)).toBe(-1); // 4 h early is out of reach: Jan 4 is a gap
+    expect(grid.rowFor(2)).toBe(3); // 1 h early beats 2 h late
+    expect(grid.rowFor(3)).toBe(2); // 2 h either side: the later
+    expect(grid.offGridRows()).toBe(3);
+    const months = Float64Array.from([utc(2024, 1, 14), utc(2024, 1, 20), utc(2024, 2, 10), utc(2024, 2, 25), utc(2024, 3, 15), utc(2024, 4, 15)]);
+    const monthly = anchoredGrid(months, months.length, { kind: 'calendar', months: 1, day: 15 })!;
+    expect([monthly.rowFor(0), monthly.rowFor(1), monthly.rowFor(2), monthly.rowFor(3)]).toEqual([5, 4, 2, 0]);
   });
 });

@@ -83,8 +83,8 @@ class ScriptedBackend implements ServingBackend {
   }
   datasets() {
     return [
-      { name: 'd', from: 'file:d.csv', rows: 3, first_ts: '2024-01-01T00:00:00.000Z', last_ts: '2024-01-03T00:00:00.000Z', status: 'Ready' as const, error: null, refreshed_at: '2024-01-03T12:00:00.000Z', frequency: 'P1D' },
-      { name: 'e', from: 'postgres:public.e', rows: 0, first_ts: null, last_ts: null, status: 'Error' as const, error: 'connection refused', refreshed_at: null, frequency: null },
+      { name: 'd', from: 'file:d.csv', rows: 3, first_ts: '2024-01-01T00:00:00.000Z', last_ts: '2024-01-03T00:00:00.000Z', status: 'Ready' as const, error: null, refreshed_at: '2024-01-03T12:00:00.000Z', frequency: 'P1D', off_grid_rows: 0 },
+      { name: 'e', from: 'postgres:public.e', rows: 0, first_ts: null, last_ts: null, status: 'Error' as const, error: 'connection refused', refreshed_at: null, frequency: null, off_grid_rows: 0 },
     ];
   }
   datasetRows(name: string) {
@@ -397,8 +397,8 @@ describe('HTTP API over a scripted backend', () => {
     // The exact text pins the field order, which toEqual would not.
     expect(await res.text()).toBe(
       '[{"name":"d","from":"file:d.csv","rows":3,"first_ts":"2024-01-01T00:00:00.000Z","last_ts":"2024-01-03T00:00:00.000Z",' +
-        '"status":"Ready","error":null,"refreshed_at":"2024-01-03T12:00:00.000Z","frequency":"P1D"},' +
-        '{"name":"e","from":"postgres:public.e","rows":0,"first_ts":null,"last_ts":null,"status":"Error","error":"connection refused","refreshed_at":null,"frequency":null}]',
+        '"status":"Ready","error":null,"refreshed_at":"2024-01-03T12:00:00.000Z","frequency":"P1D","off_grid_rows":0},' +
+        '{"name":"e","from":"postgres:public.e","rows":0,"first_ts":null,"last_ts":null,"status":"Error","error":"connection refused","refreshed_at":null,"frequency":null,"off_grid_rows":0}]',
     );
   });
 

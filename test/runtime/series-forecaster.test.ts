@@ -73,6 +73,12 @@ describe('SeriesForecaster', () => {
       expect(await message(f.forecast({ series: [1, 2, 3, 4], horizon: 4 }))).toBe('horizon must be 1 to 3, got 4');
       expect(await message(f.forecast({ series: [1, 2, 3, 4], quantiles: [0.25] }))).toBe('quantile 0.25 is not one the model forecasts (0.1, 0.5, 0.9)');
       expect(await message(f.forecast({ series: [1, 2, NaN, 4] }))).toBe('series[2] holds NaN; every value must be a finite number');
+      // Client input the model cannot take, refused as the caller's: beyond float32, repeated levels, years past 9999.
+      expect(await message(f.forecast({ series: [1, 2, 1e39, 4] }))).toBe('series[2] holds 1e+39, beyond what a float32 model takes (at most ±3.4028234663852886e+38)');
+      expect(await message(f.forecast({ series: [1, 2, 3, 4], quantiles: [0.1, 0.1] }))).toBe('quantiles[1] repeats the level 0.1; give each level once');
+      expect(await message(f.forecast({ series: [1, 2, 3, 4], start: '9999-10-31T00:00:00Z', step: { months: 1 } }))).toBe(
+        'start 9999-10-31T00:00:00Z: the forecast steps would leave the years 0000 to 9999',
+      );
     } finally {
       await f.close();
     }

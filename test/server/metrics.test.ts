@@ -17,7 +17,7 @@ name: metrics
 `;
 
 /** The SPEC's fields in order. */
-const DATASET_FIELDS = ['name', 'from', 'rows', 'first_ts', 'last_ts', 'status', 'error', 'refreshed_at', 'frequency'];
+const DATASET_FIELDS = ['name', 'from', 'rows', 'first_ts', 'last_ts', 'status', 'error', 'refreshed_at', 'frequency', 'off_grid_rows'];
 
 interface Sample {
   readonly name: string;
@@ -152,6 +152,7 @@ models:
       status: 'Ready',
       error: null,
       frequency: 'P1D',
+      off_grid_rows: 0,
     });
     // Without a refresh interval the only check is the first load, made while the server started.
     const refreshed = series['refreshed_at'] as string;

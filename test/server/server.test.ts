@@ -328,6 +328,7 @@ describe('forecastd serving a pod', () => {
       error: null,
       refreshed_at: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/),
       frequency: 'P1D',
+      off_grid_rows: 0,
     });
     const absent = datasets.find((d) => d['name'] === 'absent')!;
     expect(absent).toMatchObject({ rows: 0, first_ts: null, last_ts: null, status: 'Error', refreshed_at: null, frequency: null });

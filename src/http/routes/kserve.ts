@@ -11,6 +11,7 @@ import {
   parseForecastRequest,
   seriesProblem,
   seriesWindow,
+  startProblem,
 } from '../../forecast/client-series.js';
 import type { ClientInput, ClientRequest, SeriesErrorType, SeriesModelShape, SeriesProblem } from '../../forecast/client-series.js';
 import type { ForecastLayout } from '../../forecast/layout.js';
@@ -104,6 +105,8 @@ export async function answerForecast(backend: ServingBackend, body: unknown, sig
   const ArrayType = lookup.pointType === 'float32' ? Float32Array : Float64Array;
   // Every window is handed over before the first await: one request's inputs share batched runs.
   const pending = request.inputs.map((input): Promise<InputResult> => {
+    const late = startProblem(input, request.horizon);
+    if (late !== null) return Promise.resolve({ ok: false, input, problem: late });
     const window = seriesWindow(input, shape, ArrayType);
     if ('problem' in window) return Promise.resolve({ ok: false, input, problem: window });
     return lookup.forecast(window, signal).then(

@@ -10,6 +10,34 @@ import { Worker } from 'node:worker_threads';
 /** Bodies up to this size are parsed on the event loop: well under a millisecond. */
 export const SMALL_BODY_BYTES = 64 * 1024;
 
+/** Bodies nested deeper than this (objects and arrays, counted from the top) are refused before parsing. */
+export const MAX_BODY_DEPTH = 64;
+
+const TOO_DEEP = `The request body is nested deeper than ${MAX_BODY_DEPTH} levels`;
+
+/**
+ * Whether JSON text nests objects and arrays deeper than `limit` (brackets inside strings do not count).
+ * Plain JavaScript with no closure, so the parser thread runs the same function from its source.
+ */
+function nestedDeeperThan(text: string, limit: number): boolean {
+  // The regular expression engine skips the numbers and commas that make up most of a body.
+  const special = /["\\[\]{}]/g;
+  let depth = 0;
+  let inString = false;
+  let m: RegExpExecArray | null;
+  while ((m = special.exec(text)) !== null) {
+    const c = m[0];
+    if (inString) {
+      if (c === '\\') special.lastIndex++;
+      else if (c === '"') inString = false;
+    } else if (c === '"') inString = true;
+    else if (c === '[' || c === '{') {
+      if (++depth > limit) return true;
+    } else if (c === ']' || c === '}') depth--;
+  }
+  return false;
+}
+
 export type ParsedBody = { readonly ok: true; readonly value: unknown } | { readonly ok: false; readonly message: string };
 
 /**
@@ -52,6 +80,7 @@ function packSeries(value, transfer) {
 const WORKER_SOURCE = `
 const { parentPort } = require('node:worker_threads');
 ${PACK_SOURCE}
+${nestedDeeperThan.toString()}
 const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
 parentPort.on('message', ({ id, bytes }) => {
   let text;
@@ -59,6 +88,10 @@ parentPort.on('message', ({ id, bytes }) => {
     text = decoder.decode(bytes);
   } catch {
     parentPort.postMessage({ id, ok: false, message: 'The request body is not valid UTF-8 (JSON text must be UTF-8)' });
+    return;
+  }
+  if (nestedDeeperThan(text, ${MAX_BODY_DEPTH})) {
+    parentPort.postMessage({ id, ok: false, message: ${JSON.stringify(TOO_DEEP)} });
     return;
   }
   let value;
@@ -180,6 +213,7 @@ export function parseSeriesBody(bytes: Buffer): Promise<ParsedBody> {
   } catch {
     return Promise.resolve({ ok: false, message: 'The request body is not valid UTF-8 (JSON text must be UTF-8)' });
   }
+  if (nestedDeeperThan(text, MAX_BODY_DEPTH)) return Promise.resolve({ ok: false, message: TOO_DEEP });
   let value: unknown;
   try {
     value = JSON.parse(text);
