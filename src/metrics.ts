@@ -200,6 +200,8 @@ export class ServerMetrics {
   private readonly predictionCounts: CounterChild[] = [];
   private readonly failureCounts: CounterChild[] = [];
   private readonly crossingCounts: CounterChild[] = [];
+  /** forecastd_variant_requests_total, by "model\u0000variant". */
+  private readonly variantCounts = new Map<string, CounterChild>();
   private readonly modelSources = new Map<string, ModelGaugeSource>();
   private readonly datasetSources = new Map<string, DatasetGaugeSource>();
   private inFlight: () => number = () => 0;
@@ -212,6 +214,16 @@ export class ServerMetrics {
     const predictionCounts = this.predictionCounts;
     const failureCounts = this.failureCounts;
     const crossingCounts = this.crossingCounts;
+    const variantCounts = this.variantCounts;
+    new Counter({
+      name: 'forecastd_variant_requests_total',
+      help: 'Requests to a variants entry, by entry (model) and the member drawn to answer (variant).',
+      labelNames: ['model', 'variant'],
+      registers,
+      collect() {
+        copyCounts(this, [...variantCounts.values()]);
+      },
+    });
     new Counter({
       name: 'forecastd_quantile_crossings_total',
       help: 'Forecasts whose quantile output was not monotone in the level for some step (a higher level below a lower one), by model.',
@@ -414,6 +426,17 @@ export class ServerMetrics {
     };
   }
 
+  /** A request to variants entry `model` was drawn to its member `variant`. */
+  variantRequest(model: string, variant: string): void {
+    const key = model + '\u0000' + variant;
+    let counter = this.variantCounts.get(key);
+    if (counter === undefined) {
+      counter = new CounterChild({ model, variant });
+      this.variantCounts.set(key, counter);
+    }
+    counter.inc();
+  }
+
   dataset(name: string, source: DatasetGaugeSource): void {
     this.datasetSources.set(name, source);
   }
@@ -428,6 +451,7 @@ export class ServerMetrics {
     removeWhere(this.predictionCounts, (c) => c.labels['model'] === name);
     removeWhere(this.failureCounts, (c) => c.labels['model'] === name);
     removeWhere(this.crossingCounts, (c) => c.labels['model'] === name);
+    for (const [key, counter] of this.variantCounts) if (counter.labels['model'] === name) this.variantCounts.delete(key);
     this.batchSize.removeChild(name);
     this.queueTime.removeChild(name);
     this.inferenceTime.removeChild(name);

@@ -53,6 +53,7 @@ const lastSuccess = new WeakMap<ModelIdentity, ShapedSuccess>();
 /** `,"model_name":…` and, where known, `,"model_version":…` and `,"lookback":…`, in the documented order. */
 function identityFields(model: ModelIdentity): string {
   let out = ',"model_name":' + JSON.stringify(model.name);
+  if (model.variant !== undefined) out += ',"variant":' + JSON.stringify(model.variant);
   if (model.version !== null) out += ',"model_version":' + JSON.stringify(model.version);
   if (model.lookback !== null) out += ',"lookback":' + model.lookback;
   return out;
@@ -138,7 +139,15 @@ export function modelDetailsJson(m: ModelDetails): string {
     variables: m.variables,
     quantiles: m.quantiles,
     frequency: m.frequency,
+    ...compositeFields(m),
   });
+}
+
+/** An ensemble's or variants entry's members with their weights, and its combine or sticky rule. */
+function compositeFields(m: ModelDetails): Record<string, unknown> {
+  const c = m.composite;
+  if (c === undefined) return {};
+  return c.kind === 'ensemble' ? { combine: c.combine, members: c.members } : { sticky: c.sticky, members: c.members };
 }
 
 export interface TimedOutcome {

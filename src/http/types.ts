@@ -10,6 +10,25 @@ export interface ModelIdentity {
   readonly version: string | null;
   /** null until the model has passed the contract (or when params.lookback was not given). */
   readonly lookback: number | null;
+  /** A variants entry's answer: the member that answered (printed after model_name). */
+  readonly variant?: string;
+}
+
+/**
+ * What a variants entry may draw by (SPEC "Drawing"), read from the request before it is answered: the API
+ * key it was authorised with and the headers a `sticky: header:NAME` names (lower-case names).
+ */
+export interface DrawKeys {
+  readonly apiKey: string | null;
+  readonly headers: ReadonlyMap<string, string>;
+}
+
+/** A member of an ensemble or variants entry, as GET /v1/models/:name shows it. */
+export interface CompositeMemberDetails {
+  readonly name: string;
+  /** Ensemble: its share of the combination (summing to 1); variants: its integer draw weight. */
+  readonly weight: number;
+  readonly status: EntryStatus;
 }
 
 export type { FailureReason } from '../errors.js';
@@ -84,6 +103,15 @@ export interface ModelDetails {
   readonly quantiles: readonly number[] | null;
   /** The frequency of the model's dataset (ISO 8601 duration); null without one. */
   readonly frequency: string | null;
+  /** Ensembles and variants: what they are made of. */
+  readonly composite?: {
+    readonly kind: 'ensemble' | 'variants';
+    /** Ensemble: mean, median or weighted. */
+    readonly combine?: string;
+    /** Variants: none, api_key or header:NAME. */
+    readonly sticky?: string;
+    readonly members: readonly CompositeMemberDetails[];
+  };
 }
 
 /** One client series forecast: output 0's item slice, and the quantile output's (null without one). */
@@ -103,6 +131,8 @@ export type SeriesModelLookup =
       readonly details: ModelDetails;
       readonly layout: ForecastLayout;
       readonly pointType: 'float32' | 'float64';
+      /** A variants entry: the member drawn to answer this request. */
+      readonly variant?: string;
       /**
        * Forecasts one window (lookback x variables values, row-major) on the version looked up. Rejects
        * with a ForecastdError (queue full, timeout, inference failure, non-finite output).
@@ -126,16 +156,20 @@ export interface ServingBackend {
    * Never rejects: every failure is an outcome. `signal` aborts when the client went away (the server passes
    * a Cancellation, which costs far less per request than an AbortSignal).
    */
-  predict(name: string, signal?: AbortSignalLike, include?: IncludeOptions): Promise<PredictOutcome>;
+  predict(name: string, signal?: AbortSignalLike, include?: IncludeOptions, keys?: DrawKeys): Promise<PredictOutcome>;
   /**
    * The outcome predict() would give when it needs no inference (no such model, a model or dataset not ready,
    * a cached prediction of the data held now); undefined when it needs a run. Counted as predict() counts it.
    */
-  predictNow(name: string, include?: IncludeOptions): PredictOutcome | undefined;
+  predictNow(name: string, include?: IncludeOptions, keys?: DrawKeys): PredictOutcome | undefined;
   /** undefined when the pod has no model of that name. */
   modelDetails(name: string): ModelDetails | undefined;
   allModelDetails(): readonly ModelDetails[];
-  seriesModel(name: string): SeriesModelLookup;
+  seriesModel(name: string, keys?: DrawKeys): SeriesModelLookup;
+  /** Request headers (lower-case) some variants entry draws by; empty when none does (nothing to read). */
+  drawHeaders(): readonly string[];
+  /** A variants entry: every call is its own draw, so calls naming it must not be merged. */
+  drawsPerCall(name: string): boolean;
   /** Names of the models that can answer now, in pod order (POST /v1/predict without a list). */
   readyModelNames(): string[];
   models(): readonly ModelListing[];

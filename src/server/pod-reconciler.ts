@@ -5,7 +5,7 @@ import { loadSpicepod } from '../spicepod/load.js';
 import type { DatasetConfig, ModelConfig, Spicepod } from '../spicepod/types.js';
 import { rowsToKeep } from './dataset-handle.js';
 import type { DatasetHandle } from './dataset-handle.js';
-import type { ModelSlot } from './model-slot.js';
+import type { PodEntry } from './pod-entry.js';
 import type { ReloadMetrics } from './reload-metrics.js';
 
 /**
@@ -19,15 +19,15 @@ import type { ReloadMetrics } from './reload-metrics.js';
 /** What the reconciler changes: the registry's entries and the bookkeeping around them. */
 export interface PodParts {
   readonly datasets: Map<string, DatasetHandle>;
-  readonly models: Map<string, ModelSlot>;
+  readonly models: Map<string, PodEntry>;
   /** Creates a dataset entry for `config` (not yet started) and puts it in `datasets`. */
   addDataset(config: DatasetConfig, pod: Spicepod): DatasetHandle;
   /** A dataset replaced or removed: stopped once no serving or draining version reads it. */
   retireDataset(handle: DatasetHandle, removed: boolean): void;
   /** Creates a model slot for `config` (not yet loading). */
-  newSlot(config: ModelConfig): ModelSlot;
+  newSlot(config: ModelConfig): PodEntry;
   /** A model gone from the pod (its metrics go too). */
-  forgetModel(slot: ModelSlot): void;
+  forgetModel(slot: PodEntry): void;
   datasetFor(config: ModelConfig): DatasetHandle | undefined;
   stopUnusedDatasets(): void;
   closed(): boolean;

@@ -19,6 +19,14 @@ class ScriptedBackend implements ServingBackend {
   releaseSlow: (() => void) | null = null;
   slowAborted = false;
 
+  drawHeaders(): readonly string[] {
+    return [];
+  }
+
+  drawsPerCall(): boolean {
+    return false;
+  }
+
   /** Models whose answer is known at once, as a cached prediction is: answered inside the request's handler. */
   predictNow(name: string): PredictOutcome | undefined {
     switch (name) {
