@@ -58,6 +58,7 @@ const schemas: Record<string, Json> = {
       status: { type: 'string', enum: ['Success', 'BadRequest', 'InternalError'] },
       error_message: { type: 'string' },
       model_name: { type: 'string' },
+      variant: { type: 'string', description: 'A variants entry\'s answer: the member drawn to give it (model_name stays as requested).' },
       model_version: { type: 'string' },
       lookback: { type: 'integer', minimum: 1 },
       prediction: { type: 'array', items: { type: 'number' }, description: 'Output 0 of the model for the latest window, flattened row-major.' },
@@ -153,6 +154,18 @@ const schemas: Record<string, Json> = {
       variables: { type: ['integer', 'null'], minimum: 1 },
       quantiles: { type: ['array', 'null'], items: { type: 'number', exclusiveMinimum: 0, exclusiveMaximum: 1 } },
       frequency: { type: ['string', 'null'], description: "The frequency of the model's dataset (ISO 8601 duration)." },
+      combine: { type: 'string', enum: ['mean', 'median', 'weighted'], description: 'An ensemble: how its members\' forecasts are combined.' },
+      sticky: { type: 'string', description: 'A variants entry: what keeps a caller on one member (none, api_key or header:NAME).' },
+      members: {
+        type: 'array',
+        description: 'An ensemble or variants entry: its members in pod order, with their weights (ensemble: shares summing to 1; variants: integer draw weights) and status.',
+        items: {
+          type: 'object',
+          required: ['name', 'weight', 'status'],
+          additionalProperties: false,
+          properties: { name: { type: 'string' }, weight: { type: 'number', minimum: 0 }, status: entryStatus },
+        },
+      },
     },
   },
   KserveErrorObject: {
@@ -231,6 +244,7 @@ const schemas: Record<string, Json> = {
           properties: {
             type: { const: 'time_series_forecast' },
             id: { type: 'string' },
+            variant: { type: 'string', description: 'A variants entry: the member drawn for this request.' },
             status: { type: 'string', enum: ['completed', 'error'] },
             content: {
               type: 'array',

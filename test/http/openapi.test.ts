@@ -44,6 +44,10 @@ models:
   - from: file:models/missing.onnx
     name: missing
     datasets: [co2]
+  - from: ensemble:lin,quantile
+    name: blend
+  - from: variants:lin=1,blend=1
+    name: ab
 `;
 
 // ajv-formats is CommonJS: its default export arrives as the module object under NodeNext.
@@ -181,6 +185,19 @@ describe('GET /openapi.json', () => {
     expect((await call('GET', '/v1/models/lin/predict?include=nonsense')).status).toBe(400);
     expect((await call('POST', '/v1/predict?include=timestamps', { body: '{}' })).status).toBe(200);
     expect((await call('GET', '/v1/models/quantile')).status).toBe(200);
+    expect((await call('GET', '/v1/models/blend/predict?include=timestamps,quantiles')).status).toBe(200);
+    expect((await call('GET', '/v1/models/blend')).status).toBe(200);
+    const drawn = await call('GET', '/v1/models/ab/predict');
+    expect(drawn.status).toBe(200);
+    expect(Object.keys((await drawn.json()) as object)).toEqual(['status', 'model_name', 'variant', 'lookback', 'prediction', 'duration_ms']);
+    expect((await call('GET', '/v1/models/ab')).status).toBe(200);
+    expect(
+      (
+        await call('POST', '/v1/timeseries/forecast', {
+          body: JSON.stringify({ model: 'ab', inputs: [{ type: 'univariate_time_series', name: 'a', series: Array.from({ length: 8 }, (_, i) => i), frequency: 'W' }], options: { horizon: 2 } }),
+        })
+      ).status,
+    ).toBe(200);
     expect((await call('GET', '/v1/models/missing')).status).toBe(200);
     expect((await call('GET', '/v1/models/nope')).status).toBe(404);
     expect((await call('GET', '/v1/timeseries/models')).status).toBe(200);
