@@ -33,10 +33,19 @@ export interface DatasetRows {
   readonly values: readonly (readonly (number | null)[])[];
 }
 
+/** GET /v1/models/:name of an ensemble or variants entry: what the page shows of its members. */
+export interface CompositeDetails {
+  readonly name: string;
+  readonly combine?: string;
+  readonly sticky?: string;
+  readonly members?: readonly { readonly name: string; readonly weight: number; readonly status: EntryStatus }[];
+}
+
 export interface Prediction {
   readonly status: string;
   readonly error_message?: string;
   readonly model_name: string;
+  readonly variant?: string;
   readonly model_version?: string;
   readonly lookback?: number;
   readonly prediction?: readonly number[];

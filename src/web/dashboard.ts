@@ -1,5 +1,5 @@
 import * as api from './api.js';
-import type { DatasetListing, DatasetRows, ModelListing, Prediction } from './api.js';
+import type { CompositeDetails, DatasetListing, DatasetRows, ModelListing, Prediction } from './api.js';
 import { DatasetChart } from './chart.js';
 import { chartData } from './chart-data.js';
 import { formatAge, formatIso, formatRatio, formatSeconds } from './format.js';
@@ -118,7 +118,7 @@ function table(id: string, caption: string, headers: readonly string[]): [HTMLEl
   return [el('div', { class: 'table-wrap' }, t), body];
 }
 
-const MODEL_COLUMNS = ['Model', 'Status', 'Version', 'Lookback', 'Horizon', 'Dataset', 'Last data', 'Data age', 'Cache hits', 'Inference p50', 'Inference p99', 'Error'];
+const MODEL_COLUMNS = ['Model', 'Status', 'Version', 'Lookback', 'Horizon', 'Members', 'Dataset', 'Last data', 'Data age', 'Cache hits', 'Inference p50', 'Inference p99', 'Error'];
 const DATASET_COLUMNS = ['Dataset', 'Status', 'Rows', 'First', 'Last', 'Frequency', 'Refreshed', 'Error'];
 
 function buildView(): View {
@@ -145,6 +145,20 @@ function horizonOf(p: Prediction | undefined, columns: number | undefined): stri
   return '—';
 }
 
+/** Ensembles' and variants entries' details (members and weights), as last fetched. */
+let composites = new Map<string, CompositeDetails>();
+
+function isComposite(m: ModelListing): boolean {
+  return m.from.startsWith('ensemble:') || m.from.startsWith('variants:');
+}
+
+/** "mean: a 0.5, b 0.5" for an ensemble, "sticky none: a 90, b 10" for a variants entry; a dash for a model. */
+function membersText(details: CompositeDetails | undefined): string {
+  if (details?.members === undefined) return '—';
+  const weights = details.members.map((m) => `${m.name} ${Number.isInteger(m.weight) ? m.weight : m.weight.toFixed(2)}`).join(', ');
+  return details.combine !== undefined ? `${details.combine}: ${weights}` : `sticky ${details.sticky ?? 'none'}: ${weights}`;
+}
+
 function renderTables(v: View, models: readonly ModelListing[], datasets: readonly DatasetListing[], stats: Map<string, ModelStats> | null, columns: Map<string, number>): void {
   const now = Date.now();
   const byName = new Map(datasets.map((d) => [d.name, d]));
@@ -162,6 +176,7 @@ function renderTables(v: View, models: readonly ModelListing[], datasets: readon
         cell(p?.model_version ?? '—'),
         cell(p?.lookback ?? '—'),
         cell(horizonOf(p, columns.get(datasetName))),
+        cell(membersText(composites.get(m.name))),
         cell(datasetName),
         cell(formatIso(d?.last_ts)),
         cell(formatAge(d?.last_ts, now)),
@@ -261,10 +276,13 @@ async function poll(): Promise<void> {
     // Forecasts are asked for on every poll (the server caches them while model and data are unchanged), so
     // a model reloaded between two polls shows its new forecast; rows only when a dataset changed.
     const sig = signature(models, datasets);
-    const [predictions, fresh] = await Promise.all([
+    const [predictions, fresh, details] = await Promise.all([
       api.predictions(models.map((m) => m.name), key),
       sig === lastSignature ? Promise.resolve(null) : Promise.all(datasets.map((d) => api.rows(d.name, LAST_ROWS, key))),
+      // Few, and their weights change with a pod edit that the listing does not show: asked for on every poll.
+      Promise.all(models.filter(isComposite).map((m) => api.modelDetails(m.name, key))),
     ]);
+    composites = new Map(details.map((d) => [d.name, d]));
     const forecastSig = forecastSignature(predictions);
     if (fresh !== null || forecastSig !== lastForecastSignature) {
       forecasts = new Map(predictions.map((p) => [p.model_name, p]));
