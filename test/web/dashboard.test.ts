@@ -157,6 +157,8 @@ describe.skipIf(!available)('the dashboard', () => {
       expect(await cell(page, 'models', m.name, 'Horizon')).toBe(String(details.horizon));
       expect(await cell(page, 'models', m.name, 'Dataset')).toBe(m.datasets[0]);
       expect(await cell(page, 'models', m.name, 'Last data')).toBe(shown(d.last_ts));
+      // An ensemble shows its combine rule and members with their weights; a model, a dash.
+      expect(await cell(page, 'models', m.name, 'Members')).toBe(m.name === 'co2_blend' ? 'mean: co2_linear 0.50, co2_seasonal_naive 0.50' : '—');
     }
 
     // The history and the forecasts are drawn: the history's ink, each visible model's colour, the band's fill.
@@ -185,6 +187,7 @@ describe.skipIf(!available)('the dashboard', () => {
       printed(quantileForecast.prediction.at(-1)!),
       printed(quantileForecast.quantiles!['0.9']!.at(-1)!),
       printed(quantileForecast.quantiles!['0.1']!.at(-1)!),
+      printed(forecasts.get('co2_blend')!.prediction.at(-1)!),
     ]);
     const caption = await page.locator('.chart-card[data-dataset="co2_weekly"] .caption').textContent();
     expect(caption).toContain(`co2_linear: 12 steps, ${shown(linear.timestamps[0]!)} to ${shown(linear.timestamps.at(-1)!)}`);
