@@ -70,6 +70,12 @@ function sameConfig(a: ModelConfig | DatasetConfig, b: ModelConfig | DatasetConf
   return JSON.stringify(a) === JSON.stringify(b);
 }
 
+/** Which kind of entry serves a model config: a model file, an ensemble or a variants entry. */
+function entryKind(config: ModelConfig): 'model' | 'ensemble' | 'variants' {
+  const kind = config.source.kind;
+  return kind === 'ensemble' || kind === 'variants' ? kind : 'model';
+}
+
 function earliest(a: number | null, b: number): number {
   return a === null ? b : Math.min(a, b);
 }
@@ -230,6 +236,17 @@ export class PodReconciler {
         const slot = parts.newSlot(config);
         parts.models.set(config.name, slot);
         changes.push(`model ${config.name} added`);
+        loads.set(config.name, slot.load());
+        continue;
+      }
+      if (entryKind(old.config) !== entryKind(config)) {
+        // A model file became an ensemble or variants entry (or the other way): a new entry of the new kind;
+        // the old one drains as a removed one does.
+        old.remove();
+        parts.forgetModel(old);
+        const slot = parts.newSlot(config);
+        parts.models.set(config.name, slot);
+        changes.push(`model ${config.name} changed kind`);
         loads.set(config.name, slot.load());
         continue;
       }

@@ -569,7 +569,7 @@ class PodValidator {
         config: { name, from, source: { kind: 'variants', members, sticky }, datasets, params },
       };
     }
-    r.checkKeys(p, paramsPath, ['version', 'combine', 'weights', 'cache_predictions', 'timeout_ms'], ' for an ensemble');
+    r.checkKeys(p, paramsPath, ['version', 'combine', 'weights', 'cache_predictions'], ' for an ensemble');
     const combine: CombineRule = r.optionalEnum(at('combine'), [...paramsPath, 'combine'], ['mean', 'median', 'weighted']) ?? 'mean';
     const weights = this.ensembleWeights(combine, at('weights'), [...paramsPath, 'weights'], members.length, at('combine'));
     const shares: CompositeMember[] = members.map((m, i) => ({ name: m.name, weight: weights[i] as number }));
@@ -587,7 +587,6 @@ class PodValidator {
         params: {
           ...params,
           cachePredictions: r.optionalBool(at('cache_predictions'), [...paramsPath, 'cache_predictions']) ?? MODEL_PARAM_DEFAULTS.cachePredictions,
-          timeoutMs: r.optionalInt(at('timeout_ms'), [...paramsPath, 'timeout_ms'], 1, MAX_TIMER_MS, 'a positive integer of milliseconds') ?? MODEL_PARAM_DEFAULTS.timeoutMs,
         },
       },
     };

@@ -33,7 +33,7 @@ function quantileFixture(seed: number, lookback: number): Uint8Array {
   });
 }
 
-function podText(o: { blendWeights?: string; split?: string } = {}): string {
+function podText(o: { blendWeights?: string; split?: string; longFrom?: string } = {}): string {
   return `
 version: v1beta1
 kind: Spicepod
@@ -45,7 +45,7 @@ models:
   - { from: file:models/a.onnx, name: a, datasets: [daily] }
   - { from: file:models/b.onnx, name: b, datasets: [daily] }
   - { from: file:models/c.onnx, name: c, datasets: [daily] }
-  - { from: file:models/long.onnx, name: long, datasets: [daily] }
+  - { from: ${o.longFrom ?? 'file:models/long.onnx'}, name: long, datasets: [daily] }
   - from: file:models/qa.onnx
     name: qa
     datasets: [daily]
@@ -407,7 +407,8 @@ describe('ensembles and variants', () => {
           for (const r of answers) statuses.push(r.status);
         }
       })();
-      replaceFile(pod.path('spicepod.yaml'), podText({ blendWeights: '[0, 0, 1]', split: 'a=0,c=1' }));
+      // Also: the model `long` becomes an ensemble of a and b, so bad_horizon (a and long) now agrees.
+      replaceFile(pod.path('spicepod.yaml'), podText({ blendWeights: '[0, 0, 1]', split: 'a=0,c=1', longFrom: "'ensemble:a,b'" }));
       const outcome = await server.reload();
       stop = true;
       await load;
@@ -418,6 +419,9 @@ describe('ensembles and variants', () => {
       expect(printed(await prediction(server, 'weighted'))).toEqual(weighted(parts, [0, 0, 1]));
       const res = await get(server, '/v1/models/ab/predict', { 'x-user': 'u' });
       expect(res.json['variant']).toBe('c');
+      const longNow = await prediction(server, 'long');
+      expect(printed(longNow)).toEqual(weighted([parts[0]!, parts[1]!], [0.5, 0.5]));
+      expect(printed(await prediction(server, 'bad_horizon'))).toEqual(weighted([parts[0]!, longNow], [0.5, 0.5]));
       expect((await get(server, '/v1/models/ab')).json['members']).toEqual([
         { name: 'a', weight: 0, status: 'Ready' },
         { name: 'c', weight: 1, status: 'Ready' },
