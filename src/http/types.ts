@@ -1,3 +1,6 @@
+import type { EvaluationReport } from '../evaluation/backtest.js';
+
+export type { EvaluationReport };
 import type { FailureReason } from '../errors.js';
 import type { AbortSignalLike } from '../runtime/cancellation.js';
 import type { ForecastLayout } from '../forecast/layout.js';
@@ -50,6 +53,9 @@ export interface ModelListing {
   readonly status: EntryStatus;
   /** The last load or reload failure; null when none. */
   readonly error: string | null;
+  /** The latest evaluation's MAE and skill (SPEC "Evaluation"); null before one finished. */
+  readonly mae: number | null;
+  readonly skill: number | null;
 }
 
 export interface DatasetListing {
@@ -84,6 +90,9 @@ export interface ModelDetails {
   readonly quantiles: readonly number[] | null;
   /** The frequency of the model's dataset (ISO 8601 duration); null without one. */
   readonly frequency: string | null;
+  /** The latest evaluation's MAE and skill; null before one finished. */
+  readonly mae: number | null;
+  readonly skill: number | null;
 }
 
 /** One client series forecast: output 0's item slice, and the quantile output's (null without one). */
@@ -134,6 +143,8 @@ export interface ServingBackend {
   predictNow(name: string, include?: IncludeOptions): PredictOutcome | undefined;
   /** undefined when the pod has no model of that name. */
   modelDetails(name: string): ModelDetails | undefined;
+  /** The model's evaluation (GET /v1/models/:name/evaluation); undefined when the pod has no model of that name. */
+  evaluation(name: string): EvaluationReport | undefined;
   allModelDetails(): readonly ModelDetails[];
   seriesModel(name: string): SeriesModelLookup;
   /** Names of the models that can answer now, in pod order (POST /v1/predict without a list). */

@@ -31,6 +31,7 @@ import type { ModelConfig } from '../spicepod/types.js';
 import type { DatasetHandle } from './dataset-handle.js';
 import { userMessage } from './user-messages.js';
 import type { ReloadMetrics } from './reload-metrics.js';
+import { ModelEvaluation } from './model-evaluation.js';
 
 /**
  * One model of the pod through its whole life, as one state machine: load (session and dataset together) →
@@ -97,6 +98,8 @@ export class ModelSlot {
   private loadAgain = false;
   /** A load has been attempted: the file is judged by its settle state from then on. */
   private attempted = false;
+  /** The backtest of the serving version on its dataset (SPEC "Evaluation"). */
+  readonly evaluation: ModelEvaluation;
   /** Cache counters of versions already retired, so the metrics never go backwards. */
   private retiredCacheHits = 0;
   private retiredCacheMisses = 0;
@@ -108,6 +111,7 @@ export class ModelSlot {
     private readonly ctx: SlotContext,
   ) {
     this.file = new FileSettle(ctx.settleMs, null);
+    this.evaluation = new ModelEvaluation(config.name, config.datasets[0] ?? null, ctx.logger);
   }
 
   get name(): string {
@@ -171,10 +175,21 @@ export class ModelSlot {
     this.retireServing();
   }
 
+  /** Evaluates the serving version on its dataset's snapshot now, unless that was done (or runs) already. */
+  evaluateServing(): void {
+    const serving = this.serving;
+    if (serving === null) return;
+    this.evaluation.update(
+      { config: serving.config, forecaster: serving.forecaster, datasetName: serving.dataset?.name ?? null, generation: serving.generation },
+      serving.dataset?.snapshot ?? null,
+    );
+  }
+
   /** Stops serving (the registry closes); the version drains in the background. */
   retireServing(): void {
     const serving = this.serving;
     this.serving = null;
+    this.evaluation.stop();
     if (serving !== null) this.retire(serving);
   }
 
@@ -277,6 +292,9 @@ export class ModelSlot {
       }
       const metadataVersion = session.metadata.version;
       const cache = params.cachePredictions ? new PredictionCache<Prediction>({ maxEntries: 16 }) : null;
+      // A dataset change (refresh, reload) frees cached predictions of the old data at once, and is evaluated.
+      const offCache = cache === null || dataset === undefined ? () => undefined : dataset.onChange(() => cache.clear());
+      const offEvaluation = dataset === undefined ? () => undefined : dataset.onChange(() => this.evaluateServing());
       const next: ServingModel = {
         config,
         dataset: dataset ?? null,
@@ -293,8 +311,10 @@ export class ModelSlot {
         generation: nextGeneration++,
         cache,
         lastKey: { version: -1, key: '' },
-        // A dataset change (refresh, reload) frees cached predictions of the old data at once.
-        unsubscribe: cache === null || dataset === undefined ? () => undefined : dataset.onChange(() => cache.clear()),
+        unsubscribe: () => {
+          offCache();
+          offEvaluation();
+        },
       };
       const previous = this.serving;
       // The swap: from here on every new request uses the new version.
@@ -305,6 +325,7 @@ export class ModelSlot {
         this.ctx.reloadMetrics.modelReloaded(config.name, true);
         this.retire(previous);
       }
+      this.evaluateServing();
       const input = session.inputs[0];
       const output = session.outputs[0];
       this.ctx.logger.info(
@@ -368,6 +389,7 @@ export class ModelSlot {
       this.ctx.logger.error({ model: name, from, code }, `model ${name} reload failed; still serving the previous version: ${detail}`);
     } else {
       this.status = 'Error';
+      this.evaluation.failed(`model ${name} failed to load: ${message}`);
       this.ctx.logger.error({ model: name, from, code }, `model ${name} failed to load: ${detail}`);
     }
   }
@@ -500,6 +522,8 @@ export class ModelSlot {
       variables: serving?.forecaster.shape.variables ?? null,
       quantiles: serving?.layout?.quantiles?.levels ?? this.config.params.quantiles,
       frequency: frequency === null ? null : formatFrequency(frequency),
+      mae: this.evaluation.result?.mae ?? null,
+      skill: this.evaluation.result?.skill ?? null,
     };
   }
 

@@ -1,4 +1,6 @@
 import { setTimeout as delay } from 'node:timers/promises';
+import type { EvaluationReport } from './model-evaluation.js';
+import { evaluationGauges } from './evaluation-gauges.js';
 import type { DatasetConfig, ModelConfig, Spicepod } from '../spicepod/types.js';
 import type { DatasetSnapshot, DatasetStatus } from '../datasets/types.js';
 import { DEFAULT_SETTLE_MS } from '../file-fingerprint.js';
@@ -150,6 +152,7 @@ export class ModelRegistry implements ServingBackend {
       queueDepth: () => slot?.serving?.forecaster.queueDepth ?? 0,
       cacheHits: () => slot?.cacheHits() ?? 0,
       cacheMisses: () => slot?.cacheMisses() ?? 0,
+      evaluation: () => evaluationGauges(slot?.evaluation.result ?? null),
     });
     slot = new ModelSlot(config, this.datasetFor(config), metrics, {
       logger: this.logger,
@@ -275,6 +278,11 @@ export class ModelRegistry implements ServingBackend {
     return this.modelEntries.get(name)?.details();
   }
 
+  /** A model's evaluation, or undefined when the pod has none of that name. */
+  evaluation(name: string): EvaluationReport | undefined {
+    return this.modelEntries.get(name)?.evaluation.report();
+  }
+
   /** Every model's details, in pod order (GET /v1/timeseries/models). */
   allModelDetails(): readonly ModelDetails[] {
     return [...this.modelEntries.values()].map((slot) => slot.details());
@@ -301,6 +309,8 @@ export class ModelRegistry implements ServingBackend {
       datasets: m.config.datasets,
       status: m.status,
       error: m.error,
+      mae: m.evaluation.result?.mae ?? null,
+      skill: m.evaluation.result?.skill ?? null,
     }));
   }
 
