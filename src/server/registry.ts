@@ -278,6 +278,11 @@ export class ModelRegistry implements ServingBackend {
     return this.modelEntries.get(name)?.details();
   }
 
+  /** Resolves once no model's evaluation is running (after start(): every model evaluated or failed). */
+  async evaluationsSettled(): Promise<void> {
+    await Promise.all([...this.modelEntries.values()].map((slot) => slot.evaluation.settled()));
+  }
+
   /** A model's evaluation, or undefined when the pod has none of that name. */
   evaluation(name: string): EvaluationReport | undefined {
     return this.modelEntries.get(name)?.evaluation.report();
