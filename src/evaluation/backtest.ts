@@ -16,7 +16,7 @@ import type { AbortSignalLike } from '../runtime/cancellation.js';
 import type { BackgroundResult, BatchingForecaster } from '../runtime/forecaster.js';
 import { allocateTensorData } from '../runtime/session.js';
 import type { FloatArray } from '../runtime/types.js';
-import { StepGrid, defaultSeasonLength, windowAt } from './grid.js';
+import { StepGrid, defaultSeasonLength, emptyRowCounts, plainWindowStart, windowAt } from './grid.js';
 import { MetricAccumulator } from './metrics.js';
 import type { MetricSummary } from './metrics.js';
 
@@ -146,6 +146,7 @@ export async function backtest(forecaster: BatchingForecaster, options: Backtest
   const concurrent = forecaster.settings.maxConcurrentRuns;
   // Scratch for a baseline history longer than the lookback.
   const longWindow = m > L ? new Float64Array(m * V) : null;
+  const emptyRows = emptyRowCounts(snapshot);
 
   let scored = 0;
   let skipped = 0;
@@ -163,6 +164,8 @@ export async function backtest(forecaster: BatchingForecaster, options: Backtest
     readonly data: Float32Array | Float64Array;
     readonly history: Float64Array;
     readonly steps: Int32Array;
+    /** The row of each origin. */
+    readonly rows: Int32Array;
     readonly count: number;
   }
 
@@ -172,6 +175,7 @@ export async function backtest(forecaster: BatchingForecaster, options: Backtest
     const data = allocateTensorData(shape.inputType, size * windowLength);
     const history = new Float64Array(size * historyLength);
     const steps = new Int32Array(size);
+    const originRows = new Int32Array(size);
     let count = 0;
     while (count < size) {
       if (grid.beforeFirstRow(j)) {
@@ -187,8 +191,14 @@ export async function backtest(forecaster: BatchingForecaster, options: Backtest
       const row = grid.rowAt(step);
       if (row < 0) continue;
       try {
-        windowAt(snapshot, row, L, fill, datasetName, frequency).copyInto(data, count * windowLength);
-        if (longWindow !== null) windowAt(snapshot, row, m, fill, datasetName, frequency).copyInto(longWindow, 0);
+        const start = plainWindowStart(snapshot, row, L, frequency, emptyRows);
+        if (start >= 0) data.set(values.subarray(start * V, (row + 1) * V), count * windowLength);
+        else windowAt(snapshot, row, L, fill, datasetName, frequency).copyInto(data, count * windowLength);
+        if (longWindow !== null) {
+          const longStart = plainWindowStart(snapshot, row, m, frequency, emptyRows);
+          if (longStart >= 0) longWindow.set(values.subarray(longStart * V, (row + 1) * V));
+          else windowAt(snapshot, row, m, fill, datasetName, frequency).copyInto(longWindow, 0);
+        }
       } catch (error) {
         if (error instanceof ForecastdError && error.code === 'ERR_WINDOW') {
           skipped++;
@@ -207,6 +217,7 @@ export async function backtest(forecaster: BatchingForecaster, options: Backtest
         }
       }
       steps[count] = step;
+      originRows[count] = row;
       count++;
       scored++;
       if (t < firstOrigin) {
@@ -216,7 +227,7 @@ export async function backtest(forecaster: BatchingForecaster, options: Backtest
       if (t > lastOrigin) lastOrigin = t;
     }
     if (count === 0) return null;
-    return { data: count === size ? data : data.subarray(0, count * windowLength), history, steps, count };
+    return { data: count === size ? data : data.subarray(0, count * windowLength), history, steps, rows: originRows, count };
   };
 
   const score = (chunk: Chunk, result: BackgroundResult): void => {
@@ -226,8 +237,9 @@ export async function backtest(forecaster: BatchingForecaster, options: Backtest
     const quantileItem = quantiles === null ? 0 : quantiles.length / chunk.count;
     for (let k = 0; k < chunk.count; k++) {
       const origin = chunk.steps[k] as number;
+      const originRow = chunk.rows[k] as number;
       for (let s = 0; s < H; s++) {
-        const row = grid.rowAt(origin - (s + 1));
+        const row = grid.rowAt(origin - (s + 1), originRow + s + 1);
         let stored = row >= 0;
         for (let c = 0; stored && c < S; c++) if (Number.isNaN(values[row * width + c] as number)) stored = false;
         if (!stored) {

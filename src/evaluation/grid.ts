@@ -31,14 +31,19 @@ export class StepGrid {
     return addSteps(this.anchor, frequency, -j);
   }
 
-  /** The row exactly at step j back, or -1 when the step holds no row. */
-  rowAt(j: number): number {
+  /**
+   * The row exactly at step j back, or -1 when the step holds no row. `hint` is a row likely to be it (the
+   * row k places after one known to be k steps earlier, as on a gap-free axis): checked first, searched
+   * otherwise.
+   */
+  rowAt(j: number, hint = -1): number {
     const { snapshot, frequency } = this;
     if (frequency === null) {
       const row = snapshot.rows - 1 - j;
       return row >= 0 && row < snapshot.rows ? row : -1;
     }
     const t = this.timeOf(j);
+    if (hint >= 0 && hint < snapshot.rows && snapshot.times[hint] === t) return hint;
     const row = lowerBound(snapshot.times, snapshot.rows, t);
     return row < snapshot.rows && snapshot.times[row] === t ? row : -1;
   }
@@ -75,6 +80,44 @@ export function defaultSeasonLength(frequency: Frequency | null): number {
     default:
       return 1;
   }
+}
+
+/**
+ * Per row r, how many of the rows before r hold an empty cell: rows a..b have none when the counts at a and
+ * b + 1 are equal.
+ */
+export function emptyRowCounts(snapshot: DatasetSnapshot): Int32Array {
+  const width = snapshot.columns.length;
+  const counts = new Int32Array(snapshot.rows + 1);
+  const values = snapshot.values;
+  for (let r = 0; r < snapshot.rows; r++) {
+    let empty = 0;
+    for (let c = 0; c < width; c++) {
+      if (Number.isNaN(values[r * width + c] as number)) {
+        empty = 1;
+        break;
+      }
+    }
+    counts[r + 1] = (counts[r] as number) + empty;
+  }
+  return counts;
+}
+
+/**
+ * The first row of the window ending at row `origin` when that window is simply the `lookback` rows up to it
+ * (every step holds a row, no cell is empty), or -1 when it needs the serving window code (a gap to fill or
+ * refuse, a step without a row). Such a window is exactly what windowFor would copy, without building it.
+ */
+export function plainWindowStart(snapshot: DatasetSnapshot, origin: number, lookback: number, frequency: Frequency | null, emptyRows: Int32Array): number {
+  const start = origin - lookback + 1;
+  if (start < 0) return -1;
+  if (emptyRows[start] !== emptyRows[origin + 1]) return -1;
+  if (frequency === null) return start;
+  const times = snapshot.times;
+  if (frequency.kind === 'fixed') return (times[origin] as number) - (times[start] as number) === (lookback - 1) * frequency.ms ? start : -1;
+  const last = times[origin] as number;
+  for (let k = 1; k < lookback; k++) if (times[origin - k] !== addSteps(last, frequency, -k)) return -1;
+  return start;
 }
 
 /**
