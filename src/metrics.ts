@@ -143,6 +143,7 @@ class CounterChild {
 export type RouteLabel =
   | '/v1/models/:name/predict'
   | '/v1/models/:name'
+  | '/v1/models/:name/evaluation'
   | '/v1/timeseries/forecast'
   | '/v1/timeseries/models'
   | '/v1/predict'
@@ -165,6 +166,18 @@ export interface ModelGaugeSource {
   queueDepth(): number;
   cacheHits(): number;
   cacheMisses(): number;
+  /** The latest finished evaluation's numbers; null before one (absent: the model is never evaluated). */
+  evaluation?(): EvaluationGauges | null;
+}
+
+/** What /metrics shows of a model's evaluation (SPEC "Evaluation"). */
+export interface EvaluationGauges {
+  readonly mae: number | null;
+  readonly skill: number | null;
+  /** [quantile level, calibration] per level. */
+  readonly calibration: readonly (readonly [number, number | null])[];
+  /** [nominal coverage, coverage] per interval. */
+  readonly coverage: readonly (readonly [number, number | null])[];
 }
 
 /** Live numbers a dataset exposes; read at scrape time. */
@@ -300,6 +313,42 @@ export class ServerMetrics {
     });
     const modelSources = this.modelSources;
     const datasetSources = this.datasetSources;
+    // Evaluation gauges: read from each model's latest finished evaluation at scrape time.
+    const evaluationGauge = (name: string, help: string, labelNames: string[], read: (e: EvaluationGauges) => readonly (readonly [Record<string, string>, number | null])[]): void => {
+      new Gauge({
+        name,
+        help,
+        labelNames,
+        registers,
+        collect() {
+          this.reset();
+          for (const [model, source] of modelSources) {
+            const e = source.evaluation?.() ?? null;
+            if (e === null) continue;
+            for (const [labels, value] of read(e)) if (value !== null && Number.isFinite(value)) this.set({ model, ...labels }, value);
+          }
+        },
+      });
+    };
+    evaluationGauge('forecastd_evaluation_mae', 'Mean absolute error of the latest rolling-origin evaluation, by model.', ['model'], (e) => [[{}, e.mae]]);
+    evaluationGauge(
+      'forecastd_evaluation_skill',
+      'Skill of the latest evaluation: 1 - MAE / MAE of the seasonal-naive baseline (naive when the season length is 1), by model.',
+      ['model'],
+      (e) => [[{}, e.skill]],
+    );
+    evaluationGauge(
+      'forecastd_evaluation_quantile_calibration',
+      'Share of actuals at or below the forecast of each quantile level in the latest evaluation, by model and level.',
+      ['model', 'quantile'],
+      (e) => e.calibration.map(([q, v]) => [{ quantile: String(q) }, v] as const),
+    );
+    evaluationGauge(
+      'forecastd_evaluation_interval_coverage',
+      'Share of actuals inside each symmetric quantile interval in the latest evaluation, by model and nominal coverage.',
+      ['model', 'nominal'],
+      (e) => e.coverage.map(([n, v]) => [{ nominal: String(n) }, v] as const),
+    );
     new Gauge({
       name: 'forecastd_queue_depth',
       help: 'Predictions waiting for an inference run, by model.',

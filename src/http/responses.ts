@@ -1,7 +1,7 @@
 import { MODEL_NOT_FOUND, predictFailure } from './errors.js';
 import type { ApiStatus, HttpFailure } from './errors.js';
 import { formatFloatArray } from './float-format.js';
-import type { ForecastExtras, ModelDetails } from './types.js';
+import type { EntryEvaluation, ForecastExtras, ModelDetails } from './types.js';
 import type { FloatArray } from '../runtime/types.js';
 import type { DatasetListing, ModelIdentity, ModelListing, PredictOutcome } from './types.js';
 
@@ -139,6 +139,8 @@ export function modelDetailsJson(m: ModelDetails): string {
     variables: m.variables,
     quantiles: m.quantiles,
     frequency: m.frequency,
+    mae: m.mae,
+    skill: m.skill,
     ...compositeFields(m),
   });
 }
@@ -148,6 +150,11 @@ function compositeFields(m: ModelDetails): Record<string, unknown> {
   const c = m.composite;
   if (c === undefined) return {};
   return c.kind === 'ensemble' ? { combine: c.combine, members: c.members } : { sticky: c.sticky, members: c.members };
+}
+
+/** GET /v1/models/:name/evaluation: the report's fields in SPEC order (it is built in that order). */
+export function evaluationJson(report: EntryEvaluation): string {
+  return JSON.stringify(report);
 }
 
 export interface TimedOutcome {
@@ -176,7 +183,7 @@ export function modelsJson(models: readonly ModelListing[], withStatus: boolean)
   return JSON.stringify(
     models.map((m) =>
       withStatus
-        ? { name: m.name, from: m.from, datasets: m.datasets, status: m.status, error: m.error }
+        ? { name: m.name, from: m.from, datasets: m.datasets, status: m.status, error: m.error, mae: m.mae, skill: m.skill }
         : { name: m.name, from: m.from, datasets: m.datasets },
     ),
   );

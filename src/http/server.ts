@@ -16,6 +16,7 @@ import { parseInclude } from './routes/spice.js';
 import {
   datasetsJson,
   errorBody,
+  evaluationJson,
   modelDetailsJson,
   modelsCsv,
   modelsJson,
@@ -435,6 +436,7 @@ export class HttpServer {
     get('/v1/models/:name/predict', '/v1/models/:name/predict', true, (ex, req) => this.predictOne(ex, req));
     post('/v1/predict', '/v1/predict', (ex, req) => this.predictMany(ex, req));
     get('/v1/models/:name', '/v1/models/:name', true, (ex, req) => this.modelDetails(ex, req));
+    get('/v1/models/:name/evaluation', '/v1/models/:name/evaluation', true, (ex, req) => this.modelEvaluation(ex, req));
     post('/v1/timeseries/forecast', '/v1/timeseries/forecast', (ex, req) => this.forecastSeries(ex, req));
     get('/v1/timeseries/models', '/v1/timeseries/models', true, (ex) => ex.send(200, JSON_TYPE, timeseriesModelsBody(this.backend)));
     get('/v1/datasets/:name/rows', '/v1/datasets/:name/rows', true, (ex, req) => this.datasetRows(ex, req));
@@ -453,6 +455,7 @@ export class HttpServer {
       ['/v1/models/:name/predict', '/v1/models/:name/predict', 'GET'],
       ['/v1/predict', '/v1/predict', 'POST'],
       ['/v1/models/:name', '/v1/models/:name', 'GET'],
+      ['/v1/models/:name/evaluation', '/v1/models/:name/evaluation', 'GET'],
       ['/v1/timeseries/forecast', '/v1/timeseries/forecast', 'POST'],
       ['/v1/timeseries/models', '/v1/timeseries/models', 'GET'],
       ['/v1/datasets/:name/rows', '/v1/datasets/:name/rows', 'GET'],
@@ -536,6 +539,17 @@ export class HttpServer {
     const details = this.backend.modelDetails(parsed.name);
     if (details === undefined) ex.sendError(404, 'NotFound', `Model ${parsed.name} not found`);
     else ex.send(200, JSON_TYPE, modelDetailsJson(details));
+  }
+
+  private modelEvaluation(ex: Exchange, req: HttpRequest): void {
+    const parsed = modelNameFromUrl(req.getParameter(0));
+    if (!parsed.ok) {
+      ex.sendError(400, 'BadRequest', parsed.message);
+      return;
+    }
+    const report = this.backend.evaluation(parsed.name);
+    if (report === undefined) ex.sendError(404, 'NotFound', `Model ${parsed.name} not found`);
+    else ex.send(200, JSON_TYPE, evaluationJson(report));
   }
 
   private predictOne(ex: Exchange, req: HttpRequest): void {

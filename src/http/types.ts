@@ -1,3 +1,19 @@
+import type { EvaluationReport, EvaluationStatus } from '../evaluation/backtest.js';
+
+export type { EvaluationReport };
+
+/**
+ * A variants entry's evaluation (SPEC "Ensembles and variants"): each member's own evaluation side by side,
+ * with its draw weight; the entry has no metrics of its own.
+ */
+export interface VariantsEvaluationReport {
+  readonly model: string;
+  readonly status: EvaluationStatus;
+  readonly variants: Readonly<Record<string, EntryEvaluation & { readonly weight: number }>>;
+}
+
+/** What GET /v1/models/:name/evaluation answers for an entry of any kind. */
+export type EntryEvaluation = EvaluationReport | VariantsEvaluationReport;
 import type { FailureReason } from '../errors.js';
 import type { AbortSignalLike } from '../runtime/cancellation.js';
 import type { ForecastLayout } from '../forecast/layout.js';
@@ -69,6 +85,9 @@ export interface ModelListing {
   readonly status: EntryStatus;
   /** The last load or reload failure; null when none. */
   readonly error: string | null;
+  /** The latest evaluation's MAE and skill (SPEC "Evaluation"); null before one finished. */
+  readonly mae: number | null;
+  readonly skill: number | null;
 }
 
 export interface DatasetListing {
@@ -103,6 +122,9 @@ export interface ModelDetails {
   readonly quantiles: readonly number[] | null;
   /** The frequency of the model's dataset (ISO 8601 duration); null without one. */
   readonly frequency: string | null;
+  /** The latest evaluation's MAE and skill; null before one finished. */
+  readonly mae: number | null;
+  readonly skill: number | null;
   /** Ensembles and variants: what they are made of. */
   readonly composite?: {
     readonly kind: 'ensemble' | 'variants';
@@ -164,6 +186,8 @@ export interface ServingBackend {
   predictNow(name: string, include?: IncludeOptions, keys?: DrawKeys): PredictOutcome | undefined;
   /** undefined when the pod has no model of that name. */
   modelDetails(name: string): ModelDetails | undefined;
+  /** The model's evaluation (GET /v1/models/:name/evaluation); undefined when the pod has no model of that name. */
+  evaluation(name: string): EntryEvaluation | undefined;
   allModelDetails(): readonly ModelDetails[];
   seriesModel(name: string, keys?: DrawKeys): SeriesModelLookup;
   /** Request headers (lower-case) some variants entry draws by; empty when none does (nothing to read). */

@@ -7,6 +7,8 @@
  */
 import { createHash } from 'node:crypto';
 import type { FailureReason } from '../errors.js';
+import type { BacktestForecaster, BacktestResult, EvaluationStatus } from '../evaluation/backtest.js';
+import type { FillMissing } from '../datasets/types.js';
 import { FileSettle } from '../file-fingerprint.js';
 import { combineForecasts } from '../forecast/combine.js';
 import { formatFrequency, stepsAfter } from '../forecast/frequency.js';
@@ -17,6 +19,8 @@ import type { DatasetSnapshot } from '../datasets/types.js';
 import type {
   CompositeMemberDetails,
   DrawKeys,
+  EntryEvaluation,
+  EvaluationReport,
   EntryStatus,
   ForecastExtras,
   IncludeOptions,
@@ -29,10 +33,14 @@ import type {
 import type { Logger } from '../log.js';
 import type { ModelMetrics } from '../metrics.js';
 import type { AbortSignalLike } from '../runtime/cancellation.js';
+import type { BackgroundResult, ForecasterSettings } from '../runtime/forecaster.js';
+import type { ForecastModelShape } from '../runtime/model-contract.js';
 import { PredictionCache } from '../runtime/prediction-cache.js';
+import { allocateTensorData } from '../runtime/session.js';
 import type { FloatArray } from '../runtime/types.js';
 import type { CompositeMember, ModelConfig, StickyRule } from '../spicepod/types.js';
 import type { DatasetHandle } from './dataset-handle.js';
+import { ModelEvaluation } from './model-evaluation.js';
 import type { EnsembleMember, EntryForecast, EntryShape, ForecastShape, PodEntry } from './pod-entry.js';
 
 /** What a composite entry needs from the registry around it. */
@@ -42,6 +50,8 @@ export interface CompositeContext {
   lookup(name: string): PodEntry | undefined;
   /** A variants entry's request was drawn to `variant` (forecastd_variant_requests_total). */
   variantDrawn(model: string, variant: string): void;
+  /** The registry is closing: no new evaluation starts. */
+  closed(): boolean;
 }
 
 /** An ensemble or variants entry for `config` (whose source is one of those kinds). */
@@ -180,6 +190,8 @@ abstract class CompositeBase {
 /** An ensemble as resolved against its members' current versions. */
 interface EnsembleState {
   readonly key: string;
+  /** Process-unique per state: the evaluation's version of the ensemble. */
+  readonly generation: number;
   readonly standing: Standing;
   /** Set when it serves. */
   readonly shape: ForecastShape | null;
@@ -192,10 +204,89 @@ type Combined = SeriesForecast;
 
 class EnsembleSlot extends CompositeBase implements PodEntry, EnsembleMember {
   private state: EnsembleState | null = null;
+  /** The ensemble's own backtest, as a model's (SPEC: an ensemble is evaluated like a model). */
+  private readonly evaluation: ModelEvaluation;
+  /** Removes the dataset listener that evaluates again after a refresh. */
+  private offDataset: () => void = () => undefined;
+  private evaluated: { readonly state: EnsembleState; readonly forecaster: BacktestForecaster } | null = null;
 
   constructor(config: ModelConfig, dataset: DatasetHandle | undefined, metrics: ModelMetrics, ctx: CompositeContext) {
     super(config, dataset, metrics, ctx);
     this.ownCache = config.params.cachePredictions ? new PredictionCache<Combined>({ maxEntries: 16 }) : null;
+    this.evaluation = new ModelEvaluation(config.name, config.datasets[0] ?? null, ctx.logger);
+    this.watchDataset();
+  }
+
+  private watchDataset(): void {
+    this.offDataset();
+    const dataset = this.dataset;
+    this.offDataset = dataset === undefined ? () => undefined : dataset.onChange(() => this.evaluate(this.resolve()));
+  }
+
+  override remove(): void {
+    super.remove();
+    this.offDataset();
+    this.evaluation.stop();
+  }
+
+  override retireServing(): void {
+    this.evaluation.stop();
+  }
+
+  evaluationReport(): EvaluationReport {
+    this.evaluate(this.resolve());
+    return this.evaluation.report();
+  }
+
+  evaluationResult(): BacktestResult | null {
+    return this.evaluation.result;
+  }
+
+  evaluationSettled(): Promise<void> {
+    this.evaluate(this.resolve());
+    return this.evaluation.settled();
+  }
+
+  get fillMissing(): FillMissing {
+    return this.commonFill(this.resolve());
+  }
+
+  /** The members' own fill when they agree; else none (an origin whose window has a gap is then skipped). */
+  private commonFill(state: EnsembleState): FillMissing {
+    const fills = new Set(state.members.map((m) => m.member.fillMissing));
+    return fills.size === 1 ? ([...fills][0] as FillMissing) : 'none';
+  }
+
+  backtestForecaster(): BacktestForecaster | null {
+    const state = this.resolve();
+    if (state.standing !== null) return null;
+    if (this.evaluated?.state === state) return this.evaluated.forecaster;
+    const members: { forecaster: BacktestForecaster; weight: number }[] = [];
+    for (const m of state.members) {
+      const forecaster = m.member.backtestForecaster();
+      if (forecaster === null) return null;
+      members.push({ forecaster, weight: m.weight });
+    }
+    const forecaster = new EnsembleBacktest(members, this.combine, state.shape as ForecastShape);
+    this.evaluated = { state, forecaster };
+    return forecaster;
+  }
+
+  /** Evaluates the ensemble as it is now on the dataset's snapshot, unless that was done (or runs) already. */
+  private evaluate(state: EnsembleState): void {
+    if (this.removed || this.ctx.closed()) return;
+    if (state.standing !== null) {
+      if (state.standing.status === 'Error') this.evaluation.failed(`ensemble ${this.name} cannot serve: ${state.standing.message}`);
+      return;
+    }
+    const forecaster = this.backtestForecaster();
+    if (forecaster === null) return;
+    const shape = state.shape as ForecastShape;
+    const config: ModelConfig = {
+      ...this.config,
+      params: { ...this.config.params, fillMissing: this.commonFill(state), quantiles: shape.layout.quantiles?.levels ?? null },
+    };
+    this.evaluation.update({ config, forecaster, datasetName: this.dataset?.name ?? null, generation: state.generation }, this.dataset?.snapshot ?? null);
   }
 
   protected get kind(): 'ensemble' {
@@ -210,7 +301,10 @@ class EnsembleSlot extends CompositeBase implements PodEntry, EnsembleMember {
     this.retiredHits += this.ownCache?.hits ?? 0;
     this.retiredMisses += this.ownCache?.misses ?? 0;
     this.ownCache = this.config.params.cachePredictions ? new PredictionCache<Combined>({ maxEntries: 16 }) : null;
-    return super.load();
+    this.watchDataset();
+    const loaded = super.load();
+    this.evaluate(this.resolve());
+    return loaded;
   }
 
   private get combine(): 'mean' | 'median' | 'weighted' {
@@ -233,6 +327,8 @@ class EnsembleSlot extends CompositeBase implements PodEntry, EnsembleMember {
     if (this.state !== null && this.state.key === key) return this.state;
     const state = this.check(key, members);
     this.state = state;
+    // The members changed (a reload, a failure, a recovery): the ensemble is evaluated again.
+    this.evaluate(state);
     return state;
   }
 
@@ -254,7 +350,7 @@ class EnsembleSlot extends CompositeBase implements PodEntry, EnsembleMember {
     }
     const identity: ModelIdentity = { name, version: this.config.params.version, lookback: null };
     const standing = failed ?? waiting ?? agreement(shapes);
-    if (standing !== null) return { key, standing, shape: null, members: [], identity };
+    if (standing !== null) return { key, generation: nextGeneration++, standing, shape: null, members: [], identity };
     const first = (shapes[0] as (typeof shapes)[number]).shape;
     let levels = first.layout.quantiles?.levels ?? null;
     for (const s of shapes) {
@@ -285,6 +381,7 @@ class EnsembleSlot extends CompositeBase implements PodEntry, EnsembleMember {
     };
     return {
       key,
+      generation: nextGeneration++,
       standing: null,
       shape,
       members: shapes.map((s) => ({ name: s.name, weight: s.weight, member: s.member })),
@@ -411,6 +508,8 @@ class EnsembleSlot extends CompositeBase implements PodEntry, EnsembleMember {
       variables: shape?.variables ?? null,
       quantiles: shape?.layout.quantiles?.levels ?? null,
       frequency: this.frequency(),
+      mae: this.evaluation.result?.mae ?? null,
+      skill: this.evaluation.result?.skill ?? null,
       composite: { kind: 'ensemble', combine: this.combine, members: this.memberDetails(this.members()) },
     };
   }
@@ -647,8 +746,32 @@ class VariantsSlot extends CompositeBase implements PodEntry {
       variables: shown?.variables ?? null,
       quantiles: shown?.quantiles ?? null,
       frequency: this.frequency(),
+      // A variants entry has no metrics of its own: its members' evaluations are listed side by side.
+      mae: null,
+      skill: null,
       composite: { kind: 'variants', sticky: stickyText(this.sticky), members: this.memberDetails(members) },
     };
+  }
+
+  /** Each member's own evaluation with its weight, side by side (SPEC); no metrics of the entry's own. */
+  evaluationReport(): EntryEvaluation {
+    const variants: Record<string, EntryEvaluation & { weight: number }> = {};
+    const statuses: EvaluationStatus[] = [];
+    for (const m of this.members()) {
+      const report: EntryEvaluation =
+        m.entry?.evaluationReport() ?? { model: m.name, dataset: null, status: 'Error', error: `member ${m.name} is not in the pod` };
+      variants[m.name] = { ...report, weight: m.weight };
+      statuses.push(report.status);
+    }
+    return { model: this.name, status: combinedStatus(statuses), variants };
+  }
+
+  evaluationResult(): null {
+    return null;
+  }
+
+  async evaluationSettled(): Promise<void> {
+    await Promise.all(this.members().map((m) => m.entry?.evaluationSettled()));
   }
 
   /** One KServe request is one draw. */
@@ -668,6 +791,67 @@ class VariantsSlot extends CompositeBase implements PodEntry {
       details: { ...lookup.details, name: this.name, from: this.config.from, version: this.config.params.version ?? lookup.details.version, composite: details.composite },
       variant: drawn.name,
     } as SeriesModelLookup;
+  }
+}
+
+/** A variants entry's evaluation status from its members': Computing while any computes, Ready once all can say. */
+function combinedStatus(statuses: readonly EvaluationStatus[]): EvaluationStatus {
+  if (statuses.includes('Computing')) return 'Computing';
+  if (statuses.length > 0 && statuses.every((s) => s === 'Off')) return 'Off';
+  if (statuses.length > 0 && statuses.every((s) => s === 'Error' || s === 'Off')) return 'Error';
+  return 'Ready';
+}
+
+/**
+ * An ensemble as a backtest sees a forecaster: each low-priority run hands every member the newest L_i steps of
+ * each window (the ensemble's window is the longest), runs them on the members' own forecasters, and combines
+ * the outputs as requests are combined.
+ */
+class EnsembleBacktest implements BacktestForecaster {
+  readonly shape: ForecastModelShape;
+  readonly extraOutputs: readonly string[];
+  readonly settings: ForecasterSettings;
+
+  constructor(
+    private readonly members: readonly { readonly forecaster: BacktestForecaster; readonly weight: number }[],
+    private readonly combine: 'mean' | 'median' | 'weighted',
+    shape: ForecastShape,
+  ) {
+    const layout = shape.layout;
+    this.shape = {
+      inputName: 'window',
+      inputType: shape.inputType,
+      rank: 3,
+      lookback: shape.lookback,
+      variables: shape.variables,
+      batch: members.some((m) => m.forecaster.shape.batch === 1) ? 1 : 'dynamic',
+      outputName: 'forecast',
+      outputType: shape.pointType,
+      outputItemShape: layout.perStepRows ? [layout.horizon, layout.outputVariables] : [layout.horizon],
+    };
+    this.extraOutputs = layout.quantiles === null ? [] : ['quantiles'];
+    const first = (members[0] as { forecaster: BacktestForecaster }).forecaster.settings;
+    this.settings = { ...first, maxConcurrentRuns: Math.min(...members.map((m) => m.forecaster.settings.maxConcurrentRuns)) };
+  }
+
+  async runBackground(data: Float32Array | Float64Array, count: number): Promise<BackgroundResult> {
+    const { lookback, variables } = this.shape;
+    const results = await Promise.all(
+      this.members.map((m) => {
+        const own = m.forecaster.shape.lookback;
+        const window = allocateTensorData(m.forecaster.shape.inputType, count * own * variables);
+        for (let k = 0; k < count; k++) {
+          window.set(data.subarray((k * lookback + lookback - own) * variables, (k + 1) * lookback * variables), k * own * variables);
+        }
+        return m.forecaster.runBackground(window, count);
+      }),
+    );
+    const weights = this.members.map((m) => m.weight);
+    const outputs: FloatArray[] = [combineForecasts(results.map((r) => r.outputs[0] as FloatArray), weights, this.combine, this.shape.outputType === 'float32')];
+    if (this.extraOutputs.length > 0) {
+      outputs.push(combineForecasts(results.map((r) => r.outputs[1] as FloatArray), weights, this.combine, false));
+    }
+    return { outputs, inferenceMs: Math.max(...results.map((r) => r.inferenceMs)) };
   }
 }
 

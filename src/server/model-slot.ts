@@ -33,6 +33,10 @@ import type { DatasetHandle } from './dataset-handle.js';
 import { userMessage } from './user-messages.js';
 import type { ReloadMetrics } from './reload-metrics.js';
 import type { EnsembleMember, EntryForecast, EntryShape, PodEntry } from './pod-entry.js';
+import { ModelEvaluation } from './model-evaluation.js';
+import type { EvaluationReport } from './model-evaluation.js';
+import type { BacktestForecaster, BacktestResult } from '../evaluation/backtest.js';
+import type { FillMissing } from '../datasets/types.js';
 
 /**
  * One model of the pod through its whole life, as one state machine: load (session and dataset together) →
@@ -99,6 +103,8 @@ export class ModelSlot implements PodEntry, EnsembleMember {
   private loadAgain = false;
   /** A load has been attempted: the file is judged by its settle state from then on. */
   private attempted = false;
+  /** The backtest of the serving version on its dataset (SPEC "Evaluation"). */
+  readonly evaluation: ModelEvaluation;
   /** Cache counters of versions already retired, so the metrics never go backwards. */
   private retiredCacheHits = 0;
   private retiredCacheMisses = 0;
@@ -110,6 +116,7 @@ export class ModelSlot implements PodEntry, EnsembleMember {
     private readonly ctx: SlotContext,
   ) {
     this.file = new FileSettle(ctx.settleMs, null);
+    this.evaluation = new ModelEvaluation(config.name, config.datasets[0] ?? null, ctx.logger);
   }
 
   get name(): string {
@@ -122,6 +129,26 @@ export class ModelSlot implements PodEntry, EnsembleMember {
 
   isServing(): boolean {
     return this.serving !== null;
+  }
+
+  evaluationReport(): EvaluationReport {
+    return this.evaluation.report();
+  }
+
+  evaluationResult(): BacktestResult | null {
+    return this.evaluation.result;
+  }
+
+  evaluationSettled(): Promise<void> {
+    return this.evaluation.settled();
+  }
+
+  backtestForecaster(): BacktestForecaster | null {
+    return this.serving?.forecaster ?? null;
+  }
+
+  get fillMissing(): FillMissing {
+    return (this.serving?.config ?? this.config).params.fillMissing;
   }
 
   stateKey(): string {
@@ -230,10 +257,21 @@ export class ModelSlot implements PodEntry, EnsembleMember {
     this.retireServing();
   }
 
+  /** Evaluates the serving version on its dataset's snapshot now, unless that was done (or runs) already. */
+  evaluateServing(): void {
+    const serving = this.serving;
+    if (serving === null) return;
+    this.evaluation.update(
+      { config: serving.config, forecaster: serving.forecaster, datasetName: serving.dataset?.name ?? null, generation: serving.generation },
+      serving.dataset?.snapshot ?? null,
+    );
+  }
+
   /** Stops serving (the registry closes); the version drains in the background. */
   retireServing(): void {
     const serving = this.serving;
     this.serving = null;
+    this.evaluation.stop();
     if (serving !== null) this.retire(serving);
   }
 
@@ -338,6 +376,9 @@ export class ModelSlot implements PodEntry, EnsembleMember {
       }
       const metadataVersion = session.metadata.version;
       const cache = params.cachePredictions ? new PredictionCache<Prediction>({ maxEntries: 16 }) : null;
+      // A dataset change (refresh, reload) frees cached predictions of the old data at once, and is evaluated.
+      const offCache = cache === null || dataset === undefined ? () => undefined : dataset.onChange(() => cache.clear());
+      const offEvaluation = dataset === undefined ? () => undefined : dataset.onChange(() => this.evaluateServing());
       const next: ServingModel = {
         config,
         dataset: dataset ?? null,
@@ -354,8 +395,10 @@ export class ModelSlot implements PodEntry, EnsembleMember {
         generation: nextGeneration++,
         cache,
         lastKey: { version: -1, key: '' },
-        // A dataset change (refresh, reload) frees cached predictions of the old data at once.
-        unsubscribe: cache === null || dataset === undefined ? () => undefined : dataset.onChange(() => cache.clear()),
+        unsubscribe: () => {
+          offCache();
+          offEvaluation();
+        },
       };
       const previous = this.serving;
       // The swap: from here on every new request uses the new version.
@@ -366,6 +409,7 @@ export class ModelSlot implements PodEntry, EnsembleMember {
         this.ctx.reloadMetrics.modelReloaded(config.name, true);
         this.retire(previous);
       }
+      this.evaluateServing();
       const input = session.inputs[0];
       const output = session.outputs[0];
       this.ctx.logger.info(
@@ -429,6 +473,7 @@ export class ModelSlot implements PodEntry, EnsembleMember {
       this.ctx.logger.error({ model: name, from, code }, `model ${name} reload failed; still serving the previous version: ${detail}`);
     } else {
       this.status = 'Error';
+      this.evaluation.failed(`model ${name} failed to load: ${message}`);
       this.ctx.logger.error({ model: name, from, code }, `model ${name} failed to load: ${detail}`);
     }
   }
@@ -561,6 +606,8 @@ export class ModelSlot implements PodEntry, EnsembleMember {
       variables: serving?.forecaster.shape.variables ?? null,
       quantiles: serving?.layout?.quantiles?.levels ?? this.config.params.quantiles,
       frequency: frequency === null ? null : formatFrequency(frequency),
+      mae: this.evaluation.result?.mae ?? null,
+      skill: this.evaluation.result?.skill ?? null,
     };
   }
 

@@ -7,8 +7,10 @@ import type { DatasetHandle } from './dataset-handle.js';
 import type { FileSettle } from '../file-fingerprint.js';
 import type { FailureReason } from '../errors.js';
 import type { ForecastLayout } from '../forecast/layout.js';
+import type { BacktestForecaster, BacktestResult } from '../evaluation/backtest.js';
 import type {
   DrawKeys,
+  EntryEvaluation,
   EntryStatus,
   IncludeOptions,
   ModelDetails,
@@ -18,6 +20,7 @@ import type {
 } from '../http/types.js';
 import type { AbortSignalLike } from '../runtime/cancellation.js';
 import type { ModelConfig } from '../spicepod/types.js';
+import type { FillMissing } from '../datasets/types.js';
 
 /** What an entry forecasts, once it serves: what an ensemble checks its members against. */
 export interface ForecastShape {
@@ -71,6 +74,12 @@ export interface PodEntry {
   /** Predictions answered from the entry's own cache, and computed (forecastd_cache_*). */
   cacheHits(): number;
   cacheMisses(): number;
+  /** GET /v1/models/:name/evaluation. */
+  evaluationReport(): EntryEvaluation;
+  /** The latest finished evaluation's results, for listings and gauges; null before one, and for variants. */
+  evaluationResult(): BacktestResult | null;
+  /** Resolves when no evaluation of the entry runs. */
+  evaluationSettled(): Promise<void>;
   /** Set only on entries that can be an ensemble's members (models and ensembles). */
   readonly member: EnsembleMember | null;
 }
@@ -80,4 +89,8 @@ export interface EnsembleMember {
   forecastShape(): EntryShape;
   /** Never rejects. */
   datasetForecast(signal: AbortSignalLike | undefined): Promise<EntryForecast>;
+  /** Low-priority runs of the serving version, for the ensemble's own evaluation; null while none serves. */
+  backtestForecaster(): BacktestForecaster | null;
+  /** How the member's requests fill gaps in their windows. */
+  readonly fillMissing: FillMissing;
 }

@@ -1,4 +1,5 @@
 import { setTimeout as delay } from 'node:timers/promises';
+import { evaluationGauges } from './evaluation-gauges.js';
 import type { DatasetConfig, ModelConfig, Spicepod } from '../spicepod/types.js';
 import type { DatasetSnapshot, DatasetStatus } from '../datasets/types.js';
 import { DEFAULT_SETTLE_MS } from '../file-fingerprint.js';
@@ -6,6 +7,7 @@ import type {
   DatasetListing,
   DatasetRows,
   DrawKeys,
+  EntryEvaluation,
   EntryStatus,
   IncludeOptions,
   ModelDetails,
@@ -155,9 +157,11 @@ export class ModelRegistry implements ServingBackend {
         queueDepth: () => 0,
         cacheHits: () => entry?.cacheHits() ?? 0,
         cacheMisses: () => entry?.cacheMisses() ?? 0,
+        evaluation: () => evaluationGauges(entry?.evaluationResult() ?? null),
       });
       entry = compositeSlot(config, this.datasetFor(config), metrics, {
         logger: this.logger,
+        closed: () => this.closed,
         lookup: (name) => this.modelEntries.get(name),
         variantDrawn: (model, variant) => this.serverMetrics.variantRequest(model, variant),
       });
@@ -168,6 +172,7 @@ export class ModelRegistry implements ServingBackend {
       queueDepth: () => slot?.serving?.forecaster.queueDepth ?? 0,
       cacheHits: () => slot?.cacheHits() ?? 0,
       cacheMisses: () => slot?.cacheMisses() ?? 0,
+      evaluation: () => evaluationGauges(slot?.evaluation.result ?? null),
     });
     slot = new ModelSlot(config, this.datasetFor(config), metrics, {
       logger: this.logger,
@@ -202,6 +207,7 @@ export class ModelRegistry implements ServingBackend {
       const models = [...this.modelEntries.values()].map((m) => m.load());
       await Promise.all([...datasets, ...models]);
       this.startedUp = true;
+      this.lookAtComposites();
     })();
     return this.loading;
   }
@@ -229,6 +235,7 @@ export class ModelRegistry implements ServingBackend {
       await delay(step.waitMs);
     }
     await Promise.all(loads);
+    this.lookAtComposites();
     return { applied, error: this.reconciler.error, reloadedModels: [...reloaded] };
   }
 
@@ -239,7 +246,17 @@ export class ModelRegistry implements ServingBackend {
   async checkForChanges(): Promise<ReloadOutcome> {
     const step = await this.pass(false);
     await Promise.all(step.loads.values());
+    this.lookAtComposites();
     return step.outcome;
+  }
+
+  /**
+   * Ensembles follow their members lazily (at each use); after loads, each entry is looked at once, so an
+   * ensemble whose members just became Ready starts its evaluation without waiting for a request.
+   */
+  private lookAtComposites(): void {
+    if (this.closed) return;
+    for (const entry of this.modelEntries.values()) entry.stateKey();
   }
 
   /**
@@ -316,6 +333,16 @@ export class ModelRegistry implements ServingBackend {
     return this.modelEntries.get(name)?.details();
   }
 
+  /** Resolves once no model's evaluation is running (after start(): every model evaluated or failed). */
+  async evaluationsSettled(): Promise<void> {
+    await Promise.all([...this.modelEntries.values()].map((slot) => slot.evaluationSettled()));
+  }
+
+  /** A model's evaluation, or undefined when the pod has none of that name. */
+  evaluation(name: string): EntryEvaluation | undefined {
+    return this.modelEntries.get(name)?.evaluationReport();
+  }
+
   /** Every model's details, in pod order (GET /v1/timeseries/models). */
   allModelDetails(): readonly ModelDetails[] {
     return [...this.modelEntries.values()].map((slot) => slot.details());
@@ -342,6 +369,8 @@ export class ModelRegistry implements ServingBackend {
       datasets: m.config.datasets,
       status: m.status,
       error: m.error,
+      mae: m.evaluationResult()?.mae ?? null,
+      skill: m.evaluationResult()?.skill ?? null,
     }));
   }
 

@@ -3,6 +3,7 @@ import * as nodePath from 'node:path';
 import { LineCounter, parseDocument, type Node } from 'yaml';
 import { parseDuration } from '../duration.js';
 import { ForecastdError } from '../errors.js';
+import { parseTimestamp } from '../forecast/timestamps.js';
 import {
   CSV_DEFAULTS,
   FILE_COMPRESSIONS,
@@ -18,6 +19,7 @@ import type {
   CombineRule,
   CompositeMember,
   DatasetConfig,
+  EvaluationParams,
   DatasetFrom,
   ModelConfig,
   ModelFrom,
@@ -52,6 +54,7 @@ export const MODEL_PARAM_DEFAULTS: ModelParams = {
   cachePredictions: true,
   quantiles: null,
   quantileOutput: null,
+  evaluation: { origins: 200, since: null, seasonLength: null },
 };
 
 /** file_format values and file extensions, and the format each means. */
@@ -569,7 +572,7 @@ class PodValidator {
         config: { name, from, source: { kind: 'variants', members, sticky }, datasets, params },
       };
     }
-    r.checkKeys(p, paramsPath, ['version', 'combine', 'weights', 'cache_predictions'], ' for an ensemble');
+    r.checkKeys(p, paramsPath, ['version', 'combine', 'weights', 'cache_predictions', 'evaluation'], ' for an ensemble');
     const combine: CombineRule = r.optionalEnum(at('combine'), [...paramsPath, 'combine'], ['mean', 'median', 'weighted']) ?? 'mean';
     const weights = this.ensembleWeights(combine, at('weights'), [...paramsPath, 'weights'], members.length, at('combine'));
     const shares: CompositeMember[] = members.map((m, i) => ({ name: m.name, weight: weights[i] as number }));
@@ -587,6 +590,8 @@ class PodValidator {
         params: {
           ...params,
           cachePredictions: r.optionalBool(at('cache_predictions'), [...paramsPath, 'cache_predictions']) ?? MODEL_PARAM_DEFAULTS.cachePredictions,
+          // An ensemble is evaluated like a model.
+          evaluation: this.evaluationParams(p.get('evaluation'), [...paramsPath, 'evaluation']),
         },
       },
     };
@@ -747,6 +752,7 @@ class PodValidator {
       'cache_predictions',
       'quantiles',
       'quantile_output',
+      'evaluation',
     ]);
     const at = (key: string): Node | null => p.get(key)?.value ?? null;
     const int = (key: string, min: number, max: number, what: string, fallback: number): number =>
@@ -766,7 +772,31 @@ class PodValidator {
       timeoutMs: int('timeout_ms', 1, MAX_TIMER_MS, 'a positive integer of milliseconds', d.timeoutMs),
       cachePredictions: r.optionalBool(at('cache_predictions'), [...path, 'cache_predictions']) ?? d.cachePredictions,
       ...this.quantileParams(p, path),
+      evaluation: this.evaluationParams(p.get('evaluation'), [...path, 'evaluation']),
     };
+  }
+
+  /** params.evaluation: origins, since, season_length (SPEC "Evaluation"). */
+  private evaluationParams(entry: MapEntry | undefined, path: KeyPath): EvaluationParams {
+    const r: YamlReader = this.r;
+    const d = MODEL_PARAM_DEFAULTS.evaluation;
+    if (entry === undefined || entry.value === null) return d;
+    const p = r.map(entry.value, path);
+    r.checkKeys(p, path, ['origins', 'since', 'season_length']);
+    const at = (key: string): Node | null => p.get(key)?.value ?? null;
+    const origins = r.optionalInt(at('origins'), [...path, 'origins'], 0, 10_000_000, 'a non-negative integer (0 turns evaluation off)') ?? d.origins;
+    const seasonLength = r.optionalInt(at('season_length'), [...path, 'season_length'], 1, 1_000_000, 'a positive integer') ?? d.seasonLength;
+    let since: number | null = d.since;
+    const sinceNode = at('since');
+    const sinceText = r.optionalString(sinceNode, [...path, 'since'], 'an ISO 8601 date or time, e.g. 1993-04-03');
+    if (sinceText !== null) {
+      const parsed = parseTimestamp(sinceText);
+      if (parsed === null) {
+        r.fail(sinceNode, [...path, 'since'], `expected an ISO 8601 date or time, e.g. 1993-04-03, got "${sinceText}"`);
+      }
+      since = parsed.ms;
+    }
+    return { origins, since, seasonLength };
   }
 
   /** params.quantiles (levels strictly increasing in (0, 1)) and params.quantile_output: both or neither. */

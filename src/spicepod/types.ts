@@ -76,6 +76,17 @@ export interface ModelParams {
   readonly quantiles: readonly number[] | null;
   /** The output holding the quantiles ([B, H, Q] or [B, H, V, Q]); set exactly when `quantiles` is. */
   readonly quantileOutput: string | null;
+  /** params.evaluation: the rolling-origin backtest of the model on its dataset. */
+  readonly evaluation: EvaluationParams;
+}
+
+export interface EvaluationParams {
+  /** Scored origins, newest first; 0 turns evaluation off. */
+  readonly origins: number;
+  /** Only origins at or after this time (epoch ms); null: every origin. */
+  readonly since: number | null;
+  /** m for the seasonal-naive baseline and MASE; null: from the dataset's frequency. */
+  readonly seasonLength: number | null;
 }
 
 export type ModelFrom =

@@ -12,6 +12,9 @@ export interface ModelListing {
   readonly datasets: readonly string[];
   readonly status: EntryStatus;
   readonly error: string | null;
+  /** The latest evaluation's mean absolute error and skill against the seasonal-naive baseline. */
+  readonly mae: number | null;
+  readonly skill: number | null;
 }
 
 export interface DatasetListing {

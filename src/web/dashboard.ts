@@ -2,7 +2,7 @@ import * as api from './api.js';
 import type { CompositeDetails, DatasetListing, DatasetRows, ModelListing, Prediction } from './api.js';
 import { DatasetChart } from './chart.js';
 import { chartData } from './chart-data.js';
-import { formatAge, formatIso, formatRatio, formatSeconds } from './format.js';
+import { formatAge, formatIso, formatRatio, formatSeconds, formatMetric } from './format.js';
 import { modelStats } from './metrics.js';
 import type { ModelStats } from './metrics.js';
 
@@ -118,7 +118,7 @@ function table(id: string, caption: string, headers: readonly string[]): [HTMLEl
   return [el('div', { class: 'table-wrap' }, t), body];
 }
 
-const MODEL_COLUMNS = ['Model', 'Status', 'Version', 'Lookback', 'Horizon', 'Members', 'Dataset', 'Last data', 'Data age', 'Cache hits', 'Inference p50', 'Inference p99', 'Error'];
+const MODEL_COLUMNS = ['Model', 'Status', 'Version', 'Lookback', 'Horizon', 'Members', 'Dataset', 'Last data', 'Data age', 'Cache hits', 'Inference p50', 'Inference p99', 'MAE', 'Skill', 'Error'];
 const DATASET_COLUMNS = ['Dataset', 'Status', 'Rows', 'First', 'Last', 'Frequency', 'Refreshed', 'Error'];
 
 function buildView(): View {
@@ -183,6 +183,8 @@ function renderTables(v: View, models: readonly ModelListing[], datasets: readon
         cell(s === undefined ? '—' : formatRatio(s.cacheHits, s.cacheMisses)),
         cell(formatSeconds(s?.inferenceP50 ?? null)),
         cell(formatSeconds(s?.inferenceP99 ?? null)),
+        cell(formatMetric(m.mae)),
+        cell(formatMetric(m.skill)),
         cell(m.error ?? '', 'error'),
       );
     }),
@@ -242,7 +244,7 @@ function renderChart(v: View, dataset: DatasetListing, rows: DatasetRows, models
 
 function signature(models: readonly ModelListing[], datasets: readonly DatasetListing[]): string {
   return JSON.stringify([
-    models.map((m) => [m.name, m.status, m.error, m.datasets[0]]),
+    models.map((m) => [m.name, m.status, m.error, m.datasets[0], m.mae, m.skill]),
     datasets.map((d) => [d.name, d.status, d.error, d.rows, d.first_ts, d.last_ts, d.refreshed_at]),
   ]);
 }

@@ -3,7 +3,7 @@ import addFormatsModule from 'ajv-formats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type ForecastdServer } from '../../src/server/start.js';
 import { linearModel, quantileModel, seededRandom, slowModel, uniformWeights } from '../../tools/onnx-builder.js';
-import { PodDir } from '../server/fixtures.js';
+import { PodDir, until } from '../server/fixtures.js';
 
 /**
  * GET /openapi.json against the running server: every documented operation is called, and every real
@@ -200,6 +200,15 @@ describe('GET /openapi.json', () => {
     ).toBe(200);
     expect((await call('GET', '/v1/models/missing')).status).toBe(200);
     expect((await call('GET', '/v1/models/nope')).status).toBe(404);
+    const evaluated = await until('evaluation of quantile', async () => {
+      const res = await fetch(server.url + '/v1/models/quantile/evaluation');
+      const body = (await res.json()) as { status: string };
+      return body.status === 'Ready' ? body : undefined;
+    });
+    expect(evaluated.status).toBe('Ready');
+    expect((await call('GET', '/v1/models/quantile/evaluation')).status).toBe(200);
+    expect((await call('GET', '/v1/models/missing/evaluation')).status).toBe(200);
+    expect((await call('GET', '/v1/models/nope/evaluation')).status).toBe(404);
     expect((await call('GET', '/v1/timeseries/models')).status).toBe(200);
     const series = Array.from({ length: 10 }, (_, i) => 300 + i / 4);
     const forecast = await call('POST', '/v1/timeseries/forecast', {
@@ -238,7 +247,7 @@ describe('GET /openapi.json', () => {
 
     // With auth on: the data routes answer 401, the page and the document do not need the key.
     const guardedCall = (method: string, path: string, init?: { headers?: Record<string, string>; body?: string }) => check.call(keyed, method, path, init);
-    for (const path of ['/v1/models', '/v1/datasets', '/v1/datasets/co2/rows', '/metrics', '/v1/models/lin/predict', '/v1/models/lin', '/v1/timeseries/models']) {
+    for (const path of ['/v1/models', '/v1/datasets', '/v1/datasets/co2/rows', '/metrics', '/v1/models/lin/predict', '/v1/models/lin', '/v1/models/lin/evaluation', '/v1/timeseries/models']) {
       expect((await guardedCall('GET', path)).status, path).toBe(401);
     }
     expect((await guardedCall('POST', '/v1/timeseries/forecast', { body: '{}' })).status).toBe(401);

@@ -145,6 +145,7 @@ describe('loadSpicepod: valid pods', () => {
           cachePredictions: true,
           quantiles: [0.1, 0.5, 0.9],
           quantileOutput: 'q',
+          evaluation: { origins: 200, since: null, seasonLength: null },
         },
       },
     ]);
@@ -173,6 +174,7 @@ describe('loadSpicepod: valid pods', () => {
       cachePredictions: true,
       quantiles: null,
       quantileOutput: null,
+      evaluation: { origins: 200, since: null, seasonLength: null },
     });
   });
 

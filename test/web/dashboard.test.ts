@@ -3,7 +3,7 @@ import type { Browser, Page } from 'playwright-core';
 import { startServer, type ForecastdServer } from '../../src/server/start.js';
 import { linearModel, seededRandom, uniformWeights } from '../../tools/onnx-builder.js';
 import { artifactPath, chromiumAvailable, launchChromium } from '../helpers/browser.js';
-import { PodDir, REPO, replaceFile } from '../server/fixtures.js';
+import { PodDir, REPO, replaceFile, until } from '../server/fixtures.js';
 
 /**
  * The dashboard in headless Chromium against real servers: what a person sees (tables equal to the API,
@@ -159,6 +159,16 @@ describe.skipIf(!available)('the dashboard', () => {
       expect(await cell(page, 'models', m.name, 'Last data')).toBe(shown(d.last_ts));
       // An ensemble shows its combine rule and members with their weights; a model, a dash.
       expect(await cell(page, 'models', m.name, 'Members')).toBe(m.name === 'co2_blend' ? 'mean: co2_linear 0.50, co2_seasonal_naive 0.50' : '—');
+    }
+    // Each model's evaluation, as the listing gives it once it is Ready (the page polls, so wait for it).
+    for (const m of models) {
+      const evaluation = await until(`evaluation of ${m.name}`, async () => {
+        const e = await api<{ status: string; mae: number; skill: number }>(example, `/v1/models/${m.name}/evaluation`);
+        return e.status === 'Ready' ? e : undefined;
+      });
+      const mae = String(Number(evaluation.mae.toPrecision(4)));
+      await expect.poll(() => cell(page, 'models', m.name, 'MAE'), { timeout: 30_000 }).toBe(mae);
+      expect(await cell(page, 'models', m.name, 'Skill')).toBe(String(Number(evaluation.skill.toPrecision(4))));
     }
 
     // The history and the forecasts are drawn: the history's ink, each visible model's colour, the band's fill.
