@@ -159,6 +159,11 @@ const schemas: Record<string, Json> = {
       frequency: { type: ['string', 'null'], description: "The frequency of the model's dataset (ISO 8601 duration)." },
       combine: { type: 'string', enum: ['mean', 'median', 'weighted'], description: 'An ensemble: how its members\' forecasts are combined.' },
       sticky: { type: 'string', description: 'A variants entry: what keeps a caller on one member (none, api_key or header:NAME).' },
+      weights_from: {
+        type: 'string',
+        enum: ['inverse_mae', 'equal'],
+        description: "An ensemble with weights: inverse_mae: whether the weights in use are 1/MAE of each member on the origins common to all (normalised), or still equal (until every member's evaluation is Ready).",
+      },
       members: {
         type: 'array',
         description: 'An ensemble or variants entry: its members in pod order, with their weights (ensemble: shares summing to 1; variants: integer draw weights) and status.',

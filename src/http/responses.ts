@@ -149,7 +149,8 @@ export function modelDetailsJson(m: ModelDetails): string {
 function compositeFields(m: ModelDetails): Record<string, unknown> {
   const c = m.composite;
   if (c === undefined) return {};
-  return c.kind === 'ensemble' ? { combine: c.combine, members: c.members } : { sticky: c.sticky, members: c.members };
+  if (c.kind === 'variants') return { sticky: c.sticky, members: c.members };
+  return c.weightsFrom === undefined ? { combine: c.combine, members: c.members } : { combine: c.combine, weights_from: c.weightsFrom, members: c.members };
 }
 
 /** GET /v1/models/:name/evaluation: the report's fields in SPEC order (it is built in that order). */

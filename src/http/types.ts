@@ -133,6 +133,8 @@ export interface ModelDetails {
     /** Variants: none, api_key or header:NAME. */
     readonly sticky?: string;
     readonly members: readonly CompositeMemberDetails[];
+    /** inverse_mae ensembles: whether the weights in use are the members' inverse MAEs yet, or still equal. */
+    readonly weightsFrom?: 'inverse_mae' | 'equal';
   };
 }
 

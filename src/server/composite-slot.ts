@@ -7,7 +7,9 @@
  */
 import { createHash } from 'node:crypto';
 import type { FailureReason } from '../errors.js';
+import { backtest } from '../evaluation/backtest.js';
 import type { BacktestForecaster, BacktestResult, EvaluationStatus } from '../evaluation/backtest.js';
+import { Cancellation } from '../runtime/cancellation.js';
 import type { FillMissing } from '../datasets/types.js';
 import { FileSettle } from '../file-fingerprint.js';
 import { combineForecasts } from '../forecast/combine.js';
@@ -176,8 +178,9 @@ abstract class CompositeBase {
     return { kind: 'failure', model, reason: standing.reason, message: `Model ${this.name} cannot serve: ${standing.message}` };
   }
 
-  protected memberDetails(members: readonly ResolvedMember[]): CompositeMemberDetails[] {
-    return members.map((m) => ({ name: m.name, weight: m.weight, status: m.entry?.status ?? 'Error' }));
+  /** Members with their weights: `inUse` (the weights combining now), else the pod's. */
+  protected memberDetails(members: readonly ResolvedMember[], inUse: readonly number[] | null = null): CompositeMemberDetails[] {
+    return members.map((m, i) => ({ name: m.name, weight: inUse?.[i] ?? m.weight, status: m.entry?.status ?? 'Error' }));
   }
 
   protected frequency(): string | null {
@@ -242,9 +245,17 @@ class EnsembleSlot extends CompositeBase implements PodEntry, EnsembleMember {
     return this.evaluation.result;
   }
 
-  evaluationSettled(): Promise<void> {
-    this.evaluate(this.resolve());
-    return this.evaluation.settled();
+  async evaluationSettled(): Promise<void> {
+    // Members first (inverse_mae weights need theirs), then the weights, then the ensemble's own evaluation.
+    for (let round = 0; round < 3; round++) {
+      await Promise.all(this.members().map((m) => m.entry?.evaluationSettled()));
+      this.evaluate(this.resolve());
+      const running = this.inverseRunning;
+      if (running !== null) await running.done;
+      this.evaluate(this.resolve());
+      await this.evaluation.settled();
+      if (this.inverseRunning === null) return;
+    }
   }
 
   get fillMissing(): FillMissing {
@@ -323,16 +334,95 @@ class EnsembleSlot extends CompositeBase implements PodEntry, EnsembleMember {
   /** The members' current shapes checked against each other; recomputed only when a member's state changes. */
   private resolve(): EnsembleState {
     const members = this.members();
-    const key = this.membersKey(members);
-    if (this.state !== null && this.state.key === key) return this.state;
-    const state = this.check(key, members);
-    this.state = state;
-    // The members changed (a reload, a failure, a recovery): the ensemble is evaluated again.
-    this.evaluate(state);
+    let key = this.membersKey(members);
+    let evaluations: string | null = null;
+    if (this.inverseMae) {
+      evaluations = memberEvaluationsKey(members);
+      key += `w${this.inverse !== null && this.inverse.key === evaluations ? evaluations : 'equal'}`;
+    }
+    let state = this.state;
+    if (state === null || state.key !== key) {
+      const inverse = this.inverse !== null && this.inverse.key === evaluations ? this.inverse.weights : null;
+      state = this.check(key, members, inverse);
+      this.state = state;
+      // The members changed (a reload, a failure, a recovery) or the weights did: evaluated again.
+      this.evaluate(state);
+    }
+    // Every member has a (new) evaluation: the inverse_mae weights are computed from them.
+    if (evaluations !== null && state.standing === null && this.inverse?.key !== evaluations && this.inverseRunning?.key !== evaluations) {
+      this.computeInverseMae(evaluations, state);
+    }
     return state;
   }
 
-  private check(key: string, resolved: readonly ResolvedMember[]): EnsembleState {
+  /** params.weights is inverse_mae. */
+  private get inverseMae(): boolean {
+    const source = this.config.source;
+    return source.kind === 'ensemble' && source.weightsFrom === 'inverse_mae';
+  }
+
+  /** inverse_mae weights and the members' evaluations they were computed from (memberEvaluationsKey). */
+  private inverse: { readonly key: string; readonly weights: readonly number[] | null } | null = null;
+  private inverseRunning: { readonly key: string; readonly done: Promise<void>; readonly cancel: Cancellation } | null = null;
+
+  /**
+   * inverse_mae (SPEC): 1/MAE of each member on the origins common to all members, normalised. Each member is
+   * backtested on the ensemble's own origins (windows of the ensemble's lookback, of which it reads its newest
+   * L_i steps), so every member is scored on the same origins; equal weights until that is done.
+   */
+  private computeInverseMae(key: string, state: EnsembleState): void {
+    const snapshot = this.dataset?.snapshot ?? null;
+    const params = this.config.params.evaluation;
+    if (snapshot === null || params.origins === 0 || this.removed || this.ctx.closed()) return;
+    this.inverseRunning?.cancel.abort(new Error('superseded'));
+    const shape = state.shape as ForecastShape;
+    const pointOnly: ForecastShape = { ...shape, layout: { ...shape.layout, quantiles: null } };
+    const cancel = new Cancellation();
+    const fill = this.commonFill(state);
+    const runs = state.members.map((m) => {
+      const forecaster = m.member.backtestForecaster();
+      if (forecaster === null) return Promise.reject(new Error(`member ${m.name} does not serve`));
+      return backtest(new EnsembleBacktest([{ forecaster, weight: 1 }], 'weighted', pointOnly), {
+        snapshot,
+        datasetName: this.dataset?.name ?? 'the dataset',
+        fillMissing: fill,
+        origins: params.origins,
+        since: params.since,
+        seasonLength: params.seasonLength,
+        quantiles: null,
+        signal: cancel,
+      });
+    });
+    const done = Promise.all(runs).then(
+      (results) => {
+        if (this.inverseRunning?.key !== key) return;
+        const weights = inverseMaeWeights(results.map((r) => r.mae));
+        this.inverse = { key, weights };
+        this.ctx.logger.info(
+          { model: this.name, maes: results.map((r) => r.mae), weights },
+          `ensemble ${this.name}: inverse_mae weights ${weights === null ? 'not computable (a member has no MAE); equal weights stay' : weights.map((w) => w.toFixed(3)).join(', ')} on ${results[0]?.origins ?? 0} common origins`,
+        );
+      },
+      (error: unknown) => {
+        if (this.inverseRunning?.key !== key || cancel.aborted) return;
+        this.inverse = { key, weights: null };
+        this.ctx.logger.warn({ model: this.name }, `ensemble ${this.name}: inverse_mae weights could not be computed; equal weights stay: ${error instanceof Error ? error.message : String(error)}`);
+      },
+    );
+    const tracked = done.finally(() => {
+      if (this.inverseRunning?.done === tracked) this.inverseRunning = null;
+    });
+    this.inverseRunning = { key, done: tracked, cancel };
+  }
+
+  /** Where the weights in use come from, for GET /v1/models/:name (inverse_mae ensembles only). */
+  private weightsFrom(): 'inverse_mae' | 'equal' | undefined {
+    if (!this.inverseMae) return undefined;
+    const state = this.resolve();
+    return this.inverse !== null && this.inverse.weights !== null && state.key.endsWith(`w${this.inverse.key}`) ? 'inverse_mae' : 'equal';
+  }
+
+  private check(key: string, resolved: readonly ResolvedMember[], inverse: readonly number[] | null): EnsembleState {
     const name = this.config.name;
     const shapes: { name: string; weight: number; member: EnsembleMember; shape: ForecastShape }[] = [];
     let waiting: Standing = null;
@@ -384,7 +474,7 @@ class EnsembleSlot extends CompositeBase implements PodEntry, EnsembleMember {
       generation: nextGeneration++,
       standing: null,
       shape,
-      members: shapes.map((s) => ({ name: s.name, weight: s.weight, member: s.member })),
+      members: shapes.map((s, i) => ({ name: s.name, weight: inverse?.[i] ?? s.weight, member: s.member })),
       identity: { name, version: this.config.params.version, lookback: shape.lookback },
     };
   }
@@ -510,7 +600,12 @@ class EnsembleSlot extends CompositeBase implements PodEntry, EnsembleMember {
       frequency: this.frequency(),
       mae: this.evaluation.result?.mae ?? null,
       skill: this.evaluation.result?.skill ?? null,
-      composite: { kind: 'ensemble', combine: this.combine, members: this.memberDetails(this.members()) },
+      composite: {
+        kind: 'ensemble',
+        combine: this.combine,
+        members: this.memberDetails(this.members(), state.standing === null ? state.members.map((m) => m.weight) : null),
+        ...(this.inverseMae ? { weightsFrom: this.weightsFrom() } : {}),
+      },
     };
   }
 
@@ -792,6 +887,30 @@ class VariantsSlot extends CompositeBase implements PodEntry {
       variant: drawn.name,
     } as SeriesModelLookup;
   }
+}
+
+/**
+ * What inverse_mae weights are computed from: every member's latest evaluation (and version); null until every
+ * member has one.
+ */
+function memberEvaluationsKey(members: readonly ResolvedMember[]): string | null {
+  let key = '';
+  for (const m of members) {
+    const result = m.entry?.evaluationResult() ?? null;
+    if (m.entry === undefined || result === null) return null;
+    key += `${m.entry.stateKey()}@${result.computed_at};`;
+  }
+  return key;
+}
+
+/** 1/MAE normalised; a member with MAE 0 takes all the weight (shared with others at 0); null if one has none. */
+export function inverseMaeWeights(maes: readonly (number | null)[]): number[] | null {
+  if (maes.some((m) => m === null || !Number.isFinite(m))) return null;
+  const values = maes as readonly number[];
+  const perfect = values.filter((m) => m === 0).length;
+  const raw = perfect > 0 ? values.map((m) => (m === 0 ? 1 : 0)) : values.map((m) => 1 / m);
+  const total = raw.reduce((a, b) => a + b, 0);
+  return raw.map((w) => w / total);
 }
 
 /** A variants entry's evaluation status from its members': Computing while any computes, Ready once all can say. */

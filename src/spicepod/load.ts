@@ -1,6 +1,6 @@
 import { readFile, stat } from 'node:fs/promises';
 import * as nodePath from 'node:path';
-import { LineCounter, parseDocument, type Node } from 'yaml';
+import { LineCounter, isSeq, parseDocument, type Node } from 'yaml';
 import { parseDuration } from '../duration.js';
 import { ForecastdError } from '../errors.js';
 import { parseTimestamp } from '../forecast/timestamps.js';
@@ -574,7 +574,18 @@ class PodValidator {
     }
     r.checkKeys(p, paramsPath, ['version', 'combine', 'weights', 'cache_predictions', 'evaluation'], ' for an ensemble');
     const combine: CombineRule = r.optionalEnum(at('combine'), [...paramsPath, 'combine'], ['mean', 'median', 'weighted']) ?? 'mean';
-    const weights = this.ensembleWeights(combine, at('weights'), [...paramsPath, 'weights'], members.length, at('combine'));
+    const weightsNode = at('weights');
+    const weightsText = weightsNode !== null && !isSeq(weightsNode) ? r.optionalString(weightsNode, [...paramsPath, 'weights'], 'a list of weights or inverse_mae') : null;
+    const inverseMae = weightsText?.trim() === 'inverse_mae';
+    if (weightsText !== null && !inverseMae) {
+      r.fail(weightsNode, [...paramsPath, 'weights'], `expected a list of ${members.length} weights (one per member) or inverse_mae, got ${JSON.stringify(weightsText)}`);
+    }
+    if (inverseMae && combine !== 'weighted') {
+      r.fail(weightsNode, [...paramsPath, 'weights'], `weights: inverse_mae needs combine: weighted (combine is ${combine})`);
+    }
+    const weights = inverseMae
+      ? new Array<number>(members.length).fill(1 / members.length)
+      : this.ensembleWeights(combine, weightsNode, [...paramsPath, 'weights'], members.length, at('combine'));
     const shares: CompositeMember[] = members.map((m, i) => ({ name: m.name, weight: weights[i] as number }));
     return {
       node,
@@ -585,7 +596,7 @@ class PodValidator {
       config: {
         name,
         from,
-        source: { kind: 'ensemble', members: shares, combine },
+        source: { kind: 'ensemble', members: shares, combine, weightsFrom: inverseMae ? 'inverse_mae' : 'pod' },
         datasets,
         params: {
           ...params,

@@ -94,7 +94,17 @@ export type ModelFrom =
   /** A source forecastd cannot serve (openai/..., huggingface:..., a non-.onnx file): the entry is Error. */
   | { readonly kind: 'unsupported'; readonly reason: string }
   /** `ensemble:a,b,...`: every member forecasts on its own window; the forecasts are combined step by step. */
-  | { readonly kind: 'ensemble'; readonly members: readonly CompositeMember[]; readonly combine: CombineRule }
+  | {
+      readonly kind: 'ensemble';
+      readonly members: readonly CompositeMember[];
+      readonly combine: CombineRule;
+      /**
+       * Where the weights come from: the pod (equal for mean and median, params.weights for weighted), or
+       * `inverse_mae`: 1/MAE of each member on the origins common to all, normalised, once every member's
+       * evaluation is Ready (the members' weights here are the equal ones used until then).
+       */
+      readonly weightsFrom: 'pod' | 'inverse_mae';
+    }
   /** `variants:a=90,b=10`: each request is answered by one member, drawn by weight. */
   | { readonly kind: 'variants'; readonly members: readonly CompositeMember[]; readonly sticky: StickyRule };
 

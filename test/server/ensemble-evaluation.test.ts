@@ -45,6 +45,9 @@ models:
     params: { evaluation: { origins: 60 } }
   - from: variants:a=3,b=1
     name: ab
+  - from: ensemble:a,b
+    name: inverse
+    params: { combine: weighted, weights: inverse_mae, evaluation: { origins: 60 } }
 `;
 
 type Json = Record<string, unknown>;
@@ -122,6 +125,33 @@ describe('evaluation of ensembles and variants', () => {
     const metrics = await (await fetch(server.url + '/metrics')).text();
     expect(metrics).toContain(`forecastd_evaluation_mae{model="blend"} ${blend['mae'] as number}`);
     expect(metrics).not.toMatch(/forecastd_evaluation_(mae|skill)\{model="ab"\}/);
+  });
+
+  it('inverse_mae: once every member is evaluated, the weights are 1/MAE on the common origins, normalised', async () => {
+    const a = await readyEvaluation(server, 'a');
+    const b = await readyEvaluation(server, 'b');
+    // On 150 rows without gaps the newest 60 origins are the same for every lookback here: the common origins.
+    expect(a['first_origin']).toBe(b['first_origin']);
+    const expected = [1 / (a['mae'] as number), 1 / (b['mae'] as number)];
+    const total = expected[0]! + expected[1]!;
+    const details = await until('inverse_mae weights', async () => {
+      const body = (await get(server, '/v1/models/inverse')).json;
+      return body['weights_from'] === 'inverse_mae' ? body : undefined;
+    });
+    expect(details).toMatchObject({ combine: 'weighted', weights_from: 'inverse_mae', status: 'Ready' });
+    const members = details['members'] as { name: string; weight: number }[];
+    expect(members.map((m) => m.name)).toEqual(['a', 'b']);
+    members.forEach((m, i) => expect(m.weight).toBeCloseTo(expected[i]! / total, 9));
+    // Served with those weights: the members' own answers, combined here.
+    const own = async (name: string): Promise<number[]> => (await get(server, `/v1/models/${name}/predict`)).json['prediction'] as number[];
+    const [pa, pb, pi] = [await own('a'), await own('b'), await own('inverse')];
+    pi.forEach((v, h) => expect(Math.fround(v)).toBe(Math.fround(members[0]!.weight * Math.fround(pa[h]!) + members[1]!.weight * Math.fround(pb[h]!))));
+    // And its own evaluation follows (in-sample, as any evaluation of weights fitted on the same history).
+    const evaluation = await until('evaluation with the new weights', async () => {
+      const body = (await get(server, '/v1/models/inverse/evaluation')).json;
+      return body['status'] === 'Ready' ? body : undefined;
+    });
+    expect(evaluation['origins']).toBe(60);
   });
 
   it('forecastd evaluate prints the ensemble like a model and the variants entry side by side', async () => {

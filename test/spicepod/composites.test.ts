@@ -70,11 +70,24 @@ describe('ensemble and variants entries', () => {
     name: plain
 `);
     const blend = pod.models.find((m) => m.name === 'blend')!;
-    expect(blend.source).toEqual({ kind: 'ensemble', combine: 'weighted', members: [{ name: 'a', weight: 0.75 }, { name: 'b', weight: 0.25 }] });
+    expect(blend.source).toEqual({ kind: 'ensemble', combine: 'weighted', weightsFrom: 'pod', members: [{ name: 'a', weight: 0.75 }, { name: 'b', weight: 0.25 }] });
     expect(blend.datasets).toEqual(['d1']);
     expect(blend.params.version).toBe('2');
     const plain = pod.models.find((m) => m.name === 'plain')!;
-    expect(plain.source).toEqual({ kind: 'ensemble', combine: 'mean', members: [{ name: 'a', weight: 0.5 }, { name: 'b', weight: 0.5 }] });
+    expect(plain.source).toEqual({ kind: 'ensemble', combine: 'mean', weightsFrom: 'pod', members: [{ name: 'a', weight: 0.5 }, { name: 'b', weight: 0.5 }] });
+  });
+
+  test('weights: inverse_mae (with combine: weighted) starts from equal weights', async () => {
+    const pod = await load(`${BASE}  - from: ensemble:a,b
+    name: blend
+    params: { combine: weighted, weights: inverse_mae }
+`);
+    expect(pod.models.find((m) => m.name === 'blend')!.source).toEqual({
+      kind: 'ensemble',
+      combine: 'weighted',
+      weightsFrom: 'inverse_mae',
+      members: [{ name: 'a', weight: 0.5 }, { name: 'b', weight: 0.5 }],
+    });
   });
 
   test('a variants entry reads as integer weights (0 allowed) and its sticky rule', async () => {
@@ -142,6 +155,14 @@ describe('pod errors', () => {
     name: blend
     params: { combine: weighted, weights: [1, -1] }
 `)).toBe(':14:47: models[4].params.weights[1]: expected a non-negative number, got -1');
+    expect(await fatal(`${BASE}  - from: ensemble:a,b
+    name: blend
+    params: { combine: mean, weights: inverse_mae }
+`)).toBe(':14:39: models[4].params.weights: weights: inverse_mae needs combine: weighted (combine is mean)');
+    expect(await fatal(`${BASE}  - from: ensemble:a,b
+    name: blend
+    params: { combine: weighted, weights: lowest_mae }
+`)).toBe(':14:43: models[4].params.weights: expected a list of 2 weights (one per member) or inverse_mae, got "lowest_mae"');
     expect(await fatal(`${BASE}  - from: variants:a=1.5,b=1
     name: v
 `)).toMatch(/^:12:11: models\[4\]\.from: member "a=1\.5" of "variants:a=1\.5,b=1" needs an integer weight/);
