@@ -208,6 +208,15 @@ describe('GET /openapi.json', () => {
     expect(evaluated.status).toBe('Ready');
     expect((await call('GET', '/v1/models/quantile/evaluation')).status).toBe(200);
     expect((await call('GET', '/v1/models/missing/evaluation')).status).toBe(200);
+    // An ensemble's evaluation is a model's; a variants entry's lists its members side by side.
+    await until('evaluation of blend', async () => {
+      const body = (await (await fetch(server.url + '/v1/models/blend/evaluation')).json()) as { status: string };
+      return body.status === 'Ready' ? body : undefined;
+    });
+    expect((await call('GET', '/v1/models/blend/evaluation')).status).toBe(200);
+    const sideBySide = await call('GET', '/v1/models/ab/evaluation');
+    expect(sideBySide.status).toBe(200);
+    expect(Object.keys(((await sideBySide.json()) as { variants: object }).variants)).toEqual(['lin', 'blend']);
     expect((await call('GET', '/v1/models/nope/evaluation')).status).toBe(404);
     expect((await call('GET', '/v1/timeseries/models')).status).toBe(200);
     const series = Array.from({ length: 10 }, (_, i) => 300 + i / 4);
