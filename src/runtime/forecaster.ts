@@ -133,6 +133,9 @@ class PendingPrediction {
 // 10% fewer, in smaller batches.
 const RUN_AHEAD_MIN_MS = 0.1;
 
+// Requests this recent count as a server under load for low-priority runs (runBackground).
+const REQUESTS_RECENT_MS = 100;
+
 // Compacting the FIFO costs O(remaining); doing it only past this many consumed slots keeps it amortized O(1).
 const COMPACT_AFTER = 1024;
 
@@ -208,6 +211,10 @@ export class BatchingForecaster {
   // Low-priority runs (runBackground): FIFO and how many are in flight.
   #background: BackgroundRun[] = [];
   #backgroundInFlight = 0;
+  // When the last request arrived, and the earliest a low-priority run may start while requests keep coming.
+  #lastRequestAt = -Infinity;
+  #backgroundNotBefore = 0;
+  #backgroundTimer: NodeJS.Timeout | undefined = undefined;
 
   #flushScheduled = false;
   #closing = false;
@@ -299,15 +306,35 @@ export class BatchingForecaster {
     });
   }
 
-  /** Starts low-priority runs on the slots requests leave: none while requests queue, one while requests run. */
+  /**
+   * Starts low-priority runs on the slots requests leave: none while requests queue; while requests are in
+   * flight or arrived in the last REQUESTS_RECENT_MS, one at a time, and each followed by as long a pause as
+   * it ran (so that evaluation takes at most half a run thread from a server under load, and the CPU the
+   * JavaScript thread needs stays free); with no requests, every slot.
+   */
   #pumpBackground(): void {
     const limit = this.settings.maxConcurrentRuns;
     while (this.#background.length > 0 && this.#queued === 0) {
-      const allowed = this.#inFlight > 0 ? 1 : limit;
+      const now = performance.now();
+      const busy = this.#inFlight > 0 || now - this.#lastRequestAt < REQUESTS_RECENT_MS;
+      const allowed = busy ? 1 : limit;
       if (this.#backgroundInFlight >= allowed || this.#inFlight + this.#backgroundInFlight >= limit) return;
+      if (busy && now < this.#backgroundNotBefore) {
+        this.#armBackground(this.#backgroundNotBefore - now);
+        return;
+      }
       const run = this.#background.shift() as BackgroundRun;
       this.#dispatchBackground(run);
     }
+  }
+
+  #armBackground(ms: number): void {
+    if (this.#backgroundTimer !== undefined) return;
+    // Referenced: the low-priority run waiting on it is pending work of its caller.
+    this.#backgroundTimer = setTimeout(() => {
+      this.#backgroundTimer = undefined;
+      this.#pumpBackground();
+    }, Math.max(1, Math.ceil(ms)));
   }
 
   #dispatchBackground(job: BackgroundRun): void {
@@ -323,6 +350,8 @@ export class BatchingForecaster {
       run = Promise.reject(err);
     }
     const finish = (): void => {
+      const ran = performance.now() - start;
+      this.#backgroundNotBefore = performance.now() + ran;
       this.#backgroundInFlight--;
       this.#pump();
       this.#pumpBackground();
@@ -364,6 +393,8 @@ export class BatchingForecaster {
       // Low-priority runs not started yet are dropped: they serve no request.
       const dropped = this.#background;
       this.#background = [];
+      if (this.#backgroundTimer !== undefined) clearTimeout(this.#backgroundTimer);
+      this.#backgroundTimer = undefined;
       for (const job of dropped) job.reject(new ForecastdError('ERR_DISPOSED', 'the forecaster closed before this run started'));
       this.#pump();
       this.#checkIdle();
@@ -387,6 +418,7 @@ export class BatchingForecaster {
     }
     const signal = options?.signal;
     if (signal?.aborted) return Promise.reject(signal.reason);
+    if (checkFinite) this.#lastRequestAt = performance.now();
     let timeoutMs = this.settings.timeoutMs;
     if (options?.timeoutMs !== undefined) {
       try {

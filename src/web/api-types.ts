@@ -6,6 +6,22 @@
 
 export type EntryStatus = 'Initializing' | 'Ready' | 'Refreshing' | 'Error';
 
+/** GET /v1/models/:name/evaluation, the parts the page shows (results are absent before one finished). */
+export interface Evaluation {
+  readonly model: string;
+  readonly status: 'Computing' | 'Ready' | 'Off' | 'Error';
+  readonly error?: string;
+  readonly origins?: number;
+  readonly first_origin?: string;
+  readonly last_origin?: string;
+  readonly mae?: number | null;
+  readonly by_step?: { readonly mae: readonly (number | null)[] };
+  readonly baselines?: {
+    readonly naive: { readonly mae: number | null; readonly by_step: { readonly mae: readonly (number | null)[] } };
+    readonly seasonal_naive: { readonly mae: number | null; readonly by_step: { readonly mae: readonly (number | null)[] } };
+  };
+}
+
 export interface ModelListing {
   readonly name: string;
   readonly from: string;

@@ -1,5 +1,5 @@
 import * as api from './api.js';
-import type { CompositeDetails, DatasetListing, DatasetRows, ModelListing, Prediction } from './api.js';
+import type { CompositeDetails, DatasetListing, DatasetRows, Evaluation, ModelListing, Prediction } from './api.js';
 import { DatasetChart } from './chart.js';
 import { chartData } from './chart-data.js';
 import { formatAge, formatIso, formatRatio, formatSeconds, formatMetric } from './format.js';
@@ -94,6 +94,7 @@ function showKeyPrompt(message: string | null): void {
 // ---- the overview ----
 
 interface View {
+  readonly evaluation: HTMLElement;
   readonly problems: HTMLElement;
   readonly models: HTMLTableSectionElement;
   readonly datasets: HTMLTableSectionElement;
@@ -126,8 +127,9 @@ function buildView(): View {
   const [datasetsTable, datasets] = table('datasets', 'Datasets', DATASET_COLUMNS);
   const problems = el('section', { id: 'problems', role: 'alert' });
   const chartsSection = el('section', { id: 'charts' });
-  main.replaceChildren(problems, el('section', { id: 'overview' }, modelsTable, datasetsTable), chartsSection);
-  return { problems, models, datasets, charts: chartsSection };
+  const evaluation = el('section', { id: 'evaluation' });
+  main.replaceChildren(problems, el('section', { id: 'overview' }, modelsTable, datasetsTable), evaluation, chartsSection);
+  return { problems, models, datasets, charts: chartsSection, evaluation };
 }
 
 function cell(text: string | number, className = ''): HTMLTableCellElement {
@@ -242,6 +244,47 @@ function renderChart(v: View, dataset: DatasetListing, rows: DatasetRows, models
   );
 }
 
+/** The model whose evaluation is shown (chosen in the page's select), null until there is one. */
+let evaluatedModel: string | null = null;
+
+/**
+ * The selected model's evaluation: MAE by forecast step of the model against the naive and seasonal-naive
+ * baselines (GET /v1/models/:name/evaluation), with the select that picks the model.
+ */
+function renderEvaluation(v: View, models: readonly ModelListing[], e: Evaluation | null): void {
+  const select = el('select', { id: 'evaluation-model', 'aria-label': 'Model' }, ...models.map((m) => el('option', { value: m.name }, m.name)));
+  if (evaluatedModel !== null) select.value = evaluatedModel;
+  select.addEventListener('change', () => {
+    evaluatedModel = select.value;
+    // Shown at once; a failure here shows on the next poll, which asks again.
+    api.evaluation(select.value, api.apiKey.get()).then(
+      (next) => renderEvaluation(v, models, next),
+      () => undefined,
+    );
+  });
+  const parts: HTMLElement[] = [el('h2', {}, 'Evaluation ', select)];
+  if (e === null) {
+    v.evaluation.replaceChildren(...parts);
+    return;
+  }
+  const steps = e.by_step?.mae ?? [];
+  const base = e.baselines;
+  if (e.origins === undefined || base === undefined) {
+    parts.push(el('p', { class: 'caption' }, `${e.model}: ${e.status}${e.error === undefined ? '' : ` (${e.error})`}`));
+    v.evaluation.replaceChildren(...parts);
+    return;
+  }
+  parts.push(
+    el('p', { class: 'caption' }, `${e.status}: ${e.origins} origins, ${formatIso(e.first_origin)} to ${formatIso(e.last_origin)} UTC. Mean absolute error by step ahead.`),
+  );
+  const headers = ['MAE by step', ...steps.map((_, s) => String(s + 1)), 'all'];
+  const row = (label: string, overall: number | null | undefined, bySteps: readonly (number | null)[]): HTMLTableRowElement =>
+    el('tr', {}, el('th', { scope: 'row' }, label), ...bySteps.map((x) => cell(formatMetric(x))), cell(formatMetric(overall)));
+  const body = el('tbody', {}, row('model', e.mae, steps), row('naive', base.naive.mae, base.naive.by_step.mae), row('seasonal naive', base.seasonal_naive.mae, base.seasonal_naive.by_step.mae));
+  parts.push(el('div', { class: 'table-wrap' }, el('table', { id: 'evaluation-steps' }, el('thead', {}, el('tr', {}, ...headers.map((h) => el('th', { scope: 'col' }, h)))), body)));
+  v.evaluation.replaceChildren(...parts);
+}
+
 function signature(models: readonly ModelListing[], datasets: readonly DatasetListing[]): string {
   return JSON.stringify([
     models.map((m) => [m.name, m.status, m.error, m.datasets[0], m.mae, m.skill]),
@@ -308,6 +351,10 @@ async function poll(): Promise<void> {
       lastForecastSignature = forecastSig;
     }
     renderTables(v, models, datasets, metrics, rowColumns);
+    if (evaluatedModel === null || !models.some((m) => m.name === evaluatedModel)) evaluatedModel = models[0]?.name ?? null;
+    const evaluation = evaluatedModel === null ? null : await api.evaluation(evaluatedModel, key);
+    // Not while the select is open or focused: rebuilding it would close it under the user's pointer.
+    if (document.activeElement?.id !== 'evaluation-model') renderEvaluation(v, models, evaluation);
     const time = new Date().toISOString().slice(11, 19);
     state.textContent = `Updated ${time} UTC · ${models.length} models, ${datasets.length} datasets · refreshes every ${REFRESH_MS / 1000} s`;
     state.classList.remove('stale');

@@ -171,6 +171,23 @@ describe.skipIf(!available)('the dashboard', () => {
       expect(await cell(page, 'models', m.name, 'Skill')).toBe(String(Number(evaluation.skill.toPrecision(4))));
     }
 
+    // The selected model's MAE by step against both baselines, as its evaluation gives them.
+    type Steps = { mae: number; by_step: { mae: number[] }; baselines: Record<'naive' | 'seasonal_naive', { mae: number; by_step: { mae: number[] } }> };
+    const fmt = (x: number): string => String(Number(x.toPrecision(4)));
+    const stepRows = async (): Promise<string[][]> =>
+      page.evaluate(() => [...document.querySelectorAll('#evaluation-steps tbody tr')].map((tr) => [...tr.children].map((c) => c.textContent ?? '')));
+    for (const name of ['co2_seasonal_naive', 'co2_linear']) {
+      await page.locator('#evaluation-model').selectOption(name);
+      const e = await api<Steps>(example, `/v1/models/${name}/evaluation`);
+      const expected = [
+        ['model', ...e.by_step.mae.map(fmt), fmt(e.mae)],
+        ['naive', ...e.baselines.naive.by_step.mae.map(fmt), fmt(e.baselines.naive.mae)],
+        ['seasonal naive', ...e.baselines.seasonal_naive.by_step.mae.map(fmt), fmt(e.baselines.seasonal_naive.mae)],
+      ];
+      await expect.poll(stepRows, { timeout: 30_000 }).toEqual(expected);
+    }
+    expect(await page.locator('#evaluation-steps thead th').allTextContents()).toEqual(['MAE by step', ...Array.from({ length: 12 }, (_, s) => String(s + 1)), 'all']);
+
     // The history and the forecasts are drawn: the history's ink, each visible model's colour, the band's fill.
     const [ink, naive, quantile, band] = await pixelsOf(page, 'co2_weekly', [HISTORY_INK, ORANGE, GREEN, GREEN], [false, false, false, true]);
     expect(ink).toBeGreaterThan(500);
