@@ -429,3 +429,56 @@ describe('ensembles and variants', () => {
     });
   });
 });
+
+describe('variants with sticky: api_key', () => {
+  const pod = new PodDir('forecastd-variants-auth-');
+  let server: ForecastdServer;
+  const KEYS = ['key-one', 'key-two', 'key-three', 'key-four'];
+
+  beforeAll(async () => {
+    pod.write('data/daily.csv', dailyCsv({ value: SERIES }));
+    pod.write('models/a.onnx', a.bytes);
+    pod.write('models/b.onnx', b.bytes);
+    pod.write(
+      'spicepod.yaml',
+      `
+version: v1beta1
+kind: Spicepod
+name: keyed
+runtime:
+  auth:
+    api-key: { enabled: true, keys: [${KEYS.join(', ')}] }
+datasets:
+  - { from: file:data/daily.csv, name: daily }
+models:
+  - { from: file:models/a.onnx, name: a, datasets: [daily] }
+  - { from: file:models/b.onnx, name: b, datasets: [daily] }
+  - { from: "variants:a=1,b=1", name: ab, params: { sticky: api_key } }
+`,
+    );
+    server = await startServer({ spicepod: pod.dir, port: 0 });
+    await server.loaded();
+  });
+
+  afterAll(async () => {
+    await server?.close();
+    pod.remove();
+  });
+
+  it('the same key gets the same member, whether sent as X-API-Key or as a Bearer token', async () => {
+    for (const key of KEYS) {
+      const seen = new Set<string>();
+      for (let i = 0; i < 10; i++) {
+        const viaHeader = await get(server, '/v1/models/ab/predict', { 'x-api-key': key });
+        const viaBearer = await get(server, '/v1/models/ab/predict', { authorization: `Bearer ${key}` });
+        expect(viaHeader.status).toBe(200);
+        expect(viaBearer.status).toBe(200);
+        seen.add(viaHeader.json['variant'] as string);
+        seen.add(viaBearer.json['variant'] as string);
+      }
+      expect(seen.size, key).toBe(1);
+    }
+    const unauthorised = await get(server, '/v1/models/ab/predict');
+    expect(unauthorised.status).toBe(401);
+  });
+});
