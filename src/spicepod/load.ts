@@ -666,6 +666,9 @@ class PodValidator {
         if (source.kind === 'ensemble' && target.config.source.kind === 'variants') {
           r.fail(m.fromNode, memberPath(m), `member "${member.name}" is a variants entry, which cannot be an ensemble member`);
         }
+        if (source.kind === 'variants' && target.config.source.kind === 'variants') {
+          r.fail(m.fromNode, memberPath(m), `member "${member.name}" is a variants entry; a variants entry draws models and ensembles, so list its members here instead`);
+        }
       }
       if (source.kind === 'variants' && source.sticky.kind === 'api_key' && runtime.auth === null) {
         r.fail(m.stickyNode, [...m.path, 'params', 'sticky'], 'sticky: api_key needs runtime.auth.api-key enabled (without auth requests carry no key)');

@@ -182,12 +182,17 @@ describe('pod errors', () => {
 `)).toBe(':12:11: models[4].from: ensemble self names itself as a member (a cycle)');
   });
 
-  test('a variants entry as an ensemble member', async () => {
+  test('a variants entry as an ensemble member, or as a variants entry\'s', async () => {
     expect(await fatal(`${BASE}  - from: variants:a=1,b=1
     name: v
   - from: ensemble:a,v
     name: blend
 `)).toBe(':14:11: models[5].from: member "v" is a variants entry, which cannot be an ensemble member');
+    expect(await fatal(`${BASE}  - from: variants:a=1,b=1
+    name: v
+  - from: variants:a=1,v=1
+    name: vv
+`)).toBe(':14:11: models[5].from: member "v" is a variants entry; a variants entry draws models and ensembles, so list its members here instead');
   });
 
   test('bad sticky syntax, and sticky: api_key without auth', async () => {
