@@ -14,6 +14,8 @@ import { DESCRIPTOR_RESERVE } from './http/connection-limit.js';
 const USAGE = `Usage: forecastd [PATH] [options]
        forecastd bench MODEL.onnx|--http URL [options]   (forecastd bench --help; a pod folder named
                                                           bench is served with ./bench)
+       forecastd evaluate [PATH] [options]               backtest every model on its dataset
+                                                          (forecastd evaluate --help)
 
 Serves the datasets and forecasting models of a spicepod over HTTP.
 
@@ -197,6 +199,10 @@ async function main(argv: readonly string[]): Promise<number> {
   if (argv[0] === 'bench') {
     const { runBenchCommand } = await import('./bench/command.js');
     return runBenchCommand(argv.slice(1));
+  }
+  if (argv[0] === 'evaluate') {
+    const { runEvaluateCommand } = await import('./evaluate-command.js');
+    return runEvaluateCommand(argv.slice(1));
   }
   let options: CliOptions | 'help' | 'version';
   try {

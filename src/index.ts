@@ -39,6 +39,18 @@ export type { CalendarFrequency, FixedFrequency, Frequency } from './forecast/fr
 export { formatTimestamp, parseTimestamp } from './forecast/timestamps.js';
 export type { ParsedTimestamp } from './forecast/timestamps.js';
 export type { ForecastLayout, QuantileLayout } from './forecast/layout.js';
+export { backtest, backtestProblem } from './evaluation/backtest.js';
+export type {
+  BacktestOptions,
+  BacktestResult,
+  BaselineMetrics,
+  EvaluationReport,
+  EvaluationStatus,
+  IntervalMetrics,
+  QuantileMetrics,
+  VariableMetrics,
+} from './evaluation/backtest.js';
+export type { BackgroundResult } from './runtime/forecaster.js';
 export { Cancellation } from './runtime/cancellation.js';
 export type { AbortSignalLike } from './runtime/cancellation.js';
 export { PredictionCache } from './runtime/prediction-cache.js';

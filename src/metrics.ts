@@ -143,6 +143,7 @@ class CounterChild {
 export type RouteLabel =
   | '/v1/models/:name/predict'
   | '/v1/models/:name'
+  | '/v1/models/:name/evaluation'
   | '/v1/timeseries/forecast'
   | '/v1/timeseries/models'
   | '/v1/predict'
@@ -165,6 +166,18 @@ export interface ModelGaugeSource {
   queueDepth(): number;
   cacheHits(): number;
   cacheMisses(): number;
+  /** The latest finished evaluation's numbers; null before one (absent: the model is never evaluated). */
+  evaluation?(): EvaluationGauges | null;
+}
+
+/** What /metrics shows of a model's evaluation (SPEC "Evaluation"). */
+export interface EvaluationGauges {
+  readonly mae: number | null;
+  readonly skill: number | null;
+  /** [quantile level, calibration] per level. */
+  readonly calibration: readonly (readonly [number, number | null])[];
+  /** [nominal coverage, coverage] per interval. */
+  readonly coverage: readonly (readonly [number, number | null])[];
 }
 
 /** Live numbers a dataset exposes; read at scrape time. */
@@ -201,6 +214,8 @@ export class ServerMetrics {
   private readonly failureCounts: CounterChild[] = [];
   private readonly crossingCounts: CounterChild[] = [];
   private readonly stalledClients: Counter;
+  /** forecastd_variant_requests_total, by "model\u0000variant". */
+  private readonly variantCounts = new Map<string, CounterChild>();
   private readonly modelSources = new Map<string, ModelGaugeSource>();
   private readonly datasetSources = new Map<string, DatasetGaugeSource>();
   private inFlight: () => number = () => 0;
@@ -213,6 +228,16 @@ export class ServerMetrics {
     const predictionCounts = this.predictionCounts;
     const failureCounts = this.failureCounts;
     const crossingCounts = this.crossingCounts;
+    const variantCounts = this.variantCounts;
+    new Counter({
+      name: 'forecastd_variant_requests_total',
+      help: 'Requests to a variants entry, by entry (model) and the member drawn to answer (variant).',
+      labelNames: ['model', 'variant'],
+      registers,
+      collect() {
+        copyCounts(this, [...variantCounts.values()]);
+      },
+    });
     new Counter({
       name: 'forecastd_quantile_crossings_total',
       help: 'Forecasts whose quantile output was not monotone in the level for some step (a higher level below a lower one), by model.',
@@ -294,6 +319,42 @@ export class ServerMetrics {
     });
     const modelSources = this.modelSources;
     const datasetSources = this.datasetSources;
+    // Evaluation gauges: read from each model's latest finished evaluation at scrape time.
+    const evaluationGauge = (name: string, help: string, labelNames: string[], read: (e: EvaluationGauges) => readonly (readonly [Record<string, string>, number | null])[]): void => {
+      new Gauge({
+        name,
+        help,
+        labelNames,
+        registers,
+        collect() {
+          this.reset();
+          for (const [model, source] of modelSources) {
+            const e = source.evaluation?.() ?? null;
+            if (e === null) continue;
+            for (const [labels, value] of read(e)) if (value !== null && Number.isFinite(value)) this.set({ model, ...labels }, value);
+          }
+        },
+      });
+    };
+    evaluationGauge('forecastd_evaluation_mae', 'Mean absolute error of the latest rolling-origin evaluation, by model.', ['model'], (e) => [[{}, e.mae]]);
+    evaluationGauge(
+      'forecastd_evaluation_skill',
+      'Skill of the latest evaluation: 1 - MAE / MAE of the seasonal-naive baseline (naive when the season length is 1), by model.',
+      ['model'],
+      (e) => [[{}, e.skill]],
+    );
+    evaluationGauge(
+      'forecastd_evaluation_quantile_calibration',
+      'Share of actuals at or below the forecast of each quantile level in the latest evaluation, by model and level.',
+      ['model', 'quantile'],
+      (e) => e.calibration.map(([q, v]) => [{ quantile: String(q) }, v] as const),
+    );
+    evaluationGauge(
+      'forecastd_evaluation_interval_coverage',
+      'Share of actuals inside each symmetric quantile interval in the latest evaluation, by model and nominal coverage.',
+      ['model', 'nominal'],
+      (e) => e.coverage.map(([n, v]) => [{ nominal: String(n) }, v] as const),
+    );
     new Gauge({
       name: 'forecastd_queue_depth',
       help: 'Predictions waiting for an inference run, by model.',
@@ -425,6 +486,17 @@ export class ServerMetrics {
     };
   }
 
+  /** A request to variants entry `model` was drawn to its member `variant`. */
+  variantRequest(model: string, variant: string): void {
+    const key = model + '\u0000' + variant;
+    let counter = this.variantCounts.get(key);
+    if (counter === undefined) {
+      counter = new CounterChild({ model, variant });
+      this.variantCounts.set(key, counter);
+    }
+    counter.inc();
+  }
+
   dataset(name: string, source: DatasetGaugeSource): void {
     this.datasetSources.set(name, source);
   }
@@ -439,6 +511,7 @@ export class ServerMetrics {
     removeWhere(this.predictionCounts, (c) => c.labels['model'] === name);
     removeWhere(this.failureCounts, (c) => c.labels['model'] === name);
     removeWhere(this.crossingCounts, (c) => c.labels['model'] === name);
+    for (const [key, counter] of this.variantCounts) if (counter.labels['model'] === name) this.variantCounts.delete(key);
     this.batchSize.removeChild(name);
     this.queueTime.removeChild(name);
     this.inferenceTime.removeChild(name);

@@ -8,7 +8,9 @@
  *   BENCH_QUICK=1            smoke run: 2 s points, a short inference sweep, results under bench/.work/results
  *   BENCH_SECONDS, BENCH_WARMUP_SECONDS   seconds per measured point and per warm-up (whole numbers)
  *   BENCH_CONNECTIONS=1,16,64,256         connection counts
- *   BENCH_WORKLOADS=heavy,small,example,post4   a subset of the workloads
+ *   BENCH_WORKLOADS=heavy,small,example,post4,ensemble   a subset of the workloads (ensemble: the ensemble case,
+ *                            each member alone and ensemble:heavy,medium,small, cache off; see ensemble.ts)
+ *   BENCH_ENSEMBLE_CONNECTIONS=64         connections of the ensemble case
  *   BENCH_PEER_INTRA_OP_THREADS=N         the peer's intraOpNumThreads (default: onnxruntime-node's default)
  *   BENCH_FORECASTD_CLI=PATH the forecastd build to measure (default: dist/cli.js), e.g. to compare two builds
  *   BENCH_BASELINE_CLI=PATH  also measure this forecastd build (cache off) as "forecastd baseline", side by side
@@ -32,6 +34,7 @@ import type { Environment, HttpBenchResults, Point, ServerKey, Workload } from '
 import { SERVER_LABELS } from './results.js';
 import { batchSizeTotals, fetchText, freePort, ServerProcess } from './servers.js';
 import { runWrk, wrkVersion } from './wrk.js';
+import { ensembleMarkdown, runEnsembleCase } from './ensemble.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const WORK = join(ROOT, 'bench/.work/http');
@@ -83,6 +86,7 @@ if (PEER_INTRA_OP_THREADS !== undefined && !(Number.isInteger(PEER_INTRA_OP_THRE
   throw new Error(`BENCH_PEER_INTRA_OP_THREADS must be a positive whole number, got ${process.env.BENCH_PEER_INTRA_OP_THREADS}`);
 }
 const INFERENCE_SECONDS = QUICK ? 0.5 : 1.5;
+const ENSEMBLE_CONNECTIONS = connectionList('BENCH_ENSEMBLE_CONNECTIONS', '64')[0] as number;
 const BATCH_SIZES = [1, 8, 32, 64, 128, 256];
 
 function log(message: string): void {
@@ -344,19 +348,9 @@ async function main(): Promise<void> {
   const podOff = writePod('forecastd-cache-off', false, models, example);
   const podOn = writePod('forecastd-cache-on', true, models, example);
 
-  log(`measuring the inference ceiling (${INFERENCE_SECONDS} s per batch size)`);
-  const inference = await runInferenceCeiling({
-    seconds: INFERENCE_SECONDS,
-    batchSizes: BATCH_SIZES,
-    models: [
-      ...models.map((m) => ({ name: m.name, path: m.path, lookback: m.lookback })),
-      { name: example.name, path: example.modelPath, ...(example.lookback ? { lookback: example.lookback } : {}) },
-    ],
-  });
-  for (const m of inference.models) {
-    log(`  ${m.name}: ${Math.round(m.best.predictionsPerSecond)} predictions/s at batch ${m.best.batchSize}`);
-  }
-
+  // BENCH_WORKLOADS=ensemble measures only the ensemble case (no peer, no ceilings).
+  const matrix = ONLY === undefined || ONLY.some((w) => w !== 'ensemble');
+  const ensembleCase = ONLY === undefined || ONLY.includes('ensemble');
   const servers: ServerProcess[] = [];
   const start = async (
     name: string,
@@ -370,13 +364,57 @@ async function main(): Promise<void> {
     return server;
   };
   try {
-    const results = await runMatrix(start, { models, example, podOff, podOn, inference, wrk, loadAtStart });
-    await stopServers(servers);
-    writeResults(results);
+    if (matrix) {
+      const inference = await inferenceCeiling(models, example);
+      const results = await runMatrix(start, { models, example, podOff, podOn, inference, wrk, loadAtStart });
+      await stopServers(servers.splice(0));
+      writeResults(results);
+    }
+    if (ensembleCase) {
+      log('measuring the ensemble case: each member alone and ensemble:heavy,medium,small, cache off');
+      const result = await runEnsembleCase({
+        models,
+        csvPath: example.csvPath,
+        timeColumn: example.timeColumn,
+        workDir: WORK,
+        cli: CLI,
+        connections: ENSEMBLE_CONNECTIONS,
+        repeats: REPEATS,
+        seconds: SECONDS,
+        warmupSeconds: WARMUP_SECONDS,
+        start,
+        log,
+      });
+      await stopServers(servers.splice(0));
+      const date = new Date().toISOString().slice(0, 10);
+      const stem = join(OUT, `ensemble-${date}`);
+      writeFileSync(`${stem}.json`, `${JSON.stringify({ command: command(), cpuModel: cpuModel(), cores: cpus().length, loadAverageAtStart: loadAtStart, ...result }, null, 2)}\n`);
+      writeFileSync(`${stem}.md`, ensembleMarkdown(result, { date, command: command(), cpuModel: cpuModel(), cores: cpus().length, loadAverageAtStart: loadAtStart }));
+      log(
+        `ensemble case: ${Math.round(result.ensembleRps)} req/s against 1/Σ(1/T_i) = ${Math.round(result.harmonicRps)} req/s: ` +
+          `ratio ${result.ratio.toFixed(2)} (goal ≥ 0.90 ${result.goalMet ? 'met' : 'not met'}); results: ${relative(ROOT, stem)}.md`,
+      );
+    }
   } finally {
     // After a failure: stop whatever still runs, without masking the failure.
     await Promise.allSettled(servers.map((s) => s.stop()));
   }
+}
+
+async function inferenceCeiling(models: ReturnType<typeof writeBenchModels>, example: ExampleModel): Promise<InferenceCeilingReport> {
+  log(`measuring the inference ceiling (${INFERENCE_SECONDS} s per batch size)`);
+  const inference = await runInferenceCeiling({
+    seconds: INFERENCE_SECONDS,
+    batchSizes: BATCH_SIZES,
+    models: [
+      ...models.map((m) => ({ name: m.name, path: m.path, lookback: m.lookback })),
+      { name: example.name, path: example.modelPath, ...(example.lookback ? { lookback: example.lookback } : {}) },
+    ],
+  });
+  for (const m of inference.models) {
+    log(`  ${m.name}: ${Math.round(m.best.predictionsPerSecond)} predictions/s at batch ${m.best.batchSize}`);
+  }
+  return inference;
 }
 
 type Start = (

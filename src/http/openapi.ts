@@ -35,6 +35,7 @@ const RETRY_AFTER: Json = { 'Retry-After': { description: 'Seconds to wait befor
 
 const entryStatus: Json = { type: 'string', enum: ['Initializing', 'Ready', 'Refreshing', 'Error'] };
 const isoTime: Json = { type: 'string', format: 'date-time' };
+const nullableNumber: Json = { type: ['number', 'null'] };
 const nullableIsoTime: Json = { type: ['string', 'null'], format: 'date-time' };
 
 const schemas: Record<string, Json> = {
@@ -58,6 +59,7 @@ const schemas: Record<string, Json> = {
       status: { type: 'string', enum: ['Success', 'BadRequest', 'InternalError'] },
       error_message: { type: 'string' },
       model_name: { type: 'string' },
+      variant: { type: 'string', description: 'A variants entry\'s answer: the member drawn to give it (model_name stays as requested).' },
       model_version: { type: 'string' },
       lookback: { type: 'integer', minimum: 1 },
       prediction: { type: 'array', items: { type: 'number' }, description: 'Output 0 of the model for the latest window, flattened row-major.' },
@@ -103,6 +105,8 @@ const schemas: Record<string, Json> = {
       datasets: { type: 'array', items: { type: 'string' } },
       status: { ...(entryStatus as object), description: 'With ?status=true.' },
       error: { type: ['string', 'null'], description: 'With ?status=true: the last load or reload failure.' },
+      mae: { type: ['number', 'null'], description: "With ?status=true: the latest evaluation's mean absolute error; null before one finished." },
+      skill: { type: ['number', 'null'], description: "With ?status=true: the latest evaluation's skill against the seasonal-naive baseline." },
     },
   },
   Dataset: {
@@ -145,7 +149,7 @@ const schemas: Record<string, Json> = {
   ModelDetails: {
     type: 'object',
     description: 'One model, for per-model readiness as KServe and Triton users expect.',
-    required: ['name', 'from', 'datasets', 'status', 'error', 'version', 'lookback', 'horizon', 'variables', 'quantiles', 'frequency'],
+    required: ['name', 'from', 'datasets', 'status', 'error', 'version', 'lookback', 'horizon', 'variables', 'quantiles', 'frequency', 'mae', 'skill'],
     additionalProperties: false,
     properties: {
       name: { type: 'string' },
@@ -159,6 +163,136 @@ const schemas: Record<string, Json> = {
       variables: { type: ['integer', 'null'], minimum: 1 },
       quantiles: { type: ['array', 'null'], items: { type: 'number', exclusiveMinimum: 0, exclusiveMaximum: 1 } },
       frequency: { type: ['string', 'null'], description: "The frequency of the model's dataset (ISO 8601 duration)." },
+      combine: { type: 'string', enum: ['mean', 'median', 'weighted'], description: 'An ensemble: how its members\' forecasts are combined.' },
+      sticky: { type: 'string', description: 'A variants entry: what keeps a caller on one member (none, api_key or header:NAME).' },
+      weights_from: {
+        type: 'string',
+        enum: ['inverse_mae', 'equal'],
+        description: "An ensemble with weights: inverse_mae: whether the weights in use are 1/MAE of each member on the origins common to all (normalised), or still equal (until every member's evaluation is Ready).",
+      },
+      members: {
+        type: 'array',
+        description: 'An ensemble or variants entry: its members in pod order, with their weights (ensemble: shares summing to 1; variants: integer draw weights) and status.',
+        items: {
+          type: 'object',
+          required: ['name', 'weight', 'status'],
+          additionalProperties: false,
+          properties: { name: { type: 'string' }, weight: { type: 'number', minimum: 0 }, status: entryStatus },
+        },
+      },
+      mae: { type: ['number', 'null'], description: "The latest evaluation's mean absolute error; null before one finished." },
+      skill: { type: ['number', 'null'], description: "The latest evaluation's skill: 1 - MAE / MAE of the seasonal-naive baseline (naive when the season length is 1)." },
+    },
+  },
+  Evaluation: {
+    type: 'object',
+    description:
+      "A rolling-origin backtest of the model on its own dataset. Results (from `origins` on) are present once one evaluation finished; while the next one computes they stay, with status Computing and their own computed_at. Errors are forecast - actual.",
+    required: ['model', 'dataset', 'status'],
+    additionalProperties: false,
+    properties: {
+      model: { type: 'string' },
+      dataset: { type: ['string', 'null'] },
+      status: { type: 'string', enum: ['Computing', 'Ready', 'Off', 'Error'] },
+      error: { type: 'string', description: 'Why the evaluation is Off or failed.' },
+      origins: { type: 'integer', minimum: 1, description: 'Scored origins, newest first, at or after params.evaluation.since.' },
+      skipped: { type: 'integer', minimum: 0, description: 'Origins whose window could not be built (a gap it may not fill, too little history).' },
+      first_origin: isoTime,
+      last_origin: isoTime,
+      horizon: { type: 'integer', minimum: 1 },
+      season_length: { type: 'integer', minimum: 1 },
+      mae: nullableNumber,
+      rmse: nullableNumber,
+      bias: { ...(nullableNumber as object), description: 'Mean of forecast - actual.' },
+      mase: { ...(nullableNumber as object), description: 'MAE over the in-sample seasonal difference scale; null with fewer than season_length pairs or a zero scale.' },
+      skill: { ...(nullableNumber as object), description: '1 - MAE / MAE of the seasonal-naive baseline (naive when season_length is 1).' },
+      by_step: ref('ErrorsByStep'),
+      by_variable: {
+        type: 'array',
+        description: 'Only for a model that forecasts several columns: each column on its own.',
+        items: {
+          type: 'object',
+          required: ['variable', 'mae', 'rmse', 'bias', 'mase', 'skill'],
+          additionalProperties: false,
+          properties: { variable: { type: 'string' }, mae: nullableNumber, rmse: nullableNumber, bias: nullableNumber, mase: nullableNumber, skill: nullableNumber },
+        },
+      },
+      skipped_pairs: { type: 'integer', minimum: 0, description: '(origin, step) pairs with no stored actual, left out of the model and the baselines alike.' },
+      baselines: {
+        type: 'object',
+        required: ['naive', 'seasonal_naive'],
+        additionalProperties: false,
+        properties: { naive: ref('BaselineErrors'), seasonal_naive: ref('BaselineErrors') },
+      },
+      quantiles: {
+        type: 'object',
+        description: 'Quantile models: per level (as written, "0.1").',
+        additionalProperties: {
+          type: 'object',
+          required: ['calibration', 'pinball'],
+          additionalProperties: false,
+          properties: {
+            calibration: { ...(nullableNumber as object), description: "Share of actuals at or below the level's forecast." },
+            pinball: { ...(nullableNumber as object), description: 'Mean pinball loss.' },
+          },
+        },
+      },
+      intervals: {
+        type: 'array',
+        description: 'Quantile models: per symmetric pair of levels (q, 1 - q).',
+        items: {
+          type: 'object',
+          required: ['lower', 'upper', 'nominal', 'coverage'],
+          additionalProperties: false,
+          properties: { lower: { type: 'number' }, upper: { type: 'number' }, nominal: { type: 'number' }, coverage: nullableNumber },
+        },
+      },
+      computed_at: isoTime,
+      duration_ms: { type: 'integer', minimum: 0 },
+    },
+  },
+  VariantsEvaluation: {
+    type: 'object',
+    description: "A variants entry's evaluation: each member's own evaluation with its draw weight, side by side; the entry has no metrics of its own.",
+    required: ['model', 'status', 'variants'],
+    additionalProperties: false,
+    properties: {
+      model: { type: 'string' },
+      status: { type: 'string', enum: ['Computing', 'Ready', 'Off', 'Error'] },
+      variants: {
+        type: 'object',
+        additionalProperties: {
+          type: 'object',
+          description: "The member's evaluation, every field of GET /v1/models/MEMBER/evaluation (see Evaluation), and its weight.",
+          required: ['model', 'status', 'weight'],
+          properties: {
+            model: { type: 'string' },
+            status: { type: 'string', enum: ['Computing', 'Ready', 'Off', 'Error'] },
+            weight: { type: 'integer', minimum: 0 },
+          },
+        },
+      },
+    },
+  },
+  ErrorsByStep: {
+    type: 'object',
+    description: 'One entry per forecast step (horizon); null for a step with no scored pair.',
+    required: ['mae', 'rmse', 'bias'],
+    additionalProperties: false,
+    properties: {
+      mae: { type: 'array', items: nullableNumber },
+      rmse: { type: 'array', items: nullableNumber },
+      bias: { type: 'array', items: nullableNumber },
+    },
+  },
+  BaselineErrors: {
+    type: 'object',
+    required: ['mae', 'rmse', 'by_step'],
+    additionalProperties: false,
+    properties: {
+      mae: nullableNumber,
+      rmse: nullableNumber,
+      by_step: { type: 'object', required: ['mae'], additionalProperties: false, properties: { mae: { type: 'array', items: nullableNumber } } },
     },
   },
   KserveErrorObject: {
@@ -237,6 +371,7 @@ const schemas: Record<string, Json> = {
           properties: {
             type: { const: 'time_series_forecast' },
             id: { type: 'string' },
+            variant: { type: 'string', description: 'A variants entry: the member drawn for this request.' },
             status: { type: 'string', enum: ['completed', 'error'] },
             content: {
               type: 'array',
@@ -407,6 +542,19 @@ const paths: Record<string, Json> = {
       security: KEYED,
       parameters: [nameParameter('model')],
       responses: { '200': { description: 'The model', content: json(ref('ModelDetails')) }, ...AUTH_ERRORS, '404': errorResponse('No model of that name') },
+    },
+  },
+  '/v1/models/{name}/evaluation': {
+    get: {
+      operationId: 'modelEvaluation',
+      summary: 'How good the model is: a rolling-origin backtest on its own dataset, against naive and seasonal-naive baselines',
+      security: KEYED,
+      parameters: [nameParameter('model')],
+      responses: {
+        '200': { description: "The evaluation (a variants entry: its members' side by side)", content: json({ oneOf: [ref('Evaluation'), ref('VariantsEvaluation')] }) },
+        ...AUTH_ERRORS,
+        '404': errorResponse('No model of that name'),
+      },
     },
   },
   '/v1/timeseries/forecast': {

@@ -1,7 +1,7 @@
 import { MODEL_NOT_FOUND, predictFailure } from './errors.js';
 import type { ApiStatus, HttpFailure } from './errors.js';
 import { formatFloatArray } from './float-format.js';
-import type { ForecastExtras, ModelDetails } from './types.js';
+import type { EntryEvaluation, ForecastExtras, ModelDetails } from './types.js';
 import type { FloatArray } from '../runtime/types.js';
 import type { DatasetListing, ModelIdentity, ModelListing, PredictOutcome } from './types.js';
 
@@ -53,6 +53,7 @@ const lastSuccess = new WeakMap<ModelIdentity, ShapedSuccess>();
 /** `,"model_name":…` and, where known, `,"model_version":…` and `,"lookback":…`, in the documented order. */
 function identityFields(model: ModelIdentity): string {
   let out = ',"model_name":' + JSON.stringify(model.name);
+  if (model.variant !== undefined) out += ',"variant":' + JSON.stringify(model.variant);
   if (model.version !== null) out += ',"model_version":' + JSON.stringify(model.version);
   if (model.lookback !== null) out += ',"lookback":' + model.lookback;
   return out;
@@ -138,7 +139,23 @@ export function modelDetailsJson(m: ModelDetails): string {
     variables: m.variables,
     quantiles: m.quantiles,
     frequency: m.frequency,
+    mae: m.mae,
+    skill: m.skill,
+    ...compositeFields(m),
   });
+}
+
+/** An ensemble's or variants entry's members with their weights, and its combine or sticky rule. */
+function compositeFields(m: ModelDetails): Record<string, unknown> {
+  const c = m.composite;
+  if (c === undefined) return {};
+  if (c.kind === 'variants') return { sticky: c.sticky, members: c.members };
+  return c.weightsFrom === undefined ? { combine: c.combine, members: c.members } : { combine: c.combine, weights_from: c.weightsFrom, members: c.members };
+}
+
+/** GET /v1/models/:name/evaluation: the report's fields in SPEC order (it is built in that order). */
+export function evaluationJson(report: EntryEvaluation): string {
+  return JSON.stringify(report);
 }
 
 export interface TimedOutcome {
@@ -167,7 +184,7 @@ export function modelsJson(models: readonly ModelListing[], withStatus: boolean)
   return JSON.stringify(
     models.map((m) =>
       withStatus
-        ? { name: m.name, from: m.from, datasets: m.datasets, status: m.status, error: m.error }
+        ? { name: m.name, from: m.from, datasets: m.datasets, status: m.status, error: m.error, mae: m.mae, skill: m.skill }
         : { name: m.name, from: m.from, datasets: m.datasets },
     ),
   );

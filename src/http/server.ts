@@ -17,6 +17,7 @@ import { parseInclude } from './routes/spice.js';
 import {
   datasetsJson,
   errorBody,
+  evaluationJson,
   modelDetailsJson,
   modelsCsv,
   modelsJson,
@@ -26,7 +27,7 @@ import {
   predictManyBody,
 } from './responses.js';
 import type { TimedOutcome } from './responses.js';
-import type { IncludeOptions, PredictOutcome, ServingBackend } from './types.js';
+import type { DrawKeys, IncludeOptions, PredictOutcome, ServingBackend } from './types.js';
 import { DashboardAssets } from './routes/dashboard.js';
 import type { StaticAnswer, StaticRequest } from './routes/dashboard.js';
 import { datasetRowsPieces, parseLastRows } from './routes/dataset-rows.js';
@@ -65,6 +66,28 @@ export const MAX_URL_LENGTH = 8192;
 const LINGERING_CLOSE: readonly (readonly [string, string])[] = [['connection', 'close']];
 
 const NO_HEADERS: readonly (readonly [string, string])[] = [];
+
+/** A request that carries nothing a variants entry draws by (the pod has no sticky variants). */
+const NO_DRAW_KEYS: DrawKeys = { apiKey: null, headers: new Map() };
+
+const BEARER_TOKEN = /^Bearer[ \t]+(.+)$/i;
+
+/**
+ * What the pod's variants entries draw by, read while the request is alive (uWebSockets.js frees it when the
+ * handler returns): the API key (X-API-Key, else the Bearer token) and the headers `sticky` names.
+ */
+function drawKeys(req: HttpRequest, names: readonly string[]): DrawKeys {
+  if (names.length === 0) return NO_DRAW_KEYS;
+  const headers = new Map<string, string>();
+  for (const name of names) {
+    const value = req.getHeader(name);
+    if (value !== '') headers.set(name, value);
+  }
+  const xApiKey = headers.get('x-api-key') ?? '';
+  const bearer = BEARER_TOKEN.exec(headers.get('authorization') ?? '');
+  const apiKey = xApiKey !== '' ? xApiKey : bearer !== null ? (bearer[1] as string).trim() : null;
+  return { apiKey, headers };
+}
 
 /** What a static file's answer depends on in the request. */
 function cacheRequest(req: HttpRequest): StaticRequest {
@@ -633,6 +656,7 @@ export class HttpServer {
     get('/v1/models/:name/predict', '/v1/models/:name/predict', true, (ex, req) => this.predictOne(ex, req));
     post('/v1/predict', '/v1/predict', (ex, req) => this.predictMany(ex, req));
     get('/v1/models/:name', '/v1/models/:name', true, (ex, req) => this.modelDetails(ex, req));
+    get('/v1/models/:name/evaluation', '/v1/models/:name/evaluation', true, (ex, req) => this.modelEvaluation(ex, req));
     post('/v1/timeseries/forecast', '/v1/timeseries/forecast', (ex, req) => this.forecastSeries(ex, req));
     get('/v1/timeseries/models', '/v1/timeseries/models', true, (ex) => ex.send(200, JSON_TYPE, timeseriesModelsBody(this.backend)));
     get('/v1/datasets/:name/rows', '/v1/datasets/:name/rows', true, (ex, req) => this.datasetRows(ex, req));
@@ -651,6 +675,7 @@ export class HttpServer {
       ['/v1/models/:name/predict', '/v1/models/:name/predict', 'GET'],
       ['/v1/predict', '/v1/predict', 'POST'],
       ['/v1/models/:name', '/v1/models/:name', 'GET'],
+      ['/v1/models/:name/evaluation', '/v1/models/:name/evaluation', 'GET'],
       ['/v1/timeseries/forecast', '/v1/timeseries/forecast', 'POST'],
       ['/v1/timeseries/models', '/v1/timeseries/models', 'GET'],
       ['/v1/datasets/:name/rows', '/v1/datasets/:name/rows', 'GET'],
@@ -721,8 +746,8 @@ export class HttpServer {
   }
 
   /** The backend promises never to reject; should it, the failure still lands in this item. */
-  private predict(name: string, signal: Cancellation, include: IncludeOptions): Promise<PredictOutcome> {
-    return this.backend.predict(name, signal, include).catch((error: unknown) => backendFailure(name, error));
+  private predict(name: string, signal: Cancellation, include: IncludeOptions, keys: DrawKeys): Promise<PredictOutcome> {
+    return this.backend.predict(name, signal, include, keys).catch((error: unknown) => backendFailure(name, error));
   }
 
   private modelDetails(ex: Exchange, req: HttpRequest): void {
@@ -734,6 +759,17 @@ export class HttpServer {
     const details = this.backend.modelDetails(parsed.name);
     if (details === undefined) ex.sendError(404, 'NotFound', `Model ${parsed.name} not found`);
     else ex.send(200, JSON_TYPE, modelDetailsJson(details));
+  }
+
+  private modelEvaluation(ex: Exchange, req: HttpRequest): void {
+    const parsed = modelNameFromUrl(req.getParameter(0));
+    if (!parsed.ok) {
+      ex.sendError(400, 'BadRequest', parsed.message);
+      return;
+    }
+    const report = this.backend.evaluation(parsed.name);
+    if (report === undefined) ex.sendError(404, 'NotFound', `Model ${parsed.name} not found`);
+    else ex.send(200, JSON_TYPE, evaluationJson(report));
   }
 
   private predictOne(ex: Exchange, req: HttpRequest): void {
@@ -761,10 +797,11 @@ export class HttpServer {
         this.internalError(ex, error);
       }
     };
+    const keys = drawKeys(req, this.backend.drawHeaders());
     // A cached prediction (or a model not ready) is answered here and now, without a promise.
-    const now = this.backend.predictNow(name, include);
+    const now = this.backend.predictNow(name, include, keys);
     if (now !== undefined) answer(now);
-    else this.backend.predict(name, ex.signal, include).then(answer, (error: unknown) => answer(backendFailure(name, error)));
+    else this.backend.predict(name, ex.signal, include, keys).then(answer, (error: unknown) => answer(backendFailure(name, error)));
   }
 
   private logFailure(ex: Exchange, name: string, outcome: PredictOutcome): void {
@@ -778,10 +815,12 @@ export class HttpServer {
       ex.sendError(400, 'BadRequest', include);
       return;
     }
-    this.readBody(ex, req, this.maxBodyBytes, (bytes) => this.answerMany(ex, bytes, include));
+    const keys = drawKeys(req, this.backend.drawHeaders());
+    this.readBody(ex, req, this.maxBodyBytes, (bytes) => this.answerMany(ex, bytes, include, keys));
   }
 
   private forecastSeries(ex: Exchange, req: HttpRequest): void {
+    const keys = drawKeys(req, this.backend.drawHeaders());
     this.readBody(ex, req, Math.max(this.maxBodyBytes, MAX_SERIES_BODY_BYTES), (bytes) => {
       parseSeriesBody(bytes)
         .then((parsed) => {
@@ -790,7 +829,7 @@ export class HttpServer {
             ex.send(400, JSON_TYPE, kserveErrorBody('invalid_request', parsed.message, null, 400));
             return undefined;
           }
-          return answerForecast(this.backend, parsed.value, ex.signal).then((answer) => {
+          return answerForecast(this.backend, parsed.value, ex.signal, keys).then((answer) => {
             if (ex.aborted) return;
             ex.send(answer.httpStatus, JSON_TYPE, answer.body, answer.retryAfter === null ? NO_HEADERS : [['retry-after', String(answer.retryAfter)]]);
           });
@@ -827,7 +866,7 @@ export class HttpServer {
     });
   }
 
-  private answerMany(ex: Exchange, bytes: Buffer, include: IncludeOptions): void {
+  private answerMany(ex: Exchange, bytes: Buffer, include: IncludeOptions, keys: DrawKeys): void {
     let body: string;
     try {
       // A leading byte order mark is dropped (some clients write one); any other invalid UTF-8 is refused
@@ -845,20 +884,21 @@ export class HttpServer {
     const names = request.names ?? this.backend.readyModelNames();
     const signal = ex.signal;
     // Each distinct model is computed once per request: a thousand items naming one model are one prediction.
-    const distinct = new Map<string, Promise<TimedOutcome>>();
-    for (const name of names) {
-      if (distinct.has(name)) continue;
+    // A variants entry is the exception: each item is its own draw.
+    const itemKeys = names.map((name, i) => (this.backend.drawsPerCall(name) ? `${name}\u0000${i}` : name));
+    const distinct = new Map<string, { name: string; result: Promise<TimedOutcome>; index: number }>();
+    itemKeys.forEach((key, i) => {
+      if (distinct.has(key)) return;
+      const name = names[i] as string;
       const dispatched = performance.now();
-      distinct.set(
-        name,
-        this.predict(name, signal, include).then((outcome) => ({ outcome, durationMs: Math.floor(performance.now() - dispatched) })),
-      );
-    }
-    Promise.all(names.map((name) => distinct.get(name) as Promise<TimedOutcome>))
+      const result = this.predict(name, signal, include, keys).then((outcome) => ({ outcome, durationMs: Math.floor(performance.now() - dispatched) }));
+      distinct.set(key, { name, result, index: i });
+    });
+    Promise.all(itemKeys.map((key) => (distinct.get(key) as { result: Promise<TimedOutcome> }).result))
       .then((results) => {
         if (ex.aborted) return;
-        for (const name of distinct.keys()) {
-          const outcome = results[names.indexOf(name)]!.outcome;
+        for (const { name, index } of distinct.values()) {
+          const outcome = results[index]!.outcome;
           if (predictHttp(outcome).httpStatus >= 500) this.logFailure(ex, name, outcome);
         }
         ex.send(200, JSON_TYPE, predictManyBody(results, ex.elapsedMs()));

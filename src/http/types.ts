@@ -1,3 +1,19 @@
+import type { EvaluationReport, EvaluationStatus } from '../evaluation/backtest.js';
+
+export type { EvaluationReport };
+
+/**
+ * A variants entry's evaluation (SPEC "Ensembles and variants"): each member's own evaluation side by side,
+ * with its draw weight; the entry has no metrics of its own.
+ */
+export interface VariantsEvaluationReport {
+  readonly model: string;
+  readonly status: EvaluationStatus;
+  readonly variants: Readonly<Record<string, EntryEvaluation & { readonly weight: number }>>;
+}
+
+/** What GET /v1/models/:name/evaluation answers for an entry of any kind. */
+export type EntryEvaluation = EvaluationReport | VariantsEvaluationReport;
 import type { FailureReason } from '../errors.js';
 import type { AbortSignalLike } from '../runtime/cancellation.js';
 import type { ForecastLayout } from '../forecast/layout.js';
@@ -10,6 +26,25 @@ export interface ModelIdentity {
   readonly version: string | null;
   /** null until the model has passed the contract (or when params.lookback was not given). */
   readonly lookback: number | null;
+  /** A variants entry's answer: the member that answered (printed after model_name). */
+  readonly variant?: string;
+}
+
+/**
+ * What a variants entry may draw by (SPEC "Drawing"), read from the request before it is answered: the API
+ * key it was authorised with and the headers a `sticky: header:NAME` names (lower-case names).
+ */
+export interface DrawKeys {
+  readonly apiKey: string | null;
+  readonly headers: ReadonlyMap<string, string>;
+}
+
+/** A member of an ensemble or variants entry, as GET /v1/models/:name shows it. */
+export interface CompositeMemberDetails {
+  readonly name: string;
+  /** Ensemble: its share of the combination (summing to 1); variants: its integer draw weight. */
+  readonly weight: number;
+  readonly status: EntryStatus;
 }
 
 export type { FailureReason } from '../errors.js';
@@ -50,6 +85,9 @@ export interface ModelListing {
   readonly status: EntryStatus;
   /** The last load or reload failure; null when none. */
   readonly error: string | null;
+  /** The latest evaluation's MAE and skill (SPEC "Evaluation"); null before one finished. */
+  readonly mae: number | null;
+  readonly skill: number | null;
 }
 
 export interface DatasetListing {
@@ -86,6 +124,20 @@ export interface ModelDetails {
   readonly quantiles: readonly number[] | null;
   /** The frequency of the model's dataset (ISO 8601 duration); null without one. */
   readonly frequency: string | null;
+  /** The latest evaluation's MAE and skill; null before one finished. */
+  readonly mae: number | null;
+  readonly skill: number | null;
+  /** Ensembles and variants: what they are made of. */
+  readonly composite?: {
+    readonly kind: 'ensemble' | 'variants';
+    /** Ensemble: mean, median or weighted. */
+    readonly combine?: string;
+    /** Variants: none, api_key or header:NAME. */
+    readonly sticky?: string;
+    readonly members: readonly CompositeMemberDetails[];
+    /** inverse_mae ensembles: whether the weights in use are the members' inverse MAEs yet, or still equal. */
+    readonly weightsFrom?: 'inverse_mae' | 'equal';
+  };
 }
 
 /** One client series forecast: output 0's item slice, and the quantile output's (null without one). */
@@ -105,6 +157,8 @@ export type SeriesModelLookup =
       readonly details: ModelDetails;
       readonly layout: ForecastLayout;
       readonly pointType: 'float32' | 'float64';
+      /** A variants entry: the member drawn to answer this request. */
+      readonly variant?: string;
       /**
        * Forecasts one window (lookback x variables values, row-major) on the version looked up. Rejects
        * with a ForecastdError (queue full, timeout, inference failure, non-finite output).
@@ -128,16 +182,22 @@ export interface ServingBackend {
    * Never rejects: every failure is an outcome. `signal` aborts when the client went away (the server passes
    * a Cancellation, which costs far less per request than an AbortSignal).
    */
-  predict(name: string, signal?: AbortSignalLike, include?: IncludeOptions): Promise<PredictOutcome>;
+  predict(name: string, signal?: AbortSignalLike, include?: IncludeOptions, keys?: DrawKeys): Promise<PredictOutcome>;
   /**
    * The outcome predict() would give when it needs no inference (no such model, a model or dataset not ready,
    * a cached prediction of the data held now); undefined when it needs a run. Counted as predict() counts it.
    */
-  predictNow(name: string, include?: IncludeOptions): PredictOutcome | undefined;
+  predictNow(name: string, include?: IncludeOptions, keys?: DrawKeys): PredictOutcome | undefined;
   /** undefined when the pod has no model of that name. */
   modelDetails(name: string): ModelDetails | undefined;
+  /** The model's evaluation (GET /v1/models/:name/evaluation); undefined when the pod has no model of that name. */
+  evaluation(name: string): EntryEvaluation | undefined;
   allModelDetails(): readonly ModelDetails[];
-  seriesModel(name: string): SeriesModelLookup;
+  seriesModel(name: string, keys?: DrawKeys): SeriesModelLookup;
+  /** Request headers (lower-case) some variants entry draws by; empty when none does (nothing to read). */
+  drawHeaders(): readonly string[];
+  /** A variants entry: every call is its own draw, so calls naming it must not be merged. */
+  drawsPerCall(name: string): boolean;
   /** Names of the models that can answer now, in pod order (POST /v1/predict without a list). */
   readyModelNames(): string[];
   models(): readonly ModelListing[];

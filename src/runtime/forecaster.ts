@@ -94,6 +94,22 @@ const QUEUED = 0;
 const RUNNING = 1;
 const DONE = 2;
 
+/** One low-priority run (runBackground) waiting for a run thread that requests do not need. */
+interface BackgroundRun {
+  readonly data: Float32Array | Float64Array;
+  readonly count: number;
+  readonly resolve: (result: BackgroundResult) => void;
+  readonly reject: (e: unknown) => void;
+}
+
+/** What a low-priority run returns: every output the forecaster reads, whole, for `count` windows. */
+export interface BackgroundResult {
+  /** Output 0 then each of `extraOutputs`, [count, ...] flattened. */
+  readonly outputs: readonly FloatArray[];
+  /** Milliseconds the run took, from handing it to the runtime to its result. */
+  readonly inferenceMs: number;
+}
+
 /** One predict() call from acceptance to settlement. */
 class PendingPrediction {
   state: typeof QUEUED | typeof RUNNING | typeof DONE = QUEUED;
@@ -116,6 +132,9 @@ class PendingPrediction {
 // requests per second with a run ahead; the linear models (whose runs cost less than handing them over) up to
 // 10% fewer, in smaller batches.
 const RUN_AHEAD_MIN_MS = 0.1;
+
+// Requests this recent count as a server under load for low-priority runs (runBackground).
+const REQUESTS_RECENT_MS = 100;
 
 // Compacting the FIFO costs O(remaining); doing it only past this many consumed slots keeps it amortized O(1).
 const COMPACT_AFTER = 1024;
@@ -189,6 +208,14 @@ export class BatchingForecaster {
   // Moving average of run times (ms), for runAhead.
   #runMs = 0;
 
+  // Low-priority runs (runBackground): FIFO and how many are in flight.
+  #background: BackgroundRun[] = [];
+  #backgroundInFlight = 0;
+  // When the last request arrived, and the earliest a low-priority run may start while requests keep coming.
+  #lastRequestAt = -Infinity;
+  #backgroundNotBefore = 0;
+  #backgroundTimer: NodeJS.Timeout | undefined = undefined;
+
   #flushScheduled = false;
   #closing = false;
   #closed: Promise<void> | undefined = undefined;
@@ -230,6 +257,11 @@ export class BatchingForecaster {
     this.#ArrayType = this.shape.inputType === 'float32' ? Float32Array : Float64Array;
   }
 
+  /** The outputs read beside output 0 (ForecasterOptions.extraOutputs), in order. */
+  get extraOutputs(): readonly string[] {
+    return this.#extraOutputs;
+  }
+
   /** Windows waiting for a run slot. */
   get queueDepth(): number {
     return this.#queued;
@@ -248,6 +280,100 @@ export class BatchingForecaster {
     return this.#enqueue(window, options, true);
   }
 
+  /**
+   * A low-priority run of `count` windows already laid out in `data` (count * lookback * variables values in
+   * the model's input type; from allocateTensorData() it is not copied). It starts only when no request waits
+   * for a run slot, takes only slots that requests leave free, and while any request run is in flight at most
+   * one low-priority run is. Used for evaluation, which must never slow serving much: callers size `count` so
+   * that one run takes about a millisecond. Output values are not checked for finiteness here.
+   */
+  runBackground(data: Float32Array | Float64Array, count: number): Promise<BackgroundResult> {
+    if (this.#closing) {
+      return Promise.reject(new ForecastdError('ERR_DISPOSED', 'the forecaster is closed; it accepts no new runs'));
+    }
+    if (!Number.isInteger(count) || count < 1 || (this.shape.batch === 1 && count !== 1)) {
+      return Promise.reject(new ForecastdError('ERR_INVALID_ARGUMENT', `a run takes 1${this.shape.batch === 1 ? '' : ' or more'} windows, got ${count}`));
+    }
+    const expected = count * this.#windowLength;
+    if (data.length !== expected || !(data instanceof this.#ArrayType)) {
+      return Promise.reject(
+        new ForecastdError('ERR_INVALID_ARGUMENT', `the run's data must be ${this.shape.inputType} with ${expected} values (${count} windows), got ${data.length}`),
+      );
+    }
+    return new Promise<BackgroundResult>((resolve, reject) => {
+      this.#background.push({ data, count, resolve, reject });
+      this.#pumpBackground();
+    });
+  }
+
+  /**
+   * Starts low-priority runs on the slots requests leave: none while requests queue; while requests are in
+   * flight or arrived in the last REQUESTS_RECENT_MS, one at a time, and each followed by as long a pause as
+   * it ran (so that evaluation takes at most half a run thread from a server under load, and the CPU the
+   * JavaScript thread needs stays free); with no requests, every slot.
+   */
+  #pumpBackground(): void {
+    const limit = this.settings.maxConcurrentRuns;
+    while (this.#background.length > 0 && this.#queued === 0) {
+      const now = performance.now();
+      const busy = this.#inFlight > 0 || now - this.#lastRequestAt < REQUESTS_RECENT_MS;
+      const allowed = busy ? 1 : limit;
+      if (this.#backgroundInFlight >= allowed || this.#inFlight + this.#backgroundInFlight >= limit) return;
+      if (busy && now < this.#backgroundNotBefore) {
+        this.#armBackground(this.#backgroundNotBefore - now);
+        return;
+      }
+      const run = this.#background.shift() as BackgroundRun;
+      this.#dispatchBackground(run);
+    }
+  }
+
+  #armBackground(ms: number): void {
+    if (this.#backgroundTimer !== undefined) return;
+    // Referenced: the low-priority run waiting on it is pending work of its caller.
+    this.#backgroundTimer = setTimeout(() => {
+      this.#backgroundTimer = undefined;
+      this.#pumpBackground();
+    }, Math.max(1, Math.ceil(ms)));
+  }
+
+  #dispatchBackground(job: BackgroundRun): void {
+    const { rank, lookback, variables, inputName } = this.shape;
+    const n = job.count;
+    const tensor: InputTensor = { data: job.data, shape: rank === 3 ? [n, lookback, variables] : [n, lookback] };
+    this.#backgroundInFlight++;
+    const start = performance.now();
+    let run: Promise<OutputTensor[]>;
+    try {
+      run = this.session.run({ [inputName]: tensor }, this.#runOptions);
+    } catch (err) {
+      run = Promise.reject(err);
+    }
+    const finish = (): void => {
+      const ran = performance.now() - start;
+      this.#backgroundNotBefore = performance.now() + ran;
+      this.#backgroundInFlight--;
+      this.#pump();
+      this.#pumpBackground();
+      this.#checkIdle();
+    };
+    run.then(
+      (outputs) => {
+        const inferenceMs = performance.now() - start;
+        let failure: ForecastdError | undefined;
+        const names = [this.shape.outputName, ...this.#extraOutputs];
+        for (let k = 0; failure === undefined && k < names.length; k++) failure = this.#checkOutput(outputs[k], n, names[k] as string);
+        finish();
+        if (failure !== undefined) job.reject(failure);
+        else job.resolve({ outputs: outputs.map((o) => o.data as FloatArray), inferenceMs });
+      },
+      (err: unknown) => {
+        finish();
+        job.reject(toInferenceError(err));
+      },
+    );
+  }
+
   /** One inference on a zero window, so the first real request does not pay for the runtime's setup. */
   async warmUp(): Promise<void> {
     // The model's answer to zeros may legitimately be non-finite (e.g. a window normalized by its spread).
@@ -264,6 +390,12 @@ export class BatchingForecaster {
       });
       // Nothing new will arrive to fill a batch, so waiting for one would only delay the drain.
       this.#clearDelay();
+      // Low-priority runs not started yet are dropped: they serve no request.
+      const dropped = this.#background;
+      this.#background = [];
+      if (this.#backgroundTimer !== undefined) clearTimeout(this.#backgroundTimer);
+      this.#backgroundTimer = undefined;
+      for (const job of dropped) job.reject(new ForecastdError('ERR_DISPOSED', 'the forecaster closed before this run started'));
       this.#pump();
       this.#checkIdle();
     }
@@ -286,6 +418,7 @@ export class BatchingForecaster {
     }
     const signal = options?.signal;
     if (signal?.aborted) return Promise.reject(signal.reason);
+    if (checkFinite) this.#lastRequestAt = performance.now();
     let timeoutMs = this.settings.timeoutMs;
     if (options?.timeoutMs !== undefined) {
       try {
@@ -451,6 +584,7 @@ export class BatchingForecaster {
     this.#running.delete(items);
     // Start the next batch before settling this one: the runtime gets work while callers are resumed.
     this.#pump();
+    this.#pumpBackground();
 
     const n = items.length;
     let failure: ForecastdError | undefined;
@@ -600,6 +734,8 @@ export class BatchingForecaster {
 
   #checkIdle(): void {
     if (this.#queued !== 0 || this.#inFlight !== 0) return;
+    if (this.#background.length > 0) this.#pumpBackground();
+    if (this.#backgroundInFlight !== 0) return;
     this.#queue.length = 0;
     this.#head = 0;
     if (this.#sweepTimer !== undefined) clearTimeout(this.#sweepTimer);

@@ -4,6 +4,7 @@ import type { ErrorCode, FailureReason } from '../errors.js';
 import type { DatasetSnapshot } from '../datasets/types.js';
 import { FileSettle, fileFingerprint } from '../file-fingerprint.js';
 import type {
+  DrawKeys,
   EntryStatus,
   ForecastExtras,
   IncludeOptions,
@@ -31,6 +32,11 @@ import type { ModelConfig } from '../spicepod/types.js';
 import type { DatasetHandle } from './dataset-handle.js';
 import { userMessage } from './user-messages.js';
 import type { ReloadMetrics } from './reload-metrics.js';
+import type { EnsembleMember, EntryForecast, EntryShape, PodEntry } from './pod-entry.js';
+import { ModelEvaluation } from './model-evaluation.js';
+import type { EvaluationReport } from './model-evaluation.js';
+import type { BacktestForecaster, BacktestResult } from '../evaluation/backtest.js';
+import type { FillMissing } from '../datasets/types.js';
 
 /**
  * One model of the pod through its whole life, as one state machine: load (session and dataset together) →
@@ -80,7 +86,7 @@ export interface SlotContext {
 
 let nextGeneration = 1;
 
-export class ModelSlot {
+export class ModelSlot implements PodEntry, EnsembleMember {
   status: EntryStatus = 'Initializing';
   /** The last load or reload failure (message), null when none. */
   error: string | null = null;
@@ -97,6 +103,8 @@ export class ModelSlot {
   private loadAgain = false;
   /** A load has been attempted: the file is judged by its settle state from then on. */
   private attempted = false;
+  /** The backtest of the serving version on its dataset (SPEC "Evaluation"). */
+  readonly evaluation: ModelEvaluation;
   /** Cache counters of versions already retired, so the metrics never go backwards. */
   private retiredCacheHits = 0;
   private retiredCacheMisses = 0;
@@ -108,10 +116,88 @@ export class ModelSlot {
     private readonly ctx: SlotContext,
   ) {
     this.file = new FileSettle(ctx.settleMs, null);
+    this.evaluation = new ModelEvaluation(config.name, config.datasets[0] ?? null, ctx.logger);
   }
 
   get name(): string {
     return this.config.name;
+  }
+
+  get member(): EnsembleMember {
+    return this;
+  }
+
+  isServing(): boolean {
+    return this.serving !== null;
+  }
+
+  evaluationReport(): EvaluationReport {
+    return this.evaluation.report();
+  }
+
+  evaluationResult(): BacktestResult | null {
+    return this.evaluation.result;
+  }
+
+  evaluationSettled(): Promise<void> {
+    return this.evaluation.settled();
+  }
+
+  backtestForecaster(): BacktestForecaster | null {
+    return this.serving?.forecaster ?? null;
+  }
+
+  get fillMissing(): FillMissing {
+    return (this.serving?.config ?? this.config).params.fillMissing;
+  }
+
+  stateKey(): string {
+    return `${this.status}.${this.serving?.generation ?? 0}`;
+  }
+
+  /** What the serving version forecasts, for the ensembles naming it. */
+  forecastShape(): EntryShape {
+    const serving = this.serving;
+    const name = this.config.name;
+    if (serving === null) {
+      if (this.status === 'Error') return { ok: false, status: 'Error', reason: this.errorCode, message: `model ${name} failed to load: ${this.error ?? 'unknown error'}` };
+      return { ok: false, status: 'Initializing', reason: 'MODEL_LOADING', message: `model ${name} is still loading` };
+    }
+    if (serving.layout === null) {
+      return { ok: false, status: 'Error', reason: 'ERR_MODEL_CONTRACT', message: `model ${name} has no horizon: ${serving.layoutProblem ?? 'output 0 has no horizon'}` };
+    }
+    const shape = serving.forecaster.shape;
+    return {
+      ok: true,
+      shape: { layout: serving.layout, variables: shape.variables, lookback: shape.lookback, inputType: shape.inputType, pointType: shape.outputType },
+    };
+  }
+
+  /** A forecast of the newest window of the serving version's dataset, for an ensemble. Never rejects. */
+  datasetForecast(signal: AbortSignalLike | undefined): Promise<EntryForecast> {
+    const ready = this.readyToRun();
+    if (!('serving' in ready)) return Promise.resolve(failedForecast(ready));
+    const { serving, dataset, snapshot } = ready;
+    let run: Promise<Prediction>;
+    try {
+      run = this.run(serving, dataset, snapshot, signal);
+    } catch (error) {
+      run = Promise.reject(error);
+    }
+    return run.then(
+      (prediction): EntryForecast => {
+        this.metrics.succeeded();
+        return { ok: true, values: prediction.values, quantiles: prediction.extraOutputs[0] ?? null };
+      },
+      (error: unknown): EntryForecast => {
+        if (signal?.aborted === true) return { ok: false, reason: 'ERR_INFERENCE', message: 'the client went away' };
+        const reason = failureReason(error);
+        this.metrics.failed(reason);
+        const message = userMessage(error, { model: this.config.name, from: serving.config.from });
+        const detail = errorMessage(error);
+        return detail === message ? { ok: false, reason, message } : { ok: false, reason, message, detail };
+      },
+    );
   }
 
   /** What responses say about the model: the serving version's, else what the config says. */
@@ -171,10 +257,21 @@ export class ModelSlot {
     this.retireServing();
   }
 
+  /** Evaluates the serving version on its dataset's snapshot now, unless that was done (or runs) already. */
+  evaluateServing(): void {
+    const serving = this.serving;
+    if (serving === null) return;
+    this.evaluation.update(
+      { config: serving.config, forecaster: serving.forecaster, datasetName: serving.dataset?.name ?? null, generation: serving.generation },
+      serving.dataset?.snapshot ?? null,
+    );
+  }
+
   /** Stops serving (the registry closes); the version drains in the background. */
   retireServing(): void {
     const serving = this.serving;
     this.serving = null;
+    this.evaluation.stop();
     if (serving !== null) this.retire(serving);
   }
 
@@ -190,8 +287,10 @@ export class ModelSlot {
     this.status = reloading ? 'Refreshing' : 'Initializing';
     this.waitingForDataset = false;
     const source = config.source;
-    if (source.kind === 'unsupported') {
-      this.fail('ERR_MODEL_LOAD', source.reason, source.reason);
+    if (source.kind !== 'onnx') {
+      // Ensembles and variants are served by CompositeSlot; only an unsupported source reaches here.
+      const reason = source.kind === 'unsupported' ? source.reason : `${config.name} is a ${source.kind} entry, not a model file`;
+      this.fail('ERR_MODEL_LOAD', reason, reason);
       return;
     }
     if (dataset === undefined && config.datasets.length > 0) {
@@ -277,6 +376,9 @@ export class ModelSlot {
       }
       const metadataVersion = session.metadata.version;
       const cache = params.cachePredictions ? new PredictionCache<Prediction>({ maxEntries: 16 }) : null;
+      // A dataset change (refresh, reload) frees cached predictions of the old data at once, and is evaluated.
+      const offCache = cache === null || dataset === undefined ? () => undefined : dataset.onChange(() => cache.clear());
+      const offEvaluation = dataset === undefined ? () => undefined : dataset.onChange(() => this.evaluateServing());
       const next: ServingModel = {
         config,
         dataset: dataset ?? null,
@@ -293,8 +395,10 @@ export class ModelSlot {
         generation: nextGeneration++,
         cache,
         lastKey: { version: -1, key: '' },
-        // A dataset change (refresh, reload) frees cached predictions of the old data at once.
-        unsubscribe: cache === null || dataset === undefined ? () => undefined : dataset.onChange(() => cache.clear()),
+        unsubscribe: () => {
+          offCache();
+          offEvaluation();
+        },
       };
       const previous = this.serving;
       // The swap: from here on every new request uses the new version.
@@ -305,6 +409,7 @@ export class ModelSlot {
         this.ctx.reloadMetrics.modelReloaded(config.name, true);
         this.retire(previous);
       }
+      this.evaluateServing();
       const input = session.inputs[0];
       const output = session.outputs[0];
       this.ctx.logger.info(
@@ -368,6 +473,7 @@ export class ModelSlot {
       this.ctx.logger.error({ model: name, from, code }, `model ${name} reload failed; still serving the previous version: ${detail}`);
     } else {
       this.status = 'Error';
+      this.evaluation.failed(`model ${name} failed to load: ${message}`);
       this.ctx.logger.error({ model: name, from, code }, `model ${name} failed to load: ${detail}`);
     }
   }
@@ -377,7 +483,7 @@ export class ModelSlot {
    * ready, or a cached prediction of the data held now. undefined when a run is needed (then call predict()).
    * Lets the HTTP layer answer in the request's own handler, with no promise and no abort handler.
    */
-  predictNow(include?: IncludeOptions): PredictOutcome | undefined {
+  predictNow(include?: IncludeOptions, _keys?: DrawKeys): PredictOutcome | undefined {
     const ready = this.readyToRun();
     if (!('serving' in ready)) return ready;
     const { serving, snapshot } = ready;
@@ -391,7 +497,7 @@ export class ModelSlot {
    * One prediction from the version serving now (read once, so a swap meanwhile cannot mix versions).
    * Never rejects. `detail` receives the full reason of a failure for the log line.
    */
-  predict(signal: AbortSignalLike | undefined, include?: IncludeOptions): Promise<PredictOutcome> {
+  predict(signal: AbortSignalLike | undefined, include?: IncludeOptions, _keys?: DrawKeys): Promise<PredictOutcome> {
     const ready = this.readyToRun();
     if (!('serving' in ready)) return Promise.resolve(ready);
     const { serving, dataset, snapshot } = ready;
@@ -500,6 +606,8 @@ export class ModelSlot {
       variables: serving?.forecaster.shape.variables ?? null,
       quantiles: serving?.layout?.quantiles?.levels ?? this.config.params.quantiles,
       frequency: frequency === null ? null : formatFrequency(frequency),
+      mae: this.evaluation.result?.mae ?? null,
+      skill: this.evaluation.result?.skill ?? null,
     };
   }
 
@@ -508,7 +616,7 @@ export class ModelSlot {
    * the returned handle runs on that one version, through its batching forecaster, so the inputs of one
    * request (and of concurrent ones) share runs.
    */
-  seriesModel(): SeriesModelLookup {
+  seriesModel(_keys?: DrawKeys): SeriesModelLookup {
     const name = this.config.name;
     const serving = this.serving;
     if (serving === null) {
@@ -597,6 +705,14 @@ function extrasOf(serving: ServingModel, snapshot: DatasetSnapshot, prediction: 
     quantiles = { levels, type: layout.quantiles.type, values: levels.map((_, k) => quantileLevel(q, levels.length, k, steps)) };
   }
   return { timestamps, quantiles };
+}
+
+/** A failed prediction outcome as an ensemble member's failed forecast. */
+function failedForecast(outcome: PredictOutcome): EntryForecast {
+  if (outcome.kind !== 'failure') return { ok: false, reason: 'ERR_INFERENCE', message: 'the member gave no forecast' };
+  return outcome.detail === undefined
+    ? { ok: false, reason: outcome.reason, message: outcome.message }
+    : { ok: false, reason: outcome.reason, message: outcome.message, detail: outcome.detail };
 }
 
 function failure(model: ModelIdentity, reason: FailureReason, message: string, detail?: string): PredictOutcome {

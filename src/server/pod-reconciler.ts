@@ -5,7 +5,7 @@ import { loadSpicepod } from '../spicepod/load.js';
 import type { DatasetConfig, ModelConfig, Spicepod } from '../spicepod/types.js';
 import { rowsToKeep } from './dataset-handle.js';
 import type { DatasetHandle } from './dataset-handle.js';
-import type { ModelSlot } from './model-slot.js';
+import type { PodEntry } from './pod-entry.js';
 import type { ReloadMetrics } from './reload-metrics.js';
 
 /**
@@ -19,15 +19,15 @@ import type { ReloadMetrics } from './reload-metrics.js';
 /** What the reconciler changes: the registry's entries and the bookkeeping around them. */
 export interface PodParts {
   readonly datasets: Map<string, DatasetHandle>;
-  readonly models: Map<string, ModelSlot>;
+  readonly models: Map<string, PodEntry>;
   /** Creates a dataset entry for `config` (not yet started) and puts it in `datasets`. */
   addDataset(config: DatasetConfig, pod: Spicepod): DatasetHandle;
   /** A dataset replaced or removed: stopped once no serving or draining version reads it. */
   retireDataset(handle: DatasetHandle, removed: boolean): void;
   /** Creates a model slot for `config` (not yet loading). */
-  newSlot(config: ModelConfig): ModelSlot;
+  newSlot(config: ModelConfig): PodEntry;
   /** A model gone from the pod (its metrics go too). */
-  forgetModel(slot: ModelSlot): void;
+  forgetModel(slot: PodEntry): void;
   datasetFor(config: ModelConfig): DatasetHandle | undefined;
   stopUnusedDatasets(): void;
   closed(): boolean;
@@ -68,6 +68,12 @@ export interface ReconcileStep {
 function sameConfig(a: ModelConfig | DatasetConfig, b: ModelConfig | DatasetConfig): boolean {
   // Both come from the same validator, so equal pods give equal JSON.
   return JSON.stringify(a) === JSON.stringify(b);
+}
+
+/** Which kind of entry serves a model config: a model file, an ensemble or a variants entry. */
+function entryKind(config: ModelConfig): 'model' | 'ensemble' | 'variants' {
+  const kind = config.source.kind;
+  return kind === 'ensemble' || kind === 'variants' ? kind : 'model';
 }
 
 function earliest(a: number | null, b: number): number {
@@ -230,6 +236,17 @@ export class PodReconciler {
         const slot = parts.newSlot(config);
         parts.models.set(config.name, slot);
         changes.push(`model ${config.name} added`);
+        loads.set(config.name, slot.load());
+        continue;
+      }
+      if (entryKind(old.config) !== entryKind(config)) {
+        // A model file became an ensemble or variants entry (or the other way): a new entry of the new kind;
+        // the old one drains as a removed one does.
+        old.remove();
+        parts.forgetModel(old);
+        const slot = parts.newSlot(config);
+        parts.models.set(config.name, slot);
+        changes.push(`model ${config.name} changed kind`);
         loads.set(config.name, slot.load());
         continue;
       }

@@ -1,10 +1,13 @@
 import { setTimeout as delay } from 'node:timers/promises';
+import { evaluationGauges } from './evaluation-gauges.js';
 import type { DatasetConfig, ModelConfig, Spicepod } from '../spicepod/types.js';
 import type { DatasetSnapshot, DatasetStatus } from '../datasets/types.js';
 import { DEFAULT_SETTLE_MS } from '../file-fingerprint.js';
 import type {
   DatasetListing,
   DatasetRows,
+  DrawKeys,
+  EntryEvaluation,
   EntryStatus,
   IncludeOptions,
   ModelDetails,
@@ -18,6 +21,8 @@ import type { ServerMetrics } from '../metrics.js';
 import type { AbortSignalLike } from '../runtime/cancellation.js';
 import { DatasetHandle, rowsToKeep } from './dataset-handle.js';
 import { ModelSlot } from './model-slot.js';
+import { compositeSlot } from './composite-slot.js';
+import type { PodEntry } from './pod-entry.js';
 import { PodReconciler } from './pod-reconciler.js';
 import type { PodParts, ReconcileStep, ReloadOutcome } from './pod-reconciler.js';
 import { ReloadMetrics } from './reload-metrics.js';
@@ -66,17 +71,18 @@ export class ModelRegistry implements ServingBackend {
   private readonly settleMs: number;
   private readonly onRecheck: ((ms: number) => void) | undefined;
   private readonly datasetEntries = new Map<string, DatasetHandle>();
-  private readonly modelEntries = new Map<string, ModelSlot>();
+  private readonly modelEntries = new Map<string, PodEntry>();
   /** Datasets replaced or removed, still read by a version that serves or drains; stopped when none does. */
   private readonly retiredDatasets = new Set<DatasetHandle>();
   /** Versions swapped out or removed whose in-flight requests are finishing, with the dataset they read. */
   private readonly draining = new Map<Promise<void>, DatasetHandle | null>();
   /** Slots removed from the pod whose load may still run (close() waits for them). */
-  private readonly removedSlots = new Set<ModelSlot>();
+  private readonly removedSlots = new Set<PodEntry>();
   private readonly reconciler: PodReconciler;
   /** Spicepod reads and applies run one at a time (the loads they start do not hold the next one up). */
   private podWork: Promise<unknown> = Promise.resolve();
   private loading: Promise<void> | null = null;
+  private drawHeadersOf: { pod: Spicepod; headers: readonly string[] } | null = null;
   /** Startup brought every entry out of Initializing: readiness holds from then on (SPEC "Readiness"). */
   private startedUp = false;
   private closed = false;
@@ -144,12 +150,29 @@ export class ModelRegistry implements ServingBackend {
     return handle;
   }
 
-  private newSlot(config: ModelConfig): ModelSlot {
+  private newSlot(config: ModelConfig): PodEntry {
+    if (config.source.kind === 'ensemble' || config.source.kind === 'variants') {
+      let entry: PodEntry | null = null;
+      const metrics = this.serverMetrics.model(config.name, {
+        queueDepth: () => 0,
+        cacheHits: () => entry?.cacheHits() ?? 0,
+        cacheMisses: () => entry?.cacheMisses() ?? 0,
+        evaluation: () => evaluationGauges(entry?.evaluationResult() ?? null),
+      });
+      entry = compositeSlot(config, this.datasetFor(config), metrics, {
+        logger: this.logger,
+        closed: () => this.closed,
+        lookup: (name) => this.modelEntries.get(name),
+        variantDrawn: (model, variant) => this.serverMetrics.variantRequest(model, variant),
+      });
+      return entry;
+    }
     let slot: ModelSlot | null = null;
     const metrics = this.serverMetrics.model(config.name, {
       queueDepth: () => slot?.serving?.forecaster.queueDepth ?? 0,
       cacheHits: () => slot?.cacheHits() ?? 0,
       cacheMisses: () => slot?.cacheMisses() ?? 0,
+      evaluation: () => evaluationGauges(slot?.evaluation.result ?? null),
     });
     slot = new ModelSlot(config, this.datasetFor(config), metrics, {
       logger: this.logger,
@@ -184,6 +207,7 @@ export class ModelRegistry implements ServingBackend {
       const models = [...this.modelEntries.values()].map((m) => m.load());
       await Promise.all([...datasets, ...models]);
       this.startedUp = true;
+      this.lookAtComposites();
     })();
     return this.loading;
   }
@@ -211,6 +235,7 @@ export class ModelRegistry implements ServingBackend {
       await delay(step.waitMs);
     }
     await Promise.all(loads);
+    this.lookAtComposites();
     return { applied, error: this.reconciler.error, reloadedModels: [...reloaded] };
   }
 
@@ -221,7 +246,17 @@ export class ModelRegistry implements ServingBackend {
   async checkForChanges(): Promise<ReloadOutcome> {
     const step = await this.pass(false);
     await Promise.all(step.loads.values());
+    this.lookAtComposites();
     return step.outcome;
+  }
+
+  /**
+   * Ensembles follow their members lazily (at each use); after loads, each entry is looked at once, so an
+   * ensemble whose members just became Ready starts its evaluation without waiting for a request.
+   */
+  private lookAtComposites(): void {
+    if (this.closed) return;
+    for (const entry of this.modelEntries.values()) entry.stateKey();
   }
 
   /**
@@ -258,21 +293,54 @@ export class ModelRegistry implements ServingBackend {
     }
   }
 
-  predictNow(name: string, include?: IncludeOptions): PredictOutcome | undefined {
+  predictNow(name: string, include?: IncludeOptions, keys?: DrawKeys): PredictOutcome | undefined {
     const slot = this.modelEntries.get(name);
     if (slot === undefined) return { kind: 'not_found', name };
-    return slot.predictNow(include);
+    return slot.predictNow(include, keys);
   }
 
-  predict(name: string, signal?: AbortSignalLike, include?: IncludeOptions): Promise<PredictOutcome> {
+  predict(name: string, signal?: AbortSignalLike, include?: IncludeOptions, keys?: DrawKeys): Promise<PredictOutcome> {
     const slot = this.modelEntries.get(name);
     if (slot === undefined) return Promise.resolve({ kind: 'not_found', name });
-    return slot.predict(signal, include);
+    return slot.predict(signal, include, keys);
+  }
+
+  /** Request headers the pod's variants entries draw by, worked out once per applied pod. */
+  drawHeaders(): readonly string[] {
+    const pod = this.reconciler.pod;
+    if (this.drawHeadersOf?.pod !== pod) {
+      const headers = new Set<string>();
+      for (const model of pod.models) {
+        if (model.source.kind !== 'variants') continue;
+        const sticky = model.source.sticky;
+        if (sticky.kind === 'header') headers.add(sticky.name);
+        else if (sticky.kind === 'api_key') {
+          headers.add('x-api-key');
+          headers.add('authorization');
+        }
+      }
+      this.drawHeadersOf = { pod, headers: [...headers] };
+    }
+    return this.drawHeadersOf.headers;
+  }
+
+  drawsPerCall(name: string): boolean {
+    return this.modelEntries.get(name)?.config.source.kind === 'variants';
   }
 
   /** A model's details (GET /v1/models/:name), or undefined when the pod has none of that name. */
   modelDetails(name: string): ModelDetails | undefined {
     return this.modelEntries.get(name)?.details();
+  }
+
+  /** Resolves once no model's evaluation is running (after start(): every model evaluated or failed). */
+  async evaluationsSettled(): Promise<void> {
+    await Promise.all([...this.modelEntries.values()].map((slot) => slot.evaluationSettled()));
+  }
+
+  /** A model's evaluation, or undefined when the pod has none of that name. */
+  evaluation(name: string): EntryEvaluation | undefined {
+    return this.modelEntries.get(name)?.evaluationReport();
   }
 
   /** Every model's details, in pod order (GET /v1/timeseries/models). */
@@ -281,15 +349,15 @@ export class ModelRegistry implements ServingBackend {
   }
 
   /** The serving version of a model for client-sent series (POST /v1/timeseries/forecast). */
-  seriesModel(name: string): SeriesModelLookup {
+  seriesModel(name: string, keys?: DrawKeys): SeriesModelLookup {
     const slot = this.modelEntries.get(name);
-    return slot === undefined ? { kind: 'not_found' } : slot.seriesModel();
+    return slot === undefined ? { kind: 'not_found' } : slot.seriesModel(keys);
   }
 
   readyModelNames(): string[] {
     const names: string[] = [];
     for (const slot of this.modelEntries.values()) {
-      if (slot.serving !== null) names.push(slot.name);
+      if (slot.isServing()) names.push(slot.name);
     }
     return names;
   }
@@ -301,6 +369,8 @@ export class ModelRegistry implements ServingBackend {
       datasets: m.config.datasets,
       status: m.status,
       error: m.error,
+      mae: m.evaluationResult()?.mae ?? null,
+      skill: m.evaluationResult()?.skill ?? null,
     }));
   }
 

@@ -1,8 +1,9 @@
 import { readFile, stat } from 'node:fs/promises';
 import * as nodePath from 'node:path';
-import { LineCounter, parseDocument, type Node } from 'yaml';
+import { LineCounter, isSeq, parseDocument, type Node } from 'yaml';
 import { parseDuration } from '../duration.js';
 import { ForecastdError } from '../errors.js';
+import { parseTimestamp } from '../forecast/timestamps.js';
 import {
   CSV_DEFAULTS,
   FILE_COMPRESSIONS,
@@ -15,13 +16,17 @@ import {
 import type { FillMissing, RefreshMode, TimeFormat } from '../datasets/types.js';
 import type {
   AccelerationConfig,
+  CombineRule,
+  CompositeMember,
   DatasetConfig,
+  EvaluationParams,
   DatasetFrom,
   ModelConfig,
   ModelFrom,
   ModelParams,
   RuntimeConfig,
   Spicepod,
+  StickyRule,
 } from './types.js';
 import { YamlReader, type KeyPath, type MapEntry } from './yaml-reader.js';
 
@@ -49,6 +54,7 @@ export const MODEL_PARAM_DEFAULTS: ModelParams = {
   cachePredictions: true,
   quantiles: null,
   quantileOutput: null,
+  evaluation: { origins: 200, since: null, seasonLength: null },
 };
 
 /** file_format values and file extensions, and the format each means. */
@@ -183,8 +189,9 @@ class PodValidator {
     const datasets = this.list(top.get('datasets'), 'datasets').map(([node, i]) => this.dataset(node, ['datasets', i]));
     this.checkUnique(datasets, top.get('datasets'), 'datasets', 'dataset');
     const datasetNames = new Set(datasets.map((d) => d.config.name));
-    const models = this.list(top.get('models'), 'models').map(([node, i]) => this.model(node, ['models', i], datasetNames));
-    this.checkUnique(models, top.get('models'), 'models', 'model');
+    const parsed = this.list(top.get('models'), 'models').map(([node, i]) => this.model(node, ['models', i], datasetNames));
+    this.checkUnique(parsed, top.get('models'), 'models', 'model');
+    const models = this.composites(parsed, runtime);
 
     return {
       file: this.file,
@@ -193,7 +200,7 @@ class PodValidator {
       version,
       runtime,
       datasets: datasets.map((d) => d.config),
-      models: models.map((m) => m.config),
+      models,
       warnings: r.warnings,
     };
   }
@@ -454,13 +461,16 @@ class PodValidator {
     return ms;
   }
 
-  private model(node: Node, path: KeyPath, datasetNames: ReadonlySet<string>): { config: ModelConfig; node: Node } {
+  private model(node: Node, path: KeyPath, datasetNames: ReadonlySet<string>): ParsedModel {
     const r: YamlReader = this.r;
     const entries = r.map(node, path, 'a model mapping');
     r.checkKeys(entries, path, ['from', 'name', 'description', 'datasets', 'params']);
     const name = this.entryName(entries, node, path);
     const from = r.requiredString(entries, 'from', node, path);
-    const source = this.modelSource(from, entries.get('from')?.value ?? node, [...path, 'from']);
+    const fromNode = entries.get('from')?.value ?? node;
+    const composite = compositeKind(from);
+    if (composite !== null) return this.compositeModel(composite, name, from, fromNode, entries, node, path, datasetNames);
+    const source = this.modelSource(from, fromNode, [...path, 'from']);
 
     const datasetsEntry = entries.get('datasets');
     let datasets: string[] = [];
@@ -480,7 +490,244 @@ class PodValidator {
     // Without datasets a model serves only series that clients send (POST /v1/timeseries/forecast).
 
     const params = this.modelParams(entries.get('params'), [...path, 'params']);
-    return { node, config: { name, from, source, datasets, params } };
+    return { node, path, fromNode, datasetsNode: datasetsEntry?.value ?? null, stickyNode: null, config: { name, from, source, datasets, params } };
+  }
+
+  /** The datasets an entry lists (each must be in the pod); more than one gets a warning, as for a model. */
+  private entryDatasets(entries: Map<string, MapEntry>, path: KeyPath, datasetNames: ReadonlySet<string>): string[] {
+    const r: YamlReader = this.r;
+    const datasetsEntry = entries.get('datasets');
+    if (datasetsEntry === undefined || datasetsEntry.value === null) return [];
+    const items = r.stringItems(datasetsEntry.value, [...path, 'datasets'], 'a list of dataset names');
+    items.forEach((item, i) => {
+      if (!datasetNames.has(item.value)) {
+        const known = datasetNames.size === 0 ? 'the pod declares no datasets' : `known datasets: ${[...datasetNames].join(', ')}`;
+        r.fail(item.node, [...path, 'datasets', i], `unknown dataset "${item.value}" (${known})`);
+      }
+    });
+    const datasets = items.map((item) => item.value);
+    if (datasets.length > 1) {
+      r.warn(datasetsEntry.value, [...path, 'datasets'], `the entry lists ${datasets.length} datasets; only the first ("${datasets[0]}") is used`);
+    }
+    return datasets;
+  }
+
+  /**
+   * An `ensemble:` or `variants:` entry (SPEC "Ensembles and variants"): its member list and params. Whether
+   * the members exist, share a dataset and form no cycle is checked once every entry is read (composites()).
+   */
+  private compositeModel(
+    kind: 'ensemble' | 'variants',
+    name: string,
+    from: string,
+    fromNode: Node,
+    entries: Map<string, MapEntry>,
+    node: Node,
+    path: KeyPath,
+    datasetNames: ReadonlySet<string>,
+  ): ParsedModel {
+    const r: YamlReader = this.r;
+    const fromPath = [...path, 'from'];
+    const list = from.slice(kind.length + 1);
+    const items = list.split(',').map((item) => item.trim());
+    const usage = kind === 'ensemble' ? 'ensemble:MODEL,MODEL,...' : 'variants:MODEL=WEIGHT,MODEL=WEIGHT,... (integer weights, 0 allowed)';
+    if (items.some((item) => item === '')) r.fail(fromNode, fromPath, `"${from}" has an empty member; expected ${usage}`);
+    const seen = new Set<string>();
+    const members: { name: string; weight: number }[] = items.map((item) => {
+      let memberName = item;
+      let weight = 1;
+      if (kind === 'variants') {
+        const match = /^([^=\s]+)\s*=\s*(\d+)$/.exec(item);
+        if (match === null) r.fail(fromNode, fromPath, `member "${item}" of "${from}" needs an integer weight: expected ${usage}`);
+        memberName = match[1] as string;
+        weight = Number(match[2]);
+        if (!Number.isSafeInteger(weight)) r.fail(fromNode, fromPath, `the weight of member "${memberName}" is too large`);
+      }
+      if (!NAME_PATTERN.test(memberName)) r.fail(fromNode, fromPath, `member "${memberName}" of "${from}" is not a model name; expected ${usage}`);
+      if (memberName === name) r.fail(fromNode, fromPath, `${kind} ${name} names itself as a member (a cycle)`);
+      if (seen.has(memberName)) r.fail(fromNode, fromPath, `member "${memberName}" is listed twice in "${from}"`);
+      seen.add(memberName);
+      return { name: memberName, weight };
+    });
+    if (kind === 'variants' && members.every((m) => m.weight === 0)) {
+      r.fail(fromNode, fromPath, `every weight in "${from}" is 0: at least one member must be drawn`);
+    }
+    const datasets = this.entryDatasets(entries, path, datasetNames);
+
+    const paramsPath = [...path, 'params'];
+    const paramsEntry = entries.get('params');
+    const p = paramsEntry?.value ? r.map(paramsEntry.value, paramsPath) : new Map<string, MapEntry>();
+    const at = (key: string): Node | null => p.get(key)?.value ?? null;
+    const version = r.optionalString(at('version'), [...paramsPath, 'version'], 'a version string')?.trim() || null;
+    const params: ModelParams = { ...MODEL_PARAM_DEFAULTS, version };
+    if (kind === 'variants') {
+      r.checkKeys(p, paramsPath, ['version', 'sticky'], ' for a variants entry');
+      const sticky = this.sticky(at('sticky'), [...paramsPath, 'sticky']);
+      return {
+        node,
+        path,
+        fromNode,
+        datasetsNode: entries.get('datasets')?.value ?? null,
+        stickyNode: sticky.kind === 'api_key' ? at('sticky') : null,
+        config: { name, from, source: { kind: 'variants', members, sticky }, datasets, params },
+      };
+    }
+    r.checkKeys(p, paramsPath, ['version', 'combine', 'weights', 'cache_predictions', 'evaluation'], ' for an ensemble');
+    const combine: CombineRule = r.optionalEnum(at('combine'), [...paramsPath, 'combine'], ['mean', 'median', 'weighted']) ?? 'mean';
+    const weightsNode = at('weights');
+    const weightsText = weightsNode !== null && !isSeq(weightsNode) ? r.optionalString(weightsNode, [...paramsPath, 'weights'], 'a list of weights or inverse_mae') : null;
+    const inverseMae = weightsText?.trim() === 'inverse_mae';
+    if (weightsText !== null && !inverseMae) {
+      r.fail(weightsNode, [...paramsPath, 'weights'], `expected a list of ${members.length} weights (one per member) or inverse_mae, got ${JSON.stringify(weightsText)}`);
+    }
+    if (inverseMae && combine !== 'weighted') {
+      r.fail(weightsNode, [...paramsPath, 'weights'], `weights: inverse_mae needs combine: weighted (combine is ${combine})`);
+    }
+    const weights = inverseMae
+      ? new Array<number>(members.length).fill(1 / members.length)
+      : this.ensembleWeights(combine, weightsNode, [...paramsPath, 'weights'], members.length, at('combine'));
+    const shares: CompositeMember[] = members.map((m, i) => ({ name: m.name, weight: weights[i] as number }));
+    return {
+      node,
+      path,
+      fromNode,
+      datasetsNode: entries.get('datasets')?.value ?? null,
+      stickyNode: null,
+      config: {
+        name,
+        from,
+        source: { kind: 'ensemble', members: shares, combine, weightsFrom: inverseMae ? 'inverse_mae' : 'pod' },
+        datasets,
+        params: {
+          ...params,
+          cachePredictions: r.optionalBool(at('cache_predictions'), [...paramsPath, 'cache_predictions']) ?? MODEL_PARAM_DEFAULTS.cachePredictions,
+          // An ensemble is evaluated like a model.
+          evaluation: this.evaluationParams(p.get('evaluation'), [...paramsPath, 'evaluation']),
+        },
+      },
+    };
+  }
+
+  /** params.sticky: none | api_key | header:NAME. */
+  private sticky(node: Node | null, path: KeyPath): StickyRule {
+    const r: YamlReader = this.r;
+    const value = r.optionalString(node, path, 'none, api_key or header:NAME')?.trim() ?? null;
+    if (value === null || value === 'none') return { kind: 'none' };
+    if (value === 'api_key') return { kind: 'api_key' };
+    if (value.startsWith('header:')) {
+      const header = value.slice('header:'.length).trim().toLowerCase();
+      // An HTTP header name is a token (RFC 9110).
+      if (/^[!#$%&'*+.^_`|~0-9a-z-]+$/.test(header)) return { kind: 'header', name: header };
+      r.fail(node, path, `"${value}" does not name a header: expected header:NAME, e.g. header:X-User-Id`);
+    }
+    return r.fail(node, path, `expected none, api_key or header:NAME, got ${JSON.stringify(value)}`);
+  }
+
+  /** Each member's share of an ensemble: equal unless combine is weighted, then params.weights normalised. */
+  private ensembleWeights(combine: CombineRule, node: Node | null, path: KeyPath, count: number, combineNode: Node | null): number[] {
+    const r: YamlReader = this.r;
+    if (combine !== 'weighted') {
+      if (node !== null) r.warn(node, path, `ignored: weights apply only to combine: weighted (combine is ${combine})`);
+      return new Array<number>(count).fill(1 / count);
+    }
+    if (node === null) r.fail(combineNode, path, `combine: weighted needs params.weights: one number per member (${count})`);
+    const items = r.seq(node, path, `a list of ${count} weights, one per member`);
+    if (items.length !== count) {
+      r.fail(node, path, `${items.length} weight${items.length === 1 ? '' : 's'} for ${count} members: give one per member, in the order of "from"`);
+    }
+    const weights = items.map((item, i) => {
+      const s = r.scalar(item, [...path, i], 'a non-negative number');
+      const value = s.type === 'number' ? s.value : s.type === 'string' && s.value.trim() !== '' ? Number(s.value) : Number.NaN;
+      if (!Number.isFinite(value) || value < 0) r.fail(item, [...path, i], `expected a non-negative number, got ${r.describeValue(s)}`);
+      return value;
+    });
+    const total = weights.reduce((a, b) => a + b, 0);
+    if (total <= 0) r.fail(node, path, 'the weights add up to 0: at least one must be above 0');
+    return weights.map((w) => w / total);
+  }
+
+  /**
+   * The pod-level rules of ensembles and variants: every member is a model of the pod, a variants entry is
+   * no ensemble's member, no entry reaches itself through its members, every member reads the same dataset
+   * (an entry's `datasets` may be omitted and is then that one), and `sticky: api_key` needs auth.
+   */
+  private composites(models: readonly ParsedModel[], runtime: RuntimeConfig): ModelConfig[] {
+    const r: YamlReader = this.r;
+    const byName = new Map(models.map((m) => [m.config.name, m]));
+    const memberPath = (m: ParsedModel): KeyPath => [...m.path, 'from'];
+    for (const m of models) {
+      const source = m.config.source;
+      if (source.kind !== 'ensemble' && source.kind !== 'variants') continue;
+      for (const member of source.members) {
+        const target = byName.get(member.name);
+        if (target === undefined) {
+          r.fail(m.fromNode, memberPath(m), `unknown member "${member.name}" (models of the pod: ${[...byName.keys()].join(', ')})`);
+        }
+        if (source.kind === 'ensemble' && target.config.source.kind === 'variants') {
+          r.fail(m.fromNode, memberPath(m), `member "${member.name}" is a variants entry, which cannot be an ensemble member`);
+        }
+        if (source.kind === 'variants' && target.config.source.kind === 'variants') {
+          r.fail(m.fromNode, memberPath(m), `member "${member.name}" is a variants entry; a variants entry draws models and ensembles, so list its members here instead`);
+        }
+      }
+      if (source.kind === 'variants' && source.sticky.kind === 'api_key' && runtime.auth === null) {
+        r.fail(m.stickyNode, [...m.path, 'params', 'sticky'], 'sticky: api_key needs runtime.auth.api-key enabled (without auth requests carry no key)');
+      }
+    }
+    // Cycles: a depth-first walk over member edges.
+    const state = new Map<string, 'visiting' | 'done'>();
+    const visit = (m: ParsedModel, trail: string[]): void => {
+      const name = m.config.name;
+      if (state.get(name) === 'done') return;
+      if (state.get(name) === 'visiting') {
+        const cycle = [...trail.slice(trail.indexOf(name)), name].join(' -> ');
+        r.fail(m.fromNode, memberPath(m), `members form a cycle: ${cycle}`);
+      }
+      state.set(name, 'visiting');
+      const source = m.config.source;
+      if (source.kind === 'ensemble' || source.kind === 'variants') {
+        for (const member of source.members) visit(byName.get(member.name) as ParsedModel, [...trail, name]);
+      }
+      state.set(name, 'done');
+    };
+    for (const m of models) visit(m, []);
+    // The dataset of each entry: a model's first; a composite's is its members' common one.
+    const datasetOf = new Map<string, string | null>();
+    const resolve = (m: ParsedModel): string | null => {
+      const known = datasetOf.get(m.config.name);
+      if (known !== undefined) return known;
+      const source = m.config.source;
+      let dataset: string | null = m.config.datasets[0] ?? null;
+      if (source.kind === 'ensemble' || source.kind === 'variants') {
+        let common: { dataset: string; member: string } | null = null;
+        for (const member of source.members) {
+          const memberDataset = resolve(byName.get(member.name) as ParsedModel);
+          if (memberDataset === null) {
+            r.fail(m.fromNode, memberPath(m), `member "${member.name}" has no dataset; every member of ${m.config.name} must read the same dataset`);
+          }
+          if (common !== null && common.dataset !== memberDataset) {
+            r.fail(
+              m.fromNode,
+              memberPath(m),
+              `members without a common dataset: "${common.member}" reads ${common.dataset}, "${member.name}" reads ${memberDataset}`,
+            );
+          }
+          common ??= { dataset: memberDataset, member: member.name };
+        }
+        if (dataset !== null && common !== null && dataset !== common.dataset) {
+          r.fail(m.datasetsNode, [...m.path, 'datasets'], `${m.config.name} lists dataset ${dataset}, but its members read ${common.dataset}`);
+        }
+        dataset = common?.dataset ?? null;
+      }
+      datasetOf.set(m.config.name, dataset);
+      return dataset;
+    };
+    return models.map((m) => {
+      const source = m.config.source;
+      if (source.kind !== 'ensemble' && source.kind !== 'variants') return m.config;
+      const dataset = resolve(m);
+      return m.config.datasets.length > 0 || dataset === null ? m.config : { ...m.config, datasets: [dataset] };
+    });
   }
 
   private modelSource(from: string, node: Node, path: KeyPath): ModelFrom {
@@ -519,6 +766,7 @@ class PodValidator {
       'cache_predictions',
       'quantiles',
       'quantile_output',
+      'evaluation',
     ]);
     const at = (key: string): Node | null => p.get(key)?.value ?? null;
     const int = (key: string, min: number, max: number, what: string, fallback: number): number =>
@@ -538,7 +786,31 @@ class PodValidator {
       timeoutMs: int('timeout_ms', 1, MAX_TIMER_MS, 'a positive integer of milliseconds', d.timeoutMs),
       cachePredictions: r.optionalBool(at('cache_predictions'), [...path, 'cache_predictions']) ?? d.cachePredictions,
       ...this.quantileParams(p, path),
+      evaluation: this.evaluationParams(p.get('evaluation'), [...path, 'evaluation']),
     };
+  }
+
+  /** params.evaluation: origins, since, season_length (SPEC "Evaluation"). */
+  private evaluationParams(entry: MapEntry | undefined, path: KeyPath): EvaluationParams {
+    const r: YamlReader = this.r;
+    const d = MODEL_PARAM_DEFAULTS.evaluation;
+    if (entry === undefined || entry.value === null) return d;
+    const p = r.map(entry.value, path);
+    r.checkKeys(p, path, ['origins', 'since', 'season_length']);
+    const at = (key: string): Node | null => p.get(key)?.value ?? null;
+    const origins = r.optionalInt(at('origins'), [...path, 'origins'], 0, 10_000_000, 'a non-negative integer (0 turns evaluation off)') ?? d.origins;
+    const seasonLength = r.optionalInt(at('season_length'), [...path, 'season_length'], 1, 1_000_000, 'a positive integer') ?? d.seasonLength;
+    let since: number | null = d.since;
+    const sinceNode = at('since');
+    const sinceText = r.optionalString(sinceNode, [...path, 'since'], 'an ISO 8601 date or time, e.g. 1993-04-03');
+    if (sinceText !== null) {
+      const parsed = parseTimestamp(sinceText);
+      if (parsed === null) {
+        r.fail(sinceNode, [...path, 'since'], `expected an ISO 8601 date or time, e.g. 1993-04-03, got "${sinceText}"`);
+      }
+      since = parsed.ms;
+    }
+    return { origins, since, seasonLength };
   }
 
   /** params.quantiles (levels strictly increasing in (0, 1)) and params.quantile_output: both or neither. */
@@ -575,6 +847,24 @@ class PodValidator {
     }
     return { quantiles: levels, quantileOutput: output };
   }
+}
+
+/** A model entry as read, with the nodes its pod-level checks point at. */
+interface ParsedModel {
+  readonly config: ModelConfig;
+  readonly node: Node;
+  readonly path: KeyPath;
+  readonly fromNode: Node;
+  readonly datasetsNode: Node | null;
+  /** params.sticky of a variants entry that says api_key (its auth check points here). */
+  readonly stickyNode: Node | null;
+}
+
+/** `ensemble:` or `variants:` at the start of a model's `from`; null for any other source. */
+function compositeKind(from: string): 'ensemble' | 'variants' | null {
+  if (from.startsWith('ensemble:')) return 'ensemble';
+  if (from.startsWith('variants:')) return 'variants';
+  return null;
 }
 
 /** The path as shown in messages: relative to the working folder when inside it. */

@@ -76,12 +76,53 @@ export interface ModelParams {
   readonly quantiles: readonly number[] | null;
   /** The output holding the quantiles ([B, H, Q] or [B, H, V, Q]); set exactly when `quantiles` is. */
   readonly quantileOutput: string | null;
+  /** params.evaluation: the rolling-origin backtest of the model on its dataset. */
+  readonly evaluation: EvaluationParams;
+}
+
+export interface EvaluationParams {
+  /** Scored origins, newest first; 0 turns evaluation off. */
+  readonly origins: number;
+  /** Only origins at or after this time (epoch ms); null: every origin. */
+  readonly since: number | null;
+  /** m for the seasonal-naive baseline and MASE; null: from the dataset's frequency. */
+  readonly seasonLength: number | null;
 }
 
 export type ModelFrom =
   | { readonly kind: 'onnx'; readonly path: string }
   /** A source forecastd cannot serve (openai/..., huggingface:..., a non-.onnx file): the entry is Error. */
-  | { readonly kind: 'unsupported'; readonly reason: string };
+  | { readonly kind: 'unsupported'; readonly reason: string }
+  /** `ensemble:a,b,...`: every member forecasts on its own window; the forecasts are combined step by step. */
+  | {
+      readonly kind: 'ensemble';
+      readonly members: readonly CompositeMember[];
+      readonly combine: CombineRule;
+      /**
+       * Where the weights come from: the pod (equal for mean and median, params.weights for weighted), or
+       * `inverse_mae`: 1/MAE of each member on the origins common to all, normalised, once every member's
+       * evaluation is Ready (the members' weights here are the equal ones used until then).
+       */
+      readonly weightsFrom: 'pod' | 'inverse_mae';
+    }
+  /** `variants:a=90,b=10`: each request is answered by one member, drawn by weight. */
+  | { readonly kind: 'variants'; readonly members: readonly CompositeMember[]; readonly sticky: StickyRule };
+
+/** A member of an ensemble or variants entry: another model of the same pod, by name. */
+export interface CompositeMember {
+  readonly name: string;
+  /**
+   * Ensemble: the member's share of the combination (mean: equal; weighted: params.weights normalised to sum
+   * to 1). Variants: the integer weight of its draw (0: never drawn).
+   */
+  readonly weight: number;
+}
+
+/** How an ensemble combines its members' forecasts, step by step. */
+export type CombineRule = 'mean' | 'median' | 'weighted';
+
+/** What keeps a variants entry's caller on one member: nothing, the API key, or a request header's value. */
+export type StickyRule = { readonly kind: 'none' } | { readonly kind: 'api_key' } | { readonly kind: 'header'; readonly name: string };
 
 export interface ModelConfig {
   readonly name: string;

@@ -6,12 +6,31 @@
 
 export type EntryStatus = 'Initializing' | 'Ready' | 'Refreshing' | 'Error';
 
+/** GET /v1/models/:name/evaluation, the parts the page shows (results are absent before one finished). */
+export interface Evaluation {
+  readonly model: string;
+  readonly status: 'Computing' | 'Ready' | 'Off' | 'Error';
+  readonly error?: string;
+  readonly origins?: number;
+  readonly first_origin?: string;
+  readonly last_origin?: string;
+  readonly mae?: number | null;
+  readonly by_step?: { readonly mae: readonly (number | null)[] };
+  readonly baselines?: {
+    readonly naive: { readonly mae: number | null; readonly by_step: { readonly mae: readonly (number | null)[] } };
+    readonly seasonal_naive: { readonly mae: number | null; readonly by_step: { readonly mae: readonly (number | null)[] } };
+  };
+}
+
 export interface ModelListing {
   readonly name: string;
   readonly from: string;
   readonly datasets: readonly string[];
   readonly status: EntryStatus;
   readonly error: string | null;
+  /** The latest evaluation's mean absolute error and skill against the seasonal-naive baseline. */
+  readonly mae: number | null;
+  readonly skill: number | null;
 }
 
 export interface DatasetListing {
@@ -33,10 +52,19 @@ export interface DatasetRows {
   readonly values: readonly (readonly (number | null)[])[];
 }
 
+/** GET /v1/models/:name of an ensemble or variants entry: what the page shows of its members. */
+export interface CompositeDetails {
+  readonly name: string;
+  readonly combine?: string;
+  readonly sticky?: string;
+  readonly members?: readonly { readonly name: string; readonly weight: number; readonly status: EntryStatus }[];
+}
+
 export interface Prediction {
   readonly status: string;
   readonly error_message?: string;
   readonly model_name: string;
+  readonly variant?: string;
   readonly model_version?: string;
   readonly lookback?: number;
   readonly prediction?: readonly number[];

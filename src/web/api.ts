@@ -1,7 +1,7 @@
 /** The API calls the dashboard makes, with the tab's API key. */
 
-export type { DatasetListing, DatasetRows, EntryStatus, ModelListing, Prediction } from './api-types.js';
-import type { DatasetListing, DatasetRows, ModelListing, Prediction } from './api-types.js';
+export type { CompositeDetails, DatasetListing, DatasetRows, EntryStatus, Evaluation, ModelListing, Prediction } from './api-types.js';
+import type { CompositeDetails, DatasetListing, DatasetRows, Evaluation, ModelListing, Prediction } from './api-types.js';
 
 /** The server refused the API key (or none was sent where one is needed). */
 export class Unauthorized extends Error {}
@@ -56,6 +56,14 @@ async function getJson<T>(path: string, key: string | null): Promise<T> {
 
 export function models(key: string | null): Promise<ModelListing[]> {
   return getJson('/v1/models?status=true', key);
+}
+
+export function modelDetails(name: string, key: string | null): Promise<CompositeDetails> {
+  return getJson(`/v1/models/${encodeURIComponent(name)}`, key);
+}
+
+export function evaluation(name: string, key: string | null): Promise<Evaluation> {
+  return getJson(`/v1/models/${encodeURIComponent(name)}/evaluation`, key);
 }
 
 export function datasets(key: string | null): Promise<DatasetListing[]> {

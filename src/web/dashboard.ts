@@ -1,8 +1,8 @@
 import * as api from './api.js';
-import type { DatasetListing, DatasetRows, ModelListing, Prediction } from './api.js';
+import type { CompositeDetails, DatasetListing, DatasetRows, Evaluation, ModelListing, Prediction } from './api.js';
 import { DatasetChart } from './chart.js';
 import { chartData } from './chart-data.js';
-import { formatAge, formatIso, formatRatio, formatSeconds } from './format.js';
+import { formatAge, formatIso, formatRatio, formatSeconds, formatMetric } from './format.js';
 import { modelStats } from './metrics.js';
 import type { ModelStats } from './metrics.js';
 
@@ -94,6 +94,7 @@ function showKeyPrompt(message: string | null): void {
 // ---- the overview ----
 
 interface View {
+  readonly evaluation: HTMLElement;
   readonly problems: HTMLElement;
   readonly models: HTMLTableSectionElement;
   readonly datasets: HTMLTableSectionElement;
@@ -118,7 +119,7 @@ function table(id: string, caption: string, headers: readonly string[]): [HTMLEl
   return [el('div', { class: 'table-wrap' }, t), body];
 }
 
-const MODEL_COLUMNS = ['Model', 'Status', 'Version', 'Lookback', 'Horizon', 'Dataset', 'Last data', 'Data age', 'Cache hits', 'Inference p50', 'Inference p99', 'Error'];
+const MODEL_COLUMNS = ['Model', 'Status', 'Version', 'Lookback', 'Horizon', 'Members', 'Dataset', 'Last data', 'Data age', 'Cache hits', 'Inference p50', 'Inference p99', 'MAE', 'Skill', 'Error'];
 const DATASET_COLUMNS = ['Dataset', 'Status', 'Rows', 'First', 'Last', 'Frequency', 'Refreshed', 'Error'];
 
 function buildView(): View {
@@ -126,8 +127,9 @@ function buildView(): View {
   const [datasetsTable, datasets] = table('datasets', 'Datasets', DATASET_COLUMNS);
   const problems = el('section', { id: 'problems', role: 'alert' });
   const chartsSection = el('section', { id: 'charts' });
-  main.replaceChildren(problems, el('section', { id: 'overview' }, modelsTable, datasetsTable), chartsSection);
-  return { problems, models, datasets, charts: chartsSection };
+  const evaluation = el('section', { id: 'evaluation' });
+  main.replaceChildren(problems, el('section', { id: 'overview' }, modelsTable, datasetsTable), evaluation, chartsSection);
+  return { problems, models, datasets, charts: chartsSection, evaluation };
 }
 
 function cell(text: string | number, className = ''): HTMLTableCellElement {
@@ -143,6 +145,20 @@ function horizonOf(p: Prediction | undefined, columns: number | undefined): stri
   // Without timestamps the horizon is the prediction's length only for a one-column dataset.
   if (p?.prediction !== undefined && columns === 1) return String(p.prediction.length);
   return '—';
+}
+
+/** Ensembles' and variants entries' details (members and weights), as last fetched. */
+let composites = new Map<string, CompositeDetails>();
+
+function isComposite(m: ModelListing): boolean {
+  return m.from.startsWith('ensemble:') || m.from.startsWith('variants:');
+}
+
+/** "mean: a 0.5, b 0.5" for an ensemble, "sticky none: a 90, b 10" for a variants entry; a dash for a model. */
+function membersText(details: CompositeDetails | undefined): string {
+  if (details?.members === undefined) return '—';
+  const weights = details.members.map((m) => `${m.name} ${Number.isInteger(m.weight) ? m.weight : m.weight.toFixed(2)}`).join(', ');
+  return details.combine !== undefined ? `${details.combine}: ${weights}` : `sticky ${details.sticky ?? 'none'}: ${weights}`;
 }
 
 function renderTables(v: View, models: readonly ModelListing[], datasets: readonly DatasetListing[], stats: Map<string, ModelStats> | null, columns: Map<string, number>): void {
@@ -162,12 +178,15 @@ function renderTables(v: View, models: readonly ModelListing[], datasets: readon
         cell(p?.model_version ?? '—'),
         cell(p?.lookback ?? '—'),
         cell(horizonOf(p, columns.get(datasetName))),
+        cell(membersText(composites.get(m.name))),
         cell(datasetName),
         cell(formatIso(d?.last_ts)),
         cell(formatAge(d?.last_ts, now)),
         cell(s === undefined ? '—' : formatRatio(s.cacheHits, s.cacheMisses)),
         cell(formatSeconds(s?.inferenceP50 ?? null)),
         cell(formatSeconds(s?.inferenceP99 ?? null)),
+        cell(formatMetric(m.mae)),
+        cell(formatMetric(m.skill)),
         cell(m.error ?? '', 'error'),
       );
     }),
@@ -225,9 +244,50 @@ function renderChart(v: View, dataset: DatasetListing, rows: DatasetRows, models
   );
 }
 
+/** The model whose evaluation is shown (chosen in the page's select), null until there is one. */
+let evaluatedModel: string | null = null;
+
+/**
+ * The selected model's evaluation: MAE by forecast step of the model against the naive and seasonal-naive
+ * baselines (GET /v1/models/:name/evaluation), with the select that picks the model.
+ */
+function renderEvaluation(v: View, models: readonly ModelListing[], e: Evaluation | null): void {
+  const select = el('select', { id: 'evaluation-model', 'aria-label': 'Model' }, ...models.map((m) => el('option', { value: m.name }, m.name)));
+  if (evaluatedModel !== null) select.value = evaluatedModel;
+  select.addEventListener('change', () => {
+    evaluatedModel = select.value;
+    // Shown at once; a failure here shows on the next poll, which asks again.
+    api.evaluation(select.value, api.apiKey.get()).then(
+      (next) => renderEvaluation(v, models, next),
+      () => undefined,
+    );
+  });
+  const parts: HTMLElement[] = [el('h2', {}, 'Evaluation ', select)];
+  if (e === null) {
+    v.evaluation.replaceChildren(...parts);
+    return;
+  }
+  const steps = e.by_step?.mae ?? [];
+  const base = e.baselines;
+  if (e.origins === undefined || base === undefined) {
+    parts.push(el('p', { class: 'caption' }, `${e.model}: ${e.status}${e.error === undefined ? '' : ` (${e.error})`}`));
+    v.evaluation.replaceChildren(...parts);
+    return;
+  }
+  parts.push(
+    el('p', { class: 'caption' }, `${e.status}: ${e.origins} origins, ${formatIso(e.first_origin)} to ${formatIso(e.last_origin)} UTC. Mean absolute error by step ahead.`),
+  );
+  const headers = ['MAE by step', ...steps.map((_, s) => String(s + 1)), 'all'];
+  const row = (label: string, overall: number | null | undefined, bySteps: readonly (number | null)[]): HTMLTableRowElement =>
+    el('tr', {}, el('th', { scope: 'row' }, label), ...bySteps.map((x) => cell(formatMetric(x))), cell(formatMetric(overall)));
+  const body = el('tbody', {}, row('model', e.mae, steps), row('naive', base.naive.mae, base.naive.by_step.mae), row('seasonal naive', base.seasonal_naive.mae, base.seasonal_naive.by_step.mae));
+  parts.push(el('div', { class: 'table-wrap' }, el('table', { id: 'evaluation-steps' }, el('thead', {}, el('tr', {}, ...headers.map((h) => el('th', { scope: 'col' }, h)))), body)));
+  v.evaluation.replaceChildren(...parts);
+}
+
 function signature(models: readonly ModelListing[], datasets: readonly DatasetListing[]): string {
   return JSON.stringify([
-    models.map((m) => [m.name, m.status, m.error, m.datasets[0]]),
+    models.map((m) => [m.name, m.status, m.error, m.datasets[0], m.mae, m.skill]),
     datasets.map((d) => [d.name, d.status, d.error, d.rows, d.first_ts, d.last_ts, d.refreshed_at]),
   ]);
 }
@@ -261,10 +321,13 @@ async function poll(): Promise<void> {
     // Forecasts are asked for on every poll (the server caches them while model and data are unchanged), so
     // a model reloaded between two polls shows its new forecast; rows only when a dataset changed.
     const sig = signature(models, datasets);
-    const [predictions, fresh] = await Promise.all([
+    const [predictions, fresh, details] = await Promise.all([
       api.predictions(models.map((m) => m.name), key),
       sig === lastSignature ? Promise.resolve(null) : Promise.all(datasets.map((d) => api.rows(d.name, LAST_ROWS, key))),
+      // Few, and their weights change with a pod edit that the listing does not show: asked for on every poll.
+      Promise.all(models.filter(isComposite).map((m) => api.modelDetails(m.name, key))),
     ]);
+    composites = new Map(details.map((d) => [d.name, d]));
     const forecastSig = forecastSignature(predictions);
     if (fresh !== null || forecastSig !== lastForecastSignature) {
       forecasts = new Map(predictions.map((p) => [p.model_name, p]));
@@ -288,6 +351,10 @@ async function poll(): Promise<void> {
       lastForecastSignature = forecastSig;
     }
     renderTables(v, models, datasets, metrics, rowColumns);
+    if (evaluatedModel === null || !models.some((m) => m.name === evaluatedModel)) evaluatedModel = models[0]?.name ?? null;
+    const evaluation = evaluatedModel === null ? null : await api.evaluation(evaluatedModel, key);
+    // Not while the select is open or focused: rebuilding it would close it under the user's pointer.
+    if (document.activeElement?.id !== 'evaluation-model') renderEvaluation(v, models, evaluation);
     const time = new Date().toISOString().slice(11, 19);
     state.textContent = `Updated ${time} UTC · ${models.length} models, ${datasets.length} datasets · refreshes every ${REFRESH_MS / 1000} s`;
     state.classList.remove('stale');

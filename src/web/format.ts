@@ -37,6 +37,11 @@ export function formatRatio(hits: number, misses: number): string {
   return `${((100 * hits) / total).toFixed(1)}% of ${total}`;
 }
 
+/** An evaluation metric: four significant digits, "—" while there is none. */
+export function formatMetric(v: number | null | undefined): string {
+  return v === null || v === undefined ? '—' : String(Number(v.toPrecision(4)));
+}
+
 /** A data value as it would read back: shortest form, at most 6 significant digits. */
 export function formatValue(v: number): string {
   return String(Number(v.toPrecision(6)));

@@ -3,7 +3,7 @@ import addFormatsModule from 'ajv-formats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type ForecastdServer } from '../../src/server/start.js';
 import { linearModel, quantileModel, seededRandom, slowModel, uniformWeights } from '../../tools/onnx-builder.js';
-import { PodDir } from '../server/fixtures.js';
+import { PodDir, until } from '../server/fixtures.js';
 
 /**
  * GET /openapi.json against the running server: every documented operation is called, and every real
@@ -44,6 +44,10 @@ models:
   - from: file:models/missing.onnx
     name: missing
     datasets: [co2]
+  - from: ensemble:lin,quantile
+    name: blend
+  - from: variants:lin=1,blend=1
+    name: ab
 `;
 
 // ajv-formats is CommonJS: its default export arrives as the module object under NodeNext.
@@ -181,8 +185,39 @@ describe('GET /openapi.json', () => {
     expect((await call('GET', '/v1/models/lin/predict?include=nonsense')).status).toBe(400);
     expect((await call('POST', '/v1/predict?include=timestamps', { body: '{}' })).status).toBe(200);
     expect((await call('GET', '/v1/models/quantile')).status).toBe(200);
+    expect((await call('GET', '/v1/models/blend/predict?include=timestamps,quantiles')).status).toBe(200);
+    expect((await call('GET', '/v1/models/blend')).status).toBe(200);
+    const drawn = await call('GET', '/v1/models/ab/predict');
+    expect(drawn.status).toBe(200);
+    expect(Object.keys((await drawn.json()) as object)).toEqual(['status', 'model_name', 'variant', 'lookback', 'prediction', 'duration_ms']);
+    expect((await call('GET', '/v1/models/ab')).status).toBe(200);
+    expect(
+      (
+        await call('POST', '/v1/timeseries/forecast', {
+          body: JSON.stringify({ model: 'ab', inputs: [{ type: 'univariate_time_series', name: 'a', series: Array.from({ length: 8 }, (_, i) => i), frequency: 'W' }], options: { horizon: 2 } }),
+        })
+      ).status,
+    ).toBe(200);
     expect((await call('GET', '/v1/models/missing')).status).toBe(200);
     expect((await call('GET', '/v1/models/nope')).status).toBe(404);
+    const evaluated = await until('evaluation of quantile', async () => {
+      const res = await fetch(server.url + '/v1/models/quantile/evaluation');
+      const body = (await res.json()) as { status: string };
+      return body.status === 'Ready' ? body : undefined;
+    });
+    expect(evaluated.status).toBe('Ready');
+    expect((await call('GET', '/v1/models/quantile/evaluation')).status).toBe(200);
+    expect((await call('GET', '/v1/models/missing/evaluation')).status).toBe(200);
+    // An ensemble's evaluation is a model's; a variants entry's lists its members side by side.
+    await until('evaluation of blend', async () => {
+      const body = (await (await fetch(server.url + '/v1/models/blend/evaluation')).json()) as { status: string };
+      return body.status === 'Ready' ? body : undefined;
+    });
+    expect((await call('GET', '/v1/models/blend/evaluation')).status).toBe(200);
+    const sideBySide = await call('GET', '/v1/models/ab/evaluation');
+    expect(sideBySide.status).toBe(200);
+    expect(Object.keys(((await sideBySide.json()) as { variants: object }).variants)).toEqual(['lin', 'blend']);
+    expect((await call('GET', '/v1/models/nope/evaluation')).status).toBe(404);
     expect((await call('GET', '/v1/timeseries/models')).status).toBe(200);
     const series = Array.from({ length: 10 }, (_, i) => 300 + i / 4);
     const forecast = await call('POST', '/v1/timeseries/forecast', {
@@ -221,7 +256,7 @@ describe('GET /openapi.json', () => {
 
     // With auth on: the data routes answer 401, the page and the document do not need the key.
     const guardedCall = (method: string, path: string, init?: { headers?: Record<string, string>; body?: string }) => check.call(keyed, method, path, init);
-    for (const path of ['/v1/models', '/v1/datasets', '/v1/datasets/co2/rows', '/metrics', '/v1/models/lin/predict', '/v1/models/lin', '/v1/timeseries/models']) {
+    for (const path of ['/v1/models', '/v1/datasets', '/v1/datasets/co2/rows', '/metrics', '/v1/models/lin/predict', '/v1/models/lin', '/v1/models/lin/evaluation', '/v1/timeseries/models']) {
       expect((await guardedCall('GET', path)).status, path).toBe(401);
     }
     expect((await guardedCall('POST', '/v1/timeseries/forecast', { body: '{}' })).status).toBe(401);

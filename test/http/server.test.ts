@@ -19,6 +19,14 @@ class ScriptedBackend implements ServingBackend {
   releaseSlow: (() => void) | null = null;
   slowAborted = false;
 
+  drawHeaders(): readonly string[] {
+    return [];
+  }
+
+  drawsPerCall(): boolean {
+    return false;
+  }
+
   /** Models whose answer is known at once, as a cached prediction is: answered inside the request's handler. */
   predictNow(name: string): PredictOutcome | undefined {
     switch (name) {
@@ -77,8 +85,8 @@ class ScriptedBackend implements ServingBackend {
   }
   models() {
     return [
-      { name: 'good', from: 'file:models/good.onnx', datasets: ['d'], status: 'Ready' as const, error: null },
-      { name: 'broken', from: 'file:m,"x".onnx', datasets: ['d', 'e'], status: 'Error' as const, error: 'cannot read\nfile' },
+      { name: 'good', from: 'file:models/good.onnx', datasets: ['d'], status: 'Ready' as const, error: null, mae: 0.5, skill: 0.25 },
+      { name: 'broken', from: 'file:m,"x".onnx', datasets: ['d', 'e'], status: 'Error' as const, error: 'cannot read\nfile', mae: null, skill: null },
     ];
   }
   datasets() {
@@ -94,6 +102,9 @@ class ScriptedBackend implements ServingBackend {
     return this.isReady;
   }
   modelDetails(): undefined {
+    return undefined;
+  }
+  evaluation(): undefined {
     return undefined;
   }
   allModelDetails(): readonly ModelDetails[] {
@@ -373,8 +384,8 @@ describe('HTTP API over a scripted backend', () => {
       { name: 'broken', from: 'file:m,"x".onnx', datasets: ['d', 'e'] },
     ]);
     expect(await (await fetch(`${ctx.url}/v1/models?status=true`)).json()).toEqual([
-      { name: 'good', from: 'file:models/good.onnx', datasets: ['d'], status: 'Ready', error: null },
-      { name: 'broken', from: 'file:m,"x".onnx', datasets: ['d', 'e'], status: 'Error', error: 'cannot read\nfile' },
+      { name: 'good', from: 'file:models/good.onnx', datasets: ['d'], status: 'Ready', error: null, mae: 0.5, skill: 0.25 },
+      { name: 'broken', from: 'file:m,"x".onnx', datasets: ['d', 'e'], status: 'Error', error: 'cannot read\nfile', mae: null, skill: null },
     ]);
     const csv = await fetch(`${ctx.url}/v1/models?format=csv&status=true`);
     expect(csv.headers.get('content-type')).toBe('text/csv; charset=utf-8');

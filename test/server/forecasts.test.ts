@@ -3,7 +3,7 @@ import { formatFloat32 } from '../../src/http/float-format.js';
 import { InferenceSession } from '../../src/runtime/session.js';
 import { startServer, type ForecastdServer } from '../../src/server/start.js';
 import { linearModel, quantileModel, seededRandom, uniformWeights } from '../../tools/onnx-builder.js';
-import { PodDir, dailyCsv } from './fixtures.js';
+import { PodDir, dailyCsv, until } from './fixtures.js';
 
 /**
  * Forecasts people can use, end to end: dataset frequency, `?include=timestamps,quantiles` on the Spice
@@ -338,16 +338,26 @@ describe('forecasts: frequency, include, quantiles, model details, KServe', () =
   });
 
   describe('GET /v1/models/:name', () => {
+    /** The model's evaluation once finished: its mae and skill, as the details must repeat them. */
+    async function evaluated(name: string): Promise<{ mae: number | null; skill: number | null }> {
+      return until(`evaluation of ${name}`, async () => {
+        const body = JSON.parse((await get(server, `/v1/models/${name}/evaluation`)).text) as { status: string; mae?: number; skill?: number };
+        return body.status === 'Computing' ? undefined : { mae: body.mae ?? null, skill: body.skill ?? null };
+      });
+    }
+
     it('gives the SPEC fields of a model, with horizon, quantiles and frequency', async () => {
+      const q = await evaluated('q');
+      expect(typeof q.mae).toBe('number');
       const res = await get(server, '/v1/models/q');
       expect(res.status).toBe(200);
       expect(res.text).toBe(
         '{"name":"q","from":"file:models/q.onnx","datasets":["daily"],"status":"Ready","error":null,"version":"2.1","lookback":4,' +
-          '"horizon":3,"variables":1,"quantiles":[0.1,0.5,0.9],"frequency":"P1D"}',
+          `"horizon":3,"variables":1,"quantiles":[0.1,0.5,0.9],"frequency":"P1D","mae":${JSON.stringify(q.mae)},"skill":${JSON.stringify(q.skill)}}`,
       );
       expect(JSON.parse((await get(server, '/v1/models/plain')).text)).toEqual({
         name: 'plain', from: 'file:models/plain.onnx', datasets: ['irregular'], status: 'Ready', error: null, version: null,
-        lookback: 4, horizon: 3, variables: 1, quantiles: null, frequency: null,
+        lookback: 4, horizon: 3, variables: 1, quantiles: null, frequency: null, ...(await evaluated('plain')),
       });
       expect(JSON.parse((await get(server, '/v1/models/client')).text)).toMatchObject({ datasets: [], horizon: 3, quantiles: LEVELS, frequency: null });
       expect(JSON.parse((await get(server, '/v1/models/no_horizon')).text)).toMatchObject({ status: 'Ready', horizon: null });

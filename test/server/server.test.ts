@@ -187,7 +187,10 @@ describe('forecastd serving a pod', () => {
     for (const name of ['lin', 'lin_v7', 'lin_plain', 'multi', 'gap_none', 'gap_linear', 'short', 'f64', 'nonfinite', 'busy', 'slow']) {
       expect(byName.get(name), name).toMatchObject({ status: 'Ready', error: null });
     }
-    expect(byName.get('lin')).toEqual({ name: 'lin', from: 'file:models/lin.onnx', datasets: ['series'], status: 'Ready', error: null });
+    expect(byName.get('lin')).toMatchObject({ name: 'lin', from: 'file:models/lin.onnx', datasets: ['series'], status: 'Ready', error: null });
+    // mae and skill: the latest finished evaluation's, null before one (or for a model that cannot be evaluated).
+    expect(Object.keys(byName.get('lin')!)).toEqual(['name', 'from', 'datasets', 'status', 'error', 'mae', 'skill']);
+    for (const name of ['missing', 'corrupt', 'contract', 'gpt']) expect(byName.get(name), name).toMatchObject({ mae: null, skill: null });
     for (const name of ['on_absent', 'missing', 'corrupt', 'contract', 'gpt']) expect(byName.get(name)!.status, name).toBe('Error');
     expect(byName.get('missing')!.error).toMatch(/missing\.onnx/);
     expect(byName.get('contract')!.error).toMatch(/exactly one input/);

@@ -145,6 +145,7 @@ describe('loadSpicepod: valid pods', () => {
           cachePredictions: true,
           quantiles: [0.1, 0.5, 0.9],
           quantileOutput: 'q',
+          evaluation: { origins: 200, since: null, seasonLength: null },
         },
       },
     ]);
@@ -173,7 +174,17 @@ describe('loadSpicepod: valid pods', () => {
       cachePredictions: true,
       quantiles: null,
       quantileOutput: null,
+      evaluation: { origins: 200, since: null, seasonLength: null },
     });
+  });
+
+  test('params.evaluation: origins, since (an ISO 8601 date or time, UTC without a zone), season_length', async () => {
+    const model = (evaluation: string) =>
+      `${HEAD}${DATASET}models:\n  - from: file:m.onnx\n    name: m\n    datasets: [co2]\n    params:\n      evaluation:\n${evaluation}`;
+    const pod = await load(model('        origins: 50\n        since: 1993-04-03\n        season_length: 13\n'));
+    expect(pod.models[0]?.params.evaluation).toEqual({ origins: 50, since: Date.UTC(1993, 3, 3), seasonLength: 13 });
+    const timed = await load(model('        since: "2001-06-01T12:00:00+02:00"\n        origins: 0\n'));
+    expect(timed.models[0]?.params.evaluation).toEqual({ origins: 0, since: Date.UTC(2001, 5, 1, 10), seasonLength: null });
   });
 
   test('a model without datasets serves only client-sent series', async () => {
@@ -495,6 +506,15 @@ describe('loadSpicepod: fatal errors name file:line:column and the key', () => {
       max_batch_size: abc
 `;
     expect(await fatal(text)).toBe(':12:23: models[0].params.max_batch_size: expected a positive integer, got "abc"');
+  });
+
+  test.each([
+    ['origins: -1', ':13:18: models[0].params.evaluation.origins: expected a non-negative integer (0 turns evaluation off), got -1'],
+    ['since: last week', ':13:16: models[0].params.evaluation.since: expected an ISO 8601 date or time, e.g. 1993-04-03, got "last week"'],
+    ['season_length: 0', ':13:24: models[0].params.evaluation.season_length: expected a positive integer, got 0'],
+  ])('evaluation param %s', async (param, message) => {
+    const text = `${HEAD}${DATASET}models:\n  - from: file:m.onnx\n    name: m\n    datasets: [co2]\n    params:\n      evaluation:\n        ${param}\n`;
+    expect(await fatal(text)).toBe(message);
   });
 
   test.each([

@@ -3,7 +3,7 @@ import type { Browser, Page } from 'playwright-core';
 import { startServer, type ForecastdServer } from '../../src/server/start.js';
 import { linearModel, seededRandom, uniformWeights } from '../../tools/onnx-builder.js';
 import { artifactPath, chromiumAvailable, launchChromium } from '../helpers/browser.js';
-import { PodDir, REPO, replaceFile } from '../server/fixtures.js';
+import { PodDir, REPO, replaceFile, until } from '../server/fixtures.js';
 
 /**
  * The dashboard in headless Chromium against real servers: what a person sees (tables equal to the API,
@@ -157,7 +157,36 @@ describe.skipIf(!available)('the dashboard', () => {
       expect(await cell(page, 'models', m.name, 'Horizon')).toBe(String(details.horizon));
       expect(await cell(page, 'models', m.name, 'Dataset')).toBe(m.datasets[0]);
       expect(await cell(page, 'models', m.name, 'Last data')).toBe(shown(d.last_ts));
+      // An ensemble shows its combine rule and members with their weights; a model, a dash.
+      expect(await cell(page, 'models', m.name, 'Members')).toBe(m.name === 'co2_blend' ? 'mean: co2_linear 0.50, co2_seasonal_naive 0.50' : '—');
     }
+    // Each model's evaluation, as the listing gives it once it is Ready (the page polls, so wait for it).
+    for (const m of models) {
+      const evaluation = await until(`evaluation of ${m.name}`, async () => {
+        const e = await api<{ status: string; mae: number; skill: number }>(example, `/v1/models/${m.name}/evaluation`);
+        return e.status === 'Ready' ? e : undefined;
+      });
+      const mae = String(Number(evaluation.mae.toPrecision(4)));
+      await expect.poll(() => cell(page, 'models', m.name, 'MAE'), { timeout: 30_000 }).toBe(mae);
+      expect(await cell(page, 'models', m.name, 'Skill')).toBe(String(Number(evaluation.skill.toPrecision(4))));
+    }
+
+    // The selected model's MAE by step against both baselines, as its evaluation gives them.
+    type Steps = { mae: number; by_step: { mae: number[] }; baselines: Record<'naive' | 'seasonal_naive', { mae: number; by_step: { mae: number[] } }> };
+    const fmt = (x: number): string => String(Number(x.toPrecision(4)));
+    const stepRows = async (): Promise<string[][]> =>
+      page.evaluate(() => [...document.querySelectorAll('#evaluation-steps tbody tr')].map((tr) => [...tr.children].map((c) => c.textContent ?? '')));
+    for (const name of ['co2_seasonal_naive', 'co2_linear']) {
+      await page.locator('#evaluation-model').selectOption(name);
+      const e = await api<Steps>(example, `/v1/models/${name}/evaluation`);
+      const expected = [
+        ['model', ...e.by_step.mae.map(fmt), fmt(e.mae)],
+        ['naive', ...e.baselines.naive.by_step.mae.map(fmt), fmt(e.baselines.naive.mae)],
+        ['seasonal naive', ...e.baselines.seasonal_naive.by_step.mae.map(fmt), fmt(e.baselines.seasonal_naive.mae)],
+      ];
+      await expect.poll(stepRows, { timeout: 30_000 }).toEqual(expected);
+    }
+    expect(await page.locator('#evaluation-steps thead th').allTextContents()).toEqual(['MAE by step', ...Array.from({ length: 12 }, (_, s) => String(s + 1)), 'all']);
 
     // The history and the forecasts are drawn: the history's ink, each visible model's colour, the band's fill.
     const [ink, naive, quantile, band] = await pixelsOf(page, 'co2_weekly', [HISTORY_INK, ORANGE, GREEN, GREEN], [false, false, false, true]);
@@ -185,6 +214,7 @@ describe.skipIf(!available)('the dashboard', () => {
       printed(quantileForecast.prediction.at(-1)!),
       printed(quantileForecast.quantiles!['0.9']!.at(-1)!),
       printed(quantileForecast.quantiles!['0.1']!.at(-1)!),
+      printed(forecasts.get('co2_blend')!.prediction.at(-1)!),
     ]);
     const caption = await page.locator('.chart-card[data-dataset="co2_weekly"] .caption').textContent();
     expect(caption).toContain(`co2_linear: 12 steps, ${shown(linear.timestamps[0]!)} to ${shown(linear.timestamps.at(-1)!)}`);

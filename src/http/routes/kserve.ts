@@ -20,7 +20,7 @@ import { formatTimestamp } from '../../forecast/timestamps.js';
 import type { AbortSignalLike } from '../../runtime/cancellation.js';
 import type { FloatArray } from '../../runtime/types.js';
 import { formatFloat32, formatFloat64 } from '../float-format.js';
-import type { ModelDetails, SeriesForecast, ServingBackend } from '../types.js';
+import type { DrawKeys, ModelDetails, SeriesForecast, ServingBackend } from '../types.js';
 
 /** HTTP status of each error type (the `code` of an error body is this, as a string). */
 const STATUS_OF: Readonly<Record<SeriesErrorType, number>> = {
@@ -75,10 +75,10 @@ type InputResult =
  * Answers one POST /v1/timeseries/forecast whose body parsed as `body`. Never rejects: anything unexpected
  * is the caller's to turn into a 500.
  */
-export async function answerForecast(backend: ServingBackend, body: unknown, signal?: AbortSignalLike): Promise<KserveAnswer> {
+export async function answerForecast(backend: ServingBackend, body: unknown, signal?: AbortSignalLike, keys?: DrawKeys): Promise<KserveAnswer> {
   const request = parseForecastRequest(body);
   if ('problem' in request) return requestError(request);
-  const lookup = backend.seriesModel(request.model);
+  const lookup = backend.seriesModel(request.model, keys);
   switch (lookup.kind) {
     case 'not_found':
       return requestError(seriesProblem('model_not_found', `Model ${request.model} not found`, 'model'));
@@ -127,7 +127,7 @@ export async function answerForecast(backend: ServingBackend, body: unknown, sig
       return requestError(seriesProblem(first.type, first.message, null), STATUS_OF[first.type], first.type === 'queue_full' ? 1 : null);
     }
   }
-  return { httpStatus: 200, body: forecastBody(request, details, layout, lookup.pointType, results), retryAfter: null };
+  return { httpStatus: 200, body: forecastBody(request, details, layout, lookup.pointType, results, lookup.variant ?? null), retryAfter: null };
 }
 
 function formatterOf(type: 'float32' | 'float64'): (v: number) => string {
@@ -159,6 +159,7 @@ function forecastBody(
   layout: ForecastLayout,
   pointType: 'float32' | 'float64',
   results: readonly InputResult[],
+  variant: string | null,
 ): string {
   const horizon = request.horizon;
   const width = layout.outputVariables;
@@ -174,6 +175,8 @@ function forecastBody(
     const r = results[i] as InputResult;
     if (i > 0) outputs += ',';
     outputs += `{"type":"time_series_forecast","id":${JSON.stringify(randomUUID())}`;
+    // A variants entry's answer names the member drawn to give it.
+    if (variant !== null) outputs += `,"variant":${JSON.stringify(variant)}`;
     if (!r.ok) {
       const status = STATUS_OF[r.problem.type];
       outputs += `,"status":"error","content":[],"error":${errorObject(r.problem.type, r.problem.message, r.problem.param, status)}}`;

@@ -1,0 +1,128 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startServer, type ForecastdServer } from '../../src/server/start.js';
+import { linearModel, quantileModel, seededRandom, uniformWeights } from '../../tools/onnx-builder.js';
+import { startCli } from '../helpers/cli.js';
+import { PodDir, until } from '../server/fixtures.js';
+
+/** `forecastd evaluate` (the built CLI, as users run it) gives what the server's evaluation route gives. */
+
+const random = seededRandom(4);
+const lin = linearModel({ lookback: 8, horizon: 4, weights: uniformWeights(random, 32, 0.2) });
+const quant = quantileModel({ lookback: 8, horizon: 4, weights: uniformWeights(random, 32, 0.2), levels: 2, offsets: [-1, 1, -1.5, 1.5, -2, 2, -2.5, 2.5] });
+
+const POD = `
+version: v1beta1
+kind: Spicepod
+name: cli-evaluate
+datasets:
+  - from: file:data/co2_weekly.csv
+    name: co2
+    params:
+      columns: [co2]
+models:
+  - from: file:models/lin.onnx
+    name: lin
+    datasets: [co2]
+    params:
+      fill_missing: linear
+      evaluation:
+        origins: 150
+  - from: file:models/quant.onnx
+    name: quant
+    datasets: [co2]
+    params:
+      fill_missing: linear
+      quantiles: [0.2, 0.8]
+      quantile_output: quantiles
+  - from: file:models/missing.onnx
+    name: missing
+    datasets: [co2]
+`;
+
+type Json = Record<string, unknown>;
+
+/** The evaluation without the fields that say when and how fast it ran. */
+function results(body: Json): Json {
+  const { computed_at: _at, duration_ms: _ms, ...rest } = body;
+  return rest;
+}
+
+async function run(args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const cli = startCli(['evaluate', ...args]);
+  const code = await cli.exit;
+  return { code, stdout: cli.stdout(), stderr: cli.stderr() };
+}
+
+describe('forecastd evaluate', () => {
+  const pod = new PodDir();
+  let server: ForecastdServer;
+
+  beforeAll(async () => {
+    pod.copyTestData('co2_weekly.csv');
+    pod.write('models/lin.onnx', lin);
+    pod.write('models/quant.onnx', quant);
+    pod.write('spicepod.yaml', POD);
+    server = await startServer({ spicepod: pod.dir, port: 0 });
+    await server.loaded();
+  });
+
+  afterAll(async () => {
+    await server?.close();
+    pod.remove();
+  });
+
+  async function routeOf(name: string): Promise<Json> {
+    return until(`evaluation of ${name}`, async () => {
+      const res = await fetch(`${server.url}/v1/models/${name}/evaluation`);
+      expect(res.status).toBe(200);
+      const body = (await res.json()) as Json;
+      return body.status === 'Ready' || body.status === 'Error' ? body : undefined;
+    });
+  }
+
+  it('prints the route objects with --json, and exits 1 because a model failed to load', async () => {
+    const { code, stdout } = await run([pod.dir, '--json']);
+    expect(code).toBe(1);
+    const printed = JSON.parse(stdout) as Json[];
+    expect(printed.map((r) => [r.model, r.status])).toEqual([
+      ['lin', 'Ready'],
+      ['quant', 'Ready'],
+      ['missing', 'Error'],
+    ]);
+    expect(results(printed[0]!)).toEqual(results(await routeOf('lin')));
+    expect(results(printed[1]!)).toEqual(results(await routeOf('quant')));
+    expect(printed[0]!.origins).toBe(150);
+    expect(printed[2]!.error).toMatch(/^model missing failed to load: /);
+  });
+
+  it('prints a table per model, by step, against both baselines; --model, --origins and --since choose', async () => {
+    const { code, stdout, stderr } = await run([pod.dir, '--model', 'lin', '--origins', '20', '--since', '2001-01-01']);
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+    const lines = stdout.split('\n');
+    expect(lines[0]).toBe('lin on co2: Ready');
+    expect(lines[1]).toMatch(/^ {2}20 origins from 2001-\d\d-\d\dT00:00:00\.000Z to 2001-\d\d-\d\dT00:00:00\.000Z \(0 skipped, 0 pairs without an actual\); horizon 4, season 52; \d+ ms$/);
+    expect(lines[2]).toMatch(/^ {2}MAE [\d.]+ {2}RMSE [\d.]+ {2}bias -?[\d.e-]+ {2}MASE [\d.]+ {2}skill -?[\d.]+$/);
+    expect(lines[4]).toMatch(/^ {2}MAE by step +1 +2 +3 +4 +all$/);
+    expect(lines[5]).toMatch(/^ {2}model( +[\d.]+){5}$/);
+    expect(lines[6]).toMatch(/^ {2}naive( +[\d.]+){5}$/);
+    expect(lines[7]).toMatch(/^ {2}seasonal naive( +[\d.]+){5}$/);
+    expect(stdout).not.toContain('quant');
+
+    const json = JSON.parse((await run([pod.dir, '--model', 'lin', '--origins', '20', '--since', '2001-01-01', '--json'])).stdout) as Json[];
+    expect(json).toHaveLength(1);
+    expect(lines[2]).toContain(`MAE ${Number((json[0]!.mae as number).toPrecision(4))}`);
+  });
+
+  it('names what is wrong with its arguments', async () => {
+    const unknown = await run([pod.dir, '--model', 'nope']);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toMatch(/^forecastd evaluate: --model names nope, which the pod does not have \(its models: lin, quant, missing\)/);
+    const origins = await run([pod.dir, '--origins', '0']);
+    expect(origins.code).toBe(1);
+    expect(origins.stderr).toMatch(/^forecastd evaluate: --origins must be a positive integer, not '0'/);
+    const since = await run([pod.dir, '--since', 'yesterday']);
+    expect(since.code).toBe(1);
+    expect(since.stderr).toMatch(/^forecastd evaluate: --since must be an ISO 8601 date or time \(e\.g\. 1993-04-03\), not 'yesterday'/);
+  });
+});
