@@ -188,20 +188,21 @@ export async function backtest(forecaster: BacktestForecaster, options: Backtest
         exhausted = true;
         break;
       }
-      const t = grid.timeOf(j);
+      const step = j++;
+      const row = grid.rowAt(step);
+      if (row < 0) continue;
+      // The origin's time is its row's (within a step's tolerance of the grid point for steps of a day or more).
+      const t = snapshot.times[row] as number;
       if (since !== null && t < since) {
         exhausted = true;
         break;
       }
-      const step = j++;
-      const row = grid.rowAt(step);
-      if (row < 0) continue;
       try {
-        const start = plainWindowStart(snapshot, row, L, frequency, emptyRows);
+        const start = plainWindowStart(snapshot, row, L, grid.frequency, emptyRows);
         if (start >= 0) data.set(values.subarray(start * V, (row + 1) * V), count * windowLength);
         else windowAt(snapshot, row, L, fill, datasetName, frequency).copyInto(data, count * windowLength);
         if (longWindow !== null) {
-          const longStart = plainWindowStart(snapshot, row, m, frequency, emptyRows);
+          const longStart = plainWindowStart(snapshot, row, m, grid.frequency, emptyRows);
           if (longStart >= 0) longWindow.set(values.subarray(longStart * V, (row + 1) * V));
           else windowAt(snapshot, row, m, fill, datasetName, frequency).copyInto(longWindow, 0);
         }

@@ -6,53 +6,61 @@
 import { lowerBound } from '../datasets/snapshot.js';
 import type { DatasetSnapshot, FillMissing } from '../datasets/types.js';
 import { windowFor } from '../datasets/window.js';
-import { addSteps, formatFrequency } from '../forecast/frequency.js';
+import { addSteps, calendarOffset, formatFrequency } from '../forecast/frequency.js';
+import { anchoredGrid } from '../forecast/grid.js';
+import type { AnchoredGrid } from '../forecast/grid.js';
 import type { Frequency } from '../forecast/frequency.js';
 import type { WindowSource } from '../runtime/window.js';
 
-/** Steps of a snapshot's axis, counted back from its newest row: step 0 is the newest row. */
+/**
+ * Steps of a snapshot's axis, counted back from the grid's anchor (SPEC "The grid is anchored at the newest row
+ * that continues it"): step 0 is the anchor row, and each step is filled by the row the serving window code
+ * would take for it (the same AnchoredGrid). Without a frequency, or when no row anchors the grid, steps are
+ * rows counted back from the newest, as windows then are.
+ */
 export class StepGrid {
-  readonly anchor: number;
+  /** The grid's frequency, or null when steps are rows. */
+  readonly frequency: Frequency | null;
+  private readonly grid: AnchoredGrid | null;
 
   constructor(
     readonly snapshot: DatasetSnapshot,
-    readonly frequency: Frequency | null,
+    frequency: Frequency | null,
   ) {
-    this.anchor = snapshot.rows > 0 ? (snapshot.times[snapshot.rows - 1] as number) : 0;
+    this.grid = frequency === null || snapshot.rows === 0 ? null : anchoredGrid(snapshot.times, snapshot.rows, frequency);
+    this.frequency = this.grid === null ? null : frequency;
   }
 
   /** The time of step j back (without a frequency: the time of row rows - 1 - j, or NaN before the first row). */
   timeOf(j: number): number {
-    const { snapshot, frequency } = this;
-    if (frequency === null) {
-      const row = snapshot.rows - 1 - j;
-      return row >= 0 && row < snapshot.rows ? (snapshot.times[row] as number) : Number.NaN;
-    }
-    return addSteps(this.anchor, frequency, -j);
+    if (this.grid !== null) return this.grid.pointBack(j);
+    const { snapshot } = this;
+    const row = snapshot.rows - 1 - j;
+    return row >= 0 && row < snapshot.rows ? (snapshot.times[row] as number) : Number.NaN;
   }
 
   /**
-   * The row exactly at step j back, or -1 when the step holds no row. `hint` is a row likely to be it (the
-   * row k places after one known to be k steps earlier, as on a gap-free axis): checked first, searched
-   * otherwise.
+   * The row that fills step j back, or -1 when the step holds no row. `hint` is a row likely to be it (the row
+   * k places after one known to be k steps earlier, as on a gap-free axis): taken at once when it lies exactly
+   * on the step's grid point, where no other row can be nearer.
    */
   rowAt(j: number, hint = -1): number {
-    const { snapshot, frequency } = this;
-    if (frequency === null) {
-      const row = snapshot.rows - 1 - j;
-      return row >= 0 && row < snapshot.rows ? row : -1;
+    if (this.grid !== null) {
+      if (j < 0) return -1;
+      const { snapshot } = this;
+      if (hint >= 0 && hint < snapshot.rows && hint <= this.grid.anchorRow && snapshot.times[hint] === this.grid.pointBack(j)) return hint;
+      return this.grid.rowFor(j);
     }
-    const t = this.timeOf(j);
-    if (hint >= 0 && hint < snapshot.rows && snapshot.times[hint] === t) return hint;
-    const row = lowerBound(snapshot.times, snapshot.rows, t);
-    return row < snapshot.rows && snapshot.times[row] === t ? row : -1;
+    const row = this.snapshot.rows - 1 - j;
+    return row >= 0 && row < this.snapshot.rows ? row : -1;
   }
 
   /** True once step j lies before the first row: no older step can hold one. */
   beforeFirstRow(j: number): boolean {
-    if (this.snapshot.rows === 0) return true;
-    if (this.frequency === null) return j >= this.snapshot.rows;
-    return this.timeOf(j) < (this.snapshot.times[0] as number);
+    const { snapshot } = this;
+    if (snapshot.rows === 0) return true;
+    if (this.grid === null) return j >= snapshot.rows;
+    return this.grid.rangeOf(j).to < (snapshot.times[0] as number);
   }
 
   /** The name of the step, for messages: "P7D", or "row" without a frequency. */
@@ -114,9 +122,14 @@ export function plainWindowStart(snapshot: DatasetSnapshot, origin: number, look
   if (emptyRows[start] !== emptyRows[origin + 1]) return -1;
   if (frequency === null) return start;
   const times = snapshot.times;
-  if (frequency.kind === 'fixed') return (times[origin] as number) - (times[start] as number) === (lookback - 1) * frequency.ms ? start : -1;
   const last = times[origin] as number;
-  for (let k = 1; k < lookback; k++) if (times[origin - k] !== addSteps(last, frequency, -k)) return -1;
+  // Every row exactly on its grid point: the window the serving code builds from these rows is these rows.
+  if (frequency.kind === 'fixed') {
+    for (let k = 1; k < lookback; k++) if (times[origin - k] !== last - k * frequency.ms) return -1;
+    return start;
+  }
+  const offset = calendarOffset(last);
+  for (let k = 1; k < lookback; k++) if (times[origin - k] !== addSteps(last, frequency, -k, offset)) return -1;
   return start;
 }
 
@@ -140,8 +153,9 @@ export function windowAt(
   // The first row the window covers: `lookback` rows back, or the row at the window's oldest step.
   let start = Math.max(0, end - lookback);
   if (frequency !== null) {
-    const oldest = addSteps(times[origin] as number, frequency, -(lookback - 1));
-    start = Math.min(start, lowerBound(times, end, oldest));
+    // One step further back than the window's oldest step: rows within a step's tolerance of it are included.
+    const beyond = addSteps(times[origin] as number, frequency, -lookback);
+    start = Math.min(start, lowerBound(times, end, beyond));
   }
   // Back until every column has had a value before the window, as filling reads at most that far.
   if (fill !== 'none') {
