@@ -1,11 +1,11 @@
-import type { Readable } from 'node:stream';
-import { createInterface } from 'node:readline';
+import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { parse as parseCsv, type Options as CsvParseOptions } from 'csv-parse';
 import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects, parquetSchema } from 'hyparquet';
 import { compressors } from 'hyparquet-compressors';
 import streamArray from 'stream-json/streamers/stream-array.js';
 import { ForecastdError } from '../errors.js';
 import { openDecompressed, peek, readHead } from './decompress.js';
+import { recordTooLong, rowLimit, tooManyCells } from './limits.js';
 import { paramPrefix, signature, type DelimitedTextOptions, type FileCompression, type FileFormat, type JsonOptions } from './file-format.js';
 import { RowCollector, type RowSpec } from './row-collector.js';
 import type { LoadedRows } from './types.js';
@@ -42,7 +42,7 @@ export async function readDelimitedRows(
   let collector: RowCollector | null = null;
   try {
     input = await openDecompressed(file.path, spec.origin, file.format, file.compression, signal, file.end);
-    const parser = parseCsv({ ...csvParseOptions(dialect), info: true });
+    const parser = parseCsv({ ...csvParseOptions(dialect), info: true, max_record_size: spec.limits.maxRecordBytes });
     const source = input;
     source.on('error', (err) => parser.destroy(err));
     source.pipe(parser);
@@ -64,6 +64,10 @@ export async function readDelimitedRows(
     }
   } catch (err) {
     input?.destroy();
+    const csvError = err as { code?: unknown; lines?: unknown };
+    if (csvError.code === 'CSV_MAX_RECORD_SIZE') {
+      throw recordTooLong(spec.origin, `line ${typeof csvError.lines === 'number' ? csvError.lines : '?'}`, spec.limits.maxRecordBytes);
+    }
     throw asDatasetError(err, spec.origin);
   }
   if (collector === null) {
@@ -139,45 +143,168 @@ export async function readJsonRows(file: TextFile, spec: RowSpec, json: JsonOpti
     if (layout === 'array' && !startsArray) {
       throw new ForecastdError('ERR_DATASET', `${spec.origin}: expected a top-level JSON array (json_format: array); for one object per line set json_format: jsonl`);
     }
-    const rows = layout === 'array' ? await arrayObjects(input, spec) : await lineObjects(input, spec);
-    return collectObjects(rows, spec, json?.flatten ?? false);
+    const objects = new ObjectRows(spec, json?.flatten ?? false);
+    if (layout === 'array') await arrayObjects(input, spec, objects);
+    else await lineObjects(input, spec, objects);
+    return objects.finish();
   } catch (err) {
     input?.destroy();
     throw asDatasetError(err, spec.origin);
   }
 }
 
-interface SourceObject {
-  readonly object: Record<string, unknown>;
-  /** "line 3", "element 3": names the row in messages. */
-  readonly where: string;
+/**
+ * JSON objects to rows. With params.columns the columns are known up front and each object goes straight into
+ * a RowCollector; without, objects may differ in their keys, so only the cells of the value columns seen so far
+ * are kept (as numbers, column by column) and the rows are built once every object is read. Either way no
+ * object is kept, and cells count against max_cells as they come.
+ */
+class ObjectRows {
+  private readonly direct: RowCollector | null;
+  /** Without params.columns: every key seen, in order of first appearance. */
+  private readonly keys = new Map<string, number>();
+  private readonly cells: unknown[][] = [];
+  private readonly wheres: string[] = [];
+  private heldCells = 0;
+  private count = 0;
+  /** With params.columns: the first row that failed; the keys of the rest are still read (see finish). */
+  private rowError: unknown = null;
+
+  constructor(
+    private readonly spec: RowSpec,
+    private readonly flatten: boolean,
+  ) {
+    this.direct = spec.columns === null ? null : new RowCollector(spec, [spec.timeColumn, ...spec.columns]);
+  }
+
+  add(value: Record<string, unknown>, where: string): void {
+    const object = this.flatten ? flattenObject(value) : value;
+    this.count += 1;
+    if (this.direct !== null) {
+      for (const key of Object.keys(object)) if (!this.keys.has(key)) this.keys.set(key, this.keys.size);
+      if (this.rowError !== null) return;
+      const names = [this.spec.timeColumn, ...(this.spec.columns ?? [])];
+      try {
+        this.direct.add((i) => object[names[i] ?? ''], where);
+      } catch (err) {
+        // A column missing from every object is the error to report, as when the columns are read first.
+        if (!(err instanceof ForecastdError) || /params\.max_cells/.test(err.message)) throw err;
+        this.rowError = err;
+      }
+      return;
+    }
+    // Columns are known only at the end: the time and each cell are kept raw but small (numbers, short
+    // strings), and their count is held to max_cells like the rows they make.
+    const row: unknown[] = [];
+    for (const [key, cell] of Object.entries(object)) {
+      let index = this.keys.get(key);
+      if (index === undefined) {
+        index = this.keys.size;
+        this.keys.set(key, index);
+      }
+      row[index] = cell;
+    }
+    this.heldCells += Math.max(1, row.length - 1);
+    if (this.heldCells > this.spec.limits.maxCells) throw tooManyCells(this.spec.origin, this.spec.limits.maxCells);
+    this.cells.push(row);
+    this.wheres.push(where);
+  }
+
+  finish(): LoadedRows {
+    if (this.count === 0) throw new ForecastdError('ERR_DATASET', `${this.spec.origin}: the file holds no rows`);
+    if (this.direct !== null) {
+      // Throws when the time column or a listed column is in no object.
+      new RowCollector({ ...this.spec, limits: { ...this.spec.limits, maxCells: 1 } }, [...this.keys.keys()]);
+      if (this.rowError !== null) throw this.rowError;
+      return this.direct.finish();
+    }
+    const names = [...this.keys.keys()];
+    const collector = new RowCollector(this.spec, names);
+    if (rowLimit(this.spec.limits.maxCells, collector.columns.length) < this.cells.length) {
+      throw tooManyCells(this.spec.origin, this.spec.limits.maxCells);
+    }
+    for (let r = 0; r < this.cells.length; r++) {
+      const row = this.cells[r] ?? [];
+      collector.add((i) => row[i], this.wheres[r] ?? '');
+      this.cells[r] = [];
+    }
+    return collector.finish();
+  }
 }
 
-async function lineObjects(input: Readable, spec: RowSpec): Promise<SourceObject[]> {
-  input.setEncoding('utf8');
-  const lines = createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY });
-  const objects: SourceObject[] = [];
-  let lineNumber = 0;
-  try {
-    for await (const line of lines) {
-      lineNumber++;
-      const text = lineNumber === 1 ? line.replace(/^\uFEFF/, '') : line;
-      if (text.trim() === '') continue;
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(text);
-      } catch (err) {
-        throw new ForecastdError('ERR_DATASET', `${spec.origin}: line ${lineNumber}: invalid JSON: ${(err as Error).message}`);
-      }
-      if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
-        throw new ForecastdError('ERR_DATASET', `${spec.origin}: line ${lineNumber}: expected a JSON object per line`);
-      }
-      objects.push({ object: parsed as Record<string, unknown>, where: `line ${lineNumber}` });
-    }
-  } finally {
-    lines.close();
+/**
+ * Splits text into lines of at most `maxBytes` bytes (a longer one is an error naming its line number, before
+ * it is held whole); a final line without a newline counts. Lines are emitted as strings, without the line
+ * break (\n or \r\n).
+ */
+class BoundedLines extends Transform {
+  private parts: Buffer[] = [];
+  private partBytes = 0;
+  private line = 0;
+
+  constructor(
+    private readonly maxBytes: number,
+    private readonly tooLong: (line: number) => Error,
+  ) {
+    super({ readableObjectMode: true });
   }
-  return objects;
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    let start = 0;
+    for (;;) {
+      const at = chunk.indexOf(0x0a, start);
+      const end = at === -1 ? chunk.length : at;
+      if (this.partBytes + (end - start) > this.maxBytes + 1) {
+        callback(this.tooLong(this.line + 1));
+        return;
+      }
+      if (at === -1) {
+        if (end > start) {
+          this.parts.push(chunk.subarray(start, end));
+          this.partBytes += end - start;
+        }
+        callback();
+        return;
+      }
+      this.parts.push(chunk.subarray(start, end));
+      this.emitLine();
+      start = at + 1;
+    }
+  }
+
+  override _flush(callback: TransformCallback): void {
+    if (this.partBytes > 0) this.emitLine();
+    callback();
+  }
+
+  private emitLine(): void {
+    this.line += 1;
+    let text = Buffer.concat(this.parts).toString('utf8');
+    if (text.endsWith('\r')) text = text.slice(0, -1);
+    this.parts = [];
+    this.partBytes = 0;
+    this.push({ line: this.line, text });
+  }
+}
+
+async function lineObjects(input: Readable, spec: RowSpec, rows: ObjectRows): Promise<void> {
+  const lines = new BoundedLines(spec.limits.maxRecordBytes, (line) => recordTooLong(spec.origin, `line ${line}`, spec.limits.maxRecordBytes));
+  input.on('error', (err) => lines.destroy(err));
+  input.pipe(lines);
+  for await (const { line: lineNumber, text: raw } of lines as AsyncIterable<{ line: number; text: string }>) {
+    const text = lineNumber === 1 ? raw.replace(/^\uFEFF/, '') : raw;
+    if (text.trim() === '') continue;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch (err) {
+      throw new ForecastdError('ERR_DATASET', `${spec.origin}: line ${lineNumber}: invalid JSON: ${(err as Error).message}`);
+    }
+    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+      throw new ForecastdError('ERR_DATASET', `${spec.origin}: line ${lineNumber}: expected a JSON object per line`);
+    }
+    rows.add(parsed as Record<string, unknown>, `line ${lineNumber}`);
+  }
 }
 
 interface ArrayItem {
@@ -186,36 +313,24 @@ interface ArrayItem {
 }
 
 /** Elements of a top-level array, parsed as they stream in (a large file never sits in one string). */
-async function arrayObjects(input: Readable, spec: RowSpec): Promise<SourceObject[]> {
+async function arrayObjects(input: Readable, spec: RowSpec, rows: ObjectRows): Promise<void> {
   const elements = streamArray.withParserAsStream();
   input.on('error', (err) => elements.destroy(err));
   input.pipe(elements);
-  const objects: SourceObject[] = [];
+  let seen = 0;
   try {
     for await (const item of elements as AsyncIterable<ArrayItem>) {
       const where = `element ${item.key + 1}`;
       if (item.value === null || typeof item.value !== 'object' || Array.isArray(item.value)) {
         throw new ForecastdError('ERR_DATASET', `${spec.origin}: ${where} of the array: expected a JSON object`);
       }
-      objects.push({ object: item.value as Record<string, unknown>, where });
+      rows.add(item.value as Record<string, unknown>, where);
+      seen += 1;
     }
   } catch (err) {
     if (err instanceof ForecastdError || !(err instanceof Error) || (err as NodeJS.ErrnoException).code !== undefined) throw err;
-    throw new ForecastdError('ERR_DATASET', `${spec.origin}: invalid JSON after element ${objects.length}: ${err.message}`, { cause: err });
+    throw new ForecastdError('ERR_DATASET', `${spec.origin}: invalid JSON after element ${seen}: ${err.message}`, { cause: err });
   }
-  return objects;
-}
-
-/** Objects may differ in their keys, so the columns are known only once every row is read. */
-function collectObjects(rows: readonly SourceObject[], spec: RowSpec, flatten: boolean): LoadedRows {
-  if (rows.length === 0) throw new ForecastdError('ERR_DATASET', `${spec.origin}: the file holds no rows`);
-  const objects = flatten ? rows.map((row) => flattenObject(row.object)) : rows.map((row) => row.object);
-  const keys = new Set<string>();
-  for (const object of objects) for (const key of Object.keys(object)) keys.add(key);
-  const names = [...keys];
-  const collector = new RowCollector(spec, names);
-  objects.forEach((object, row) => collector.add((i) => object[names[i] ?? ''], rows[row]?.where ?? ''));
-  return collector.finish();
 }
 
 /** flatten_json: {"a": {"b": 1}} becomes {"a.b": 1}; arrays stay values. */
@@ -240,6 +355,9 @@ function significantByte(head: Buffer): number | null {
   return null;
 }
 
+/** Rows of a Parquet file turned into objects at a time. */
+const PARQUET_SLICE_ROWS = 65_536;
+
 export async function readParquetRows(file: string, spec: RowSpec, signal: AbortSignal): Promise<LoadedRows> {
   try {
     const found = signature(await readHead(file));
@@ -255,9 +373,18 @@ export async function readParquetRows(file: string, spec: RowSpec, signal: Abort
     const names = parquetSchema(metadata).children.map((child) => child.element.name);
     const collector = new RowCollector(spec, names);
     const wanted = [collector.timeIndex, ...collector.valueIndices].map((i) => names[i] ?? '');
-    const rows = await parquetReadObjects({ file: buffer, metadata, columns: wanted, compressors });
-    signal.throwIfAborted();
-    rows.forEach((row, i) => collector.add((c) => row[names[c] ?? ''], `row ${i + 1}`));
+    const total = Number(metadata.num_rows);
+    // Retention can only be applied row by row, so the count is a bound only without it.
+    if (spec.notBeforeMs === null && total > rowLimit(spec.limits.maxCells, collector.columns.length)) {
+      throw tooManyCells(spec.origin, spec.limits.maxCells, `the file holds ${total.toLocaleString('en-US')} rows × ${collector.columns.length} columns`);
+    }
+    // A slice of rows at a time: never one object per row of the whole file.
+    for (let start = 0; start < total; start += PARQUET_SLICE_ROWS) {
+      const end = Math.min(total, start + PARQUET_SLICE_ROWS);
+      const rows = await parquetReadObjects({ file: buffer, metadata, columns: wanted, compressors, rowStart: start, rowEnd: end });
+      signal.throwIfAborted();
+      rows.forEach((row, i) => collector.add((c) => row[names[c] ?? ''], `row ${start + i + 1}`));
+    }
     return collector.finish();
   } catch (err) {
     if (err instanceof Error && /unsupported compression codec: LZO/i.test(err.message)) {

@@ -7,7 +7,8 @@ import type { ConnectionOptions } from 'node:tls';
 import { DatabaseError, Pool, Query, escapeIdentifier } from 'pg';
 import type { PoolClient, QueryArrayConfig } from 'pg';
 import { ForecastdError } from '../errors.js';
-import type { PostgresSource, PostgresSourceConfig } from './postgres.js';
+import type { PostgresSource, PostgresSourceConfig } from './postgres-config.js';
+import { DEFAULT_MAX_CELLS, GrowableRows, resolveLimits, rowLimit, tooManyCells } from './limits.js';
 import type { LoadOptions, LoadedRows, TimeFormat } from './types.js';
 import {
   parseConnectionString,
@@ -88,7 +89,6 @@ const ZONED_TIME_TYPES = new Set(['timestamptz']);
 /** Times without a zone are UTC, as for file datasets. */
 const UTC_TIME_TYPES = new Set(['timestamp', 'date']);
 
-const INITIAL_CAPACITY = 16_384;
 
 /**
  * A PostgreSQL table or view read on the calling thread. Rows are streamed in time order straight into
@@ -112,6 +112,7 @@ class PostgresTableSource implements PostgresSource {
   readonly #config: PostgresSourceConfig;
   readonly #target: PostgresEndpoint;
   readonly #maxRows: number | null;
+  readonly #maxCells: number;
   #pool: Pool | null = null;
   /** The TLS choice in use; `prefer` falls back to plain text once the server says it has no TLS. */
   #ssl: false | ConnectionOptions | null = null;
@@ -126,6 +127,7 @@ class PostgresTableSource implements PostgresSource {
     this.from = resolved.from;
     this.#target = resolved.target;
     this.#maxRows = resolved.maxRows;
+    this.#maxCells = resolveLimits({ maxCells: config.maxCells ?? DEFAULT_MAX_CELLS }, 'postgres source').maxCells;
     this.endpoint = this.#target.endpoint;
   }
 
@@ -172,9 +174,12 @@ class PostgresTableSource implements PostgresSource {
     }
     const where = conditions.join(' AND ');
     const order = [plan.orderBy, ...plan.tiebreak];
+    // max_cells: the database stops one row past the limit, which the row buffer refuses.
+    const allowed = rowLimit(this.#maxCells, plan.columns.length);
     let sql: string;
-    if (this.#maxRows === null) {
-      sql = `SELECT ${plan.selectList} FROM ${plan.relation} WHERE ${where} ORDER BY ${order.join(', ')}`;
+    if (this.#maxRows === null || this.#maxRows > allowed) {
+      values.push(allowed + 1);
+      sql = `SELECT ${plan.selectList} FROM ${plan.relation} WHERE ${where} ORDER BY ${order.join(', ')} LIMIT $${values.length}`;
     } else {
       values.push(this.#maxRows);
       // The newest rows, handed out oldest first: sorted descending to cut, then ascending again.
@@ -327,7 +332,7 @@ class PostgresTableSource implements PostgresSource {
     signal: AbortSignal,
   ): Promise<LoadedRows> {
     return new Promise<LoadedRows>((resolve, reject) => {
-      const rows = new RowBuffer(plan.columns.length, this.#maxRows ?? INITIAL_CAPACITY, bounds);
+      const rows = new RowBuffer(plan.columns.length, rowLimit(this.#maxCells, plan.columns.length), bounds, this.#maxCells);
       let rowError: Error | null = null;
       let settled = false;
       const onAbort = (): void => {
@@ -371,21 +376,19 @@ interface RowBounds {
 }
 
 /**
- * Growing Float64Arrays for row times and row-major values. Rows outside the bounds (the query's slack) are
- * dropped here, comparing the times exactly as they are held.
+ * Row times and row-major values in typed arrays (GrowableRows), up to max_cells. Rows outside the bounds
+ * (the query's slack) are dropped here, comparing the times exactly as they are held.
  */
 class RowBuffer {
-  #times: Float64Array;
-  #values: Float64Array;
-  #rows = 0;
+  readonly #rows: GrowableRows;
 
   constructor(
     private readonly width: number,
-    capacity: number,
+    maxRows: number,
     private readonly bounds: RowBounds,
+    private readonly maxCells: number,
   ) {
-    this.#times = new Float64Array(capacity);
-    this.#values = new Float64Array(capacity * width);
+    this.#rows = new GrowableRows(width, maxRows);
   }
 
   push(row: readonly unknown[]): void {
@@ -395,36 +398,17 @@ class RowBuffer {
     }
     const { after, notBefore } = this.bounds;
     if ((after !== null && !(time > after)) || (notBefore !== null && time < notBefore)) return;
-    if (this.#rows === this.#times.length) this.#grow();
-    this.#times[this.#rows] = time;
-    const base = this.#rows * this.width;
+    if (this.#rows.full) throw tooManyCells('', this.maxCells);
+    const base = this.#rows.startRow(time);
     for (let j = 0; j < this.width; j += 1) {
       const value = row[j + 1];
       // NULL (a gap) becomes NaN, as in file datasets.
-      this.#values[base + j] = typeof value === 'number' ? value : Number.NaN;
+      this.#rows.set(base + j, typeof value === 'number' ? value : Number.NaN);
     }
-    this.#rows += 1;
   }
 
   finish(columns: readonly string[]): LoadedRows {
-    const rows = this.#rows;
-    const exact = rows === this.#times.length;
-    return {
-      columns: [...columns],
-      times: exact ? this.#times : this.#times.slice(0, rows),
-      values: exact ? this.#values : this.#values.slice(0, rows * this.width),
-      rows,
-    };
-  }
-
-  #grow(): void {
-    const capacity = Math.max(1, this.#times.length * 2);
-    const times = new Float64Array(capacity);
-    times.set(this.#times);
-    const values = new Float64Array(capacity * this.width);
-    values.set(this.#values);
-    this.#times = times;
-    this.#values = values;
+    return this.#rows.finish([...columns]);
   }
 }
 
