@@ -174,11 +174,14 @@ class PostgresTableSource implements PostgresSource {
     }
     const where = conditions.join(' AND ');
     const order = [plan.orderBy, ...plan.tiebreak];
-    // max_cells: the database stops one row past the limit, which the row buffer refuses.
+    // max_cells: the database stops past the limit. The bound's slack rows (see timeSql) are dropped here and
+    // may take up some of the LIMIT, so it leaves room for them; a result that fills it is over the limit.
     const allowed = rowLimit(this.#maxCells, plan.columns.length);
+    let limit: number | null = null;
     let sql: string;
     if (this.#maxRows === null || this.#maxRows > allowed) {
-      values.push(allowed + 1);
+      limit = allowed + 1 + BOUND_SLACK_ROWS;
+      values.push(limit);
       sql = `SELECT ${plan.selectList} FROM ${plan.relation} WHERE ${where} ORDER BY ${order.join(', ')} LIMIT $${values.length}`;
     } else {
       values.push(this.#maxRows);
@@ -190,7 +193,7 @@ class PostgresTableSource implements PostgresSource {
         `SELECT ${plan.selectList}${order.map((e, k) => `, ${e} AS k${k}`).join('')} FROM ${plan.relation} WHERE ${where} ` +
         `ORDER BY ${order.map((e) => `${e} DESC`).join(', ')} LIMIT $${values.length}) AS newest ORDER BY ${keys.join(', ')}`;
     }
-    return this.#stream(client, sql, values, plan, bounds, signal);
+    return this.#stream(client, sql, values, plan, bounds, limit, signal);
   }
 
   /** Runs `work` on a pooled connection; a connection the server dropped meanwhile is replaced once. */
@@ -329,9 +332,11 @@ class PostgresTableSource implements PostgresSource {
     values: readonly unknown[],
     plan: TablePlan,
     bounds: RowBounds,
+    limit: number | null,
     signal: AbortSignal,
   ): Promise<LoadedRows> {
     return new Promise<LoadedRows>((resolve, reject) => {
+      let received = 0;
       const rows = new RowBuffer(plan.columns.length, rowLimit(this.#maxCells, plan.columns.length), bounds, this.#maxCells);
       let rowError: Error | null = null;
       let settled = false;
@@ -350,6 +355,7 @@ class PostgresTableSource implements PostgresSource {
       const queryConfig: QueryArrayConfig = { text, values: [...values], rowMode: 'array' };
       const query = new Query(queryConfig);
       query.on('row', (row: unknown[]) => {
+        received += 1;
         if (rowError !== null || settled) return;
         try {
           rows.push(row);
@@ -358,7 +364,10 @@ class PostgresTableSource implements PostgresSource {
         }
       });
       query.on('error', (err: Error) => finish(err));
-      query.on('end', () => finish(rowError));
+      query.on('end', () => {
+        if (rowError === null && limit !== null && received >= limit) rowError = tooManyCells('', this.#maxCells);
+        finish(rowError);
+      });
       client.query(query);
     });
   }
@@ -368,6 +377,9 @@ class PostgresTableSource implements PostgresSource {
     return new ForecastdError('ERR_DATASET', `${this.from} at ${this.#target.endpoint}: ${reason}`, { cause: err });
   }
 }
+
+/** Rows the LIMIT of a load leaves for the rows its lower time bound takes in by its slack (a millisecond). */
+const BOUND_SLACK_ROWS = 1000;
 
 /** Lower bounds on the rows a load wants, epoch ms: time > after, time >= notBefore; null: none. */
 interface RowBounds {
