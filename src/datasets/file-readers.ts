@@ -7,7 +7,8 @@ import { ForecastdError } from '../errors.js';
 import { openDecompressed, peek, readHead } from './decompress.js';
 import { recordTooLong, rowLimit, tooManyCells } from './limits.js';
 import { paramPrefix, signature, type DelimitedTextOptions, type FileCompression, type FileFormat, type JsonOptions } from './file-format.js';
-import { RowCollector, type RowSpec } from './row-collector.js';
+import { parseNumericValue, parseTimeValue, timeFormatHint } from './parse-values.js';
+import { RowCollector, showCell, type RowSpec } from './row-collector.js';
 import type { LoadedRows } from './types.js';
 
 /**
@@ -154,20 +155,21 @@ export async function readJsonRows(file: TextFile, spec: RowSpec, json: JsonOpti
 }
 
 /**
- * JSON objects to rows. With params.columns the columns are known up front and each object goes straight into
- * a RowCollector; without, objects may differ in their keys, so only the cells of the value columns seen so far
- * are kept (as numbers, column by column) and the rows are built once every object is read. Either way no
- * object is kept, and cells count against max_cells as they come.
+ * JSON objects to rows, no object kept. With params.columns the columns are known up front and each object
+ * goes straight into a RowCollector. Without, objects may differ in their keys: every key but the time column
+ * is a value column, in order of first appearance, a column missing from an object is a gap, and each cell is
+ * parsed as it comes into a typed column of its own; the columns are interleaved into rows at the end. Either
+ * way cells count against max_cells as they come. As when the columns were read first, a time column or
+ * listed column that no object holds is the error reported, before any bad cell.
  */
 class ObjectRows {
   private readonly direct: RowCollector | null;
-  /** Without params.columns: every key seen, in order of first appearance. */
-  private readonly keys = new Map<string, number>();
-  private readonly cells: unknown[][] = [];
-  private readonly wheres: string[] = [];
-  private heldCells = 0;
+  /** Every key seen, in order of first appearance. */
+  private readonly keys = new Set<string>();
+  private readonly times = new NumberColumn();
+  private readonly columns = new Map<string, NumberColumn>();
   private count = 0;
-  /** With params.columns: the first row that failed; the keys of the rest are still read (see finish). */
+  /** The first row that failed; the keys of the rest are still read (see finish). */
   private rowError: unknown = null;
 
   constructor(
@@ -180,55 +182,94 @@ class ObjectRows {
   add(value: Record<string, unknown>, where: string): void {
     const object = this.flatten ? flattenObject(value) : value;
     this.count += 1;
-    if (this.direct !== null) {
-      for (const key of Object.keys(object)) if (!this.keys.has(key)) this.keys.set(key, this.keys.size);
-      if (this.rowError !== null) return;
-      const names = [this.spec.timeColumn, ...(this.spec.columns ?? [])];
-      try {
+    for (const key of Object.keys(object)) this.keys.add(key);
+    if (this.rowError !== null) return;
+    try {
+      if (this.direct !== null) {
+        const names = [this.spec.timeColumn, ...(this.spec.columns ?? [])];
         this.direct.add((i) => object[names[i] ?? ''], where);
-      } catch (err) {
-        // A column missing from every object is the error to report, as when the columns are read first.
-        if (!(err instanceof ForecastdError) || /params\.max_cells/.test(err.message)) throw err;
-        this.rowError = err;
+      } else {
+        this.addByKeys(object, where);
       }
-      return;
+    } catch (err) {
+      if (!(err instanceof ForecastdError) || /params\.max_cells/.test(err.message)) throw err;
+      this.rowError = err;
     }
-    // Columns are known only at the end: the time and each cell are kept raw but small (numbers, short
-    // strings), and their count is held to max_cells like the rows they make.
-    const row: unknown[] = [];
-    for (const [key, cell] of Object.entries(object)) {
-      let index = this.keys.get(key);
-      if (index === undefined) {
-        index = this.keys.size;
-        this.keys.set(key, index);
+  }
+
+  private addByKeys(object: Record<string, unknown>, where: string): void {
+    const { spec } = this;
+    const rawTime = object[spec.timeColumn];
+    const time = parseTimeValue(rawTime, spec.timeFormat);
+    if (Number.isNaN(time)) {
+      const shown = rawTime === null || rawTime === undefined || rawTime === '' ? 'an empty time' : JSON.stringify(String(rawTime));
+      throw new ForecastdError(
+        'ERR_DATASET',
+        `${spec.origin}: ${where}: time column "${spec.timeColumn}": cannot read ${shown}; expected ${timeFormatHint(spec.timeFormat)}`,
+      );
+    }
+    const keep = spec.notBeforeMs === null || time >= spec.notBeforeMs;
+    const row = this.times.length;
+    for (const [key, raw] of Object.entries(object)) {
+      if (key === spec.timeColumn) continue;
+      const parsed = parseNumericValue(raw);
+      if (parsed === null) throw new ForecastdError('ERR_DATASET', `${spec.origin}: ${where}: column "${key}": ${showCell(raw)} is not a number`);
+      if (!keep) continue;
+      let column = this.columns.get(key);
+      if (column === undefined) {
+        column = new NumberColumn();
+        this.columns.set(key, column);
       }
-      row[index] = cell;
+      column.setAt(row, parsed);
     }
-    this.heldCells += Math.max(1, row.length - 1);
-    if (this.heldCells > this.spec.limits.maxCells) throw tooManyCells(this.spec.origin, this.spec.limits.maxCells);
-    this.cells.push(row);
-    this.wheres.push(where);
+    if (!keep) return;
+    this.times.setAt(row, time);
+    if ((row + 1) * Math.max(1, this.columns.size) > spec.limits.maxCells) throw tooManyCells(spec.origin, spec.limits.maxCells);
   }
 
   finish(): LoadedRows {
     if (this.count === 0) throw new ForecastdError('ERR_DATASET', `${this.spec.origin}: the file holds no rows`);
-    if (this.direct !== null) {
-      // Throws when the time column or a listed column is in no object.
-      new RowCollector({ ...this.spec, limits: { ...this.spec.limits, maxCells: 1 } }, [...this.keys.keys()]);
-      if (this.rowError !== null) throw this.rowError;
-      return this.direct.finish();
+    // Throws when the time column or a listed column is in no object.
+    const check = new RowCollector({ ...this.spec, limits: { ...this.spec.limits, maxCells: 1 } }, [...this.keys]);
+    if (this.rowError !== null) throw this.rowError;
+    if (this.direct !== null) return this.direct.finish();
+    const names = check.columns;
+    const rows = this.times.length;
+    const width = names.length;
+    const values = new Float64Array(rows * width);
+    names.forEach((name, j) => {
+      const column = this.columns.get(name);
+      for (let r = 0; r < rows; r++) values[r * width + j] = column === undefined ? Number.NaN : column.at(r);
+    });
+    return { columns: names, times: this.times.finish(), values, rows };
+  }
+}
+
+/** A growing column of numbers; rows never written read as NaN (a gap). */
+class NumberColumn {
+  private data = new Float64Array(1024).fill(Number.NaN);
+  private size = 0;
+
+  get length(): number {
+    return this.size;
+  }
+
+  setAt(row: number, value: number): void {
+    if (row >= this.data.length) {
+      const grown = new Float64Array(Math.max(row + 1, this.data.length * 2)).fill(Number.NaN);
+      grown.set(this.data);
+      this.data = grown;
     }
-    const names = [...this.keys.keys()];
-    const collector = new RowCollector(this.spec, names);
-    if (rowLimit(this.spec.limits.maxCells, collector.columns.length) < this.cells.length) {
-      throw tooManyCells(this.spec.origin, this.spec.limits.maxCells);
-    }
-    for (let r = 0; r < this.cells.length; r++) {
-      const row = this.cells[r] ?? [];
-      collector.add((i) => row[i], this.wheres[r] ?? '');
-      this.cells[r] = [];
-    }
-    return collector.finish();
+    this.data[row] = value;
+    this.size = Math.max(this.size, row + 1);
+  }
+
+  at(row: number): number {
+    return row < this.size ? (this.data[row] as number) : Number.NaN;
+  }
+
+  finish(): Float64Array {
+    return this.data.slice(0, this.size);
   }
 }
 

@@ -98,7 +98,8 @@ export class RowCollector {
   }
 }
 
-function showCell(raw: unknown): string {
+/** A cell as messages show it. */
+export function showCell(raw: unknown): string {
   try {
     return JSON.stringify(raw) ?? String(raw);
   } catch {
