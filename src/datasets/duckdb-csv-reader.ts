@@ -75,7 +75,7 @@ export async function readDelimitedWithDuckDb(
   const loading = loadDuckDb(); // loads while the first record is read
   const info = await stat(file.path).catch(() => null);
   if (info === null || !info.isFile()) return { declined: 'not a regular file' };
-  const first = await firstRecord(file.path, dialect);
+  const first = await firstRecord(file.path, dialect, spec.limits.maxRecordBytes);
   if (first === null) return { declined: 'no first record' };
   const names = dialect.hasHeader ? first : first.map((_, i) => `column_${i + 1}`);
   if (dialect.hasHeader && new Set(names).size !== names.length) return { declined: 'duplicate header names' };
@@ -186,10 +186,13 @@ function unsupportedCase(file: TextFile, spec: RowSpec, dialect: DelimitedTextOp
   return null;
 }
 
-/** The first record as the csv-parse reader sees it (header names, or the first row's cells). */
-async function firstRecord(path: string, dialect: DelimitedTextOptions): Promise<string[] | null> {
+/**
+ * The first record as the csv-parse reader sees it (header names, or the first row's cells); null when there
+ * is none or it is longer than max_record_bytes (the csv-parse reader then says so).
+ */
+async function firstRecord(path: string, dialect: DelimitedTextOptions, maxRecordBytes: number): Promise<string[] | null> {
   const input = createReadStream(path, { highWaterMark: 64 * 1024 });
-  const parser = parseCsv({ ...csvParseOptions(dialect), to: 1 });
+  const parser = parseCsv({ ...csvParseOptions(dialect), to: 1, max_record_size: maxRecordBytes });
   input.on('error', (err) => parser.destroy(err));
   input.pipe(parser);
   try {

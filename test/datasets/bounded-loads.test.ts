@@ -153,6 +153,15 @@ describe('params.max_record_bytes', () => {
     expect(message).toContain('params.max_record_bytes');
   });
 
+  test('a header line longer than the limit fails before it is held whole (plain and gzip)', async () => {
+    const header = `ts,v,${'w'.repeat(2 * 1024 * 1024)}\n1700000000,1,2\n`;
+    for (const [name, compression] of [['long-header.csv', 'UNCOMPRESSED'], ['long-header.csv.gz', 'GZIP']] as const) {
+      const file = await writeLines(path.join(dir, name), [header], compression === 'GZIP');
+      const message = await failure({ path: file, format: 'csv', compression, columns: ['v'] });
+      expect(message).toMatch(/line 1: a record longer than 1,048,576 bytes/);
+    }
+  });
+
   test('a JSON line longer than the limit fails naming the line', async () => {
     const lines = ['{"ts": 1700000000, "v": 1}\n', `{"ts": 1700000060, "v": 2, "note": "${long}"}\n`];
     const file = await writeLines(path.join(dir, 'long.jsonl'), lines, false);
