@@ -139,7 +139,8 @@ async function measure(c: Case): Promise<Outcome> {
     listenSeconds,
     status: entry.status,
     rows: entry.rows,
-    error: entry.error,
+    // Named as the pod's folder sees it, without this machine's path.
+    error: entry.error?.replaceAll(WORK + '/', '') ?? null,
     peakRssMiB: peak,
     healthMaxMs: sorted[sorted.length - 1] ?? 0,
     healthP99Ms: sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.99))] ?? 0,
@@ -182,7 +183,7 @@ async function main(): Promise<void> {
     '| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | --- |',
     ...results.map(
       (r) =>
-        `| ${r.label} | ${fmt(r.maxCells)} | ${r.listenSeconds.toFixed(1)} | ${r.seconds.toFixed(1)} | ${r.status} | ${fmt(r.rows)} | ${fmt(r.peakRssMiB)} | ${r.healthP99Ms.toFixed(1)} / ${r.healthMaxMs.toFixed(1)}, ${r.healthSamples} | ${(r.error ?? '').replace(WORK + '/', '')} |`,
+        `| ${r.label} | ${fmt(r.maxCells)} | ${r.listenSeconds.toFixed(1)} | ${r.seconds.toFixed(1)} | ${r.status} | ${fmt(r.rows)} | ${fmt(r.peakRssMiB)} | ${r.healthP99Ms.toFixed(1)} / ${r.healthMaxMs.toFixed(1)}, ${r.healthSamples} | ${r.error ?? ''} |`,
     ),
     '',
   ];
