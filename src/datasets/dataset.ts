@@ -1,6 +1,6 @@
 import { ForecastdError } from '../errors.js';
 import { formatFrequency } from '../forecast/frequency.js';
-import { DEFAULT_MAX_CELLS, resolveLimits, tooManyCells } from './limits.js';
+import { DEFAULT_MAX_CELLS, isLimitMessage, resolveLimits, tooManyCells } from './limits.js';
 import { snapshotFrequency } from './snapshot-frequency.js';
 import { dropBefore, keepNewest, makeSnapshot, mergeByTime, orderRows, rowsAfter, sameContent } from './snapshot.js';
 import type { AccelerationConfig, DatasetSnapshot, DatasetSource, DatasetStatus, LoadOptions, LoadedRows } from './types.js';
@@ -114,6 +114,11 @@ export class Dataset {
    * source is read again at the next check even if it looks the same (the failure may have been a passing one).
    */
   private lastToken: string | null = null;
+  /**
+   * The change token of a source whose last read stopped at max_cells or max_record_bytes: while it is the
+   * same, the source is not read again (an oversized file would be read up to the limit at every retry).
+   */
+  private limitToken: string | null = null;
   private running: Promise<RefreshOutcome> | null = null;
   private timer: NodeJS.Timeout | null = null;
   /** What the pending timer is for: a backoff retry (no data yet) or the regular refresh check. */
@@ -297,6 +302,11 @@ export class Dataset {
           this.applyRetention(previous);
           return this.finish(false, true, startedAt);
         }
+        if (token === this.limitToken && this.lastError !== null) {
+          this.currentStatus = previous === undefined ? 'Error' : 'Ready';
+          this.scheduleNext();
+          return this.report(this.outcome(false, true, this.lastError, startedAt));
+        }
       }
       if (previous !== undefined) this.currentStatus = 'Refreshing';
       const loaded = await this.load(previous, signal);
@@ -317,11 +327,13 @@ export class Dataset {
       if (changed) this.swap(makeSnapshot(next, this.now()));
       this.lastRefreshAtMs = this.now();
       this.lastError = null;
+      this.limitToken = null;
       return this.finish(changed, false, startedAt);
     } catch (err) {
       if (this.stopped) return this.outcome(false, true, null, startedAt);
       this.lastError = err instanceof Error ? err.message : String(err);
       this.lastErrorAtMs = this.now();
+      this.limitToken = token !== null && isLimitMessage(this.lastError) ? token : null;
       this.currentStatus = this.currentSnapshot === undefined ? 'Error' : 'Ready';
       // Before the listeners run, so they can read nextRetryAt.
       this.scheduleNext();

@@ -67,6 +67,11 @@ export function recordTooLong(origin: string, where: string, maxRecordBytes: num
   );
 }
 
+/** True for the message of a load stopped by max_cells or max_record_bytes (it may have crossed threads). */
+export function isLimitMessage(message: string): boolean {
+  return /; the limit is params\.(?:max_cells|max_record_bytes)\b/.test(message);
+}
+
 /** The most rows of `width` value columns that fit `maxCells`. */
 export function rowLimit(maxCells: number, width: number): number {
   return Math.floor(maxCells / Math.max(1, width));

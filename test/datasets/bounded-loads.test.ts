@@ -202,3 +202,43 @@ describe('file names are literal', () => {
     }
   });
 });
+
+describe('a source past its limit is not read again until it changes', () => {
+  test('retries and refreshes skip the read while the change token is the same', async () => {
+    let token = 'v1';
+    let reads = 0;
+    let rows = 6;
+    const source: DatasetSource = {
+      from: 'memory',
+      changeToken: () => Promise.resolve(token),
+      loadAll: () => {
+        reads += 1;
+        return Promise.resolve({
+          columns: ['a', 'b'],
+          times: Float64Array.from({ length: rows }, (_, i) => 1_000 * (i + 1)),
+          values: Float64Array.from({ length: rows * 2 }, (_, i) => i),
+          rows,
+        });
+      },
+    };
+    const dataset = new Dataset({ name: 'oversized', from: 'memory', source, maxCells: 10, retry: null });
+    const first = await dataset.start();
+    expect(first.error).toMatch(/^dataset oversized: more than 10 cells/);
+    expect(dataset.status).toBe('Error');
+    expect(reads).toBe(1);
+    // Unchanged: the same error, without reading the source again.
+    const again = await dataset.refresh();
+    expect(again.error).toBe(first.error);
+    expect(again.skipped).toBe(true);
+    expect(dataset.status).toBe('Error');
+    expect(reads).toBe(1);
+    // Changed (and now within the limit): read and served.
+    token = 'v2';
+    rows = 5;
+    const fixed = await dataset.refresh();
+    await dataset.stop();
+    expect(fixed.error).toBeNull();
+    expect(reads).toBe(2);
+    expect(dataset.snapshot?.rows).toBe(5);
+  });
+});
