@@ -77,13 +77,16 @@ export function rowLimit(maxCells: number, width: number): number {
   return Math.floor(maxCells / Math.max(1, width));
 }
 
-/** Rows grow by at least this many at a time (a few MiB for a typical width). */
-const MIN_GROWTH_ROWS = 65_536;
+/**
+ * The buffers grow by about this many bytes of values at a time. Growing in place costs no copy, so small
+ * steps are cheap, and growth commits (zeroes) what it adds: doubling would hold up to twice the rows.
+ */
+const GROWTH_BYTES = 16 * 1024 * 1024;
 
 /**
  * Row times and row-major values collected one row at a time, up to `maxRows` rows (rowLimit). Both arrays
- * sit on resizable buffers whose reservation is the limit: growing commits memory in place (no copy), and
- * `finish` hands out fixed-length views of exactly the rows held.
+ * sit on resizable buffers whose reservation is the limit: growing commits memory in place (no copy), a
+ * step of about 16 MiB at a time, and `finish` hands out fixed-length views of exactly the rows held.
  */
 export class GrowableRows {
   private readonly timeBuffer: ArrayBuffer;
@@ -141,7 +144,8 @@ export class GrowableRows {
   }
 
   private grow(): void {
-    const rows = Math.min(this.maxRows, Math.max(MIN_GROWTH_ROWS, this.count * 2));
+    const step = Math.max(1024, Math.floor(GROWTH_BYTES / (this.width * Float64Array.BYTES_PER_ELEMENT)));
+    const rows = Math.min(this.maxRows, this.count + step);
     this.timeBuffer.resize(rows * Float64Array.BYTES_PER_ELEMENT);
     this.valueBuffer.resize(rows * this.width * Float64Array.BYTES_PER_ELEMENT);
     // Length-tracking views follow the buffers; re-taken so the engine sees the new length at once.
