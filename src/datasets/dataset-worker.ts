@@ -8,7 +8,7 @@ import { ForecastdError } from '../errors.js';
 import { preloadDuckDb } from './duckdb-csv-reader.js';
 import { readFileRows } from './file-source.js';
 import type { DatasetJob, PostgresLoadJob, WorkerReply, WorkerRequest } from './off-thread-reader.js';
-import type { PostgresSource } from './postgres.js';
+import type { PostgresSource } from './postgres-config.js';
 import { openPostgresTable } from './postgres-table.js';
 import type { LoadedRows } from './types.js';
 

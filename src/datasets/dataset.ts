@@ -1,5 +1,6 @@
 import { ForecastdError } from '../errors.js';
 import { formatFrequency } from '../forecast/frequency.js';
+import { DEFAULT_MAX_CELLS, isLimitMessage, resolveLimits, tooManyCells } from './limits.js';
 import { snapshotFrequency, snapshotOffGridRows } from './snapshot-frequency.js';
 import { dropBefore, keepNewest, makeSnapshot, mergeByTime, orderRows, rowsAfter, sameContent } from './snapshot.js';
 import type { AccelerationConfig, DatasetSnapshot, DatasetSource, DatasetStatus, LoadOptions, LoadedRows } from './types.js';
@@ -18,6 +19,11 @@ export interface DatasetOptions {
    * bound when there is no retention_period). null or absent: keep every row.
    */
   readonly maxRows?: number | null;
+  /**
+   * params.max_cells: rows × value columns the dataset may hold, counted after retention and maxRows. A first
+   * load past it is an error; a refresh past it keeps the last good data and sets `error`. Default 200,000,000.
+   */
+  readonly maxCells?: number;
   /**
    * Backoff for retrying while the dataset has no data yet (a database down at start, a file not there yet).
    * Default: 1 s doubling up to 60 s, each delay ±20% at random. null: no such retries (only
@@ -88,6 +94,8 @@ export class Dataset {
   readonly acceleration: AccelerationConfig;
   /** Row cap applied after every load and append; null = none. */
   readonly maxRows: number | null;
+  /** Rows × value columns held at most (params.max_cells). */
+  readonly maxCells: number;
   /** refresh_mode append: how far back from the newest time seen each refresh re-reads, ms. */
   readonly appendOverlapMs: number;
   private readonly now: () => number;
@@ -106,6 +114,11 @@ export class Dataset {
    * source is read again at the next check even if it looks the same (the failure may have been a passing one).
    */
   private lastToken: string | null = null;
+  /**
+   * The change token of a source whose last read stopped at max_cells or max_record_bytes: while it is the
+   * same, the source is not read again (an oversized file would be read up to the limit at every retry).
+   */
+  private limitToken: string | null = null;
   private running: Promise<RefreshOutcome> | null = null;
   private timer: NodeJS.Timeout | null = null;
   /** What the pending timer is for: a backoff retry (no data yet) or the regular refresh check. */
@@ -138,6 +151,7 @@ export class Dataset {
       throw new ForecastdError('ERR_INVALID_ARGUMENT', `dataset ${this.name}: maxRows must be a positive integer or null, got ${maxRows}`);
     }
     this.maxRows = maxRows;
+    this.maxCells = resolveLimits({ maxCells: options.maxCells ?? DEFAULT_MAX_CELLS }, `dataset ${this.name}`).maxCells;
     this.retry = options.retry === null ? null : resolveRetry(this.name, options.retry ?? {});
     this.retryDelayMs = this.retry?.initialMs ?? 0;
   }
@@ -288,6 +302,11 @@ export class Dataset {
           this.applyRetention(previous);
           return this.finish(false, true, startedAt);
         }
+        if (token === this.limitToken && this.lastError !== null) {
+          this.currentStatus = previous === undefined ? 'Error' : 'Ready';
+          this.scheduleNext();
+          return this.report(this.outcome(false, true, this.lastError, startedAt));
+        }
       }
       if (previous !== undefined) this.currentStatus = 'Refreshing';
       const loaded = await this.load(previous, signal);
@@ -300,15 +319,21 @@ export class Dataset {
       const retention = this.acceleration.retentionPeriodMs;
       if (retention !== null) next = dropBefore(next, this.now() - retention);
       next = keepNewest(next, this.maxRows);
+      const width = next.columns.length;
+      if (next.rows * width > this.maxCells) {
+        throw tooManyCells(`dataset ${this.name}`, this.maxCells, `${next.rows} rows × ${width} columns`);
+      }
       const changed = previous === undefined || !sameContent(next, previous);
       if (changed) this.swap(makeSnapshot(next, this.now()));
       this.lastRefreshAtMs = this.now();
       this.lastError = null;
+      this.limitToken = null;
       return this.finish(changed, false, startedAt);
     } catch (err) {
       if (this.stopped) return this.outcome(false, true, null, startedAt);
       this.lastError = err instanceof Error ? err.message : String(err);
       this.lastErrorAtMs = this.now();
+      this.limitToken = token !== null && isLimitMessage(this.lastError) ? token : null;
       this.currentStatus = this.currentSnapshot === undefined ? 'Error' : 'Ready';
       // Before the listeners run, so they can read nextRetryAt.
       this.scheduleNext();

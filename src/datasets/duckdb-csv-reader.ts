@@ -20,6 +20,7 @@ import { parse as parseCsv } from 'csv-parse';
 import { ForecastdError } from '../errors.js';
 import { csvParseOptions, type TextFile } from './file-readers.js';
 import type { DelimitedTextOptions } from './file-format.js';
+import { GrowableRows, rowLimit, tooManyCells } from './limits.js';
 import { RowCollector, type RowSpec } from './row-collector.js';
 import type { LoadedRows } from './types.js';
 
@@ -39,12 +40,19 @@ function readThreads(text: string | undefined): number {
 }
 
 /**
- * DuckDB's own memory for one read: its CSV buffers and the result, 8 bytes a cell read (the benchmark's
- * 2,000,000 rows × 3 columns: 46 MiB), about 40 million such rows. A limit, not a reservation. Nothing spills to
+ * DuckDB's own memory for one read: the result streams out chunk by chunk into the dataset's typed arrays, so
+ * DuckDB holds only its CSV buffers and a few chunks; its limit follows max_cells (8 bytes a cell, as the
+ * rows themselves take) with a floor for the buffers, and is a limit, not a reservation. Nothing spills to
  * disk (no temp_directory: DuckDB's default writes into the working directory): a read that needs more
- * declines. The result is materialized rather than streamed: streaming chunk by chunk was about 15% slower.
+ * declines. Streaming is about 15% slower than materializing the result, which held every cell twice.
  */
-const DUCKDB_MEMORY_LIMIT = '1GB';
+function duckDbMemoryLimit(maxCells: number): string {
+  const mib = Math.ceil(Math.min(maxCells * 8, 1024 ** 3) / 1024 ** 2) + 256;
+  return `${mib}MiB`;
+}
+
+/** Glob characters: DuckDB would read a path holding them as a pattern, not as the one file it names. */
+const GLOB_CHARACTERS = /[*?[\]{}]/;
 
 const FAST_DELIMITERS = new Set([',', ';', '|', '\t']);
 const FAST_QUOTES = new Set(['"', "'"]);
@@ -67,7 +75,7 @@ export async function readDelimitedWithDuckDb(
   const loading = loadDuckDb(); // loads while the first record is read
   const info = await stat(file.path).catch(() => null);
   if (info === null || !info.isFile()) return { declined: 'not a regular file' };
-  const first = await firstRecord(file.path, dialect);
+  const first = await firstRecord(file.path, dialect, spec.limits.maxRecordBytes);
   if (first === null) return { declined: 'no first record' };
   const names = dialect.hasHeader ? first : first.map((_, i) => `column_${i + 1}`);
   if (dialect.hasHeader && new Set(names).size !== names.length) return { declined: 'duplicate header names' };
@@ -84,7 +92,7 @@ export async function readDelimitedWithDuckDb(
   try {
     instance = await engine.api.DuckDBInstance.create(':memory:', {
       threads: String(DUCKDB_READ_THREADS),
-      memory_limit: DUCKDB_MEMORY_LIMIT,
+      memory_limit: duckDbMemoryLimit(spec.limits.maxCells),
       preserve_insertion_order: 'true',
       temp_directory: '',
       autoinstall_known_extensions: 'false',
@@ -98,7 +106,7 @@ export async function readDelimitedWithDuckDb(
     const interrupt = (): void => connection.interrupt();
     signal.addEventListener('abort', interrupt, { once: true });
     try {
-      const csv = (header: boolean): string => readCsvCall(file.path, dialect, header, first.length);
+      const csv = (header: boolean): string => readCsvCall(file.path, dialect, header, first.length, spec.limits.maxRecordBytes);
       // The same first record as csv-parse found, so both split the file alike from the start.
       const head = await connection.runAndReadAll(`SELECT * FROM ${csv(false)} LIMIT 1`);
       const headCells = (head.getRows()[0] ?? []).map((cell) => (typeof cell === 'string' ? cell.trim() : null));
@@ -112,11 +120,19 @@ export async function readDelimitedWithDuckDb(
       const checks = unread.length === 0 ? [] : [unquotedText(unread.map(columnName), dialect.quote)];
       // Each cell is cast once, in the inner query; the outer one decides what the cast is worth.
       const cells = first.map((_, i) => (read.has(i) ? `${columnName(i)}, TRY_CAST(${columnName(i)} AS DOUBLE) AS ${castName(i)}` : columnName(i))).join(', ');
-      const query = `SELECT ${[timeSql, ...valueSql, ...checks].join(', ')} FROM (SELECT ${cells} FROM ${csv(dialect.hasHeader)})`;
-      const rows = await copyResult(engine.bindings, connection, query, collector.columns, checks.length, signal);
+      const outputs = [`${timeSql} AS t`, ...valueSql.map((v, j) => `${v} AS v${j}`), ...checks.map((c, k) => `${c} AS k${k}`)];
+      // Rows older than retention are left out (a NULL time stays, to decline); one row past max_cells is
+      // enough to know the limit is passed.
+      const cutoff = spec.notBeforeMs === null ? '' : ` WHERE t IS NULL OR t >= ${spec.notBeforeMs}`;
+      const allowed = rowLimit(spec.limits.maxCells, collector.columns.length);
+      const query =
+        `SELECT * FROM (SELECT ${outputs.join(', ')} FROM (SELECT ${cells} FROM ${csv(dialect.hasHeader)}))${cutoff} LIMIT ${allowed + 1}`;
+      const rows = await copyResult(engine.bindings, connection, query, collector.columns, checks.length, allowed, signal);
+      if (rows === 'over the limit') throw tooManyCells(spec.origin, spec.limits.maxCells);
       return rows === null ? { declined: 'a cell is not read the same way' } : { rows };
     } catch (err) {
       if (signal.aborted) throw cancelled(spec);
+      if (err instanceof ForecastdError) throw err;
       return { declined: `DuckDB rejected the file: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}` };
     } finally {
       signal.removeEventListener('abort', interrupt);
@@ -163,16 +179,20 @@ function unsupportedCase(file: TextFile, spec: RowSpec, dialect: DelimitedTextOp
   if (file.compression !== 'UNCOMPRESSED') return `compression ${file.compression}`;
   if (file.end !== undefined) return 'a partial read';
   if (spec.timeFormat === 'iso8601') return 'ISO 8601 times';
+  if (GLOB_CHARACTERS.test(file.path)) return 'a file name with glob characters';
   if (!FAST_DELIMITERS.has(dialect.delimiter)) return `delimiter ${JSON.stringify(dialect.delimiter)}`;
   if (!FAST_QUOTES.has(dialect.quote) || dialect.quote === dialect.delimiter) return `quote ${JSON.stringify(dialect.quote)}`;
   if (dialect.escape !== null && dialect.escape !== dialect.quote) return `escape ${JSON.stringify(dialect.escape)}`;
   return null;
 }
 
-/** The first record as the csv-parse reader sees it (header names, or the first row's cells). */
-async function firstRecord(path: string, dialect: DelimitedTextOptions): Promise<string[] | null> {
+/**
+ * The first record as the csv-parse reader sees it (header names, or the first row's cells); null when there
+ * is none or it is longer than max_record_bytes (the csv-parse reader then says so).
+ */
+async function firstRecord(path: string, dialect: DelimitedTextOptions, maxRecordBytes: number): Promise<string[] | null> {
   const input = createReadStream(path, { highWaterMark: 64 * 1024 });
-  const parser = parseCsv({ ...csvParseOptions(dialect), to: 1 });
+  const parser = parseCsv({ ...csvParseOptions(dialect), to: 1, max_record_size: maxRecordBytes });
   input.on('error', (err) => parser.destroy(err));
   input.pipe(parser);
   try {
@@ -198,13 +218,17 @@ function castName(sourceIndex: number): string {
   return `x${sourceIndex + 1}`;
 }
 
-/** read_csv with nothing left to detection: every column text, rows of another width an error. */
-function readCsvCall(path: string, dialect: DelimitedTextOptions, header: boolean, width: number): string {
+/**
+ * read_csv with nothing left to detection: every column text, rows of another width an error, a line longer
+ * than max_record_bytes an error (the csv-parse reader then names it).
+ */
+function readCsvCall(path: string, dialect: DelimitedTextOptions, header: boolean, width: number, maxLineBytes: number): string {
   const columns = Array.from({ length: width }, (_, i) => `${sqlString(columnName(i))}: 'VARCHAR'`).join(', ');
   const quote = sqlString(dialect.quote);
   return (
     `read_csv(${sqlString(path)}, auto_detect = false, header = ${header}, delim = ${sqlString(dialect.delimiter)}, ` +
     `quote = ${quote}, escape = ${quote}, strict_mode = true, null_padding = false, ignore_errors = false, ` +
+    `max_line_size = ${maxLineBytes}, ` +
     `columns = {${columns}})`
   );
 }
@@ -243,9 +267,9 @@ function timeCell(sourceIndex: number, spec: RowSpec): string {
 }
 
 /**
- * Copies the result (time, each value column, then `checks` columns that only flag NULLs) into LoadedRows:
- * each chunk's doubles straight from DuckDB's vectors, the values interleaved row-major. Null when any cell
- * is NULL (not read the same way).
+ * Streams the result (time, each value column, then `checks` columns that only flag NULLs) into LoadedRows:
+ * each chunk's doubles straight from DuckDB's vectors into the growing typed arrays, the values interleaved
+ * row-major. Null when any cell is NULL (not read the same way); 'over the limit' past `allowed` rows.
  */
 async function copyResult(
   duckdb: DuckDbBindings,
@@ -253,33 +277,33 @@ async function copyResult(
   query: string,
   columns: readonly string[],
   checks: number,
+  allowed: number,
   signal: AbortSignal,
-): Promise<LoadedRows | null> {
-  const result = await connection.run(query);
-  const total = result.rowCount;
+): Promise<LoadedRows | null | 'over the limit'> {
+  const result = await connection.stream(query);
   const width = columns.length;
-  const times = new Float64Array(total);
-  const values = new Float64Array(total * width);
-  let row = 0;
+  const rows = new GrowableRows(width, allowed);
   for (;;) {
     const chunk = await result.fetchChunk();
     if (chunk === null || chunk.rowCount === 0) break;
     if (signal.aborted) throw new Error('cancelled');
     const n = chunk.rowCount;
-    if (row + n > total) throw new Error(`DuckDB returned more than the ${total} rows it counted`);
     for (let k = 0; k < checks; k++) if (doubles(duckdb, chunk, 1 + width + k, n) === null) return null;
     const time = doubles(duckdb, chunk, 0, n);
     if (time === null) return null;
-    times.set(time, row);
+    const values: Float64Array[] = [];
     for (let c = 0; c < width; c++) {
       const column = doubles(duckdb, chunk, c + 1, n);
       if (column === null) return null;
-      for (let i = 0, at = row * width + c; i < n; i++, at += width) values[at] = column[i] as number;
+      values.push(column);
     }
-    row += n;
+    for (let i = 0; i < n; i++) {
+      if (rows.full) return 'over the limit';
+      const at = rows.startRow(time[i] as number);
+      for (let c = 0; c < width; c++) rows.set(at + c, (values[c] as Float64Array)[i] as number);
+    }
   }
-  if (row !== total) throw new Error(`DuckDB returned ${row} of the ${total} rows it counted`);
-  return { columns, times, values, rows: total };
+  return rows.finish(columns);
 }
 
 /** A DOUBLE column of a chunk as a view on DuckDB's memory (valid until the next fetch); null if any NULL. */

@@ -1,13 +1,14 @@
-import type { Readable } from 'node:stream';
-import { createInterface } from 'node:readline';
+import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { parse as parseCsv, type Options as CsvParseOptions } from 'csv-parse';
 import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects, parquetSchema } from 'hyparquet';
 import { compressors } from 'hyparquet-compressors';
 import streamArray from 'stream-json/streamers/stream-array.js';
 import { ForecastdError } from '../errors.js';
 import { openDecompressed, peek, readHead } from './decompress.js';
+import { recordTooLong, rowLimit, tooManyCells } from './limits.js';
 import { paramPrefix, signature, type DelimitedTextOptions, type FileCompression, type FileFormat, type JsonOptions } from './file-format.js';
-import { RowCollector, type RowSpec } from './row-collector.js';
+import { parseNumericValue, parseTimeValue, timeFormatHint } from './parse-values.js';
+import { RowCollector, showCell, type RowSpec } from './row-collector.js';
 import type { LoadedRows } from './types.js';
 
 /**
@@ -42,7 +43,7 @@ export async function readDelimitedRows(
   let collector: RowCollector | null = null;
   try {
     input = await openDecompressed(file.path, spec.origin, file.format, file.compression, signal, file.end);
-    const parser = parseCsv({ ...csvParseOptions(dialect), info: true });
+    const parser = parseCsv({ ...csvParseOptions(dialect), info: true, max_record_size: spec.limits.maxRecordBytes });
     const source = input;
     source.on('error', (err) => parser.destroy(err));
     source.pipe(parser);
@@ -64,6 +65,10 @@ export async function readDelimitedRows(
     }
   } catch (err) {
     input?.destroy();
+    const csvError = err as { code?: unknown; lines?: unknown };
+    if (csvError.code === 'CSV_MAX_RECORD_SIZE') {
+      throw recordTooLong(spec.origin, `line ${typeof csvError.lines === 'number' ? csvError.lines : '?'}`, spec.limits.maxRecordBytes);
+    }
     throw asDatasetError(err, spec.origin);
   }
   if (collector === null) {
@@ -139,45 +144,208 @@ export async function readJsonRows(file: TextFile, spec: RowSpec, json: JsonOpti
     if (layout === 'array' && !startsArray) {
       throw new ForecastdError('ERR_DATASET', `${spec.origin}: expected a top-level JSON array (json_format: array); for one object per line set json_format: jsonl`);
     }
-    const rows = layout === 'array' ? await arrayObjects(input, spec) : await lineObjects(input, spec);
-    return collectObjects(rows, spec, json?.flatten ?? false);
+    const objects = new ObjectRows(spec, json?.flatten ?? false);
+    if (layout === 'array') await arrayObjects(input, spec, objects);
+    else await lineObjects(input, spec, objects);
+    return objects.finish();
   } catch (err) {
     input?.destroy();
     throw asDatasetError(err, spec.origin);
   }
 }
 
-interface SourceObject {
-  readonly object: Record<string, unknown>;
-  /** "line 3", "element 3": names the row in messages. */
-  readonly where: string;
+/**
+ * JSON objects to rows, no object kept. With params.columns the columns are known up front and each object
+ * goes straight into a RowCollector. Without, objects may differ in their keys: every key but the time column
+ * is a value column, in order of first appearance, a column missing from an object is a gap, and each cell is
+ * parsed as it comes into a typed column of its own; the columns are interleaved into rows at the end. Either
+ * way cells count against max_cells as they come. As when the columns were read first, a time column or
+ * listed column that no object holds is the error reported, before any bad cell.
+ */
+class ObjectRows {
+  private readonly direct: RowCollector | null;
+  /** Every key seen, in order of first appearance. */
+  private readonly keys = new Set<string>();
+  private readonly times = new NumberColumn();
+  private readonly columns = new Map<string, NumberColumn>();
+  private count = 0;
+  /** The first row that failed; the keys of the rest are still read (see finish). */
+  private rowError: unknown = null;
+
+  constructor(
+    private readonly spec: RowSpec,
+    private readonly flatten: boolean,
+  ) {
+    this.direct = spec.columns === null ? null : new RowCollector(spec, [spec.timeColumn, ...spec.columns]);
+  }
+
+  add(value: Record<string, unknown>, where: string): void {
+    const object = this.flatten ? flattenObject(value) : value;
+    this.count += 1;
+    for (const key of Object.keys(object)) this.keys.add(key);
+    if (this.rowError !== null) return;
+    try {
+      if (this.direct !== null) {
+        const names = [this.spec.timeColumn, ...(this.spec.columns ?? [])];
+        this.direct.add((i) => object[names[i] ?? ''], where);
+      } else {
+        this.addByKeys(object, where);
+      }
+    } catch (err) {
+      if (!(err instanceof ForecastdError) || /params\.max_cells/.test(err.message)) throw err;
+      this.rowError = err;
+    }
+  }
+
+  private addByKeys(object: Record<string, unknown>, where: string): void {
+    const { spec } = this;
+    const rawTime = object[spec.timeColumn];
+    const time = parseTimeValue(rawTime, spec.timeFormat);
+    if (Number.isNaN(time)) {
+      const shown = rawTime === null || rawTime === undefined || rawTime === '' ? 'an empty time' : JSON.stringify(String(rawTime));
+      throw new ForecastdError(
+        'ERR_DATASET',
+        `${spec.origin}: ${where}: time column "${spec.timeColumn}": cannot read ${shown}; expected ${timeFormatHint(spec.timeFormat)}`,
+      );
+    }
+    const keep = spec.notBeforeMs === null || time >= spec.notBeforeMs;
+    const row = this.times.length;
+    for (const [key, raw] of Object.entries(object)) {
+      if (key === spec.timeColumn) continue;
+      const parsed = parseNumericValue(raw);
+      if (parsed === null) throw new ForecastdError('ERR_DATASET', `${spec.origin}: ${where}: column "${key}": ${showCell(raw)} is not a number`);
+      if (!keep) continue;
+      let column = this.columns.get(key);
+      if (column === undefined) {
+        column = new NumberColumn();
+        this.columns.set(key, column);
+      }
+      column.setAt(row, parsed);
+    }
+    if (!keep) return;
+    this.times.setAt(row, time);
+    if ((row + 1) * Math.max(1, this.columns.size) > spec.limits.maxCells) throw tooManyCells(spec.origin, spec.limits.maxCells);
+  }
+
+  finish(): LoadedRows {
+    if (this.count === 0) throw new ForecastdError('ERR_DATASET', `${this.spec.origin}: the file holds no rows`);
+    // Throws when the time column or a listed column is in no object.
+    const check = new RowCollector({ ...this.spec, limits: { ...this.spec.limits, maxCells: 1 } }, [...this.keys]);
+    if (this.rowError !== null) throw this.rowError;
+    if (this.direct !== null) return this.direct.finish();
+    const names = check.columns;
+    const rows = this.times.length;
+    const width = names.length;
+    const values = new Float64Array(rows * width);
+    names.forEach((name, j) => {
+      const column = this.columns.get(name);
+      for (let r = 0; r < rows; r++) values[r * width + j] = column === undefined ? Number.NaN : column.at(r);
+    });
+    return { columns: names, times: this.times.finish(), values, rows };
+  }
 }
 
-async function lineObjects(input: Readable, spec: RowSpec): Promise<SourceObject[]> {
-  input.setEncoding('utf8');
-  const lines = createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY });
-  const objects: SourceObject[] = [];
-  let lineNumber = 0;
-  try {
-    for await (const line of lines) {
-      lineNumber++;
-      const text = lineNumber === 1 ? line.replace(/^\uFEFF/, '') : line;
-      if (text.trim() === '') continue;
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(text);
-      } catch (err) {
-        throw new ForecastdError('ERR_DATASET', `${spec.origin}: line ${lineNumber}: invalid JSON: ${(err as Error).message}`);
-      }
-      if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
-        throw new ForecastdError('ERR_DATASET', `${spec.origin}: line ${lineNumber}: expected a JSON object per line`);
-      }
-      objects.push({ object: parsed as Record<string, unknown>, where: `line ${lineNumber}` });
-    }
-  } finally {
-    lines.close();
+/** A growing column of numbers; rows never written read as NaN (a gap). */
+class NumberColumn {
+  private data = new Float64Array(1024).fill(Number.NaN);
+  private size = 0;
+
+  get length(): number {
+    return this.size;
   }
-  return objects;
+
+  setAt(row: number, value: number): void {
+    if (row >= this.data.length) {
+      const grown = new Float64Array(Math.max(row + 1, this.data.length * 2)).fill(Number.NaN);
+      grown.set(this.data);
+      this.data = grown;
+    }
+    this.data[row] = value;
+    this.size = Math.max(this.size, row + 1);
+  }
+
+  at(row: number): number {
+    return row < this.size ? (this.data[row] as number) : Number.NaN;
+  }
+
+  finish(): Float64Array {
+    return this.data.slice(0, this.size);
+  }
+}
+
+/**
+ * Splits text into lines of at most `maxBytes` bytes (a longer one is an error naming its line number, before
+ * it is held whole); a final line without a newline counts. Lines are emitted as strings, without the line
+ * break (\n or \r\n).
+ */
+class BoundedLines extends Transform {
+  private parts: Buffer[] = [];
+  private partBytes = 0;
+  private line = 0;
+
+  constructor(
+    private readonly maxBytes: number,
+    private readonly tooLong: (line: number) => Error,
+  ) {
+    super({ readableObjectMode: true });
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    let start = 0;
+    for (;;) {
+      const at = chunk.indexOf(0x0a, start);
+      const end = at === -1 ? chunk.length : at;
+      if (this.partBytes + (end - start) > this.maxBytes + 1) {
+        callback(this.tooLong(this.line + 1));
+        return;
+      }
+      if (at === -1) {
+        if (end > start) {
+          this.parts.push(chunk.subarray(start, end));
+          this.partBytes += end - start;
+        }
+        callback();
+        return;
+      }
+      this.parts.push(chunk.subarray(start, end));
+      this.emitLine();
+      start = at + 1;
+    }
+  }
+
+  override _flush(callback: TransformCallback): void {
+    if (this.partBytes > 0) this.emitLine();
+    callback();
+  }
+
+  private emitLine(): void {
+    this.line += 1;
+    let text = Buffer.concat(this.parts).toString('utf8');
+    if (text.endsWith('\r')) text = text.slice(0, -1);
+    this.parts = [];
+    this.partBytes = 0;
+    this.push({ line: this.line, text });
+  }
+}
+
+async function lineObjects(input: Readable, spec: RowSpec, rows: ObjectRows): Promise<void> {
+  const lines = new BoundedLines(spec.limits.maxRecordBytes, (line) => recordTooLong(spec.origin, `line ${line}`, spec.limits.maxRecordBytes));
+  input.on('error', (err) => lines.destroy(err));
+  input.pipe(lines);
+  for await (const { line: lineNumber, text: raw } of lines as AsyncIterable<{ line: number; text: string }>) {
+    const text = lineNumber === 1 ? raw.replace(/^\uFEFF/, '') : raw;
+    if (text.trim() === '') continue;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch (err) {
+      throw new ForecastdError('ERR_DATASET', `${spec.origin}: line ${lineNumber}: invalid JSON: ${(err as Error).message}`);
+    }
+    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+      throw new ForecastdError('ERR_DATASET', `${spec.origin}: line ${lineNumber}: expected a JSON object per line`);
+    }
+    rows.add(parsed as Record<string, unknown>, `line ${lineNumber}`);
+  }
 }
 
 interface ArrayItem {
@@ -186,36 +354,24 @@ interface ArrayItem {
 }
 
 /** Elements of a top-level array, parsed as they stream in (a large file never sits in one string). */
-async function arrayObjects(input: Readable, spec: RowSpec): Promise<SourceObject[]> {
+async function arrayObjects(input: Readable, spec: RowSpec, rows: ObjectRows): Promise<void> {
   const elements = streamArray.withParserAsStream();
   input.on('error', (err) => elements.destroy(err));
   input.pipe(elements);
-  const objects: SourceObject[] = [];
+  let seen = 0;
   try {
     for await (const item of elements as AsyncIterable<ArrayItem>) {
       const where = `element ${item.key + 1}`;
       if (item.value === null || typeof item.value !== 'object' || Array.isArray(item.value)) {
         throw new ForecastdError('ERR_DATASET', `${spec.origin}: ${where} of the array: expected a JSON object`);
       }
-      objects.push({ object: item.value as Record<string, unknown>, where });
+      rows.add(item.value as Record<string, unknown>, where);
+      seen += 1;
     }
   } catch (err) {
     if (err instanceof ForecastdError || !(err instanceof Error) || (err as NodeJS.ErrnoException).code !== undefined) throw err;
-    throw new ForecastdError('ERR_DATASET', `${spec.origin}: invalid JSON after element ${objects.length}: ${err.message}`, { cause: err });
+    throw new ForecastdError('ERR_DATASET', `${spec.origin}: invalid JSON after element ${seen}: ${err.message}`, { cause: err });
   }
-  return objects;
-}
-
-/** Objects may differ in their keys, so the columns are known only once every row is read. */
-function collectObjects(rows: readonly SourceObject[], spec: RowSpec, flatten: boolean): LoadedRows {
-  if (rows.length === 0) throw new ForecastdError('ERR_DATASET', `${spec.origin}: the file holds no rows`);
-  const objects = flatten ? rows.map((row) => flattenObject(row.object)) : rows.map((row) => row.object);
-  const keys = new Set<string>();
-  for (const object of objects) for (const key of Object.keys(object)) keys.add(key);
-  const names = [...keys];
-  const collector = new RowCollector(spec, names);
-  objects.forEach((object, row) => collector.add((i) => object[names[i] ?? ''], rows[row]?.where ?? ''));
-  return collector.finish();
 }
 
 /** flatten_json: {"a": {"b": 1}} becomes {"a.b": 1}; arrays stay values. */
@@ -240,6 +396,9 @@ function significantByte(head: Buffer): number | null {
   return null;
 }
 
+/** Rows of a Parquet file turned into objects at a time. */
+const PARQUET_SLICE_ROWS = 65_536;
+
 export async function readParquetRows(file: string, spec: RowSpec, signal: AbortSignal): Promise<LoadedRows> {
   try {
     const found = signature(await readHead(file));
@@ -255,9 +414,18 @@ export async function readParquetRows(file: string, spec: RowSpec, signal: Abort
     const names = parquetSchema(metadata).children.map((child) => child.element.name);
     const collector = new RowCollector(spec, names);
     const wanted = [collector.timeIndex, ...collector.valueIndices].map((i) => names[i] ?? '');
-    const rows = await parquetReadObjects({ file: buffer, metadata, columns: wanted, compressors });
-    signal.throwIfAborted();
-    rows.forEach((row, i) => collector.add((c) => row[names[c] ?? ''], `row ${i + 1}`));
+    const total = Number(metadata.num_rows);
+    // Retention can only be applied row by row, so the count is a bound only without it.
+    if (spec.notBeforeMs === null && total > rowLimit(spec.limits.maxCells, collector.columns.length)) {
+      throw tooManyCells(spec.origin, spec.limits.maxCells, `the file holds ${total.toLocaleString('en-US')} rows × ${collector.columns.length} columns`);
+    }
+    // A slice of rows at a time: never one object per row of the whole file.
+    for (let start = 0; start < total; start += PARQUET_SLICE_ROWS) {
+      const end = Math.min(total, start + PARQUET_SLICE_ROWS);
+      const rows = await parquetReadObjects({ file: buffer, metadata, columns: wanted, compressors, rowStart: start, rowEnd: end });
+      signal.throwIfAborted();
+      rows.forEach((row, i) => collector.add((c) => row[names[c] ?? ''], `row ${start + i + 1}`));
+    }
     return collector.finish();
   } catch (err) {
     if (err instanceof Error && /unsupported compression codec: LZO/i.test(err.message)) {

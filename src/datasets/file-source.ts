@@ -5,9 +5,12 @@ import { FileSettle, fileFingerprint, isUnreadable } from '../file-fingerprint.j
 import { CSV_DEFAULTS, JSON_DEFAULTS, TSV_DEFAULTS, type DelimitedTextOptions, type FileCompression, type FileFormat, type JsonOptions } from './file-format.js';
 import { readDelimitedWithDuckDb } from './duckdb-csv-reader.js';
 import { readDelimitedRows, readJsonRows, readParquetRows, type TextFile } from './file-readers.js';
+import { resolveLimits } from './limits.js';
 import { readOffThread, warmFileReader } from './off-thread-reader.js';
+import type { FileReadJob } from './reader-jobs.js';
 import type { RowSpec } from './row-collector.js';
-import type { DatasetSource, LoadedRows, TimeFormat } from './types.js';
+import { orderRows } from './snapshot.js';
+import type { DatasetSource, LoadOptions, LoadedRows, TimeFormat } from './types.js';
 
 export type { FileFormat } from './file-format.js';
 
@@ -39,6 +42,10 @@ export interface FileSourceOptions {
    * intervals in a pod.
    */
   readonly readUnsettledAfterMs?: number | null;
+  /** params.max_cells: rows × value columns held, counted after retention. Default 200,000,000. */
+  readonly maxCells?: number;
+  /** params.max_record_bytes: the longest line (CSV, TSV, JSON lines) or JSON object. Default 1 MiB. */
+  readonly maxRecordBytes?: number;
 }
 
 /**
@@ -71,6 +78,8 @@ export class FileSource implements DatasetSource {
       timeColumn: options.timeColumn ?? 'ts',
       timeFormat: options.timeFormat ?? null,
       columns: options.columns ?? null,
+      limits: resolveLimits(options, `file ${options.path}`),
+      notBeforeMs: null,
     };
     const settleMs = options.settleMs ?? 0;
     if (!Number.isFinite(settleMs) || settleMs < 0) {
@@ -81,13 +90,14 @@ export class FileSource implements DatasetSource {
     warmFileReader();
   }
 
-  async loadAll(signal: AbortSignal): Promise<LoadedRows> {
+  async loadAll(signal: AbortSignal, options: LoadOptions = {}): Promise<LoadedRows> {
+    const notBeforeMs = options.notBeforeMs ?? null;
     const settle = this.settle;
-    if (settle === null) return this.read(signal);
+    if (settle === null) return this.read(signal, notBeforeMs);
     if (settle.applied === null) {
       // The first load reads at once; what it read counts as settled only if the file held still meanwhile.
       const before = await fileFingerprint(this.path);
-      const rows = await this.read(signal);
+      const rows = await this.read(signal, notBeforeMs);
       if ((await fileFingerprint(this.path)) === before && !isUnreadable(before)) settle.succeeded(before);
       return rows;
     }
@@ -101,7 +111,7 @@ export class FileSource implements DatasetSource {
           // It never holds still (a writer appending without pause): take what is complete now.
           const end = await this.completeLinesEnd();
           if (end === -1) throw new ForecastdError('ERR_DATASET', `${this.path}: the file keeps changing and holds no complete line yet`);
-          const rows = await this.read(signal, end);
+          const rows = await this.read(signal, notBeforeMs, end);
           settle.succeeded(fingerprint);
           return rows;
         }
@@ -109,7 +119,7 @@ export class FileSource implements DatasetSource {
         continue;
       }
       // Unchanged files are read at once (a full refresh after the token changed and changed back).
-      const rows = await this.read(signal);
+      const rows = await this.read(signal, notBeforeMs);
       const after = await fileFingerprint(this.path);
       if (verdict.kind === 'unchanged' ? after === fingerprint : settle.afterRead(after, Date.now())) {
         settle.succeeded(after);
@@ -144,13 +154,13 @@ export class FileSource implements DatasetSource {
   }
 
   /** Parses on the dataset reader thread: a large file never holds the thread serving requests. */
-  private read(signal: AbortSignal, end?: number): Promise<LoadedRows> {
+  private read(signal: AbortSignal, notBeforeMs: number | null, end?: number): Promise<LoadedRows> {
     return readOffThread(
       {
         path: this.path,
         format: this.format,
         compression: this.compression,
-        spec: this.spec,
+        spec: { ...this.spec, notBeforeMs },
         delimited: this.delimited,
         json: this.json,
         ...(end === undefined ? {} : { end }),
@@ -170,18 +180,6 @@ export class FileSource implements DatasetSource {
   }
 }
 
-/** What one whole-file read needs: plain data, so that it can be sent to the dataset reader thread. */
-export interface FileReadJob {
-  readonly path: string;
-  readonly format: FileFormat;
-  readonly compression: FileCompression;
-  readonly spec: RowSpec;
-  readonly delimited: DelimitedTextOptions;
-  readonly json: JsonOptions;
-  /** Read only up to this byte offset (complete lines of a file still being written). */
-  readonly end?: number;
-}
-
 /** DuckDB where it reads the file exactly as csv-parse would (duckdb-csv-reader.ts), else csv-parse. */
 async function readDelimited(file: TextFile, job: FileReadJob, signal: AbortSignal): Promise<LoadedRows> {
   const fast = await readDelimitedWithDuckDb(file, job.spec, job.delimited, signal);
@@ -189,8 +187,15 @@ async function readDelimited(file: TextFile, job: FileReadJob, signal: AbortSign
   return readDelimitedRows(file, job.spec, job.delimited, signal);
 }
 
-/** Reads a whole file on the calling thread (the file reader thread runs this). */
-export function readFileRows(job: FileReadJob, signal: AbortSignal): Promise<LoadedRows> {
+/**
+ * Reads a whole file on the calling thread (the file reader thread runs this) and puts its rows in time
+ * order there, so that sorting a file written newest first never holds the serving thread.
+ */
+export async function readFileRows(job: FileReadJob, signal: AbortSignal): Promise<LoadedRows> {
+  return orderRows(await readFileRowsAsWritten(job, signal));
+}
+
+function readFileRowsAsWritten(job: FileReadJob, signal: AbortSignal): Promise<LoadedRows> {
   const file = { path: job.path, format: job.format, compression: job.compression, ...(job.end === undefined ? {} : { end: job.end }) };
   switch (job.format) {
     case 'csv':

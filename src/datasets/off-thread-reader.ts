@@ -11,17 +11,10 @@
  */
 import { Worker } from 'node:worker_threads';
 import { ForecastdError, type ErrorCode } from '../errors.js';
-import type { FileReadJob } from './file-source.js';
-import type { PostgresSourceConfig } from './postgres.js';
+import type { FileReadJob, PostgresLoadJob } from './reader-jobs.js';
 import type { LoadedRows } from './types.js';
 
-/** A load of a PostgreSQL source: all rows (`afterMs` null) or those newer than `afterMs`. */
-export interface PostgresLoadJob {
-  readonly source: number;
-  readonly config: PostgresSourceConfig;
-  readonly afterMs: number | null;
-  readonly notBeforeMs: number | null;
-}
+export type { FileReadJob, PostgresLoadJob } from './reader-jobs.js';
 
 export type DatasetJob =
   | { readonly kind: 'file'; readonly read: FileReadJob }

@@ -7,7 +7,8 @@ import type { ConnectionOptions } from 'node:tls';
 import { DatabaseError, Pool, Query, escapeIdentifier } from 'pg';
 import type { PoolClient, QueryArrayConfig } from 'pg';
 import { ForecastdError } from '../errors.js';
-import type { PostgresSource, PostgresSourceConfig } from './postgres.js';
+import type { PostgresSource, PostgresSourceConfig } from './postgres-config.js';
+import { DEFAULT_MAX_CELLS, GrowableRows, resolveLimits, rowLimit, tooManyCells } from './limits.js';
 import type { LoadOptions, LoadedRows, TimeFormat } from './types.js';
 import {
   parseConnectionString,
@@ -88,7 +89,6 @@ const ZONED_TIME_TYPES = new Set(['timestamptz']);
 /** Times without a zone are UTC, as for file datasets. */
 const UTC_TIME_TYPES = new Set(['timestamp', 'date']);
 
-const INITIAL_CAPACITY = 16_384;
 
 /**
  * A PostgreSQL table or view read on the calling thread. Rows are streamed in time order straight into
@@ -112,6 +112,7 @@ class PostgresTableSource implements PostgresSource {
   readonly #config: PostgresSourceConfig;
   readonly #target: PostgresEndpoint;
   readonly #maxRows: number | null;
+  readonly #maxCells: number;
   #pool: Pool | null = null;
   /** The TLS choice in use; `prefer` falls back to plain text once the server says it has no TLS. */
   #ssl: false | ConnectionOptions | null = null;
@@ -126,6 +127,7 @@ class PostgresTableSource implements PostgresSource {
     this.from = resolved.from;
     this.#target = resolved.target;
     this.#maxRows = resolved.maxRows;
+    this.#maxCells = resolveLimits({ maxCells: config.maxCells ?? DEFAULT_MAX_CELLS }, 'postgres source').maxCells;
     this.endpoint = this.#target.endpoint;
   }
 
@@ -172,9 +174,15 @@ class PostgresTableSource implements PostgresSource {
     }
     const where = conditions.join(' AND ');
     const order = [plan.orderBy, ...plan.tiebreak];
+    // max_cells: the database stops past the limit. The bound's slack rows (see timeSql) are dropped here and
+    // may take up some of the LIMIT, so it leaves room for them; a result that fills it is over the limit.
+    const allowed = rowLimit(this.#maxCells, plan.columns.length);
+    let limit: number | null = null;
     let sql: string;
-    if (this.#maxRows === null) {
-      sql = `SELECT ${plan.selectList} FROM ${plan.relation} WHERE ${where} ORDER BY ${order.join(', ')}`;
+    if (this.#maxRows === null || this.#maxRows > allowed) {
+      limit = allowed + 1 + BOUND_SLACK_ROWS;
+      values.push(limit);
+      sql = `SELECT ${plan.selectList} FROM ${plan.relation} WHERE ${where} ORDER BY ${order.join(', ')} LIMIT $${values.length}`;
     } else {
       values.push(this.#maxRows);
       // The newest rows, handed out oldest first: sorted descending to cut, then ascending again.
@@ -185,7 +193,7 @@ class PostgresTableSource implements PostgresSource {
         `SELECT ${plan.selectList}${order.map((e, k) => `, ${e} AS k${k}`).join('')} FROM ${plan.relation} WHERE ${where} ` +
         `ORDER BY ${order.map((e) => `${e} DESC`).join(', ')} LIMIT $${values.length}) AS newest ORDER BY ${keys.join(', ')}`;
     }
-    return this.#stream(client, sql, values, plan, bounds, signal);
+    return this.#stream(client, sql, values, plan, bounds, limit, signal);
   }
 
   /** Runs `work` on a pooled connection; a connection the server dropped meanwhile is replaced once. */
@@ -324,10 +332,12 @@ class PostgresTableSource implements PostgresSource {
     values: readonly unknown[],
     plan: TablePlan,
     bounds: RowBounds,
+    limit: number | null,
     signal: AbortSignal,
   ): Promise<LoadedRows> {
     return new Promise<LoadedRows>((resolve, reject) => {
-      const rows = new RowBuffer(plan.columns.length, this.#maxRows ?? INITIAL_CAPACITY, bounds);
+      let received = 0;
+      const rows = new RowBuffer(plan.columns.length, rowLimit(this.#maxCells, plan.columns.length), bounds, this.#maxCells);
       let rowError: Error | null = null;
       let settled = false;
       const onAbort = (): void => {
@@ -345,6 +355,7 @@ class PostgresTableSource implements PostgresSource {
       const queryConfig: QueryArrayConfig = { text, values: [...values], rowMode: 'array' };
       const query = new Query(queryConfig);
       query.on('row', (row: unknown[]) => {
+        received += 1;
         if (rowError !== null || settled) return;
         try {
           rows.push(row);
@@ -353,7 +364,10 @@ class PostgresTableSource implements PostgresSource {
         }
       });
       query.on('error', (err: Error) => finish(err));
-      query.on('end', () => finish(rowError));
+      query.on('end', () => {
+        if (rowError === null && limit !== null && received >= limit) rowError = tooManyCells('', this.#maxCells);
+        finish(rowError);
+      });
       client.query(query);
     });
   }
@@ -364,6 +378,9 @@ class PostgresTableSource implements PostgresSource {
   }
 }
 
+/** Rows the LIMIT of a load leaves for the rows its lower time bound takes in by its slack (a millisecond). */
+const BOUND_SLACK_ROWS = 1000;
+
 /** Lower bounds on the rows a load wants, epoch ms: time > after, time >= notBefore; null: none. */
 interface RowBounds {
   readonly after: number | null;
@@ -371,21 +388,19 @@ interface RowBounds {
 }
 
 /**
- * Growing Float64Arrays for row times and row-major values. Rows outside the bounds (the query's slack) are
- * dropped here, comparing the times exactly as they are held.
+ * Row times and row-major values in typed arrays (GrowableRows), up to max_cells. Rows outside the bounds
+ * (the query's slack) are dropped here, comparing the times exactly as they are held.
  */
 class RowBuffer {
-  #times: Float64Array;
-  #values: Float64Array;
-  #rows = 0;
+  readonly #rows: GrowableRows;
 
   constructor(
     private readonly width: number,
-    capacity: number,
+    maxRows: number,
     private readonly bounds: RowBounds,
+    private readonly maxCells: number,
   ) {
-    this.#times = new Float64Array(capacity);
-    this.#values = new Float64Array(capacity * width);
+    this.#rows = new GrowableRows(width, maxRows);
   }
 
   push(row: readonly unknown[]): void {
@@ -395,36 +410,17 @@ class RowBuffer {
     }
     const { after, notBefore } = this.bounds;
     if ((after !== null && !(time > after)) || (notBefore !== null && time < notBefore)) return;
-    if (this.#rows === this.#times.length) this.#grow();
-    this.#times[this.#rows] = time;
-    const base = this.#rows * this.width;
+    if (this.#rows.full) throw tooManyCells('', this.maxCells);
+    const base = this.#rows.startRow(time);
     for (let j = 0; j < this.width; j += 1) {
       const value = row[j + 1];
       // NULL (a gap) becomes NaN, as in file datasets.
-      this.#values[base + j] = typeof value === 'number' ? value : Number.NaN;
+      this.#rows.set(base + j, typeof value === 'number' ? value : Number.NaN);
     }
-    this.#rows += 1;
   }
 
   finish(columns: readonly string[]): LoadedRows {
-    const rows = this.#rows;
-    const exact = rows === this.#times.length;
-    return {
-      columns: [...columns],
-      times: exact ? this.#times : this.#times.slice(0, rows),
-      values: exact ? this.#values : this.#values.slice(0, rows * this.width),
-      rows,
-    };
-  }
-
-  #grow(): void {
-    const capacity = Math.max(1, this.#times.length * 2);
-    const times = new Float64Array(capacity);
-    times.set(this.#times);
-    const values = new Float64Array(capacity * this.width);
-    values.set(this.#values);
-    this.#times = times;
-    this.#values = values;
+    return this.#rows.finish([...columns]);
   }
 }
 

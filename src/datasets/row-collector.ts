@@ -1,4 +1,5 @@
 import { ForecastdError } from '../errors.js';
+import { GrowableRows, rowLimit, tooManyCells, type DatasetLimits } from './limits.js';
 import { parseNumericValue, parseTimeValue, timeFormatHint } from './parse-values.js';
 import type { LoadedRows, TimeFormat } from './types.js';
 
@@ -11,12 +12,18 @@ export interface RowSpec {
   readonly timeFormat: TimeFormat | null;
   /** Value columns in tensor order; null = every column but the time column, in source order. */
   readonly columns: readonly string[] | null;
+  /** max_cells and max_record_bytes. */
+  readonly limits: DatasetLimits;
+  /** Rows older than this (epoch ms, retention) are skipped and not counted; null keeps every row. */
+  readonly notBeforeMs: number | null;
 }
 
 /**
  * Turns source rows into LoadedRows: picks the time and value columns once from the source's column names,
  * then parses each row, failing with the origin, the row and the column when a cell cannot be read.
- * Sources differ only in how they produce rows; the rules for reading cells live here.
+ * Sources differ only in how they produce rows; the rules for reading cells live here. Rows older than the
+ * retention cut-off are skipped; the rest are held in typed arrays (GrowableRows) up to max_cells, where the
+ * load fails.
  */
 export class RowCollector {
   readonly columns: readonly string[];
@@ -24,8 +31,7 @@ export class RowCollector {
   readonly timeIndex: number;
   /** Index in the source's columns of each value column, in tensor order. */
   readonly valueIndices: readonly number[];
-  private readonly times: number[] = [];
-  private readonly values: number[] = [];
+  private readonly held: GrowableRows;
 
   constructor(
     private readonly spec: RowSpec,
@@ -50,10 +56,11 @@ export class RowCollector {
       this.columns = spec.columns;
     }
     this.valueIndices = this.columns.map((c) => sourceColumns.indexOf(c));
+    this.held = new GrowableRows(this.columns.length, rowLimit(spec.limits.maxCells, this.columns.length));
   }
 
   get rows(): number {
-    return this.times.length;
+    return this.held.rows;
   }
 
   /** Adds one row; `cell(i)` gives the cell of source column i; `where` names the row for messages ("line 12"). */
@@ -67,31 +74,32 @@ export class RowCollector {
         `${this.spec.origin}: ${where}: time column "${this.spec.timeColumn}": cannot read ${shown}; expected ${timeFormatHint(this.spec.timeFormat)}`,
       );
     }
-    this.times.push(time);
+    const notBefore = this.spec.notBeforeMs;
+    // Skipped rows are still read, so a bad cell anywhere fails the file as before.
+    const skip = notBefore !== null && time < notBefore;
+    if (!skip && this.held.full) throw tooManyCells(this.spec.origin, this.spec.limits.maxCells);
+    const at = skip ? -1 : this.held.startRow(time);
     for (let j = 0; j < this.valueIndices.length; j++) {
       const raw = cell(this.valueIndices[j] ?? -1);
       const value = parseNumericValue(raw);
       if (value === null) {
+        if (!skip) this.held.dropLastRow();
         throw new ForecastdError(
           'ERR_DATASET',
           `${this.spec.origin}: ${where}: column "${this.columns[j]}": ${showCell(raw)} is not a number`,
         );
       }
-      this.values.push(value);
+      if (!skip) this.held.set(at + j, value);
     }
   }
 
   finish(): LoadedRows {
-    return {
-      columns: this.columns,
-      times: Float64Array.from(this.times),
-      values: Float64Array.from(this.values),
-      rows: this.times.length,
-    };
+    return this.held.finish(this.columns);
   }
 }
 
-function showCell(raw: unknown): string {
+/** A cell as messages show it. */
+export function showCell(raw: unknown): string {
   try {
     return JSON.stringify(raw) ?? String(raw);
   } catch {

@@ -21,7 +21,8 @@ export function buildSnapshot(rows: LoadedRows, loadedAt: number): DatasetSnapsh
 /**
  * Sorts rows by time (stable) and keeps, of rows with the same time, the last one in source order: a file that
  * repeats a timestamp is taken to correct the earlier row. Already-sorted input (the usual case) is returned
- * as it is, without a copy.
+ * as it is, without a copy. Sources read on the dataset reader thread are ordered there; on the serving
+ * thread this is then only the check.
  */
 export function orderRows(rows: LoadedRows): LoadedRows {
   const { times, rows: n } = rows;
@@ -33,12 +34,14 @@ export function orderRows(rows: LoadedRows): LoadedRows {
     }
   }
   if (ordered) return rows;
-  // Array.prototype.sort is stable, so rows with equal times stay in source order and the last one wins below.
-  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => (times[a] as number) - (times[b] as number));
+  // Ties keep source order (the index decides), so of rows with equal times the last one wins below.
+  const order = new Uint32Array(n);
+  for (let i = 0; i < n; i++) order[i] = i;
+  order.sort((a, b) => (times[a] as number) - (times[b] as number) || a - b);
   const keep: number[] = [];
   for (let k = 0; k < n; k++) {
     const i = order[k] as number;
-    const next = order[k + 1];
+    const next = k + 1 < n ? (order[k + 1] as number) : undefined;
     if (next !== undefined && times[next] === times[i]) continue;
     keep.push(i);
   }

@@ -51,6 +51,8 @@ function sourceFor(config: DatasetConfig, maxRows: number | null, settleMs: numb
       json: source.json ?? {},
       settleMs,
       readUnsettledAfterMs: interval === null ? null : UNSETTLED_READ_INTERVALS * interval,
+      maxCells: config.limits.maxCells,
+      maxRecordBytes: config.limits.maxRecordBytes,
     });
   }
   return createPostgresSource({
@@ -63,6 +65,7 @@ function sourceFor(config: DatasetConfig, maxRows: number | null, settleMs: numb
     params: config.params,
     from: config.from,
     maxRows,
+    maxCells: config.limits.maxCells,
   });
 }
 
@@ -101,6 +104,7 @@ export class DatasetHandle {
         source: sourceFor(config, maxRows, settleMs),
         acceleration: config.acceleration,
         maxRows,
+        maxCells: config.limits.maxCells,
       });
     } catch (error) {
       this.setupError = error instanceof Error ? error.message : String(error);

@@ -1,3 +1,4 @@
+import { DEFAULT_MAX_CELLS, DEFAULT_MAX_RECORD_BYTES, MAX_CELLS_LIMIT, MAX_RECORD_BYTES_LIMIT, type DatasetLimits } from '../datasets/limits.js';
 import { readFile, stat } from 'node:fs/promises';
 import * as nodePath from 'node:path';
 import { LineCounter, isSeq, parseDocument, type Node } from 'yaml';
@@ -82,7 +83,7 @@ const COMPRESSION_SUFFIXES: Readonly<Record<string, FileCompression>> = {
 const JSON_FORMATS = ['jsonl', 'ndjson', 'ldjson', 'array'] as const;
 
 /** Parameters of a file dataset, by format (Spice's file format reference). */
-const FILE_PARAMS_COMMON = ['columns', 'file_format', 'file_compression_type', 'schema_infer_max_records'];
+const FILE_PARAMS_COMMON = ['columns', 'file_format', 'file_compression_type', 'schema_infer_max_records', 'max_cells', 'max_record_bytes'];
 const FILE_PARAMS: Readonly<Record<FileFormat, readonly string[]>> = {
   csv: ['csv_has_header', 'csv_quote', 'csv_escape', 'csv_delimiter', 'csv_schema_infer_max_records'],
   tsv: ['tsv_has_header', 'tsv_quote', 'tsv_escape', 'tsv_schema_infer_max_records'],
@@ -272,7 +273,7 @@ class PodValidator {
     const params = paramsEntry?.value ? r.map(paramsEntry.value, paramsPath) : new Map<string, MapEntry>();
 
     const source = this.datasetSource(from, fromNode, [...path, 'from'], params, paramsPath);
-    const knownParams = source.kind === 'file' ? [...FILE_PARAMS_COMMON, ...FILE_PARAMS[source.format]] : ['columns', ...PG_PARAMS];
+    const knownParams = source.kind === 'file' ? [...FILE_PARAMS_COMMON, ...FILE_PARAMS[source.format]] : ['columns', 'max_cells', ...PG_PARAMS];
     r.checkKeys(params, paramsPath, knownParams, source.kind === 'file' ? ` for a ${source.format} file dataset` : '');
 
     const timeColumn = r.optionalString(entries.get('time_column')?.value ?? null, [...path, 'time_column'])?.trim() || 'ts';
@@ -292,9 +293,16 @@ class PodValidator {
       }
     }
 
+    const limits: DatasetLimits = {
+      maxCells: r.optionalInt(params.get('max_cells')?.value ?? null, [...paramsPath, 'max_cells'], 1, MAX_CELLS_LIMIT, `a whole number of cells from 1 to ${MAX_CELLS_LIMIT}`) ?? DEFAULT_MAX_CELLS,
+      maxRecordBytes:
+        r.optionalInt(params.get('max_record_bytes')?.value ?? null, [...paramsPath, 'max_record_bytes'], 1, MAX_RECORD_BYTES_LIMIT, `a whole number of bytes from 1 to ${MAX_RECORD_BYTES_LIMIT}`) ??
+        DEFAULT_MAX_RECORD_BYTES,
+    };
+
     const otherParams: Record<string, string> = {};
     for (const entry of params.values()) {
-      if (entry.key === 'columns') continue;
+      if (entry.key === 'columns' || entry.key === 'max_cells' || entry.key === 'max_record_bytes') continue;
       const value = r.optionalString(entry.value, [...paramsPath, entry.key], 'a string, number or boolean');
       if (value !== null) otherParams[entry.key] = value;
     }
@@ -302,7 +310,7 @@ class PodValidator {
     const acceleration = this.acceleration(entries.get('acceleration'), [...path, 'acceleration']);
     return {
       node,
-      config: { name, from, source, timeColumn, timeFormat, columns, params: otherParams, acceleration },
+      config: { name, from, source, timeColumn, timeFormat, columns, params: otherParams, limits, acceleration },
     };
   }
 

@@ -1,4 +1,5 @@
 import type { DelimitedTextOptions, FileCompression, FileFormat, JsonOptions } from '../datasets/file-format.js';
+import type { DatasetLimits } from '../datasets/limits.js';
 import type { AccelerationConfig, FillMissing, TimeFormat } from '../datasets/types.js';
 
 /** A validated spicepod.yaml. Produced by loadSpicepod() (src/spicepod/load.ts). */
@@ -55,6 +56,8 @@ export interface DatasetConfig {
   readonly columns: readonly string[] | null;
   /** Every other param as a string (pg_host, pg_port, ...). */
   readonly params: Readonly<Record<string, string>>;
+  /** params.max_cells and params.max_record_bytes (the latter for files only), defaults filled in. */
+  readonly limits: DatasetLimits;
   readonly acceleration: AccelerationConfig;
 }
 

@@ -8,6 +8,7 @@ import { readDelimitedWithDuckDb } from '../../src/datasets/duckdb-csv-reader.js
 import { CSV_DEFAULTS, TSV_DEFAULTS, type DelimitedTextOptions, type FileFormat } from '../../src/datasets/file-format.js';
 import { readDelimitedRows } from '../../src/datasets/file-readers.js';
 import { FileSource, readFileRows } from '../../src/datasets/file-source.js';
+import { DEFAULT_LIMITS } from '../../src/datasets/limits.js';
 import { RowCollector, type RowSpec } from '../../src/datasets/row-collector.js';
 import { orderRows } from '../../src/datasets/snapshot.js';
 import type { LoadedRows, TimeFormat } from '../../src/datasets/types.js';
@@ -47,7 +48,7 @@ async function prepare(c: Case): Promise<{ file: { path: string; format: FileFor
   await writeFile(file, c.text);
   return {
     file: { path: file, format, compression: 'UNCOMPRESSED' },
-    spec: { origin: file, timeColumn: c.timeColumn ?? 'ts', timeFormat: c.timeFormat === undefined ? 'unix_seconds' : c.timeFormat, columns: c.columns ?? null },
+    spec: { origin: file, timeColumn: c.timeColumn ?? 'ts', timeFormat: c.timeFormat === undefined ? 'unix_seconds' : c.timeFormat, columns: c.columns ?? null, limits: DEFAULT_LIMITS, notBeforeMs: null },
     dialect: { ...(format === 'tsv' ? TSV_DEFAULTS : CSV_DEFAULTS), ...c.dialect },
   };
 }
@@ -196,7 +197,7 @@ function unixSecondsCsvJob(file: string) {
     path: file,
     format: 'csv' as const,
     compression: 'UNCOMPRESSED' as const,
-    spec: { origin: file, timeColumn: 'ts', timeFormat: 'unix_seconds' as const, columns: null },
+    spec: { origin: file, timeColumn: 'ts', timeFormat: 'unix_seconds' as const, columns: null, limits: DEFAULT_LIMITS, notBeforeMs: null },
     delimited: CSV_DEFAULTS,
     json: { layout: null, flatten: false },
   };
@@ -225,7 +226,7 @@ describe('file datasets take the DuckDB path', () => {
   test('on the file reader thread: the same rows, and the process exits on its own afterwards', async () => {
     const file = await benchShapedCsv(20_000);
     const rows = await new FileSource({ path: file, format: 'csv', timeFormat: 'unix_seconds' }).loadAll(never);
-    const spec = { origin: file, timeColumn: 'ts', timeFormat: 'unix_seconds' as const, columns: null };
+    const spec = { origin: file, timeColumn: 'ts', timeFormat: 'unix_seconds' as const, columns: null, limits: DEFAULT_LIMITS, notBeforeMs: null };
     const expected = await readDelimitedRows({ path: file, format: 'csv', compression: 'UNCOMPRESSED' }, spec, CSV_DEFAULTS, never);
     expect(plain(rows)).toEqual(plain(expected));
     // A process that loads through the reader thread (DuckDB inside it) and then has nothing left to do ends.

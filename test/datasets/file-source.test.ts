@@ -74,12 +74,14 @@ describe('CSV', () => {
   test('ISO times without a zone are UTC; offsets are honoured', async () => {
     const file = await write('zones.csv', 'ts,v\n2020-06-01T12:00:00,1\n2020-06-01 13:30,2\n2020-06-01T12:00:00+02:00,3\n2020-06-01T00:00:00.250Z,4\n');
     const rows = await load({ path: file, format: 'csv', timeFormat: 'iso8601' });
+    // In time order: rows come back sorted from the reader thread.
     expect(Array.from(rows.times)).toEqual([
+      Date.UTC(2020, 5, 1, 0, 0, 0, 250),
+      Date.UTC(2020, 5, 1, 10),
       Date.UTC(2020, 5, 1, 12),
       Date.UTC(2020, 5, 1, 13, 30),
-      Date.UTC(2020, 5, 1, 10),
-      Date.UTC(2020, 5, 1, 0, 0, 0, 250),
     ]);
+    expect(Array.from(rows.values)).toEqual([4, 3, 1, 2]);
   });
 
   test('unix seconds and millis, given or inferred', async () => {
@@ -192,8 +194,9 @@ describe('Parquet', () => {
     expect(Array.from(bySeconds.values)).toEqual([20, Number.NaN, 30, 3.5, 10, 1.5]);
     const byIso = await load({ path: file, format: 'parquet', timeColumn: 'iso' });
     expect(byIso.columns).toEqual(['b', 'epoch', 'a']);
-    expect(Array.from(byIso.times)).toEqual([1_700_000_120_000, 1_700_000_000_000, 1_700_000_060_000]);
-    expect(Array.from(byIso.values)).toEqual([1.5, 1_700_000_120, 10, Number.NaN, 1_700_000_000, 20, 3.5, 1_700_000_060, 30]);
+    // In time order: rows come back sorted from the reader thread.
+    expect(Array.from(byIso.times)).toEqual([1_700_000_000_000, 1_700_000_060_000, 1_700_000_120_000]);
+    expect(Array.from(byIso.values)).toEqual([Number.NaN, 1_700_000_000, 20, 3.5, 1_700_000_060, 30, 1.5, 1_700_000_120, 10]);
   });
 
   test('a corrupt or non-Parquet file is a dataset error naming the file', async () => {

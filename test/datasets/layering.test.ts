@@ -28,4 +28,24 @@ describe('src/datasets layering', () => {
     }
     expect(upward).toEqual([]);
   });
+
+  test('the modules of src/datasets import one another without a cycle (type imports included)', async () => {
+    const files = (await readdir(DATASETS)).filter((f) => f.endsWith('.ts'));
+    const imports = new Map<string, string[]>();
+    for (const file of files) {
+      const text = await readFile(path.join(DATASETS, file), 'utf8');
+      const local = [...text.matchAll(/\bfrom\s+'\.\/([\w-]+)\.js'/g)].map((m) => `${m[1]}.ts`);
+      imports.set(file, local);
+    }
+    const cycles: string[] = [];
+    const visit = (file: string, path: readonly string[]): void => {
+      for (const next of imports.get(file) ?? []) {
+        const at = path.indexOf(next);
+        if (at >= 0) cycles.push([...path.slice(at), next].join(' -> '));
+        else visit(next, [...path, next]);
+      }
+    };
+    for (const file of files) visit(file, [file]);
+    expect(cycles).toEqual([]);
+  });
 });

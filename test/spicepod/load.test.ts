@@ -123,6 +123,7 @@ describe('loadSpicepod: valid pods', () => {
         timeFormat: 'iso8601',
         columns: ['co2'],
         params: {},
+        limits: { maxCells: 200_000_000, maxRecordBytes: 1_048_576 },
         acceleration: { refreshCheckIntervalMs: 30_000, refreshMode: 'full', refreshAppendOverlapMs: null, retentionPeriodMs: 365 * 86_400_000 },
       },
     ]);
@@ -710,5 +711,36 @@ describe("file dataset parameters: Spice's names, validated at load", () => {
     expect(await fatal(`${HEAD}datasets:\n  - name: a\n    from: file:a.json\n    params:\n      flatten_json: 2\n`)).toBe(
       ':8:21: datasets[0].params.flatten_json: expected true or false, got 2',
     );
+  });
+});
+
+describe('loadSpicepod: params.max_cells and params.max_record_bytes', () => {
+  const dataset = (params: string, from = 'file:data/co2_weekly.csv'): string =>
+    `${HEAD}datasets:\n  - from: ${from}\n    name: co2\n    params:\n${params}`;
+
+  test('given values are read; unset ones take the defaults', async () => {
+    const given = await load(dataset('      max_cells: 5000000\n      max_record_bytes: "65536"\n'));
+    expect(given.datasets[0]?.limits).toEqual({ maxCells: 5_000_000, maxRecordBytes: 65_536 });
+    expect(given.datasets[0]?.params).toEqual({});
+    const unset = await load(dataset('      columns: [co2]\n'));
+    expect(unset.datasets[0]?.limits).toEqual({ maxCells: 200_000_000, maxRecordBytes: 1_048_576 });
+    const pg = await load(dataset('      max_cells: 1000\n      pg_host: localhost\n', 'postgres:readings'));
+    expect(pg.datasets[0]?.limits.maxCells).toBe(1000);
+    expect(pg.warnings).toEqual([]);
+  });
+
+  test('bad values fail with file, line and key', async () => {
+    expect(await fatal(dataset('      max_cells: 0\n'))).toBe(':8:18: datasets[0].params.max_cells: expected a whole number of cells from 1 to 536870912, got 0');
+    expect(await fatal(dataset('      max_cells: lots\n'))).toBe(
+      ':8:18: datasets[0].params.max_cells: expected a whole number of cells from 1 to 536870912, got "lots"',
+    );
+    expect(await fatal(dataset('      max_record_bytes: 1.5\n'))).toBe(
+      ':8:25: datasets[0].params.max_record_bytes: expected a whole number of bytes from 1 to 268435456, got 1.5',
+    );
+  });
+
+  test('max_record_bytes is a file setting: a PostgreSQL dataset warns that it is unknown', async () => {
+    const pod = await load(dataset('      max_record_bytes: 100\n      pg_host: localhost\n', 'postgres:readings'));
+    expect(pod.warnings.join('\n')).toMatch(/max_record_bytes/);
   });
 });
