@@ -1,13 +1,16 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BodyParser } from '../../src/http/routes/series-body.js';
 import { startServer, type ForecastdServer } from '../../src/server/start.js';
 import { linearModel } from '../../tools/onnx-builder.js';
 import { PodDir } from '../server/fixtures.js';
 
 /**
  * SPEC "Bounded and quiet", one request's failure is its own: large POST /v1/timeseries/forecast bodies are
- * parsed on a shared worker thread. A body nested so deeply that its parsed value cannot be posted back ends
- * that thread; only that request fails, the worker is replaced, and the bodies queued behind it are answered.
- * Real server, real sockets, a real ONNX model.
+ * parsed on a shared worker thread. A body nested 100,000 deep once ended that thread (its parsed value could
+ * not be posted back) and failed every body queued behind it; it is now refused by the depth check (SPEC: deeper
+ * than 64 levels is invalid_request) before it is parsed, as its own 400. Whatever else ends the worker fails
+ * only the body it held: the worker is replaced and the bodies behind it are parsed (the BodyParser cases, with
+ * a worker script that dies on a marker). Real server, real sockets, a real ONNX model.
  */
 
 const POD = `
@@ -79,7 +82,7 @@ describe('the shared body parser: one body breaking it fails only that request',
     expect(answers.map(meanForecast)).toEqual([2, 3, 4, 5, 6, 7, 8].map((v) => [v, v]));
     expect(broken.status).toBe(400);
     expect(broken.json).toEqual({
-      error: { code: '400', type: 'invalid_request', param: null, message: 'The request body could not be parsed: it is nested too deeply to be read' },
+      error: { code: '400', type: 'invalid_request', param: null, message: 'The request body is nested deeper than 64 levels' },
     });
   });
 
@@ -91,5 +94,37 @@ describe('the shared body parser: one body breaking it fails only that request',
     const next = await post(server, largeBody(10));
     expect(next.status).toBe(200);
     expect(meanForecast(next)).toEqual([10, 10]);
+  });
+});
+
+describe('BodyParser: a body that ends the worker fails only itself', () => {
+  // A worker that parses like the real one but dies on a body holding "die".
+  const DYING = `
+const { parentPort } = require('node:worker_threads');
+parentPort.on('message', ({ id, bytes }) => {
+  const text = new TextDecoder().decode(bytes);
+  if (text.includes('"die"')) process.exit(3);
+  parentPort.postMessage({ id, ok: true, value: JSON.parse(text) });
+});
+`;
+  const encode = (value: unknown): Uint8Array => new TextEncoder().encode(JSON.stringify(value));
+
+  it('answers the bodies before and behind the one that ended the worker, on a new worker', async () => {
+    const parser = new BodyParser(DYING);
+    const replies = await Promise.all([
+      parser.parse(encode({ n: 1 })),
+      parser.parse(encode({ n: 2 })),
+      parser.parse(encode({ n: 'die' })),
+      parser.parse(encode({ n: 3 })),
+      parser.parse(encode({ n: 4 })),
+    ]);
+    expect(replies.map((r) => r.ok)).toEqual([true, true, false, true, true]);
+    expect(replies.filter((r) => r.ok).map((r) => (r.ok ? r.value : null))).toEqual([{ n: 1 }, { n: 2 }, { n: 3 }, { n: 4 }]);
+    expect(replies[2]).toEqual({ ok: false, message: 'The request body could not be parsed: the parser thread exited (3)' });
+    const again = await Promise.all([parser.parse(encode({ n: 'die' })), parser.parse(encode({ n: 5 }))]);
+    expect(again).toEqual([
+      { ok: false, message: 'The request body could not be parsed: the parser thread exited (3)' },
+      { ok: true, value: { n: 5 } },
+    ]);
   });
 });

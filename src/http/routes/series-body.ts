@@ -127,14 +127,18 @@ interface QueuedBody {
  * that its parsed value cannot be posted back ends the thread) fails only itself: the worker is replaced and
  * the bodies behind it are parsed by the new one.
  */
-class BodyParser {
+export class BodyParser {
   private worker: Worker | null = null;
+
+  /** `source` is the worker's script; the server's is WORKER_SOURCE. */
+  constructor(private readonly source: string = WORKER_SOURCE) {}
+
   private nextId = 0;
   private inHand: { readonly id: number; readonly resolve: (reply: ParsedBody) => void } | null = null;
   private readonly waiting: QueuedBody[] = [];
   private waitingHead = 0;
 
-  parse(bytes: Buffer): Promise<ParsedBody> {
+  parse(bytes: Uint8Array): Promise<ParsedBody> {
     // The worker takes the memory over; a buffer that is a slice of a larger one (a pool) is copied first.
     const buffer = bytes.buffer;
     const whole = buffer instanceof ArrayBuffer && bytes.byteOffset === 0 && buffer.byteLength === bytes.byteLength;
@@ -165,7 +169,7 @@ class BodyParser {
 
   private start(): Worker {
     if (this.worker !== null) return this.worker;
-    const worker = new Worker(WORKER_SOURCE, { eval: true });
+    const worker = new Worker(this.source, { eval: true });
     worker.unref();
     worker.on('message', (reply: WorkerReply) => {
       const inHand = this.inHand;
