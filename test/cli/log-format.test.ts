@@ -2,7 +2,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI } from '../helpers/cli.js';
-import { PodDir, dailyCsv, linearFixture } from '../server/fixtures.js';
+import { PodDir, writeLinearPod } from '../server/fixtures.js';
 
 /**
  * The log format the CLI picks by itself: readable lines when stdout is a terminal (as `npm start` in a
@@ -51,13 +51,7 @@ describe.skipIf(!HAS_SCRIPT)('the log format the CLI picks', () => {
   const pod = new PodDir('forecastd-log-format-');
   beforeAll(() => {
     expect(existsSync(CLI), 'dist/cli.js is missing: run npm run build:ts (npm test does)').toBe(true);
-    pod.write('data/series.csv', dailyCsv({ value: [1, 2, 3, 4, 5, 6] }));
-    pod.write('models/lin.onnx', linearFixture({ lookback: 4, horizon: 2 }).bytes);
-    pod.write(
-      'spicepod.yaml',
-      'version: v1beta1\nkind: Spicepod\nname: logs\ndatasets:\n  - from: file:data/series.csv\n    name: series\n' +
-        'models:\n  - from: file:models/lin.onnx\n    name: lin\n    datasets: [series]\n',
-    );
+    writeLinearPod(pod, 'logs');
   });
   afterAll(() => pod.remove());
 

@@ -71,6 +71,20 @@ export function dailyCsv(columns: Record<string, readonly (number | null)[]>): s
   return lines.join('\n') + '\n';
 }
 
+/**
+ * The smallest serving pod: six daily values and a linear model of lookback 4 and horizon 2 reading them,
+ * in a pod named `name` (the setup of most CLI and listen tests).
+ */
+export function writeLinearPod(pod: PodDir, name: string): void {
+  pod.write('data/series.csv', dailyCsv({ value: [1, 2, 3, 4, 5, 6] }));
+  pod.write('models/lin.onnx', linearFixture({ lookback: 4, horizon: 2 }).bytes);
+  pod.write(
+    'spicepod.yaml',
+    `version: v1beta1\nkind: Spicepod\nname: ${name}\ndatasets:\n  - from: file:data/series.csv\n    name: series\n` +
+      'models:\n  - from: file:models/lin.onnx\n    name: lin\n    datasets: [series]\n',
+  );
+}
+
 export interface LinearFixture {
   readonly lookback: number;
   readonly variables: number;
