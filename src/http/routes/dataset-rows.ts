@@ -1,3 +1,4 @@
+import type { DatasetRowsBody } from '../api-bodies.js';
 import type { DatasetRows } from '../types.js';
 
 /**
@@ -38,5 +39,6 @@ export function datasetRowsBody(name: string, rows: DatasetRows): string {
     }
     values[i] = row;
   }
-  return JSON.stringify({ name, columns: rows.columns, timestamps, values });
+  const body: DatasetRowsBody = { name, columns: rows.columns, timestamps, values };
+  return JSON.stringify(body);
 }
