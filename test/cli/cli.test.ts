@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { availableCpus } from '../../src/runtime/cpus.js';
 import { serverRunAhead } from '../../src/server/model-slot.js';
 import { CLI, startCli, type CliProcess } from '../helpers/cli.js';
-import { connectRefused, freePort } from '../helpers/sockets.js';
+import { accepts, freePort } from '../helpers/sockets.js';
 import { PodDir, dailyCsv, linearFixture, writeLinearPod } from '../server/fixtures.js';
 
 const run = startCli;
@@ -166,7 +166,7 @@ describe('forecastd CLI', () => {
     await inFlight(url, 1);
     cli.child.kill('SIGTERM');
     await cli.line(/shutting down/);
-    expect(await connectRefused(port)).toBe(true);
+    expect(await accepts(port)).toBe(false);
     pending.finish();
     const response = await pending.response;
     expect(response).toMatch(/^HTTP\/1.1 200 OK\r\n/);

@@ -1,7 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startCli, type CliProcess } from '../helpers/cli.js';
-import { connectRefused } from '../helpers/sockets.js';
+import { accepts } from '../helpers/sockets.js';
 import { PodDir, dailyCsv, spinModel, writeLinearPod } from '../server/fixtures.js';
 
 /**
@@ -58,13 +58,13 @@ describe('forecastd shutdown', () => {
       const unready = await fetch(url + '/v1/ready');
       expect([unready.status, await unready.text()]).toEqual([503, 'not ready']);
       // A new connection during the delay is accepted and served: the load balancer has not noticed yet.
-      expect(await connectRefused(port)).toBe(false);
+      expect(await accepts(port)).toBe(true);
       const predict = await fetch(url + '/v1/models/lin/predict');
       expect(predict.status).toBe(200);
       expect(await predict.text()).toMatch(/^\{"status":"Success","model_name":"lin","lookback":4,"prediction":\[/);
 
       await cli.line(/shutting down: no new connections/);
-      expect(await connectRefused(port)).toBe(true);
+      expect(await accepts(port)).toBe(false);
       expect(await cli.exit).toBe(0);
       expect(cli.stdout()).toMatch(/"drained":true/);
     } finally {

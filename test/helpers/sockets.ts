@@ -1,4 +1,4 @@
-/** Loopback ports as the listen and shutdown tests probe them. */
+/** Loopback ports as the tests pick and probe them: the listen, shutdown, PostgreSQL and scale-out tests. */
 import net from 'node:net';
 
 /** A port that was free a moment ago (the system's pick for port 0). */
@@ -10,14 +10,14 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-/** True when a connection to the loopback port is refused (nothing listens there any more). */
-export function connectRefused(port: number): Promise<boolean> {
+/** Whether something accepts TCP connections on the loopback `port` (false: the connection is refused). */
+export function accepts(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = net.connect(port, '127.0.0.1');
-    socket.on('connect', () => {
+    socket.once('connect', () => {
       socket.destroy();
-      resolve(false);
+      resolve(true);
     });
-    socket.on('error', () => resolve(true));
+    socket.once('error', () => resolve(false));
   });
 }
