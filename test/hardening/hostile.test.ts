@@ -1,10 +1,9 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { uwsBuildFor } from '../../src/http/uws.js';
-import { startServer, type ForecastdServer } from '../../src/server/start.js';
 import { linearModel, linearReference, seededRandom, slowModel, uniformWeights } from '../../tools/onnx-builder.js';
-import { PodDir, REPO } from '../server/fixtures.js';
+import { REPO, servePod } from '../server/fixtures.js';
 import { bodyJson, converse, request, sleep, type Conversation, type Sender } from './raw-http.js';
 
 /**
@@ -361,19 +360,20 @@ async function goodLoop(url: string, tally: GoodTally, stop: () => boolean, loop
 }
 
 describe('hostile input', () => {
-  let pod: PodDir;
-  let server: ForecastdServer;
+  const served = servePod(
+    (pod) => {
+      pod.copyTestData('co2_weekly.csv');
+      pod.write('models/lin.onnx', linearModel({ lookback: LOOKBACK, horizon: HORIZON, weights: WEIGHTS, bias: BIAS }));
+      pod.write('models/slow.onnx', slowModel(SLOW));
+      pod.write('spicepod.yaml', POD);
+    },
+    { prefix: 'forecastd-hostile-' },
+  );
   const results = new Map<string, Conversation>();
   const tally: GoodTally = { sent: 0, failures: [], health: 0 };
 
   beforeAll(async () => {
-    pod = new PodDir('forecastd-hostile-');
-    pod.copyTestData('co2_weekly.csv');
-    pod.write('models/lin.onnx', linearModel({ lookback: LOOKBACK, horizon: HORIZON, weights: WEIGHTS, bias: BIAS }));
-    pod.write('models/slow.onnx', slowModel(SLOW));
-    pod.write('spicepod.yaml', POD);
-    server = await startServer({ spicepod: pod.dir, port: 0 });
-    await server.loaded();
+    const { server } = served;
     for (const m of server.registry.models()) expect(m.status, `${m.name}: ${m.error}`).toBe('Ready');
 
     let hostileDone = false;
@@ -387,11 +387,6 @@ describe('hostile input', () => {
     hostileDone = true;
     await Promise.all(loops);
   }, 120_000);
-
-  afterAll(async () => {
-    await server?.close();
-    pod?.remove();
-  });
 
   it('has at least 50 distinct bad requests', () => {
     expect(new Set(CASES.map((c) => c.name)).size).toBe(CASES.length);
@@ -446,7 +441,7 @@ describe('hostile input', () => {
     expect(tally.failures).toEqual([]);
     expect(tally.sent).toBeGreaterThan(0);
     expect(tally.health).toBeGreaterThan(0);
-    const health = await fetch(`${server.url}/health`);
+    const health = await fetch(`${served.server.url}/health`);
     expect([health.status, await health.text()]).toEqual([200, 'ok']);
   });
 
@@ -454,7 +449,7 @@ describe('hostile input', () => {
     // Clients that vanished mid-inference leave their runs to finish; none may stay counted in flight.
     let inFlight = -1;
     for (let i = 0; i < 200 && inFlight !== 1; i++) {
-      const text = await (await fetch(`${server.url}/metrics`)).text();
+      const text = await (await fetch(`${served.server.url}/metrics`)).text();
       // The scrape itself is the one request in flight.
       inFlight = Number(/^http_requests_in_flight (\d+)$/m.exec(text)?.[1]);
       if (inFlight !== 1) await sleep(50);
@@ -463,7 +458,7 @@ describe('hostile input', () => {
   });
 
   it('reports dataset age and process memory in /metrics', async () => {
-    const text = await (await fetch(`${server.url}/metrics`)).text();
+    const text = await (await fetch(`${served.server.url}/metrics`)).text();
     expect(text).toMatch(/^forecastd_dataset_age_seconds\{dataset="co2"\} \d+(\.\d+)?(e[-+]?\d+)?$/m);
     expect(text).toMatch(/^forecastd_dataset_rows\{dataset="co2"\} 2284$/m);
     expect(text).toMatch(/^process_resident_memory_bytes [1-9]\d*$/m);
