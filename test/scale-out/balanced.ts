@@ -3,13 +3,13 @@
  * alpha and beta, the balancer in front, the answers each model may give, and closed-loop loads against the
  * balancer. balancedCluster() starts it before a describe block's tests and stops it after them.
  */
-import { afterAll, beforeAll } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { Balancer, scratchDir, type BalancerKind } from './harness.js';
 import { Cluster, modelFile, type ModelFile } from './cluster.js';
 import { ClosedLoopLoad, type LoadOptions } from './load.js';
 
 /** Connections of every closed-loop load. */
-export const CONNECTIONS = 24;
+const CONNECTIONS = 24;
 
 export interface BalancedOptions {
   readonly kind: BalancerKind;
@@ -99,4 +99,23 @@ export function balancedCluster(options: BalancedOptions): BalancedCluster {
 /** Milliseconds to one decimal, as the reports print them. */
 export function round(ms: number): number {
   return Math.round(ms * 10) / 10;
+}
+
+/** A load that sent requests and met no failure (the first five failures shown when it did). */
+export function expectNoFailures(run: ClosedLoopLoad): void {
+  expect(run.failures.slice(0, 5)).toEqual([]);
+  expect(run.requests).toBeGreaterThan(0);
+}
+
+/** The numbers every rolling-restart report starts with: the load, its failures, the roll's length, p99 before and during it. */
+export function rollNumbers(run: ClosedLoopLoad, rollStart: number, rollEnd: number): Record<string, number> {
+  return {
+    connections: CONNECTIONS,
+    requests: run.requests,
+    failed: run.failures.length,
+    clientResends: run.clientResends,
+    rollSeconds: round((rollEnd - rollStart) / 1000),
+    p99SteadyMs: round(run.percentile(99, 1_000, rollStart)),
+    p99RollMs: round(run.percentile(99, rollStart, rollEnd)),
+  };
 }

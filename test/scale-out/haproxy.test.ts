@@ -11,8 +11,7 @@ import { probeTestPostgres } from '../helpers/postgres.js';
 import { REPO } from '../server/fixtures.js';
 import { httpGet, probeBalancer, waitFor, type Balancer } from './harness.js';
 import { modelFile, spicepodYaml } from './cluster.js';
-import { CONNECTIONS, balancedCluster, round } from './balanced.js';
-import type { ClosedLoopLoad } from './load.js';
+import { balancedCluster, expectNoFailures, rollNumbers, round } from './balanced.js';
 
 const postgres = await probeTestPostgres();
 const haproxy = probeBalancer('haproxy');
@@ -42,11 +41,6 @@ function retried(balancer: Balancer, from: number): { logged: number; retried: n
 describe.skipIf(!postgres.available || !haproxy)('scale-out behind HAProxy (3 replicas, one PostgreSQL table)', () => {
   const setup = balancedCluster({ kind: 'haproxy', seeds: [11, 12], replicaArgs: ['--shutdown-delay', SHUTDOWN_DELAY] });
   const { accepted, models } = setup;
-
-  const expectNoFailures = (run: ClosedLoopLoad): void => {
-    expect(run.failures.slice(0, 5)).toEqual([]);
-    expect(run.requests).toBeGreaterThan(0);
-  };
 
   beforeAll(async () => {
     for (const r of setup.cluster.replicas) await setup.balancer.waitForState(r.name, 'UP');
@@ -115,13 +109,7 @@ describe.skipIf(!postgres.available || !haproxy)('scale-out behind HAProxy (3 re
     await setup.cluster.converged('alpha', newest);
     setup.report('rolling-restart', {
       shutdownDelayMs: Number(SHUTDOWN_DELAY),
-      connections: CONNECTIONS,
-      requests: run.requests,
-      failed: run.failures.length,
-      clientResends: run.clientResends,
-      rollSeconds: round((rollEnd - rollStart) / 1000),
-      p99SteadyMs: round(run.percentile(99, 1_000, rollStart)),
-      p99RollMs: round(run.percentile(99, rollStart, rollEnd)),
+      ...rollNumbers(run, rollStart, rollEnd),
       p50SteadyMs: round(run.percentile(50, 1_000, rollStart)),
       p50RollMs: round(run.percentile(50, rollStart, rollEnd)),
       retriedByHaproxy: retried(setup.balancer, logFrom).retried,

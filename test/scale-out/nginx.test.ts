@@ -8,7 +8,7 @@
 import { describe, expect, it } from 'vitest';
 import { probeTestPostgres } from '../helpers/postgres.js';
 import { httpGet, probeBalancer, waitFor, type Balancer } from './harness.js';
-import { CONNECTIONS, balancedCluster, round } from './balanced.js';
+import { balancedCluster, expectNoFailures, rollNumbers, round } from './balanced.js';
 import { answerKey } from './load.js';
 
 const postgres = await probeTestPostgres();
@@ -56,21 +56,14 @@ describe.skipIf(!postgres.available || !nginx)('scale-out behind nginx (3 replic
     const rollEnd = run.now();
     await new Promise((r) => setTimeout(r, 1_000));
     await run.stop();
-    expect(run.failures.slice(0, 5)).toEqual([]);
-    expect(run.requests).toBeGreaterThan(0);
+    expectNoFailures(run);
     expect(restarts.map((r) => r.exitCode)).toEqual([0, 0, 0]);
     // Every replica is back in the upstream and serving through nginx.
     const tries = upstreamTries(setup.balancer, logFrom);
     const ports = new Set(setup.balancer.requestLog().slice(-200).map((l) => /"127\.0\.0\.1:(\d+)"/.exec(l)?.[1]));
     expect([...setup.cluster.replicas.map((r) => String(r.port))].every((p) => ports.has(p))).toBe(true);
     setup.report('rolling-restart', {
-      connections: CONNECTIONS,
-      requests: run.requests,
-      failed: run.failures.length,
-      clientResends: run.clientResends,
-      rollSeconds: round((rollEnd - rollStart) / 1000),
-      p99SteadyMs: round(run.percentile(99, 1_000, rollStart)),
-      p99RollMs: round(run.percentile(99, rollStart, rollEnd)),
+      ...rollNumbers(run, rollStart, rollEnd),
       resentByNginx: tries.resent,
       restarts,
     });
@@ -86,7 +79,7 @@ describe.skipIf(!postgres.available || !nginx)('scale-out behind nginx (3 replic
     // Long enough for nginx to retry the dead replica after fail_timeout (5 s): each retry costs a resend.
     await new Promise((r) => setTimeout(r, 7_000));
     await run.stop();
-    expect(run.failures.slice(0, 5)).toEqual([]);
+    expectNoFailures(run);
     const tries = upstreamTries(setup.balancer, logFrom);
     // Requests met the dead replica and were resent to another one.
     expect(tries.resent).toBeGreaterThan(0);
