@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll } from 'vitest';
 import { formatFloat32 } from '../../src/http/float-format.js';
 import { InferenceSession } from '../../src/runtime/session.js';
-import { startServer, type ForecastdServer } from '../../src/server/start.js';
+import { startServer, type ForecastdServer, type ServerOptions } from '../../src/server/start.js';
 import { buildModel, initializer, linearModel, node, seededRandom, uniformWeights, valueInfo } from '../../tools/onnx-builder.js';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -97,18 +97,18 @@ export interface ServedPod {
 /**
  * Serves a pod for the tests of the describe block that calls it: before them, a new pod folder gets its
  * files from `fill` (spicepod.yaml among them), forecastd starts on it on a port of the system's choice
- * and, unless `loaded` is false, every model and dataset has loaded; after them, the server closes and the
+ * with the environment and logger of `options`, and, unless `loaded` is false, every model and dataset has loaded; after them, the server closes and the
  * folder goes.
  */
 export function servePod(
   fill: (pod: PodDir) => void,
-  options: { readonly prefix?: string; readonly env?: Record<string, string>; readonly loaded?: boolean } = {},
+  options: Pick<ServerOptions, 'env' | 'logger'> & { readonly prefix?: string; readonly loaded?: boolean } = {},
 ): ServedPod {
   const pod = new PodDir(options.prefix);
   let running: ForecastdServer | undefined;
   beforeAll(async () => {
     fill(pod);
-    running = await startServer({ spicepod: pod.dir, port: 0, ...(options.env === undefined ? {} : { env: options.env }) });
+    running = await startServer({ spicepod: pod.dir, port: 0, env: options.env, logger: options.logger });
     if (options.loaded !== false) await running.loaded();
   });
   afterAll(async () => {
