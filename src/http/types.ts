@@ -18,6 +18,7 @@ import type { FailureReason } from '../errors.js';
 import type { AbortSignalLike } from '../runtime/cancellation.js';
 import type { ForecastLayout } from '../forecast/layout.js';
 import type { FloatArray } from '../runtime/types.js';
+import type { DatasetListing, EntryStatus, ModelListing } from './api-bodies.js';
 
 /** What a prediction response says about its model, where known (SPEC: errors still carry these). */
 export interface ModelIdentity {
@@ -48,6 +49,7 @@ export interface CompositeMemberDetails {
 }
 
 export type { FailureReason } from '../errors.js';
+export type { DatasetListing, EntryStatus, ModelListing } from './api-bodies.js';
 
 /** What `?include=` asks of a prediction on the Spice routes. */
 export interface IncludeOptions {
@@ -75,37 +77,6 @@ export type PredictOutcome =
       /** The full reason for the log line with the request id, when it says more than `message`. */
       readonly detail?: string;
     };
-
-export type EntryStatus = 'Initializing' | 'Ready' | 'Refreshing' | 'Error';
-
-export interface ModelListing {
-  readonly name: string;
-  readonly from: string;
-  readonly datasets: readonly string[];
-  readonly status: EntryStatus;
-  /** The last load or reload failure; null when none. */
-  readonly error: string | null;
-  /** The latest evaluation's MAE and skill (SPEC "Evaluation"); null before one finished. */
-  readonly mae: number | null;
-  readonly skill: number | null;
-}
-
-export interface DatasetListing {
-  readonly name: string;
-  readonly from: string;
-  readonly rows: number;
-  /** ISO 8601 (UTC) time of the oldest and newest row; null while there are none. */
-  readonly first_ts: string | null;
-  readonly last_ts: string | null;
-  readonly status: EntryStatus;
-  readonly error: string | null;
-  /** ISO 8601 (UTC) time of the last successful refresh check (even one that found nothing new); null before. */
-  readonly refreshed_at: string | null;
-  /** The step of the time axis as an ISO 8601 duration, or null when the rows have no regular step. */
-  readonly frequency: string | null;
-  /** Rows that fill no step of the grid anchored at the newest row (ignored by windows); 0 without a frequency. */
-  readonly off_grid_rows: number;
-}
 
 /** GET /v1/models/:name: what the model is and what it forecasts. */
 export interface ModelDetails {

@@ -1,7 +1,7 @@
 /** The API calls the dashboard makes, with the tab's API key. */
 
-export type { CompositeDetails, DatasetListing, DatasetRows, EntryStatus, Evaluation, ModelListing, Prediction } from './api-types.js';
-import type { CompositeDetails, DatasetListing, DatasetRows, Evaluation, ModelListing, Prediction } from './api-types.js';
+export type { CompositeDetails, DatasetListing, DatasetRowsBody, EntryStatus, Evaluation, ModelListing, PredictionBody } from '../http/api-bodies.js';
+import type { CompositeDetails, DatasetListing, DatasetRowsBody, Evaluation, ModelListing, PredictionBody } from '../http/api-bodies.js';
 
 /** The server refused the API key (or none was sent where one is needed). */
 export class Unauthorized extends Error {}
@@ -70,7 +70,7 @@ export function datasets(key: string | null): Promise<DatasetListing[]> {
   return getJson('/v1/datasets', key);
 }
 
-export function rows(name: string, last: number, key: string | null): Promise<DatasetRows> {
+export function rows(name: string, last: number, key: string | null): Promise<DatasetRowsBody> {
   return getJson(`/v1/datasets/${encodeURIComponent(name)}/rows?last=${last}`, key);
 }
 
@@ -78,13 +78,13 @@ export function rows(name: string, last: number, key: string | null): Promise<Da
  * Every named model's forecast in one POST (200 whatever each item's outcome, so a failing model is an item
  * with its error, not a failed request), with forecast timestamps and quantiles where the server has them.
  */
-export async function predictions(names: readonly string[], key: string | null): Promise<Prediction[]> {
+export async function predictions(names: readonly string[], key: string | null): Promise<PredictionBody[]> {
   if (names.length === 0) return [];
   const path = '/v1/predict?include=timestamps,quantiles';
   const body = JSON.stringify({ predictions: names.map((model_name) => ({ model_name })) });
   const response = await request(path, key, { method: 'POST', body, headers: { 'content-type': 'application/json' } });
   if (!response.ok) throw await errorOf(path, response);
-  return ((await response.json()) as { predictions: Prediction[] }).predictions;
+  return ((await response.json()) as { predictions: PredictionBody[] }).predictions;
 }
 
 export async function metricsText(key: string | null): Promise<string> {

@@ -1,4 +1,4 @@
-import type { DatasetRows, Prediction } from './api-types.js';
+import type { DatasetRowsBody, PredictionBody } from '../http/api-bodies.js';
 
 /**
  * What a dataset's chart shows, as plain arrays (no DOM, no uPlot): its rows, and every model reading it
@@ -37,7 +37,7 @@ function outerLevels(quantiles: Readonly<Record<string, readonly number[]>>): [s
   return [levels[0]!, levels.at(-1)!];
 }
 
-export function chartData(rows: DatasetRows, predictions: readonly Prediction[]): ChartData {
+export function chartData(rows: DatasetRowsBody, predictions: readonly PredictionBody[]): ChartData {
   const columns = rows.columns;
   const historyX = rows.timestamps.map(seconds);
   const notDrawn = new Map<string, string>();

@@ -1,5 +1,5 @@
 import * as api from './api.js';
-import type { CompositeDetails, DatasetListing, DatasetRows, Evaluation, ModelListing, Prediction } from './api.js';
+import type { CompositeDetails, DatasetListing, DatasetRowsBody, Evaluation, ModelListing, PredictionBody } from './api.js';
 import { DatasetChart } from './chart.js';
 import { chartData } from './chart-data.js';
 import { formatAge, formatIso, formatRatio, formatSeconds, formatMetric } from './format.js';
@@ -104,7 +104,7 @@ interface View {
 let view: View | null = null;
 const charts = new Map<string, { card: HTMLElement; chart: DatasetChart }>();
 let lastSignature = '';
-let forecasts = new Map<string, Prediction>();
+let forecasts = new Map<string, PredictionBody>();
 let busy = false;
 
 function table(id: string, caption: string, headers: readonly string[]): [HTMLElement, HTMLTableSectionElement] {
@@ -140,7 +140,7 @@ function statusCell(status: string): HTMLTableCellElement {
   return el('td', {}, el('span', { class: `status status-${status}` }, status));
 }
 
-function horizonOf(p: Prediction | undefined, columns: number | undefined): string {
+function horizonOf(p: PredictionBody | undefined, columns: number | undefined): string {
   if (p?.timestamps !== undefined) return String(p.timestamps.length);
   // Without timestamps the horizon is the prediction's length only for a one-column dataset.
   if (p?.prediction !== undefined && columns === 1) return String(p.prediction.length);
@@ -213,7 +213,7 @@ function renderTables(v: View, models: readonly ModelListing[], datasets: readon
   v.problems.replaceChildren(...(problems.length === 0 ? [] : [el('ul', {}, ...problems.map((p) => el('li', {}, p)))]));
 }
 
-function renderChart(v: View, dataset: DatasetListing, rows: DatasetRows, models: readonly ModelListing[]): void {
+function renderChart(v: View, dataset: DatasetListing, rows: DatasetRowsBody, models: readonly ModelListing[]): void {
   let entry = charts.get(dataset.name);
   if (entry === undefined) {
     const card = el('section', { class: 'chart-card', 'data-dataset': dataset.name });
@@ -224,7 +224,7 @@ function renderChart(v: View, dataset: DatasetListing, rows: DatasetRows, models
     charts.set(dataset.name, entry);
   }
   const readers = models.filter((m) => m.datasets[0] === dataset.name);
-  const predictions = readers.map((m) => forecasts.get(m.name)).filter((p): p is Prediction => p !== undefined);
+  const predictions = readers.map((m) => forecasts.get(m.name)).filter((p): p is PredictionBody => p !== undefined);
   const data = chartData(rows, predictions);
   entry.chart.update(data);
 
@@ -294,11 +294,11 @@ function signature(models: readonly ModelListing[], datasets: readonly DatasetLi
 
 const rowColumns = new Map<string, number>();
 /** The rows each chart shows, as last fetched. */
-let heldRows = new Map<string, DatasetRows>();
+let heldRows = new Map<string, DatasetRowsBody>();
 let lastForecastSignature = '';
 
 /** What a forecast shows (not its duration_ms, which differs on every call). */
-function forecastSignature(predictions: readonly Prediction[]): string {
+function forecastSignature(predictions: readonly PredictionBody[]): string {
   return JSON.stringify(
     predictions.map((p) => [p.model_name, p.status, p.error_message, p.model_version, p.prediction, p.timestamps, p.quantiles]),
   );

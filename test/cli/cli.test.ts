@@ -5,7 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { availableCpus } from '../../src/runtime/cpus.js';
 import { serverRunAhead } from '../../src/server/model-slot.js';
 import { CLI, startCli, type CliProcess } from '../helpers/cli.js';
-import { PodDir, dailyCsv, linearFixture } from '../server/fixtures.js';
+import { accepts, freePort } from '../helpers/sockets.js';
+import { PodDir, dailyCsv, linearFixture, writeLinearPod } from '../server/fixtures.js';
 
 const run = startCli;
 type Running = CliProcess;
@@ -46,26 +47,6 @@ async function inFlight(url: string, count: number): Promise<void> {
   }
 }
 
-function connectRefused(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, '127.0.0.1');
-    socket.on('connect', () => {
-      socket.destroy();
-      resolve(false);
-    });
-    socket.on('error', () => resolve(true));
-  });
-}
-
-/** A port that was free a moment ago (the system's pick for port 0). */
-async function freePort(): Promise<number> {
-  const probe = net.createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const { port } = probe.address() as net.AddressInfo;
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
-}
-
 /** A GET on a connection of its own (no keep-alive pool), so each request is a new accept on the listen socket. */
 function freshGet(port: number, target: string): Promise<{ status: number; requestId: string; body: string }> {
   return new Promise((resolve, reject) => {
@@ -99,13 +80,7 @@ describe('forecastd CLI', () => {
   const pod = new PodDir('forecastd-cli-');
   beforeAll(() => {
     expect(existsSync(CLI), 'dist/cli.js is missing: run npm run build:ts (npm test does)').toBe(true);
-    pod.write('data/series.csv', dailyCsv({ value: [1, 2, 3, 4, 5, 6] }));
-    pod.write('models/lin.onnx', linearFixture({ lookback: 4, horizon: 2 }).bytes);
-    pod.write(
-      'spicepod.yaml',
-      'version: v1beta1\nkind: Spicepod\nname: cli\ndatasets:\n  - from: file:data/series.csv\n    name: series\n' +
-        'models:\n  - from: file:models/lin.onnx\n    name: lin\n    datasets: [series]\n',
-    );
+    writeLinearPod(pod, 'cli');
   });
   afterAll(() => pod.remove());
 
@@ -191,7 +166,7 @@ describe('forecastd CLI', () => {
     await inFlight(url, 1);
     cli.child.kill('SIGTERM');
     await cli.line(/shutting down/);
-    expect(await connectRefused(port)).toBe(true);
+    expect(await accepts(port)).toBe(false);
     pending.finish();
     const response = await pending.response;
     expect(response).toMatch(/^HTTP\/1.1 200 OK\r\n/);

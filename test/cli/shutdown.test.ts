@@ -1,8 +1,8 @@
 import type { ChildProcess } from 'node:child_process';
-import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startCli, type CliProcess } from '../helpers/cli.js';
-import { PodDir, dailyCsv, linearFixture, spinModel } from '../server/fixtures.js';
+import { accepts } from '../helpers/sockets.js';
+import { PodDir, dailyCsv, spinModel, writeLinearPod } from '../server/fixtures.js';
 
 /**
  * The shutdown sequence of the CLI as an orchestrator drives it: SIGTERM, /v1/ready 503 while connections are
@@ -26,17 +26,6 @@ async function listening(cli: Cli): Promise<{ url: string; port: number }> {
   return { url, port: Number(new URL(url).port) };
 }
 
-function connectRefused(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, '127.0.0.1');
-    socket.on('connect', () => {
-      socket.destroy();
-      resolve(false);
-    });
-    socket.on('error', () => resolve(true));
-  });
-}
-
 /** Waits until the server counts `count` requests in flight besides the /metrics request asking. */
 async function inFlight(url: string, count: number): Promise<void> {
   for (;;) {
@@ -56,13 +45,7 @@ describe('forecastd shutdown', () => {
   it('SIGTERM: /v1/ready answers 503 at once, connections are still accepted for --shutdown-delay, then the socket closes and it exits 0', async () => {
     const pod = new PodDir('forecastd-shutdown-');
     try {
-      pod.write('data/series.csv', dailyCsv({ value: [1, 2, 3, 4, 5, 6] }));
-      pod.write('models/lin.onnx', linearFixture({ lookback: 4, horizon: 2 }).bytes);
-      pod.write(
-        'spicepod.yaml',
-        'version: v1beta1\nkind: Spicepod\nname: s\ndatasets:\n  - from: file:data/series.csv\n    name: series\n' +
-          'models:\n  - from: file:models/lin.onnx\n    name: lin\n    datasets: [series]\n',
-      );
+      writeLinearPod(pod, 's');
       // Long enough to ask a few questions during it on a busy machine; nothing waits for it to pass.
       const cli = start([pod.dir, '--http', '127.0.0.1:0', '--shutdown-delay', '4000']);
       const { url, port } = await listening(cli);
@@ -75,13 +58,13 @@ describe('forecastd shutdown', () => {
       const unready = await fetch(url + '/v1/ready');
       expect([unready.status, await unready.text()]).toEqual([503, 'not ready']);
       // A new connection during the delay is accepted and served: the load balancer has not noticed yet.
-      expect(await connectRefused(port)).toBe(false);
+      expect(await accepts(port)).toBe(true);
       const predict = await fetch(url + '/v1/models/lin/predict');
       expect(predict.status).toBe(200);
       expect(await predict.text()).toMatch(/^\{"status":"Success","model_name":"lin","lookback":4,"prediction":\[/);
 
       await cli.line(/shutting down: no new connections/);
-      expect(await connectRefused(port)).toBe(true);
+      expect(await accepts(port)).toBe(false);
       expect(await cli.exit).toBe(0);
       expect(cli.stdout()).toMatch(/"drained":true/);
     } finally {

@@ -10,9 +10,9 @@ import {
   probeTestPostgres,
   readCo2Series,
   testPgParams,
-  unusedPort,
   type Co2Series,
 } from '../helpers/postgres.js';
+import { freePort } from '../helpers/sockets.js';
 
 const probe = await probeTestPostgres();
 
@@ -219,7 +219,7 @@ describe.skipIf(!probe.available)('PostgreSQL dataset source (real server)', () 
   });
 
   it('reports an unreachable server with host:port and the driver reason, never the password', async () => {
-    const port = await unusedPort();
+    const port = await freePort();
     const password = 'pw-S3cret/Value';
     const src = source('co2_tz', { params: testPgParams({ pg_port: String(port), pg_pass: password }) });
     const err = await rejection(src.loadAll(never));

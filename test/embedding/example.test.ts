@@ -1,4 +1,4 @@
-/** The README's worked embedding example: the file it shows is the file that runs, and it runs as shown. */
+/** The Library page's worked embedding example (docs/library.md): the file it shows is the file that runs, and it runs as shown. */
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -9,10 +9,10 @@ import { describeExit, NODE, ROOT } from './harness.js';
 
 const EXAMPLE = path.join(ROOT, 'examples', 'embedding', 'forecast-in-worker.mjs');
 
-describe('README embedding example', () => {
-  it('is shown in the README verbatim', () => {
-    const readme = readFileSync(path.join(ROOT, 'README.md'), 'utf8');
-    expect(readme).toContain('```js\n' + readFileSync(EXAMPLE, 'utf8') + '```');
+describe('docs/library.md embedding example', () => {
+  it('is shown in docs/library.md verbatim', () => {
+    const page = readFileSync(path.join(ROOT, 'docs', 'library.md'), 'utf8');
+    expect(page).toContain('```js\n' + readFileSync(EXAMPLE, 'utf8') + '```');
   });
 
   it('runs: a forecast from the worker, a clear error for a bad window, a clean exit', () => {

@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startServer, type ForecastdServer } from '../../src/server/start.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { uwsBuildFor } from '../../src/http/uws.js';
 import { linearModel, linearReference, seededRandom, slowModel, uniformWeights } from '../../tools/onnx-builder.js';
-import { PodDir, REPO } from '../server/fixtures.js';
+import { REPO, servePod } from '../server/fixtures.js';
 import { bodyJson, converse, request, sleep, type Conversation, type Sender } from './raw-http.js';
 
 /**
@@ -11,7 +11,12 @@ import { bodyJson, converse, request, sleep, type Conversation, type Sender } fr
  * goes over its own raw socket and must get its documented status and body, or, where uWebSockets.js itself
  * drops malformed HTTP, a closed connection and not one byte. Meanwhile loops of good requests must all
  * succeed with the right forecast, and /health must stay up.
+ *
+ * The uWebSockets.js build depends on the Node.js (docs/deployment.md, "Node.js and glibc"): 20.30 on
+ * Node.js 20, 20.57 on 22 and 24. 20.57 parses HTTP differently before forecastd sees a request; where its
+ * outcome differs, the case says so in `on2057`.
  */
+const UWS_2057 = uwsBuildFor(process.platform, process.arch, process.versions.modules)?.dependency === '@btc-vision/uwebsockets.js';
 
 const LOOKBACK = 8;
 const HORIZON = 3;
@@ -59,6 +64,8 @@ type Expected =
   | { readonly kind: 'json'; readonly status: number; readonly body: Record<string, unknown>; readonly headers?: Record<string, string> }
   /** No byte back: uWebSockets.js drops the request and closes the connection. */
   | { readonly kind: 'closed' }
+  /** uWebSockets.js 20.57's own answer (a short HTML page, `Connection: close`), then the close. */
+  | { readonly kind: 'refused'; readonly status: 400 | 431 | 505 }
   /** The client leaves early; all that counts is that the server goes on serving everyone else. */
   | { readonly kind: 'gone' };
 
@@ -66,6 +73,10 @@ interface HostileCase {
   readonly name: string;
   readonly send: Buffer | Sender;
   readonly expected: Expected;
+  /** Where uWebSockets.js 20.57 (Node.js 22 and 24) answers otherwise. */
+  readonly on2057?: Expected;
+  /** On 20.57 the connection stays open after the answer until the client gives up (no idle cut-off). */
+  readonly keptOpenOn2057?: boolean;
   /** Responses the server sends before the one checked (e.g. a 400 before a pipelined bad request is dropped). */
   readonly thenClosed?: boolean;
 }
@@ -86,6 +97,9 @@ const notAllowed = (method: string, allow: string): Expected =>
   shared(405, 'MethodNotAllowed', `Method ${method} is not allowed here; use ${allow}`, { allow });
 const tooLarge = (message: string | RegExp): Expected => shared(413, 'PayloadTooLarge', message, { connection: 'close' });
 const CLOSED: Expected = { kind: 'closed' };
+const REFUSED_400: Expected = { kind: 'refused', status: 400 };
+const REFUSED_431: Expected = { kind: 'refused', status: 431 };
+const REFUSED_505: Expected = { kind: 'refused', status: 505 };
 const GONE: Expected = { kind: 'gone' };
 const linSuccess = { status: 'Success', model_name: 'lin', lookback: LOOKBACK, prediction: expect.any(Array), duration_ms: expect.any(Number) };
 const postOk = (predictions: readonly unknown[]): Expected => ({
@@ -150,7 +164,7 @@ const CASES: readonly HostileCase[] = [
   { name: 'model file name instead of model name', send: get('/v1/models/lin.onnx/predict'), expected: notFound('lin.onnx') },
   { name: 'percent-encoded NUL', send: get('/v1/models/lin%00/predict'), expected: badRequest('The model name in the URL contains a control character') },
   { name: 'percent-encoded newline (log injection)', send: get('/v1/models/lin%0D%0AX-Injected:%201/predict'), expected: badRequest('The model name in the URL contains a control character') },
-  { name: 'raw NUL byte in the URL', send: bytes('GET /v1/models/lin', [0], '/predict HTTP/1.1\r\nHost: x\r\n\r\n'), expected: CLOSED },
+  { name: 'raw NUL byte in the URL', send: bytes('GET /v1/models/lin', [0], '/predict HTTP/1.1\r\nHost: x\r\n\r\n'), expected: CLOSED, on2057: REFUSED_505 },
   { name: 'invalid UTF-8, percent-encoded (%ff)', send: get('/v1/models/a%ffb/predict'), expected: badRequest('The model name in the URL is not valid percent-encoded UTF-8') },
   { name: 'overlong UTF-8 encoding of / (%c0%af)', send: get('/v1/models/%c0%af/predict'), expected: badRequest('The model name in the URL is not valid percent-encoded UTF-8') },
   { name: 'truncated percent escape', send: get('/v1/models/lin%2/predict'), expected: badRequest('The model name in the URL is not valid percent-encoded UTF-8') },
@@ -166,9 +180,9 @@ const CASES: readonly HostileCase[] = [
   { name: 'status query neither true nor false', send: get('/v1/models?status=yes'), expected: badRequest("Query parameter status must be true or false, not 'yes'") },
   { name: 'NUL in the format query', send: get('/v1/models?format=%00'), expected: badRequest("Query parameter format must be json or csv, not '\u0000'") },
   { name: 'fragment in the request target', send: get('/health#frag'), expected: shared(404, 'NotFound', 'No route for GET /health#frag') },
-  { name: 'absolute-form URL', send: get('http://localhost/health'), expected: CLOSED },
-  { name: 'request target without a leading slash', send: get('health'), expected: CLOSED },
-  { name: 'space inside the request target', send: get('/v1/models/a b/predict'), expected: CLOSED },
+  { name: 'absolute-form URL', send: get('http://localhost/health'), expected: CLOSED, on2057: REFUSED_505 },
+  { name: 'request target without a leading slash', send: get('health'), expected: CLOSED, on2057: REFUSED_505 },
+  { name: 'space inside the request target', send: get('/v1/models/a b/predict'), expected: CLOSED, on2057: REFUSED_505 },
 
   // --- methods ---
   { name: 'PATCH /v1/predict', send: request('PATCH', '/v1/predict', { body: '{}' }), expected: notAllowed('PATCH', 'POST') },
@@ -178,45 +192,45 @@ const CASES: readonly HostileCase[] = [
   { name: 'POST to a GET route', send: request('POST', '/v1/models/lin/predict', { body: '{}' }), expected: notAllowed('POST', 'GET') },
   { name: 'GET /v1/predict', send: get('/v1/predict'), expected: notAllowed('GET', 'POST') },
   { name: 'PATCH an unknown path', send: request('PATCH', '/nowhere'), expected: shared(404, 'NotFound', 'No route for PATCH /nowhere') },
-  { name: 'PROPFIND (WebDAV)', send: request('PROPFIND', '/v1/models'), expected: CLOSED },
-  { name: 'garbage method', send: request('F@@!', '/health'), expected: CLOSED },
-  { name: 'lower-case method', send: request('get', '/health'), expected: CLOSED },
-  { name: 'OPTIONS *', send: request('OPTIONS', '*'), expected: CLOSED },
-  { name: 'CONNECT tunnel', send: request('CONNECT', 'example.com:443'), expected: CLOSED },
+  { name: 'PROPFIND (WebDAV)', send: request('PROPFIND', '/v1/models'), expected: CLOSED, on2057: notAllowed('PROPFIND', 'GET') },
+  { name: 'garbage method', send: request('F@@!', '/health'), expected: CLOSED, on2057: notAllowed('F@@!', 'GET') },
+  { name: 'lower-case method', send: request('get', '/health'), expected: CLOSED, on2057: notAllowed('get', 'GET') },
+  { name: 'OPTIONS *', send: request('OPTIONS', '*'), expected: CLOSED, on2057: REFUSED_505 },
+  { name: 'CONNECT tunnel', send: request('CONNECT', 'example.com:443'), expected: CLOSED, on2057: REFUSED_505 },
 
   // --- protocol framing ---
-  { name: 'HTTP/1.0', send: bytes('GET /health HTTP/1.0\r\nHost: x\r\n\r\n'), expected: CLOSED },
-  { name: 'HTTP/2.0 in the request line', send: bytes('GET /health HTTP/2.0\r\nHost: x\r\n\r\n'), expected: CLOSED },
+  { name: 'HTTP/1.0', send: bytes('GET /health HTTP/1.0\r\nHost: x\r\n\r\n'), expected: CLOSED, on2057: REFUSED_505 },
+  { name: 'HTTP/2.0 in the request line', send: bytes('GET /health HTTP/2.0\r\nHost: x\r\n\r\n'), expected: CLOSED, on2057: REFUSED_505 },
   { name: 'no HTTP version', send: bytes('GET /health\r\nHost: x\r\n\r\n'), expected: CLOSED },
-  { name: 'missing Host', send: request('GET', '/health', { host: false }), expected: CLOSED },
-  { name: 'bare LF line endings', send: bytes('GET /health HTTP/1.1\nHost: x\n\n'), expected: CLOSED },
+  { name: 'missing Host', send: request('GET', '/health', { host: false }), expected: CLOSED, on2057: REFUSED_400 },
+  { name: 'bare LF line endings', send: bytes('GET /health HTTP/1.1\nHost: x\n\n'), expected: CLOSED, on2057: REFUSED_505 },
   { name: 'empty line before the request', send: bytes('\r\nGET /health HTTP/1.1\r\nHost: x\r\n\r\n'), expected: CLOSED },
-  { name: 'header line without a colon', send: get('/health', ['NoColonHere']), expected: CLOSED },
-  { name: 'space before the header colon', send: get('/health', ['X-Thing : 1']), expected: CLOSED },
-  { name: 'obsolete header line folding', send: get('/health', ['X-A: a', ' folded']), expected: CLOSED },
-  { name: 'NUL in a header value', send: get('/health', ['X-A: a\u0000b']), expected: CLOSED },
-  { name: 'control character in a header value', send: get('/health', ['X-A: a\u0001b']), expected: CLOSED },
-  { name: '200 headers', send: get('/health', Array.from({ length: 200 }, (_, i) => `X-H${i}: v`)), expected: CLOSED },
+  { name: 'header line without a colon', send: get('/health', ['NoColonHere']), expected: CLOSED, on2057: REFUSED_400 },
+  { name: 'space before the header colon', send: get('/health', ['X-Thing : 1']), expected: CLOSED, on2057: REFUSED_400 },
+  { name: 'obsolete header line folding', send: get('/health', ['X-A: a', ' folded']), expected: CLOSED, on2057: REFUSED_400 },
+  { name: 'NUL in a header value', send: get('/health', ['X-A: a\u0000b']), expected: CLOSED, on2057: REFUSED_400 },
+  { name: 'control character in a header value', send: get('/health', ['X-A: a\u0001b']), expected: CLOSED, on2057: REFUSED_400 },
+  { name: '200 headers', send: get('/health', Array.from({ length: 200 }, (_, i) => `X-H${i}: v`)), expected: CLOSED, on2057: REFUSED_431 },
   { name: 'very long header (16 KB) is read', send: get('/health', [`X-Big: ${'b'.repeat(16 * 1024)}`]), expected: { kind: 'json', status: 200, body: {} } },
-  { name: 'header block of 1 MB', send: get('/health', [`X-Huge: ${'h'.repeat(1024 * 1024)}`]), expected: CLOSED },
+  { name: 'header block of 1 MB', send: get('/health', [`X-Huge: ${'h'.repeat(1024 * 1024)}`]), expected: CLOSED, on2057: REFUSED_431 },
   { name: 'two Content-Length headers', send: bytes('POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 40\r\n\r\n{}'), expected: badRequest('The request has 2 Content-Length headers; send one', { connection: 'close' }) },
   { name: 'two equal Content-Length headers', send: bytes('POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n{}'), expected: badRequest('The request has 2 Content-Length headers; send one', { connection: 'close' }) },
   { name: 'Content-Length on a GET, twice', send: bytes('GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nContent-Length: 5\r\n\r\n'), expected: badRequest('The request has 2 Content-Length headers; send one', { connection: 'close' }) },
-  { name: 'Content-Length and chunked together', send: bytes('POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n'), expected: CLOSED },
-  { name: 'unsupported Transfer-Encoding', send: bytes('POST /v1/predict HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n{}'), expected: CLOSED },
-  { name: 'chunk size not hex', send: bytes('POST /v1/predict HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n'), expected: CLOSED },
-  { name: 'negative chunk size', send: bytes('POST /v1/predict HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n-2\r\n{}\r\n0\r\n\r\n'), expected: CLOSED },
-  { name: 'chunk size past 2^64', send: bytes('POST /v1/predict HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1ffffffffffffffff\r\n{}\r\n0\r\n\r\n'), expected: CLOSED },
-  { name: 'negative Content-Length', send: bytes('POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n{}'), expected: CLOSED },
-  { name: 'non-numeric Content-Length', send: bytes('POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: two\r\n\r\n{}'), expected: CLOSED },
-  { name: 'Content-Length past 2^64', send: bytes('POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999999\r\n\r\n{}'), expected: CLOSED },
+  { name: 'Content-Length and chunked together', send: bytes('POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n'), expected: CLOSED, on2057: REFUSED_400 },
+  { name: 'unsupported Transfer-Encoding', send: bytes('POST /v1/predict HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n{}'), expected: CLOSED, on2057: REFUSED_400 },
+  { name: 'chunk size not hex', send: bytes('POST /v1/predict HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n'), expected: CLOSED, on2057: REFUSED_400 },
+  { name: 'negative chunk size', send: bytes('POST /v1/predict HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n-2\r\n{}\r\n0\r\n\r\n'), expected: CLOSED, on2057: REFUSED_400 },
+  { name: 'chunk size past 2^64', send: bytes('POST /v1/predict HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1ffffffffffffffff\r\n{}\r\n0\r\n\r\n'), expected: CLOSED, on2057: REFUSED_400 },
+  { name: 'negative Content-Length', send: bytes('POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n{}'), expected: CLOSED, on2057: REFUSED_400 },
+  { name: 'non-numeric Content-Length', send: bytes('POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: two\r\n\r\n{}'), expected: CLOSED, on2057: REFUSED_400 },
+  { name: 'Content-Length past 2^64', send: bytes('POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999999\r\n\r\n{}'), expected: CLOSED, on2057: REFUSED_400 },
   {
     name: 'Content-Length shorter than the body (rest read as a next request)',
     send: bytes('POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n{"predictions":[]}'),
     expected: badRequest(NOT_JSON),
   },
   { name: 'Content-Length longer than the body, then half-close', send: vanish(bytes('POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"predictions":[]}'), 20, 'end'), expected: CLOSED },
-  { name: 'garbage pipelined after a good request', send: bytes('GET /health HTTP/1.1\r\nHost: x\r\n\r\nNOT HTTP AT ALL\r\n\r\n'), expected: { kind: 'json', status: 200, body: {} } },
+  { name: 'garbage pipelined after a good request', send: bytes('GET /health HTTP/1.1\r\nHost: x\r\n\r\nNOT HTTP AT ALL\r\n\r\n'), expected: { kind: 'json', status: 200, body: {} }, on2057: REFUSED_505 },
   { name: 'HEAD gets headers only', send: request('HEAD', '/v1/models'), expected: { kind: 'json', status: 405, body: {}, headers: { allow: 'GET', connection: 'close', 'content-length': '0' } } },
 
   // --- bodies of POST /v1/predict ---
@@ -286,7 +300,7 @@ const CASES: readonly HostileCase[] = [
   { name: 'client vanishes mid-inference (GET)', send: vanish(get('/v1/models/slow/predict'), 5), expected: GONE },
   { name: 'client vanishes mid-inference (POST)', send: vanish(post('{"predictions":[{"model_name":"slow"},{"model_name":"slow"},{"model_name":"lin"}]}'), 5), expected: GONE },
   { name: 'client resets right after its request', send: vanish(get('/v1/models/lin_uncached/predict'), 0), expected: GONE },
-  { name: 'headers sent byte by byte (slowloris)', send: trickle(`GET /health HTTP/1.1\r\nHost: x\r\nX-Pad: ${'p'.repeat(200)}\r\n\r\n`, 100), expected: CLOSED },
+  { name: 'headers sent byte by byte (slowloris)', send: trickle(`GET /health HTTP/1.1\r\nHost: x\r\nX-Pad: ${'p'.repeat(200)}\r\n\r\n`, 100), expected: CLOSED, on2057: { kind: 'json', status: 200, body: {} }, keptOpenOn2057: true },
   { name: 'body sent byte by byte', send: async (c) => { await c.write('POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 400\r\n\r\n'); await trickle(' '.repeat(400), 100)(c); }, expected: CLOSED },
   { name: 'POST headers and then nothing', send: bytes('POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n'), expected: CLOSED },
   { name: 'connect and send nothing', send: async () => undefined, expected: CLOSED },
@@ -346,19 +360,20 @@ async function goodLoop(url: string, tally: GoodTally, stop: () => boolean, loop
 }
 
 describe('hostile input', () => {
-  let pod: PodDir;
-  let server: ForecastdServer;
+  const served = servePod(
+    (pod) => {
+      pod.copyTestData('co2_weekly.csv');
+      pod.write('models/lin.onnx', linearModel({ lookback: LOOKBACK, horizon: HORIZON, weights: WEIGHTS, bias: BIAS }));
+      pod.write('models/slow.onnx', slowModel(SLOW));
+      pod.write('spicepod.yaml', POD);
+    },
+    { prefix: 'forecastd-hostile-' },
+  );
   const results = new Map<string, Conversation>();
   const tally: GoodTally = { sent: 0, failures: [], health: 0 };
 
   beforeAll(async () => {
-    pod = new PodDir('forecastd-hostile-');
-    pod.copyTestData('co2_weekly.csv');
-    pod.write('models/lin.onnx', linearModel({ lookback: LOOKBACK, horizon: HORIZON, weights: WEIGHTS, bias: BIAS }));
-    pod.write('models/slow.onnx', slowModel(SLOW));
-    pod.write('spicepod.yaml', POD);
-    server = await startServer({ spicepod: pod.dir, port: 0 });
-    await server.loaded();
+    const { server } = served;
     for (const m of server.registry.models()) expect(m.status, `${m.name}: ${m.error}`).toBe('Ready');
 
     let hostileDone = false;
@@ -373,11 +388,6 @@ describe('hostile input', () => {
     await Promise.all(loops);
   }, 120_000);
 
-  afterAll(async () => {
-    await server?.close();
-    pod?.remove();
-  });
-
   it('has at least 50 distinct bad requests', () => {
     expect(new Set(CASES.map((c) => c.name)).size).toBe(CASES.length);
     expect(CASES.length).toBeGreaterThanOrEqual(50);
@@ -385,12 +395,21 @@ describe('hostile input', () => {
 
   it.each(CASES.map((c) => [c.name, c] as const))('%s', (_name, c) => {
     const result = results.get(c.name)!;
-    // Every connection ends with the server closing it (at once, or at its idle timeout): none hangs.
-    expect(result.endedBy).toBe('server');
-    const expected = c.expected;
+    // Every connection ends with the server closing it (at once, or at its idle timeout): none hangs, but
+    // for the one case where 20.57 is known to keep it open.
+    expect(result.endedBy).toBe(UWS_2057 && c.keptOpenOn2057 === true ? 'limit' : 'server');
+    const expected = UWS_2057 ? (c.on2057 ?? c.expected) : c.expected;
     if (expected.kind === 'gone') return;
     if (expected.kind === 'closed') {
       expect(result.received.toString('latin1')).toBe('');
+      return;
+    }
+    if (expected.kind === 'refused') {
+      // uWebSockets.js's own page: nothing of forecastd's (no request id, no JSON), and nothing after it.
+      expect(result.responses.map((r) => r.status)).toEqual([expected.status]);
+      const response = result.responses[0]!;
+      expect(response.headers).toEqual({ connection: 'close' });
+      expect(response.body.toString('latin1')).toMatch(/^<h1>[A-Za-z ]+<\/h1>/);
       return;
     }
     expect(result.responses.length, result.received.toString('latin1').slice(0, 300)).toBeGreaterThanOrEqual(1);
@@ -422,7 +441,7 @@ describe('hostile input', () => {
     expect(tally.failures).toEqual([]);
     expect(tally.sent).toBeGreaterThan(0);
     expect(tally.health).toBeGreaterThan(0);
-    const health = await fetch(`${server.url}/health`);
+    const health = await fetch(`${served.server.url}/health`);
     expect([health.status, await health.text()]).toEqual([200, 'ok']);
   });
 
@@ -430,7 +449,7 @@ describe('hostile input', () => {
     // Clients that vanished mid-inference leave their runs to finish; none may stay counted in flight.
     let inFlight = -1;
     for (let i = 0; i < 200 && inFlight !== 1; i++) {
-      const text = await (await fetch(`${server.url}/metrics`)).text();
+      const text = await (await fetch(`${served.server.url}/metrics`)).text();
       // The scrape itself is the one request in flight.
       inFlight = Number(/^http_requests_in_flight (\d+)$/m.exec(text)?.[1]);
       if (inFlight !== 1) await sleep(50);
@@ -439,7 +458,7 @@ describe('hostile input', () => {
   });
 
   it('reports dataset age and process memory in /metrics', async () => {
-    const text = await (await fetch(`${server.url}/metrics`)).text();
+    const text = await (await fetch(`${served.server.url}/metrics`)).text();
     expect(text).toMatch(/^forecastd_dataset_age_seconds\{dataset="co2"\} \d+(\.\d+)?(e[-+]?\d+)?$/m);
     expect(text).toMatch(/^forecastd_dataset_rows\{dataset="co2"\} 2284$/m);
     expect(text).toMatch(/^process_resident_memory_bytes [1-9]\d*$/m);

@@ -39,7 +39,7 @@ export type Sender = (control: SenderControl) => Promise<void>;
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 export { sleep };
 
-/** Parses consecutive HTTP/1.1 responses; uWebSockets.js always sends Content-Length. */
+/** Parses consecutive HTTP/1.1 responses: forecastd's always carry Content-Length. */
 export function parseResponses(data: Buffer): RawResponse[] {
   const out: RawResponse[] = [];
   let at = 0;
@@ -55,7 +55,10 @@ export function parseResponses(data: Buffer): RawResponse[] {
       headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
     }
     const status = Number(statusLine[1]);
-    const length = headers['content-length'] === undefined ? 0 : Number(headers['content-length']);
+    // Without a length, a response that closes the connection runs to the close (RFC 9112 6.3): the form
+    // of uWebSockets.js 20.57's own refusals (400, 431, 505, with an HTML body).
+    const untilClose = headers['content-length'] === undefined && headers['transfer-encoding'] === undefined && headers['connection'] === 'close';
+    const length = headers['content-length'] !== undefined ? Number(headers['content-length']) : untilClose ? data.length - (end + 4) : 0;
     const bodyStart = end + 4;
     if (status >= 100 && status < 200) {
       at = bodyStart;

@@ -185,16 +185,6 @@ export class TcpProxy {
   }
 }
 
-/** A loopback port with nothing listening on it. */
-export async function unusedPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (address === null || typeof address === 'string') throw new Error('no TCP address');
-  return address.port;
-}
-
 function clientConfig(): pg.ClientConfig {
   return {
     host: TEST_PG.host,

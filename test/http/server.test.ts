@@ -2,6 +2,7 @@ import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ForecastdError } from '../../src/errors.js';
 import { HttpServer } from '../../src/http/server.js';
+import { uwsBuildFor } from '../../src/http/uws.js';
 import type { ModelDetails, ModelIdentity, PredictOutcome, SeriesModelLookup, ServingBackend } from '../../src/http/types.js';
 import { silentLogger } from '../../src/log.js';
 import { ServerMetrics } from '../../src/metrics.js';
@@ -456,7 +457,14 @@ describe('HTTP API over a scripted backend', () => {
 
   it('a malformed HTTP request gets the connection closed', async () => {
     const response = await raw(ctx.port, 'THIS IS NOT HTTP\r\n\r\n');
-    expect(response).toBe('');
+    // uWebSockets.js 20.30 (Node.js 20) closes without a byte; 20.57 (Node.js 22 and 24) first writes its own
+    // 505 page. Either way forecastd never sees the request.
+    const uws2057 = uwsBuildFor(process.platform, process.arch, process.versions.modules)?.dependency === '@btc-vision/uwebsockets.js';
+    expect(response).toBe(
+      uws2057
+        ? 'HTTP/1.1 505 HTTP Version Not Supported\r\nConnection: close\r\n\r\n<h1>HTTP Version Not Supported</h1><p>This server does not support HTTP/1.0.</p><hr><i>uWebSockets/20 Server</i>'
+        : '',
+    );
   });
 });
 

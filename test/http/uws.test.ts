@@ -11,7 +11,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { SERVING_COMBINATIONS, uwsBinary, uwsBuildFor } from '../../src/http/uws.js';
-import { PodDir, REPO, dailyCsv, linearFixture } from '../server/fixtures.js';
+import { PodDir, REPO, writeLinearPod } from '../server/fixtures.js';
 
 const CLI = path.join(REPO, 'dist/cli.js');
 
@@ -103,13 +103,7 @@ describe(`the server on Node.js ${process.version}`, () => {
 
   beforeAll(() => {
     expect(existsSync(CLI), 'dist/cli.js is missing: run npm run build:ts (npm test does)').toBe(true);
-    pod.write('data/series.csv', dailyCsv({ value: [1, 2, 3, 4, 5, 6] }));
-    pod.write('models/lin.onnx', linearFixture({ lookback: 4, horizon: 2 }).bytes);
-    pod.write(
-      'spicepod.yaml',
-      'version: v1beta1\nkind: Spicepod\nname: uws\ndatasets:\n  - from: file:data/series.csv\n    name: series\n' +
-        'models:\n  - from: file:models/lin.onnx\n    name: lin\n    datasets: [series]\n',
-    );
+    writeLinearPod(pod, 'uws');
   });
   afterAll(() => pod.remove());
 

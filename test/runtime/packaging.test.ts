@@ -61,9 +61,12 @@ describe('npm package', () => {
 
     const app = path.join(work, 'app');
     mkdirSync(app);
-    writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'forecastd-consumer', private: true, type: 'module' }));
-    // onnxruntime-node's postinstall downloads CUDA libraries from outside the npm registry.
-    writeFileSync(path.join(app, '.npmrc'), 'onnxruntime-node-install=skip\n');
+    // onnxruntime-node's postinstall downloads CUDA libraries from outside the npm registry: the app denies it
+    // as this repository does (allowScripts; npm 11.19 skips a denied package's scripts) and allows forecastd's.
+    writeFileSync(
+      path.join(app, 'package.json'),
+      JSON.stringify({ name: 'forecastd-consumer', private: true, type: 'module', allowScripts: { 'onnxruntime-node': false, forecastd: true } }),
+    );
     const installLog = run(
       process.execPath,
       [npmCli, 'install', '--foreground-scripts', '--prefer-offline', '--no-audit', '--no-fund', path.join(packDir, tarball as string)],

@@ -5,7 +5,8 @@
  */
 import { writeFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { TestDatabase, testPgParams, unusedPort } from '../helpers/postgres.js';
+import { TestDatabase, testPgParams } from '../helpers/postgres.js';
+import { freePort } from '../helpers/sockets.js';
 import { linearFixture, runDirect } from '../server/fixtures.js';
 import { answerKey } from './load.js';
 import { Replica, waitFor, httpGet } from './harness.js';
@@ -85,7 +86,7 @@ export class Cluster {
     mkdirSync(path.join(pod, 'models'), { recursive: true });
     for (const [name, model] of Object.entries(models)) writeFileSync(path.join(pod, 'models', `${name}.onnx`), model.bytes);
     writeFileSync(path.join(pod, 'spicepod.yaml'), spicepodYaml(db.schema, Object.keys(models)));
-    for (let i = 1; i <= 3; i++) cluster.replicas.push(new Replica(`forecastd${i}`, await unusedPort(), pod, root, options.args));
+    for (let i = 1; i <= 3; i++) cluster.replicas.push(new Replica(`forecastd${i}`, await freePort(), pod, root, options.args));
     for (const replica of cluster.replicas) replica.start();
     await Promise.all(cluster.replicas.map((r) => r.ready()));
     return cluster;

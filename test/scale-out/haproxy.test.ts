@@ -6,17 +6,15 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { probeTestPostgres } from '../helpers/postgres.js';
 import { REPO } from '../server/fixtures.js';
-import { Balancer, httpGet, probeBalancer, scratchDir, waitFor } from './harness.js';
-import { Cluster, modelFile, spicepodYaml, type ModelFile } from './cluster.js';
-import { ClosedLoopLoad } from './load.js';
+import { httpGet, probeBalancer, waitFor, type Balancer } from './harness.js';
+import { modelFile, spicepodYaml } from './cluster.js';
+import { balancedCluster, expectNoFailures, rollNumbers, round } from './balanced.js';
 
 const postgres = await probeTestPostgres();
 const haproxy = probeBalancer('haproxy');
-
-const CONNECTIONS = 24;
 
 /**
  * The replicas run with the shipped systemd unit's `--shutdown-delay` (test/deploy/manifests.test.ts checks
@@ -31,14 +29,6 @@ function shippedShutdownDelay(): string {
 }
 const SHUTDOWN_DELAY = shippedShutdownDelay();
 
-function report(test: string, numbers: Record<string, unknown>): void {
-  console.info(`[scale-out] haproxy ${test} ${JSON.stringify(numbers)}`);
-}
-
-function round(ms: number): number {
-  return Math.round(ms * 10) / 10;
-}
-
 /**
  * HAProxy's request log (`%ST %rc %b/%s %Tt "%r"`) from line `from` on: requests, and those it had to send
  * again (a connection refused or closed without an answer, or a 503) before answering.
@@ -49,49 +39,15 @@ function retried(balancer: Balancer, from: number): { logged: number; retried: n
 }
 
 describe.skipIf(!postgres.available || !haproxy)('scale-out behind HAProxy (3 replicas, one PostgreSQL table)', () => {
-  const scratch = scratchDir('forecastd-scale-haproxy-');
-  const models: Record<string, ModelFile> = { alpha: modelFile(11, 1), beta: modelFile(12, 1) };
-  const accepted = new Map<string, Set<string>>();
-  let cluster: Cluster;
-  let balancer: Balancer;
-
-  const accept = async (model: string, file: ModelFile, replace = false, rows = cluster.rows): Promise<string> => {
-    const key = await cluster.reference(file, rows);
-    if (replace || !accepted.has(model)) accepted.set(model, new Set([key]));
-    else accepted.get(model)!.add(key);
-    return key;
-  };
-
-  const load = (extra: Partial<ConstructorParameters<typeof ClosedLoopLoad>[0]> = {}): ClosedLoopLoad =>
-    new ClosedLoopLoad({
-      url: balancer.url,
-      connections: CONNECTIONS,
-      models: () => ['alpha', 'beta'],
-      accepted: (m) => accepted.get(m) ?? new Set(),
-      ...extra,
-    });
-
-  const expectNoFailures = (run: ClosedLoopLoad): void => {
-    expect(run.failures.slice(0, 5)).toEqual([]);
-    expect(run.requests).toBeGreaterThan(0);
-  };
+  const setup = balancedCluster({ kind: 'haproxy', seeds: [11, 12], replicaArgs: ['--shutdown-delay', SHUTDOWN_DELAY] });
+  const { accepted, models } = setup;
 
   beforeAll(async () => {
-    cluster = await Cluster.start(scratch.dir, models, { args: ['--shutdown-delay', SHUTDOWN_DELAY] });
-    balancer = await Balancer.start('haproxy', cluster.replicas, scratch.dir);
-    for (const r of cluster.replicas) await balancer.waitForState(r.name, 'UP');
-    await accept('alpha', models.alpha!);
-    await accept('beta', models.beta!);
-  });
-
-  afterAll(async () => {
-    await balancer?.stop();
-    await cluster?.stop();
-    scratch.remove();
+    for (const r of setup.cluster.replicas) await setup.balancer.waitForState(r.name, 'UP');
   });
 
   it('passes the client X-Request-ID through and gives one to requests without', async () => {
-    const given = await httpGet(`${balancer.url}/v1/models/alpha/predict`, { 'x-request-id': 'trace-42' });
+    const given = await httpGet(`${setup.balancer.url}/v1/models/alpha/predict`, { 'x-request-id': 'trace-42' });
     expect(given.status).toBe(200);
     expect(given.headers['x-request-id']).toBe('trace-42');
     expect(accepted.get('alpha')).toContain(
@@ -100,7 +56,7 @@ describe.skipIf(!postgres.available || !haproxy)('scale-out behind HAProxy (3 re
         return `${b.model_version}|${b.prediction.join(',')}`;
       })(),
     );
-    const fresh = await httpGet(`${balancer.url}/health`);
+    const fresh = await httpGet(`${setup.balancer.url}/health`);
     expect(fresh.status).toBe(200);
     expect(fresh.body).toBe('ok');
     // HAProxy's unique-id (hex), which forecastd accepted and echoed.
@@ -108,15 +64,15 @@ describe.skipIf(!postgres.available || !haproxy)('scale-out behind HAProxy (3 re
   });
 
   it('restarts every replica in turn under load with no failed request, while the table changes', async () => {
-    const logFrom = balancer.requestLog().length;
-    const run = load();
+    const logFrom = setup.balancer.requestLog().length;
+    const run = setup.load();
     await new Promise((r) => setTimeout(r, 3_000));
     const rollStart = run.now();
     const restarts: Record<string, number | string | null>[] = [];
-    for (const [i, replica] of cluster.replicas.entries()) {
+    for (const [i, replica] of setup.cluster.replicas.entries()) {
       const t0 = run.now();
       let markedDownAt = Number.NaN;
-      const down = balancer.waitForState(replica.name, 'DOWN').then(() => (markedDownAt = run.now()));
+      const down = setup.balancer.waitForState(replica.name, 'DOWN').then(() => (markedDownAt = run.now()));
       const exitCode = await replica.stop('SIGTERM');
       const exitedAt = run.now();
       // With the shutdown delay HAProxy has taken it out before it exits. Started again only once it has
@@ -126,7 +82,7 @@ describe.skipIf(!postgres.available || !haproxy)('scale-out behind HAProxy (3 re
       replica.start();
       await replica.ready();
       const t1 = run.now();
-      await balancer.waitForState(replica.name, 'UP');
+      await setup.balancer.waitForState(replica.name, 'UP');
       restarts.push({
         replica: replica.name,
         exitCode,
@@ -137,9 +93,9 @@ describe.skipIf(!postgres.available || !haproxy)('scale-out behind HAProxy (3 re
       });
       if (i === 0) {
         // The data moves on mid-roll: an answer may come from the table just before or just after.
-        await accept('alpha', models.alpha!, false, cluster.rows + 1);
-        await accept('beta', models.beta!, false, cluster.rows + 1);
-        await cluster.appendRows(1);
+        await setup.accept('alpha', models.alpha!, false, setup.cluster.rows + 1);
+        await setup.accept('beta', models.beta!, false, setup.cluster.rows + 1);
+        await setup.cluster.appendRows(1);
       }
     }
     const rollEnd = run.now();
@@ -149,20 +105,14 @@ describe.skipIf(!postgres.available || !haproxy)('scale-out behind HAProxy (3 re
     expectNoFailures(run);
     expect(restarts.map((r) => r.exitCode)).toEqual([0, 0, 0]);
     // Every replica ends on the new table.
-    const newest = await cluster.reference(models.alpha!);
-    await cluster.converged('alpha', newest);
-    report('rolling-restart', {
+    const newest = await setup.cluster.reference(models.alpha!);
+    await setup.cluster.converged('alpha', newest);
+    setup.report('rolling-restart', {
       shutdownDelayMs: Number(SHUTDOWN_DELAY),
-      connections: CONNECTIONS,
-      requests: run.requests,
-      failed: run.failures.length,
-      clientResends: run.clientResends,
-      rollSeconds: round((rollEnd - rollStart) / 1000),
-      p99SteadyMs: round(run.percentile(99, 1_000, rollStart)),
-      p99RollMs: round(run.percentile(99, rollStart, rollEnd)),
+      ...rollNumbers(run, rollStart, rollEnd),
       p50SteadyMs: round(run.percentile(50, 1_000, rollStart)),
       p50RollMs: round(run.percentile(50, rollStart, rollEnd)),
-      retriedByHaproxy: retried(balancer, logFrom).retried,
+      retriedByHaproxy: retried(setup.balancer, logFrom).retried,
       restarts,
     });
     // Room for three shutdown delays on top of the roll.
@@ -172,28 +122,28 @@ describe.skipIf(!postgres.available || !haproxy)('scale-out behind HAProxy (3 re
     const v2 = modelFile(21, 2);
     const gamma = modelFile(31, 1);
     let newModel: string | null = null;
-    const run = load({ newModel: () => newModel });
+    const run = setup.load({ newModel: () => newModel });
     await new Promise((r) => setTimeout(r, 1_000));
     const v1Key = [...accepted.get('alpha')!].at(-1)!;
-    const v2Key = await accept('alpha', v2);
+    const v2Key = await setup.accept('alpha', v2);
     const rollStart = run.now();
     const swaps: number[] = [];
-    for (const replica of cluster.replicas) {
+    for (const replica of setup.cluster.replicas) {
       const t0 = run.now();
       replica.replace('models/alpha.onnx', v2.bytes);
-      await untilServes(replica, async () => ((await cluster.answerOf(replica, 'alpha')) === v2Key ? true : undefined));
+      await untilServes(replica, async () => ((await setup.cluster.answerOf(replica, 'alpha')) === v2Key ? true : undefined));
       swaps.push(round(run.now() - t0));
     }
     const modelRollEnd = run.now();
     // After the roll, every replica answers with version 2.
-    expect(await Promise.all(cluster.replicas.map((r) => cluster.answerOf(r, 'alpha')))).toEqual([v2Key, v2Key, v2Key]);
+    expect(await Promise.all(setup.cluster.replicas.map((r) => setup.cluster.answerOf(r, 'alpha')))).toEqual([v2Key, v2Key, v2Key]);
 
     newModel = 'gamma';
-    accepted.set('gamma', new Set([await cluster.reference(gamma)]));
-    for (const replica of cluster.replicas) {
+    accepted.set('gamma', new Set([await setup.cluster.reference(gamma)]));
+    for (const replica of setup.cluster.replicas) {
       replica.replace('models/gamma.onnx', gamma.bytes);
-      replica.replace('spicepod.yaml', spicepodYaml(cluster.db.schema, ['alpha', 'beta', 'gamma']));
-      await untilServes(replica, async () => ((await cluster.answerOf(replica, 'gamma')) !== null ? true : undefined));
+      replica.replace('spicepod.yaml', spicepodYaml(setup.cluster.db.schema, ['alpha', 'beta', 'gamma']));
+      await untilServes(replica, async () => ((await setup.cluster.answerOf(replica, 'gamma')) !== null ? true : undefined));
     }
     await new Promise((r) => setTimeout(r, 1_000));
     await run.stop();
@@ -204,8 +154,8 @@ describe.skipIf(!postgres.available || !haproxy)('scale-out behind HAProxy (3 re
     expect(sawV2).toBeGreaterThan(0);
     expect(run.newModelServed).toBeGreaterThan(0);
     const gammaKey = [...accepted.get('gamma')!][0]!;
-    expect(await Promise.all(cluster.replicas.map((r) => cluster.answerOf(r, 'gamma')))).toEqual([gammaKey, gammaKey, gammaKey]);
-    report('rolling-model-update', {
+    expect(await Promise.all(setup.cluster.replicas.map((r) => setup.cluster.answerOf(r, 'gamma')))).toEqual([gammaKey, gammaKey, gammaKey]);
+    setup.report('rolling-model-update', {
       requests: run.requests,
       failed: run.failures.length,
       clientResends: run.clientResends,
@@ -219,52 +169,52 @@ describe.skipIf(!postgres.available || !haproxy)('scale-out behind HAProxy (3 re
   });
 
   it('brings every replica to the same prediction after rows are appended', async () => {
-    const alpha = await cluster.reference(modelFile(21, 2), cluster.rows + 3);
+    const alpha = await setup.cluster.reference(modelFile(21, 2), setup.cluster.rows + 3);
     const t0 = Date.now();
-    await cluster.appendRows(3);
-    const convergedMs = await cluster.converged('alpha', alpha);
-    const answers = await Promise.all(cluster.replicas.map((r) => cluster.answerOf(r, 'alpha')));
+    await setup.cluster.appendRows(3);
+    const convergedMs = await setup.cluster.converged('alpha', alpha);
+    const answers = await Promise.all(setup.cluster.replicas.map((r) => setup.cluster.answerOf(r, 'alpha')));
     expect(answers).toEqual([alpha, alpha, alpha]);
     // What each replica holds: its own copy of the rows, its model sessions, its process.
     const memory = await Promise.all(
-      cluster.replicas.map(async (r) => {
+      setup.cluster.replicas.map(async (r) => {
         const metrics = (await httpGet(`${r.url}/metrics`)).body;
         const rss = Number(/^process_resident_memory_bytes (\S+)$/m.exec(metrics)?.[1]);
         const rows = Number(/^forecastd_dataset_rows\{[^}]*\} (\S+)$/m.exec(metrics)?.[1]);
-        expect(rows).toBe(cluster.rows);
+        expect(rows).toBe(setup.cluster.rows);
         return { rssMiB: Math.round(rss / 1048576), rows };
       }),
     );
-    report('consistency', { refreshCheckInterval: '1s', convergedMs, sinceInsertMs: Date.now() - t0, memory });
+    setup.report('consistency', { refreshCheckInterval: '1s', convergedMs, sinceInsertMs: Date.now() - t0, memory });
   });
 
   it('keeps answering when a replica is killed hard under load; HAProxy marks it down', async () => {
     // The table is settled: accept only its current answers.
-    await accept('alpha', modelFile(21, 2), true);
-    await accept('beta', models.beta!, true);
-    const logFrom = balancer.requestLog().length;
-    const run = load();
+    await setup.accept('alpha', modelFile(21, 2), true);
+    await setup.accept('beta', models.beta!, true);
+    const logFrom = setup.balancer.requestLog().length;
+    const run = setup.load();
     await new Promise((r) => setTimeout(r, 2_000));
-    const victim = cluster.replicas[1]!;
+    const victim = setup.cluster.replicas[1]!;
     const killedAt = run.now();
     await victim.stop('SIGKILL');
-    await balancer.waitForState(victim.name, 'DOWN');
+    await setup.balancer.waitForState(victim.name, 'DOWN');
     const markedDownMs = run.now() - killedAt;
     await new Promise((r) => setTimeout(r, 1_000));
     await run.stop();
     expectNoFailures(run);
-    report('hard-kill', {
+    setup.report('hard-kill', {
       requests: run.requests,
       failed: run.failures.length,
       clientResends: run.clientResends,
       markedDownMs: round(markedDownMs),
-      retriedByHaproxy: retried(balancer, logFrom).retried,
+      retriedByHaproxy: retried(setup.balancer, logFrom).retried,
       p99BeforeMs: round(run.percentile(99, 1_000, killedAt)),
       p99UntilDownMs: round(run.percentile(99, killedAt, killedAt + markedDownMs)),
     });
     victim.start();
     await victim.ready();
-    await balancer.waitForState(victim.name, 'UP');
+    await setup.balancer.waitForState(victim.name, 'UP');
   });
 });
 

@@ -6,12 +6,11 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createWriteStream, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { REPO, replaceFile } from '../server/fixtures.js';
-import { unusedPort } from '../helpers/postgres.js';
+import { accepts, freePort } from '../helpers/sockets.js';
 
 const CLI = path.join(REPO, 'dist/cli.js');
 
@@ -188,8 +187,8 @@ export class Balancer {
   static async start(kind: BalancerKind, replicas: readonly Replica[], root: string, configText?: (ports: { front: number; stats: number }) => string): Promise<Balancer> {
     const program = balancerProgram(kind);
     if (program === null) throw new Error(`${kind} is not installed`);
-    const front = await unusedPort();
-    const stats = await unusedPort();
+    const front = await freePort();
+    const stats = await freePort();
     const dir = mkdtempSync(path.join(root, `${kind}-`));
     const config =
       configText?.({ front, stats }) ?? renderBalancerConfig(kind, { front, stats, replicas: replicas.map((r) => r.port) });
@@ -288,18 +287,6 @@ export class Balancer {
   }
 }
 
-/** Whether something accepts TCP connections on the loopback `port`. */
-function accepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, '127.0.0.1');
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}
-
 /** Child processes of `parent` (nginx's workers). */
 function workerPids(parent: number): number[] {
   const result = spawnSync('pgrep', ['-P', String(parent)], { encoding: 'utf8' });
@@ -316,4 +303,3 @@ export function scratchDir(prefix: string): { dir: string; remove(): void } {
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-export { unusedPort };

@@ -11,7 +11,8 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PodDir, REPO, dailyCsv, linearFixture } from '../server/fixtures.js';
-import { Balancer, Replica, httpGet, probeBalancer, renderBalancerConfig, scratchDir, unusedPort } from './harness.js';
+import { Balancer, Replica, httpGet, probeBalancer, renderBalancerConfig, scratchDir } from './harness.js';
+import { freePort } from '../helpers/sockets.js';
 
 const haproxy = probeBalancer('haproxy');
 const nginx = probeBalancer('nginx');
@@ -48,7 +49,7 @@ describe.concurrent('HTTP/1.0 towards forecastd', () => {
       ['version: v1beta1', 'kind: Spicepod', 'name: http10', 'datasets:', '  - from: file:data/d.csv', '    name: d',
         'models:', '  - from: file:models/m.onnx', '    name: m', '    datasets: [d]', ''].join('\n'),
     );
-    for (let i = 1; i <= 3; i++) replicas.push(new Replica(`forecastd${i}`, await unusedPort(), pod.dir, scratch.dir));
+    for (let i = 1; i <= 3; i++) replicas.push(new Replica(`forecastd${i}`, await freePort(), pod.dir, scratch.dir));
     for (const r of replicas) r.start();
     await Promise.all(replicas.map((r) => r.ready()));
   });

@@ -5,24 +5,14 @@
  * documentation has it for planned maintenance; a replica killed without warning costs a resent request
  * per connection that meets it. Each test prints its numbers as one `[scale-out]` line.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { probeTestPostgres } from '../helpers/postgres.js';
-import { Balancer, httpGet, probeBalancer, scratchDir, waitFor } from './harness.js';
-import { Cluster, modelFile, type ModelFile } from './cluster.js';
-import { ClosedLoopLoad, answerKey } from './load.js';
+import { httpGet, probeBalancer, waitFor, type Balancer } from './harness.js';
+import { balancedCluster, expectNoFailures, rollNumbers, round } from './balanced.js';
+import { answerKey } from './load.js';
 
 const postgres = await probeTestPostgres();
 const nginx = probeBalancer('nginx');
-
-const CONNECTIONS = 24;
-
-function report(test: string, numbers: Record<string, unknown>): void {
-  console.info(`[scale-out] nginx ${test} ${JSON.stringify(numbers)}`);
-}
-
-function round(ms: number): number {
-  return Math.round(ms * 10) / 10;
-}
 
 /** Access-log lines `STATUS "UPSTREAM_STATUSES" "UPSTREAM_ADDRS" TIME "REQUEST"` from line `from` on. */
 function upstreamTries(balancer: Balancer, from: number): { total: number; resent: number; resentSeconds: number[] } {
@@ -32,40 +22,16 @@ function upstreamTries(balancer: Balancer, from: number): { total: number; resen
 }
 
 describe.skipIf(!postgres.available || !nginx)('scale-out behind nginx (3 replicas, one PostgreSQL table)', () => {
-  const scratch = scratchDir('forecastd-scale-nginx-');
-  const models: Record<string, ModelFile> = { alpha: modelFile(41, 1), beta: modelFile(42, 1) };
-  const accepted = new Map<string, Set<string>>();
-  let cluster: Cluster;
-  let balancer: Balancer;
-
-  const load = (): ClosedLoopLoad =>
-    new ClosedLoopLoad({
-      url: balancer.url,
-      connections: CONNECTIONS,
-      models: () => ['alpha', 'beta'],
-      accepted: (m) => accepted.get(m) ?? new Set(),
-    });
-
-  beforeAll(async () => {
-    cluster = await Cluster.start(scratch.dir, models);
-    balancer = await Balancer.start('nginx', cluster.replicas, scratch.dir);
-    accepted.set('alpha', new Set([await cluster.reference(models.alpha!)]));
-    accepted.set('beta', new Set([await cluster.reference(models.beta!)]));
-  });
-
-  afterAll(async () => {
-    await balancer?.stop();
-    await cluster?.stop();
-    scratch.remove();
-  });
+  const setup = balancedCluster({ kind: 'nginx', seeds: [41, 42] });
+  const { accepted } = setup;
 
   it('passes the client X-Request-ID through and gives one to requests without', async () => {
-    const given = await httpGet(`${balancer.url}/v1/models/alpha/predict`, { 'x-request-id': 'trace-43' });
+    const given = await httpGet(`${setup.balancer.url}/v1/models/alpha/predict`, { 'x-request-id': 'trace-43' });
     expect(given.status).toBe(200);
     expect(given.headers['x-request-id']).toBe('trace-43');
     const body = JSON.parse(given.body) as { model_version: string; prediction: number[] };
     expect(accepted.get('alpha')).toContain(answerKey(body.model_version, body.prediction));
-    const fresh = await httpGet(`${balancer.url}/health`);
+    const fresh = await httpGet(`${setup.balancer.url}/health`);
     expect(fresh.status).toBe(200);
     expect(fresh.body).toBe('ok');
     // nginx's $request_id: 32 hex digits.
@@ -73,58 +39,51 @@ describe.skipIf(!postgres.available || !nginx)('scale-out behind nginx (3 replic
   });
 
   it('restarts every replica in turn under load with no failed request (down + reload around each)', async () => {
-    const logFrom = balancer.requestLog().length;
-    const run = load();
+    const logFrom = setup.balancer.requestLog().length;
+    const run = setup.load();
     await new Promise((r) => setTimeout(r, 3_000));
     const rollStart = run.now();
     const restarts: { replica: string; exitCode: number | null; outOfRotationMs: number }[] = [];
-    for (const [i, replica] of cluster.replicas.entries()) {
+    for (const [i, replica] of setup.cluster.replicas.entries()) {
       const t0 = run.now();
-      await balancer.reconfigure(cluster.replicas, new Set([i]));
+      await setup.balancer.reconfigure(setup.cluster.replicas, new Set([i]));
       const exitCode = await replica.stop('SIGTERM');
       replica.start();
       await replica.ready();
-      await balancer.reconfigure(cluster.replicas, new Set());
+      await setup.balancer.reconfigure(setup.cluster.replicas, new Set());
       restarts.push({ replica: replica.name, exitCode, outOfRotationMs: round(run.now() - t0) });
     }
     const rollEnd = run.now();
     await new Promise((r) => setTimeout(r, 1_000));
     await run.stop();
-    expect(run.failures.slice(0, 5)).toEqual([]);
-    expect(run.requests).toBeGreaterThan(0);
+    expectNoFailures(run);
     expect(restarts.map((r) => r.exitCode)).toEqual([0, 0, 0]);
     // Every replica is back in the upstream and serving through nginx.
-    const tries = upstreamTries(balancer, logFrom);
-    const ports = new Set(balancer.requestLog().slice(-200).map((l) => /"127\.0\.0\.1:(\d+)"/.exec(l)?.[1]));
-    expect([...cluster.replicas.map((r) => String(r.port))].every((p) => ports.has(p))).toBe(true);
-    report('rolling-restart', {
-      connections: CONNECTIONS,
-      requests: run.requests,
-      failed: run.failures.length,
-      clientResends: run.clientResends,
-      rollSeconds: round((rollEnd - rollStart) / 1000),
-      p99SteadyMs: round(run.percentile(99, 1_000, rollStart)),
-      p99RollMs: round(run.percentile(99, rollStart, rollEnd)),
+    const tries = upstreamTries(setup.balancer, logFrom);
+    const ports = new Set(setup.balancer.requestLog().slice(-200).map((l) => /"127\.0\.0\.1:(\d+)"/.exec(l)?.[1]));
+    expect([...setup.cluster.replicas.map((r) => String(r.port))].every((p) => ports.has(p))).toBe(true);
+    setup.report('rolling-restart', {
+      ...rollNumbers(run, rollStart, rollEnd),
       resentByNginx: tries.resent,
       restarts,
     });
   });
 
   it('keeps answering when a replica is killed hard under load; passive checks resend what met it', async () => {
-    const logFrom = balancer.requestLog().length;
-    const run = load();
+    const logFrom = setup.balancer.requestLog().length;
+    const run = setup.load();
     await new Promise((r) => setTimeout(r, 2_000));
-    const victim = cluster.replicas[2]!;
+    const victim = setup.cluster.replicas[2]!;
     const killedAt = run.now();
     await victim.stop('SIGKILL');
     // Long enough for nginx to retry the dead replica after fail_timeout (5 s): each retry costs a resend.
     await new Promise((r) => setTimeout(r, 7_000));
     await run.stop();
-    expect(run.failures.slice(0, 5)).toEqual([]);
-    const tries = upstreamTries(balancer, logFrom);
+    expectNoFailures(run);
+    const tries = upstreamTries(setup.balancer, logFrom);
     // Requests met the dead replica and were resent to another one.
     expect(tries.resent).toBeGreaterThan(0);
-    report('hard-kill', {
+    setup.report('hard-kill', {
       requests: run.requests,
       failed: run.failures.length,
       clientResends: run.clientResends,
@@ -136,8 +95,8 @@ describe.skipIf(!postgres.available || !nginx)('scale-out behind nginx (3 replic
     victim.start();
     await victim.ready();
     await waitFor('nginx sending to the restarted replica again', async () => {
-      await httpGet(`${balancer.url}/health`);
-      return balancer.requestLog().slice(-50).some((l) => l.startsWith('200') && l.includes(`"127.0.0.1:${victim.port}"`)) ? true : undefined;
+      await httpGet(`${setup.balancer.url}/health`);
+      return setup.balancer.requestLog().slice(-50).some((l) => l.startsWith('200') && l.includes(`"127.0.0.1:${victim.port}"`)) ? true : undefined;
     });
   });
 });

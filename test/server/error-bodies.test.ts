@@ -1,9 +1,8 @@
 import { PassThrough } from 'node:stream';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/log.js';
-import { startServer, type ForecastdServer } from '../../src/server/start.js';
 import { buildModel, initializer, node, valueInfo } from '../../tools/onnx-builder.js';
-import { PodDir, dailyCsv, linearFixture, spinModel } from './fixtures.js';
+import { dailyCsv, linearFixture, servePod, spinModel } from './fixtures.js';
 
 /**
  * What clients read about failures is said in their terms, and what operators need stays in the log: error
@@ -29,11 +28,12 @@ const SECRET_CELL = 'cell-text-7f3a';
 const PG_USER = 'reporting_user_91';
 
 describe('error bodies and listings', () => {
-  const pod = new PodDir('forecastd-errors-');
-  let server: ForecastdServer;
   let log = '';
-
-  beforeAll(async () => {
+  const stream = new PassThrough();
+  stream.on('data', (d: Buffer) => {
+    log += d.toString();
+  });
+  const served = servePod((pod) => {
     pod.write('data/series.csv', dailyCsv({ value: [1, 2, 3, 4, 5, 9] }));
     pod.write('data/bad.csv', `ts,value\n2024-01-01T00:00:00Z,1\n2024-01-02T00:00:00Z,${SECRET_CELL}\n`);
     pod.write('models/lookup.onnx', lookupModel());
@@ -68,26 +68,15 @@ models:
     datasets: [bad]
 `,
     );
-    const stream = new PassThrough();
-    stream.on('data', (d: Buffer) => {
-      log += d.toString();
-    });
-    server = await startServer({ spicepod: pod.dir, port: 0, logger: createLogger({ format: 'json', level: 'info', destination: stream }) });
-    await server.loaded();
-  });
-
-  afterAll(async () => {
-    await server?.close();
-    pod.remove();
-  });
+  }, { prefix: 'forecastd-errors-', logger: createLogger({ format: 'json', level: 'info', destination: stream }) });
 
   async function get(path: string): Promise<{ status: number; body: string; id: string }> {
-    const res = await fetch(server.url + path);
+    const res = await fetch(served.server.url + path);
     return { status: res.status, body: await res.text(), id: res.headers.get('x-request-id') ?? '' };
   }
 
   function expectNoInternals(text: string): void {
-    expect(text).not.toContain(pod.dir);
+    expect(text).not.toContain(served.pod.dir);
     expect(text).not.toContain(SECRET_CELL);
     expect(text).not.toContain(PG_USER);
     expect(text).not.toContain('127.0.0.1:1');
@@ -104,7 +93,7 @@ models:
     expectNoInternals(models.body);
     expect(JSON.parse(models.body)).toContainEqual(expect.objectContaining({ name: 'absent', from: 'file:models/absent.onnx', status: 'Error' }));
     // The log keeps the full path.
-    expect(log).toContain(pod.path('models/absent.onnx'));
+    expect(log).toContain(served.pod.path('models/absent.onnx'));
   });
 
   it('a bad cell and an unreachable database: listings and predictions say what, not the cell, host or user', async () => {
@@ -147,10 +136,7 @@ models:
 });
 
 describe('a caller joining a shared computation', () => {
-  const pod = new PodDir('forecastd-deadline-');
-  let server: ForecastdServer;
-
-  beforeAll(async () => {
+  const served = servePod((pod) => {
     // The newest value sets how long a run loops: 2e7 turns, far longer than timeout_ms on any machine
     // (the test only needs it to outlast both callers' deadlines; close() stops it).
     pod.write('data/series.csv', dailyCsv({ value: [1, 2, 3, 4, 5, 2e7] }));
@@ -160,14 +146,7 @@ describe('a caller joining a shared computation', () => {
       'version: v1beta1\nkind: Spicepod\nname: deadline\ndatasets:\n  - from: file:data/series.csv\n    name: series\n' +
         'models:\n  - from: file:models/spin.onnx\n    name: spin\n    datasets: [series]\n    params:\n      timeout_ms: 1500\n',
     );
-    server = await startServer({ spicepod: pod.dir, port: 0 });
-    await server.loaded();
-  });
-
-  afterAll(async () => {
-    await server?.close();
-    pod.remove();
-  });
+  }, { prefix: 'forecastd-deadline-' });
 
   it('keeps its own timeout_ms: it is still waiting after the first caller timed out', async () => {
     const answer = (started: Promise<Response>): { status: number | null; done: Promise<void> } => {
@@ -178,10 +157,10 @@ describe('a caller joining a shared computation', () => {
       });
       return state;
     };
-    const first = answer(fetch(server.url + '/v1/models/spin/predict'));
+    const first = answer(fetch(served.server.url + '/v1/models/spin/predict'));
     await new Promise((r) => setTimeout(r, 1000));
     // Joins the run the first request started (same model version, same window): its deadline is its own.
-    const late = answer(fetch(server.url + '/v1/models/spin/predict'));
+    const late = answer(fetch(served.server.url + '/v1/models/spin/predict'));
     await first.done;
     expect(first.status).toBe(504);
     await new Promise((r) => setTimeout(r, 300));

@@ -1,9 +1,8 @@
 import { rmSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/log.js';
-import { startServer, type ForecastdServer } from '../../src/server/start.js';
 import { buildModel, initializer, node, valueInfo } from '../../tools/onnx-builder.js';
-import { PodDir, dailyCsv, linearFixture, predictionText, replaceFile, runDirect, until } from './fixtures.js';
+import { servePod, dailyCsv, linearFixture, predictionText, replaceFile, runDirect, until } from './fixtures.js';
 
 /**
  * Failures inside a running server, each contained: a model that fails inside ONNX Runtime for some windows,
@@ -41,45 +40,38 @@ const GOOD = [0, 1, 2, 3, 1, 2, 3];
 const BAD = [0, 1, 2, 3, 1, 2, 100];
 
 describe('failures inside a running server are contained', () => {
-  const pod = new PodDir();
-  let server: ForecastdServer;
-
-  beforeAll(async () => {
-    pod.write('data/series.csv', dailyCsv({ value: GOOD }));
-    pod.write('models/lookup.onnx', lookupModel());
-    pod.write('models/linear.onnx', LINEAR.bytes);
-    pod.write(
-      'spicepod.yaml',
-      [
-        'version: v1beta1',
-        'kind: Spicepod',
-        'name: failures',
-        'datasets:',
-        '  - from: file:data/series.csv',
-        '    name: series',
-        '    acceleration:',
-        '      refresh_check_interval: 50ms',
-        'models:',
-        '  - from: file:models/lookup.onnx',
-        '    name: lookup',
-        '    datasets: [series]',
-        '  - from: file:models/linear.onnx',
-        '    name: linear',
-        '    datasets: [series]',
-        '',
-      ].join('\n'),
-    );
-    server = await startServer({ spicepod: pod.dir, port: 0, logger: createLogger({ level: 'silent' }) });
-    await server.loaded();
-  });
-
-  afterAll(async () => {
-    await server.close();
-    pod.remove();
-  });
+  const served = servePod(
+    (pod) => {
+      pod.write('data/series.csv', dailyCsv({ value: GOOD }));
+      pod.write('models/lookup.onnx', lookupModel());
+      pod.write('models/linear.onnx', LINEAR.bytes);
+      pod.write(
+        'spicepod.yaml',
+        [
+          'version: v1beta1',
+          'kind: Spicepod',
+          'name: failures',
+          'datasets:',
+          '  - from: file:data/series.csv',
+          '    name: series',
+          '    acceleration:',
+          '      refresh_check_interval: 50ms',
+          'models:',
+          '  - from: file:models/lookup.onnx',
+          '    name: lookup',
+          '    datasets: [series]',
+          '  - from: file:models/linear.onnx',
+          '    name: linear',
+          '    datasets: [series]',
+          '',
+        ].join('\n'),
+      );
+    },
+    { logger: createLogger({ level: 'silent' }) },
+  );
 
   async function get(path: string): Promise<{ status: number; body: string }> {
-    const res = await fetch(server.url + path);
+    const res = await fetch(served.server.url + path);
     return { status: res.status, body: await res.text() };
   }
 
@@ -94,7 +86,7 @@ describe('failures inside a running server are contained', () => {
     // max(1, 2, 3, 1) picks row 3.
     expect(predictionText(good.body)).toBe('7.75,8.75,9.75');
 
-    replaceFile(pod.path('data/series.csv'), dailyCsv({ value: BAD }));
+    replaceFile(served.pod.path('data/series.csv'), dailyCsv({ value: BAD }));
     const failed = await until('the new window to reach the lookup model', async () => {
       const res = await get('/v1/models/lookup/predict');
       return res.status === 500 ? res : undefined;
@@ -113,7 +105,7 @@ describe('failures inside a running server are contained', () => {
     expect((await get('/health')).body).toBe('ok');
 
     // The failed run took nothing down: back to a valid window, back to a prediction.
-    replaceFile(pod.path('data/series.csv'), dailyCsv({ value: GOOD }));
+    replaceFile(served.pod.path('data/series.csv'), dailyCsv({ value: GOOD }));
     const recovered = await until('the lookup model to serve again', async () => {
       const res = await get('/v1/models/lookup/predict');
       return res.status === 200 ? res : undefined;
@@ -128,17 +120,17 @@ describe('failures inside a running server are contained', () => {
       return res.status === 200 && predictionText(res.body) === expected ? true : undefined;
     });
 
-    replaceFile(pod.path('data/series.csv'), 'ts,value\nnot-a-time,abc\n');
+    replaceFile(served.pod.path('data/series.csv'), 'ts,value\nnot-a-time,abc\n');
     const corrupt = await until('the refresh to report the corrupt file', async () => (await datasetError()) ?? undefined);
     expect(corrupt).toMatch(/series\.csv/);
     const whileCorrupt = await get('/v1/models/linear/predict');
     expect(whileCorrupt.status).toBe(200);
     expect(predictionText(whileCorrupt.body)).toBe(expected);
 
-    replaceFile(pod.path('data/series.csv'), dailyCsv({ value: GOOD }));
+    replaceFile(served.pod.path('data/series.csv'), dailyCsv({ value: GOOD }));
     await until('the repaired file to clear the error', async () => ((await datasetError()) === null ? true : undefined));
 
-    rmSync(pod.path('data/series.csv'));
+    rmSync(served.pod.path('data/series.csv'));
     const gone = await until('the refresh to report the missing file', async () => (await datasetError()) ?? undefined);
     expect(gone).toMatch(/series\.csv/);
     const whileGone = await get('/v1/models/linear/predict');

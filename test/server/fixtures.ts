@@ -4,8 +4,10 @@ import { writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll } from 'vitest';
 import { formatFloat32 } from '../../src/http/float-format.js';
 import { InferenceSession } from '../../src/runtime/session.js';
+import { startServer, type ForecastdServer, type ServerOptions } from '../../src/server/start.js';
 import { buildModel, initializer, linearModel, node, seededRandom, uniformWeights, valueInfo } from '../../tools/onnx-builder.js';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -69,6 +71,57 @@ export function dailyCsv(columns: Record<string, readonly (number | null)[]>): s
     lines.push([ts, ...names.map((n) => (columns[n]![r] === null ? '' : String(columns[n]![r])))].join(','));
   }
   return lines.join('\n') + '\n';
+}
+
+/**
+ * The smallest serving pod: six daily values and a linear model of lookback 4 and horizon 2 reading them,
+ * in a pod named `name` (the setup of most CLI and listen tests).
+ */
+export function writeLinearPod(pod: PodDir, name: string): void {
+  pod.write('data/series.csv', dailyCsv({ value: [1, 2, 3, 4, 5, 6] }));
+  pod.write('models/lin.onnx', linearFixture({ lookback: 4, horizon: 2 }).bytes);
+  pod.write(
+    'spicepod.yaml',
+    `version: v1beta1\nkind: Spicepod\nname: ${name}\ndatasets:\n  - from: file:data/series.csv\n    name: series\n` +
+      'models:\n  - from: file:models/lin.onnx\n    name: lin\n    datasets: [series]\n',
+  );
+}
+
+/** A pod folder and the server running it, for the tests of one describe block (see servePod). */
+export interface ServedPod {
+  readonly pod: PodDir;
+  /** The running server; it throws before the block's beforeAll has started it. */
+  readonly server: ForecastdServer;
+}
+
+/**
+ * Serves a pod for the tests of the describe block that calls it: before them, a new pod folder gets its
+ * files from `fill` (spicepod.yaml among them), forecastd starts on it on a port of the system's choice
+ * with the environment and logger of `options`, and, unless `loaded` is false, every model and dataset has loaded; after them, the server closes and the
+ * folder goes.
+ */
+export function servePod(
+  fill: (pod: PodDir) => void,
+  options: Pick<ServerOptions, 'env' | 'logger'> & { readonly prefix?: string; readonly loaded?: boolean } = {},
+): ServedPod {
+  const pod = new PodDir(options.prefix);
+  let running: ForecastdServer | undefined;
+  beforeAll(async () => {
+    fill(pod);
+    running = await startServer({ spicepod: pod.dir, port: 0, env: options.env, logger: options.logger });
+    if (options.loaded !== false) await running.loaded();
+  });
+  afterAll(async () => {
+    await running?.close();
+    pod.remove();
+  });
+  return {
+    pod,
+    get server(): ForecastdServer {
+      if (running === undefined) throw new Error(`the pod in ${pod.dir} is not served yet (servePod starts it in beforeAll)`);
+      return running;
+    },
+  };
 }
 
 export interface LinearFixture {

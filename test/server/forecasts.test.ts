@@ -1,9 +1,9 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { formatFloat32 } from '../../src/http/float-format.js';
 import { InferenceSession } from '../../src/runtime/session.js';
-import { startServer, type ForecastdServer } from '../../src/server/start.js';
+import type { ForecastdServer } from '../../src/server/start.js';
 import { linearModel, quantileModel, seededRandom, uniformWeights } from '../../tools/onnx-builder.js';
-import { PodDir, dailyCsv, until } from './fixtures.js';
+import { servePod, dailyCsv, until } from './fixtures.js';
 
 /**
  * Forecasts people can use, end to end: dataset frequency, `?include=timestamps,quantiles` on the Spice
@@ -200,10 +200,7 @@ function uni(name: string, series: unknown[], frequency = 'D', start?: string): 
 }
 
 describe('forecasts: frequency, include, quantiles, model details, KServe', () => {
-  const pod = new PodDir();
-  let server: ForecastdServer;
-
-  beforeAll(async () => {
+  const served = servePod((pod) => {
     pod.write('data/daily.csv', dailyCsv({ value: DAILY }));
     pod.write('data/monthly.csv', monthEndCsv());
     pod.write('data/irregular.csv', irregularCsv());
@@ -215,18 +212,11 @@ describe('forecasts: frequency, include, quantiles, model details, KServe', () =
     pod.write('models/plain.onnx', plain);
     pod.write('models/no_horizon.onnx', noHorizon);
     pod.write('spicepod.yaml', POD);
-    server = await startServer({ spicepod: pod.dir, port: 0 });
-    await server.loaded();
-  });
-
-  afterAll(async () => {
-    await server?.close();
-    pod.remove();
   });
 
   describe('dataset frequency', () => {
     it('GET /v1/datasets gives each dataset its frequency as an ISO 8601 duration, or null', async () => {
-      const list = JSON.parse((await get(server, '/v1/datasets')).text) as { name: string; frequency: string | null }[];
+      const list = JSON.parse((await get(served.server, '/v1/datasets')).text) as { name: string; frequency: string | null }[];
       expect(Object.fromEntries(list.map((d) => [d.name, d.frequency]))).toEqual({
         daily: 'P1D',
         monthly: 'P1M',
@@ -238,14 +228,14 @@ describe('forecasts: frequency, include, quantiles, model details, KServe', () =
 
   describe('?include= on the Spice routes', () => {
     it('without include the body is unchanged', async () => {
-      const res = await get(server, '/v1/models/q/predict');
+      const res = await get(served.server, '/v1/models/q/predict');
       expect(res.status).toBe(200);
       expect(Object.keys(JSON.parse(res.text) as object)).toEqual(['status', 'model_name', 'model_version', 'lookback', 'prediction', 'duration_ms']);
     });
 
     it('timestamps continue the daily axis; quantiles give each level; fields in the documented order', async () => {
       const expected = await direct(q.bytes, DAILY.slice(-4), [1, 4, 1]);
-      const res = await get(server, '/v1/models/q/predict?include=timestamps,quantiles');
+      const res = await get(served.server, '/v1/models/q/predict?include=timestamps,quantiles');
       expect(res.status).toBe(200);
       expect(res.text).toMatch(/^\{"status":"Success","model_name":"q","model_version":"2\.1","lookback":4,"prediction":\[.*\],"timestamps":\[.*\],"quantiles":\{.*\},"duration_ms":\d+\}$/);
       const body = JSON.parse(res.text) as Record<string, unknown>;
@@ -260,14 +250,14 @@ describe('forecasts: frequency, include, quantiles, model details, KServe', () =
     });
 
     it('each include alone, in either order, and the same query on POST for every item', async () => {
-      const onlyTimes = JSON.parse((await get(server, '/v1/models/q/predict?include=timestamps')).text) as Record<string, unknown>;
+      const onlyTimes = JSON.parse((await get(served.server, '/v1/models/q/predict?include=timestamps')).text) as Record<string, unknown>;
       expect(Object.keys(onlyTimes)).toEqual(['status', 'model_name', 'model_version', 'lookback', 'prediction', 'timestamps', 'duration_ms']);
-      const onlyQuantiles = JSON.parse((await get(server, '/v1/models/q/predict?include=quantiles')).text) as Record<string, unknown>;
+      const onlyQuantiles = JSON.parse((await get(served.server, '/v1/models/q/predict?include=quantiles')).text) as Record<string, unknown>;
       expect(Object.keys(onlyQuantiles)).toEqual(['status', 'model_name', 'model_version', 'lookback', 'prediction', 'quantiles', 'duration_ms']);
-      const reversed = JSON.parse((await get(server, '/v1/models/q/predict?include=quantiles,timestamps')).text) as Record<string, unknown>;
+      const reversed = JSON.parse((await get(served.server, '/v1/models/q/predict?include=quantiles,timestamps')).text) as Record<string, unknown>;
       expect(Object.keys(reversed)).toEqual(['status', 'model_name', 'model_version', 'lookback', 'prediction', 'timestamps', 'quantiles', 'duration_ms']);
 
-      const res = await post(server, '/v1/predict?include=timestamps,quantiles', { predictions: [{ model_name: 'q' }, { model_name: 'plain' }, { model_name: 'q_month' }] });
+      const res = await post(served.server, '/v1/predict?include=timestamps,quantiles', { predictions: [{ model_name: 'q' }, { model_name: 'plain' }, { model_name: 'q_month' }] });
       expect(res.status).toBe(200);
       const items = res.json['predictions'] as Record<string, unknown>[];
       expect(items.map((i) => Object.keys(i))).toEqual([
@@ -281,21 +271,21 @@ describe('forecasts: frequency, include, quantiles, model details, KServe', () =
     });
 
     it('fields that cannot be given are omitted: no quantile output, no horizon', async () => {
-      const plainDaily = JSON.parse((await get(server, '/v1/models/plain_daily/predict?include=timestamps,quantiles')).text) as Record<string, unknown>;
+      const plainDaily = JSON.parse((await get(served.server, '/v1/models/plain_daily/predict?include=timestamps,quantiles')).text) as Record<string, unknown>;
       expect(Object.keys(plainDaily)).toEqual(['status', 'model_name', 'lookback', 'prediction', 'timestamps', 'duration_ms']);
-      const wide = await get(server, '/v1/models/no_horizon/predict?include=timestamps,quantiles');
+      const wide = await get(served.server, '/v1/models/no_horizon/predict?include=timestamps,quantiles');
       expect(wide.status).toBe(200);
       expect(Object.keys(JSON.parse(wide.text) as object)).toEqual(['status', 'model_name', 'lookback', 'prediction', 'duration_ms']);
     });
 
     it('an unknown include value is 400 on GET and POST', async () => {
-      const one = await get(server, '/v1/models/q/predict?include=timestamps,intervals');
+      const one = await get(served.server, '/v1/models/q/predict?include=timestamps,intervals');
       expect(one.status).toBe(400);
       expect(JSON.parse(one.text)).toEqual({
         status: 'BadRequest',
         error_message: "Query parameter include takes timestamps and quantiles (comma-separated), not 'intervals'",
       });
-      const many = await post(server, '/v1/predict?include=Timestamps', {});
+      const many = await post(served.server, '/v1/predict?include=Timestamps', {});
       expect(many.status).toBe(400);
       expect(many.json).toEqual({
         status: 'BadRequest',
@@ -305,7 +295,7 @@ describe('forecasts: frequency, include, quantiles, model details, KServe', () =
 
     it('multivariate quantiles are laid out like the prediction', async () => {
       const expected = await direct(multi.bytes, [2, 20.25, 3, 30.125, 4, 40.5, 5, 50.75].slice(-6), [1, 3, 2]);
-      const res = await get(server, '/v1/models/multi/predict?include=quantiles');
+      const res = await get(served.server, '/v1/models/multi/predict?include=quantiles');
       expect(res.status).toBe(200);
       expect(res.text).toContain(`"prediction":${raw(expected.point)}`);
       expect(res.text).toContain(`"quantiles":{"0.25":[${level(expected.quantiles, 2, 0).join(',')}],"0.75":[${level(expected.quantiles, 2, 1).join(',')}]}`);
@@ -314,7 +304,7 @@ describe('forecasts: frequency, include, quantiles, model details, KServe', () =
 
   describe('quantile models', () => {
     it('a quantile output whose shape disagrees with the levels, or that does not exist, is a load error', async () => {
-      const models = JSON.parse((await get(server, '/v1/models?status=true')).text) as { name: string; status: string; error: string | null }[];
+      const models = JSON.parse((await get(served.server, '/v1/models?status=true')).text) as { name: string; status: string; error: string | null }[];
       const byName = new Map(models.map((m) => [m.name, m]));
       expect(byName.get('bad_layout')).toMatchObject({
         status: 'Error',
@@ -327,13 +317,13 @@ describe('forecasts: frequency, include, quantiles, model details, KServe', () =
     });
 
     it('a quantile output not monotone in the level is served and counted in a metric', async () => {
-      const before = await metric(server, 'forecastd_quantile_crossings_total{model="crossing"}');
-      const res = await get(server, '/v1/models/crossing/predict?include=quantiles');
+      const before = await metric(served.server, 'forecastd_quantile_crossings_total{model="crossing"}');
+      const res = await get(served.server, '/v1/models/crossing/predict?include=quantiles');
       expect(res.status).toBe(200);
-      expect(await metric(server, 'forecastd_quantile_crossings_total{model="crossing"}')).toBe(before + 1);
+      expect(await metric(served.server, 'forecastd_quantile_crossings_total{model="crossing"}')).toBe(before + 1);
       // A monotone model never counts.
-      await get(server, '/v1/models/plain_daily/predict');
-      expect(await metric(server, 'forecastd_quantile_crossings_total{model="q"}')).toBe(0);
+      await get(served.server, '/v1/models/plain_daily/predict');
+      expect(await metric(served.server, 'forecastd_quantile_crossings_total{model="q"}')).toBe(0);
     });
   });
 
@@ -341,7 +331,7 @@ describe('forecasts: frequency, include, quantiles, model details, KServe', () =
     /** The model's evaluation once finished: its mae and skill, as the details must repeat them. */
     async function evaluated(name: string): Promise<{ mae: number | null; skill: number | null }> {
       return until(`evaluation of ${name}`, async () => {
-        const body = JSON.parse((await get(server, `/v1/models/${name}/evaluation`)).text) as { status: string; mae?: number; skill?: number };
+        const body = JSON.parse((await get(served.server, `/v1/models/${name}/evaluation`)).text) as { status: string; mae?: number; skill?: number };
         return body.status === 'Computing' ? undefined : { mae: body.mae ?? null, skill: body.skill ?? null };
       });
     }
@@ -349,32 +339,32 @@ describe('forecasts: frequency, include, quantiles, model details, KServe', () =
     it('gives the SPEC fields of a model, with horizon, quantiles and frequency', async () => {
       const q = await evaluated('q');
       expect(typeof q.mae).toBe('number');
-      const res = await get(server, '/v1/models/q');
+      const res = await get(served.server, '/v1/models/q');
       expect(res.status).toBe(200);
       expect(res.text).toBe(
         '{"name":"q","from":"file:models/q.onnx","datasets":["daily"],"status":"Ready","error":null,"version":"2.1","lookback":4,' +
           `"horizon":3,"variables":1,"quantiles":[0.1,0.5,0.9],"frequency":"P1D","mae":${JSON.stringify(q.mae)},"skill":${JSON.stringify(q.skill)}}`,
       );
-      expect(JSON.parse((await get(server, '/v1/models/plain')).text)).toEqual({
+      expect(JSON.parse((await get(served.server, '/v1/models/plain')).text)).toEqual({
         name: 'plain', from: 'file:models/plain.onnx', datasets: ['irregular'], status: 'Ready', error: null, version: null,
         lookback: 4, horizon: 3, variables: 1, quantiles: null, frequency: null, ...(await evaluated('plain')),
       });
-      expect(JSON.parse((await get(server, '/v1/models/client')).text)).toMatchObject({ datasets: [], horizon: 3, quantiles: LEVELS, frequency: null });
-      expect(JSON.parse((await get(server, '/v1/models/no_horizon')).text)).toMatchObject({ status: 'Ready', horizon: null });
-      expect(JSON.parse((await get(server, '/v1/models/bad_layout')).text)).toMatchObject({ status: 'Error', horizon: null, lookback: null });
+      expect(JSON.parse((await get(served.server, '/v1/models/client')).text)).toMatchObject({ datasets: [], horizon: 3, quantiles: LEVELS, frequency: null });
+      expect(JSON.parse((await get(served.server, '/v1/models/no_horizon')).text)).toMatchObject({ status: 'Ready', horizon: null });
+      expect(JSON.parse((await get(served.server, '/v1/models/bad_layout')).text)).toMatchObject({ status: 'Error', horizon: null, lookback: null });
     });
 
     it('an unknown model is 404 with the shared error body', async () => {
-      const res = await get(server, '/v1/models/nope');
+      const res = await get(served.server, '/v1/models/nope');
       expect(res.status).toBe(404);
       expect(JSON.parse(res.text)).toEqual({ status: 'NotFound', error_message: 'Model nope not found' });
-      const post405 = await fetch(`${server.url}/v1/models/q`, { method: 'DELETE' });
+      const post405 = await fetch(`${served.server.url}/v1/models/q`, { method: 'DELETE' });
       expect(post405.status).toBe(405);
       expect(post405.headers.get('allow')).toBe('GET');
     });
 
     it('a model without datasets answers the Spice route with an error saying where to send series', async () => {
-      const res = await get(server, '/v1/models/client/predict');
+      const res = await get(served.server, '/v1/models/client/predict');
       expect(res.status).toBe(500);
       expect(JSON.parse(res.text)).toMatchObject({
         status: 'InternalError',
@@ -389,7 +379,7 @@ describe('forecasts: frequency, include, quantiles, model details, KServe', () =
     it('a univariate series: the newest L points, cut to the horizon, with timestamps and quantiles', async () => {
       const expected = await direct(q.bytes, SERIES.slice(-4), [1, 4, 1]);
       const startedAt = Math.floor(Date.now() / 1000);
-      const res = await post(server, '/v1/timeseries/forecast', {
+      const res = await post(served.server, '/v1/timeseries/forecast', {
         model: 'client',
         inputs: [uni('sales', SERIES, 'D', '2024-02-25T00:00:00Z')],
         options: { horizon: 2, quantiles: [0.1, 0.9] },
@@ -433,7 +423,7 @@ describe('forecasts: frequency, include, quantiles, model details, KServe', () =
         ['Y', '2018-02-28T00:00:00Z', '2024-02-28T00:00:00Z'],
       ];
       const res = await post(
-        server,
+        served.server,
         '/v1/timeseries/forecast',
         forecast('client', cases.map(([f, start], i) => uni(`s${i}`, SERIES, f, start))),
       );
@@ -444,7 +434,7 @@ describe('forecasts: frequency, include, quantiles, model details, KServe', () =
 
     it('calendar steps count from the origin, in the origin\'s zone; no zone is UTC; no start gives no start', async () => {
       const one = async (series: number[], frequency: string, start?: string): Promise<Record<string, unknown>> => {
-        const res = await post(server, '/v1/timeseries/forecast', forecast('client', [uni('a', series, frequency, start)]));
+        const res = await post(served.server, '/v1/timeseries/forecast', forecast('client', [uni('a', series, frequency, start)]));
         expect(res.status).toBe(200);
         return (res.json['outputs'] as { content: Record<string, unknown>[] }[])[0]!.content[0]!;
       };
@@ -468,7 +458,7 @@ describe('forecasts: frequency, include, quantiles, model details, KServe', () =
     it('multivariate: rows of V values per step in, rows of V\' values per step out, quantiles alike', async () => {
       const series = [[1, 10], [2, 20], [3, 30.5], [4, 41.25]];
       const expected = await direct(multi.bytes, series.slice(-3).flat(), [1, 3, 2]);
-      const res = await post(server, '/v1/timeseries/forecast', {
+      const res = await post(served.server, '/v1/timeseries/forecast', {
         model: 'multi',
         inputs: [{ type: 'multivariate_time_series', name: 'pair', series, frequency: 'week', start_timestamp: '2024-01-01T00:00:00Z' }],
         options: { horizon: 2, quantiles: [0.75] },
@@ -485,7 +475,7 @@ describe('forecasts: frequency, include, quantiles, model details, KServe', () =
 
     it('inputs that fail on their own get status error with code, message, param and type: the response is partial', async () => {
       const res = await post(
-        server,
+        served.server,
         '/v1/timeseries/forecast',
         forecast('client', [uni('good', SERIES), uni('short', [1, 2, 3]), uni('holey', [1, 2, null, 4, 5]), uni('text', [1, 2, '3', 4])]),
       );
@@ -507,14 +497,14 @@ describe('forecasts: frequency, include, quantiles, model details, KServe', () =
     });
 
     it('every input failing on its own is status error with 200', async () => {
-      const res = await post(server, '/v1/timeseries/forecast', forecast('client', [uni('a', [1]), uni('b', [])]));
+      const res = await post(served.server, '/v1/timeseries/forecast', forecast('client', [uni('a', [1]), uni('b', [])]));
       expect(res.status).toBe(200);
       expect(res.json['status']).toBe('error');
       expect(res.json['usage']).toEqual({ prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 });
     });
 
     it('the wrong series type or width for the model is an input error', async () => {
-      const res = await post(server, '/v1/timeseries/forecast', {
+      const res = await post(served.server, '/v1/timeseries/forecast', {
         model: 'multi',
         inputs: [
           uni('flat', [1, 2, 3, 4]),
@@ -559,31 +549,31 @@ describe('forecasts: frequency, include, quantiles, model details, KServe', () =
         [forecast('bad_layout', [uni('a', SERIES)]), 500, 'model_not_ready', 'model'],
       ];
       for (const [body, status, type, param] of cases) {
-        const res = await post(server, '/v1/timeseries/forecast', body);
+        const res = await post(served.server, '/v1/timeseries/forecast', body);
         expect([res.status, res.json], JSON.stringify(body)).toEqual([status, { error: { code: String(status), message: expect.any(String), param, type } }]);
       }
-      const horizon = await post(server, '/v1/timeseries/forecast', forecast('client', [uni('a', SERIES)], { horizon: 4 }));
+      const horizon = await post(served.server, '/v1/timeseries/forecast', forecast('client', [uni('a', SERIES)], { horizon: 4 }));
       expect((horizon.json['error'] as Record<string, string>)['message']).toBe('"options.horizon" is 4; model client forecasts 1 to 3 steps');
-      const quantile = await post(server, '/v1/timeseries/forecast', forecast('client', [uni('a', SERIES)], { horizon: 1, quantiles: [0.5, 0.3] }));
+      const quantile = await post(served.server, '/v1/timeseries/forecast', forecast('client', [uni('a', SERIES)], { horizon: 1, quantiles: [0.5, 0.3] }));
       expect((quantile.json['error'] as Record<string, string>)['message']).toBe('quantile 0.3 is not one model client forecasts: its levels are 0.1, 0.5, 0.9');
     });
 
     it('limits: 1000 inputs, 200,000 values, 4 MiB bodies (413 beyond, with the KServe error body)', async () => {
-      const tooMany = await post(server, '/v1/timeseries/forecast', forecast('client', Array.from({ length: 1001 }, (_, i) => uni(`s${i}`, [1, 2, 3, 4]))));
+      const tooMany = await post(served.server, '/v1/timeseries/forecast', forecast('client', Array.from({ length: 1001 }, (_, i) => uni(`s${i}`, [1, 2, 3, 4]))));
       expect(tooMany.status).toBe(400);
       expect(tooMany.json['error']).toMatchObject({ type: 'invalid_request', param: 'inputs', message: '"inputs" holds 1001 series; at most 1000 are allowed in one request' });
       const big = Array.from({ length: 200_001 }, (_, i) => i % 7);
-      const tooLong = await post(server, '/v1/timeseries/forecast', forecast('client', [uni('a', big)]));
+      const tooLong = await post(served.server, '/v1/timeseries/forecast', forecast('client', [uni('a', big)]));
       expect(tooLong.status).toBe(400);
       expect(tooLong.json['error']).toMatchObject({ type: 'invalid_request', message: 'the request holds more than 200000 values; send fewer or shorter series' });
       // 200,000 values in a body of about 3.9 MB is served.
       const fits = Array.from({ length: 200_000 }, (_, i) => 1000 + (i % 97) / 8);
       const bigBody = JSON.stringify(forecast('client', [uni('a', fits)], { horizon: 1 }));
       expect(bigBody.length).toBeGreaterThan(1024 * 1024);
-      const served = await post(server, '/v1/timeseries/forecast', bigBody);
-      expect(served.status).toBe(200);
-      expect(served.json['usage']).toEqual({ prompt_tokens: 200_000, completion_tokens: 1, total_tokens: 200_001 });
-      const over = await fetch(`${server.url}/v1/timeseries/forecast`, { method: 'POST', body: 'x'.repeat(4 * 1024 * 1024 + 1) });
+      const answer = await post(served.server, '/v1/timeseries/forecast', bigBody);
+      expect(answer.status).toBe(200);
+      expect(answer.json['usage']).toEqual({ prompt_tokens: 200_000, completion_tokens: 1, total_tokens: 200_001 });
+      const over = await fetch(`${served.server.url}/v1/timeseries/forecast`, { method: 'POST', body: 'x'.repeat(4 * 1024 * 1024 + 1) });
       expect(over.status).toBe(413);
       expect(await over.json()).toEqual({
         error: { code: '413', message: `The request body is ${4 * 1024 * 1024 + 1} bytes; the limit is ${4 * 1024 * 1024} bytes`, param: null, type: 'payload_too_large' },
@@ -607,7 +597,7 @@ describe('forecasts: frequency, include, quantiles, model details, KServe', () =
         options: { horizon: 2, quantiles: [0.25] },
       };
       expect(JSON.stringify(body).length).toBeGreaterThan(64 * 1024);
-      const res = await post(server, '/v1/timeseries/forecast', body);
+      const res = await post(served.server, '/v1/timeseries/forecast', body);
       expect(res.status).toBe(200);
       expect(res.json['status']).toBe('partial');
       const expected = await direct(multi.bytes, rows.slice(-3).flat(), [1, 3, 2]);
@@ -617,21 +607,21 @@ describe('forecasts: frequency, include, quantiles, model details, KServe', () =
       expect(errors[1]).toEqual({ code: '400', type: 'invalid_series', param: 'inputs[1].series[9000]', message: 'inputs[1].series[9000] has 1 value; model multi takes 2 per time step' });
       expect(errors[2]).toMatchObject({ type: 'invalid_series', param: 'inputs[2].type' });
 
-      const nulls = await post(server, '/v1/timeseries/forecast', forecast('client', [uni('holey', holey)]));
+      const nulls = await post(served.server, '/v1/timeseries/forecast', forecast('client', [uni('holey', holey)]));
       expect(((nulls.json['outputs'] as { error: Record<string, string> }[])[0]!.error)).toMatchObject({ param: 'inputs[0].series[12345]', type: 'invalid_series' });
 
-      const broken = await post(server, '/v1/timeseries/forecast', JSON.stringify(forecast('client', [uni('a', long)])).slice(0, -2));
+      const broken = await post(served.server, '/v1/timeseries/forecast', JSON.stringify(forecast('client', [uni('a', long)])).slice(0, -2));
       expect(broken.status).toBe(400);
       expect(broken.json['error']).toMatchObject({ code: '400', type: 'invalid_request', param: null, message: expect.stringMatching(/^The request body is not valid JSON/) });
       const bytes = Buffer.from(JSON.stringify(forecast('client', [uni('a', long)])));
       bytes[100] = 0xff;
-      const notUtf8 = await fetch(`${server.url}/v1/timeseries/forecast`, { method: 'POST', body: bytes });
+      const notUtf8 = await fetch(`${served.server.url}/v1/timeseries/forecast`, { method: 'POST', body: bytes });
       expect(notUtf8.status).toBe(400);
       expect(await notUtf8.json()).toEqual({ error: { code: '400', type: 'invalid_request', param: null, message: 'The request body is not valid UTF-8 (JSON text must be UTF-8)' } });
     });
 
     it('405 with Allow and the KServe error body', async () => {
-      const res = await get(server, '/v1/timeseries/forecast');
+      const res = await get(served.server, '/v1/timeseries/forecast');
       expect(res.status).toBe(405);
       expect(res.headers.get('allow')).toBe('POST');
       expect(JSON.parse(res.text)).toEqual({ error: { code: '405', message: 'Method GET is not allowed here; use POST', param: null, type: 'method_not_allowed' } });
@@ -640,14 +630,14 @@ describe('forecasts: frequency, include, quantiles, model details, KServe', () =
     it('one request of 100 series is a handful of ORT runs, not 100 (batch-size metric)', async () => {
       const count = 'forecastd_batch_size_count{model="client"}';
       const sum = 'forecastd_batch_size_sum{model="client"}';
-      const [runsBefore, windowsBefore] = [await metric(server, count), await metric(server, sum)];
+      const [runsBefore, windowsBefore] = [await metric(served.server, count), await metric(served.server, sum)];
       const inputs = Array.from({ length: 100 }, (_, i) => uni(`s${i}`, [i, i + 0.5, i + 1.25, i + 2]));
-      const res = await post(server, '/v1/timeseries/forecast', forecast('client', inputs, { horizon: 3 }));
+      const res = await post(served.server, '/v1/timeseries/forecast', forecast('client', inputs, { horizon: 3 }));
       expect(res.status).toBe(200);
       expect(res.json['status']).toBe('completed');
       // One run slot, batches of at most 64: 100 windows are exactly two runs.
-      expect(await metric(server, sum)).toBe(windowsBefore + 100);
-      expect(await metric(server, count)).toBe(runsBefore + 2);
+      expect(await metric(served.server, sum)).toBe(windowsBefore + 100);
+      expect(await metric(served.server, count)).toBe(runsBefore + 2);
       // And each series got its own forecast.
       const expected = await direct(q.bytes, [42, 42.5, 43.25, 44], [1, 4, 1]);
       const out = (res.json['outputs'] as { content: { name: string }[] }[])[42]!.content[0]!;
@@ -658,20 +648,20 @@ describe('forecasts: frequency, include, quantiles, model details, KServe', () =
     it('concurrent requests share runs too', async () => {
       const count = 'forecastd_batch_size_count{model="client"}';
       const sum = 'forecastd_batch_size_sum{model="client"}';
-      const [runsBefore, windowsBefore] = [await metric(server, count), await metric(server, sum)];
+      const [runsBefore, windowsBefore] = [await metric(served.server, count), await metric(served.server, sum)];
       const requests = Array.from({ length: 8 }, (_, r) =>
-        post(server, '/v1/timeseries/forecast', forecast('client', Array.from({ length: 20 }, (_, i) => uni(`s${i}`, [r, i, 1, 2])))),
+        post(served.server, '/v1/timeseries/forecast', forecast('client', Array.from({ length: 20 }, (_, i) => uni(`s${i}`, [r, i, 1, 2])))),
       );
       const answers = await Promise.all(requests);
       expect(answers.map((a) => a.status)).toEqual(Array(8).fill(200));
-      expect(await metric(server, sum)).toBe(windowsBefore + 160);
-      expect(await metric(server, count)).toBeLessThan(runsBefore + 160 / 20);
+      expect(await metric(served.server, sum)).toBe(windowsBefore + 160);
+      expect(await metric(served.server, count)).toBeLessThan(runsBefore + 160 / 20);
     });
   });
 
   describe('GET /v1/timeseries/models', () => {
     it('lists each model with lookback, horizon, variables, quantile levels and readiness', async () => {
-      const res = await get(server, '/v1/timeseries/models');
+      const res = await get(served.server, '/v1/timeseries/models');
       expect(res.status).toBe(200);
       const models = (JSON.parse(res.text) as { models: Record<string, unknown>[] }).models;
       const byName = new Map(models.map((m) => [m['name'], m]));
@@ -684,35 +674,25 @@ describe('forecasts: frequency, include, quantiles, model details, KServe', () =
 });
 
 describe('the KServe routes behind runtime.auth', () => {
-  const pod = new PodDir();
-  let server: ForecastdServer;
-
-  beforeAll(async () => {
+  const served = servePod((pod) => {
     pod.write('models/q.onnx', q.bytes);
     pod.write(
       'spicepod.yaml',
       `version: v1beta1\nkind: Spicepod\nname: auth\nruntime:\n  auth:\n    api-key:\n      enabled: true\n      keys: [k-1]\nmodels:\n  - from: file:models/q.onnx\n    name: client\n`,
     );
-    server = await startServer({ spicepod: pod.dir, port: 0 });
-    await server.loaded();
-  });
-
-  afterAll(async () => {
-    await server?.close();
-    pod.remove();
   });
 
   it('401 with the KServe error body without a key; served with one', async () => {
     const body = JSON.stringify(forecast('client', [uni('a', [1, 2, 3, 4])], { horizon: 1 }));
-    const denied = await fetch(`${server.url}/v1/timeseries/forecast`, { method: 'POST', body });
+    const denied = await fetch(`${served.server.url}/v1/timeseries/forecast`, { method: 'POST', body });
     expect(denied.status).toBe(401);
     expect(await denied.json()).toEqual({
       error: { code: '401', message: 'Missing or invalid API key: send X-API-Key: KEY or Authorization: Bearer KEY', param: null, type: 'unauthorized' },
     });
-    const models = await fetch(`${server.url}/v1/timeseries/models`);
+    const models = await fetch(`${served.server.url}/v1/timeseries/models`);
     expect(models.status).toBe(401);
-    const served = await fetch(`${server.url}/v1/timeseries/forecast`, { method: 'POST', body, headers: { authorization: 'Bearer k-1' } });
-    expect(served.status).toBe(200);
-    expect(((await served.json()) as Record<string, unknown>)['status']).toBe('completed');
+    const answer = await fetch(`${served.server.url}/v1/timeseries/forecast`, { method: 'POST', body, headers: { authorization: 'Bearer k-1' } });
+    expect(answer.status).toBe(200);
+    expect(((await answer.json()) as Record<string, unknown>)['status']).toBe('completed');
   });
 });

@@ -2,7 +2,8 @@ import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ForecastdError } from '../../src/errors.js';
 import { startServer, type ForecastdServer } from '../../src/server/start.js';
-import { PodDir, dailyCsv, linearFixture } from './fixtures.js';
+import { freePort } from '../helpers/sockets.js';
+import { PodDir, writeLinearPod } from './fixtures.js';
 
 /**
  * forecastd listens on its address alone: a second server started on an address that is already held fails
@@ -20,27 +21,12 @@ async function rejection(promise: Promise<ForecastdServer>): Promise<unknown> {
   throw new Error(`it started listening`);
 }
 
-/** A port that was free a moment ago (the system's pick for port 0). */
-async function freePort(): Promise<number> {
-  const probe = net.createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const { port } = probe.address() as net.AddressInfo;
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
-}
-
 describe('the listen address', () => {
   const pod = new PodDir('forecastd-listen-');
   let first: ForecastdServer;
 
   beforeAll(async () => {
-    pod.write('data/series.csv', dailyCsv({ value: [1, 2, 3, 4, 5, 6] }));
-    pod.write('models/lin.onnx', linearFixture({ lookback: 4, horizon: 2 }).bytes);
-    pod.write(
-      'spicepod.yaml',
-      'version: v1beta1\nkind: Spicepod\nname: listen\ndatasets:\n  - from: file:data/series.csv\n    name: series\n' +
-        'models:\n  - from: file:models/lin.onnx\n    name: lin\n    datasets: [series]\n',
-    );
+    writeLinearPod(pod, 'listen');
     // A port given explicitly: on port 0, uWebSockets.js never shares, so only this shows the old behaviour.
     first = await startServer({ spicepod: pod.dir, host: '127.0.0.1', port: await freePort() });
     await first.loaded();

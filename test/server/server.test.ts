@@ -1,10 +1,10 @@
 import { writeFileSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { formatFloat32, formatFloat64 } from '../../src/http/float-format.js';
-import { startServer, type ForecastdServer } from '../../src/server/start.js';
+import type { ForecastdServer } from '../../src/server/start.js';
 import { InferenceSession } from '../../src/runtime/session.js';
 import { contractViolationModel, nonFiniteModel, slowModel } from '../../tools/onnx-builder.js';
-import { PodDir, dailyCsv, releaseFifo, linearFixture, type LinearFixture } from './fixtures.js';
+import { servePod, dailyCsv, releaseFifo, linearFixture, type LinearFixture } from './fixtures.js';
 
 /**
  * The server end to end: a real pod on disk, real ONNX models, the real addon and real sockets. Every
@@ -146,10 +146,7 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>): Prom
 }
 
 describe('forecastd serving a pod', () => {
-  const pod = new PodDir();
-  let server: ForecastdServer;
-
-  beforeAll(async () => {
+  const served = servePod((pod) => {
     pod.write('data/series.csv', dailyCsv({ value: SERIES }));
     pod.write('data/multi.csv', dailyCsv({ a: MULTI_A, b: MULTI_B }));
     pod.write('data/gappy.csv', dailyCsv({ value: GAPPY }));
@@ -167,17 +164,10 @@ describe('forecastd serving a pod', () => {
     pod.write('models/corrupt.onnx', new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8]));
     pod.write('models/contract.onnx', contractViolationModel('two-inputs', { lookback: 4 }));
     pod.write('spicepod.yaml', POD);
-    server = await startServer({ spicepod: pod.dir, port: 0 });
-    await server.loaded();
-  });
-
-  afterAll(async () => {
-    await server?.close();
-    pod.remove();
   });
 
   it('reports every model with its status and reason', async () => {
-    const { body } = await get(server, '/v1/models?status=true');
+    const { body } = await get(served.server, '/v1/models?status=true');
     const models = JSON.parse(body) as { name: string; status: string; error: string | null; from: string; datasets: string[] }[];
     const byName = new Map(models.map((m) => [m.name, m]));
     expect(models.map((m) => m.name)).toEqual([
@@ -201,23 +191,23 @@ describe('forecastd serving a pod', () => {
   });
 
   it('GET predict: the documented body, equal to running the window directly', async () => {
-    const res = await get(server, '/v1/models/lin/predict');
+    const res = await get(served.server, '/v1/models/lin/predict');
     expect(res.status).toBe(200);
     expect(res.body).toMatch(/^\{"status":"Success","model_name":"lin","model_version":"1.0","lookback":4,"prediction":\[[^\]]+\],"duration_ms":\d+\}$/);
     expect(predictionText(res.body)).toBe(await direct(lin, SERIES.slice(-4)));
     // Served from the prediction cache the second time: the same answer.
-    expect(predictionText((await get(server, '/v1/models/lin/predict')).body)).toBe(predictionText(res.body));
+    expect(predictionText((await get(served.server, '/v1/models/lin/predict')).body)).toBe(predictionText(res.body));
   });
 
   it('model_version comes from params, else the ONNX model_version, else is omitted', async () => {
-    const v7 = await get(server, '/v1/models/lin_v7/predict');
+    const v7 = await get(served.server, '/v1/models/lin_v7/predict');
     expect(v7.body).toMatch(/^\{"status":"Success","model_name":"lin_v7","model_version":"7","lookback":4,"prediction"/);
-    const plain = await get(server, '/v1/models/lin_plain/predict');
+    const plain = await get(served.server, '/v1/models/lin_plain/predict');
     expect(plain.body).toMatch(/^\{"status":"Success","model_name":"lin_plain","lookback":4,"prediction"/);
   });
 
   it('feeds a multivariate model its columns in params.columns order', async () => {
-    const res = await get(server, '/v1/models/multi/predict');
+    const res = await get(served.server, '/v1/models/multi/predict');
     expect(res.status).toBe(200);
     const window: number[] = [];
     for (let r = 3; r < 6; r++) window.push(MULTI_B[r]!, MULTI_A[r]!);
@@ -225,13 +215,13 @@ describe('forecastd serving a pod', () => {
   });
 
   it('a float64 model prints shortest float64', async () => {
-    const res = await get(server, '/v1/models/f64/predict');
+    const res = await get(served.server, '/v1/models/f64/predict');
     expect(res.status).toBe(200);
     expect(predictionText(res.body)).toBe(await direct(f64, SERIES.slice(-4), 'float64'));
   });
 
   it('a gap in the window is a 500 naming the time, unless fill_missing fills it', async () => {
-    const none = await get(server, '/v1/models/gap_none/predict');
+    const none = await get(served.server, '/v1/models/gap_none/predict');
     expect(none.status).toBe(500);
     const body = JSON.parse(none.body) as Record<string, unknown>;
     expect(body['status']).toBe('InternalError');
@@ -241,14 +231,14 @@ describe('forecastd serving a pod', () => {
     expect(body['model_name']).toBe('gap_none');
     expect(body['lookback']).toBe(4);
 
-    const linear = await get(server, '/v1/models/gap_linear/predict');
+    const linear = await get(served.server, '/v1/models/gap_linear/predict');
     expect(linear.status).toBe(200);
     // The gap (day 4) lies halfway between 3.5 (day 3) and 6.5 (day 5).
     expect(predictionText(linear.body)).toBe(await direct(gap, [3.5, 5, 6.5, 7.5]));
   });
 
   it('a dataset shorter than the lookback is a 500 giving both counts (cache off: the window fails before any run)', async () => {
-    const res = await get(server, '/v1/models/short/predict');
+    const res = await get(served.server, '/v1/models/short/predict');
     expect(res.status).toBe(500);
     expect(JSON.parse(res.body)).toMatchObject({
       status: 'InternalError',
@@ -257,7 +247,7 @@ describe('forecastd serving a pod', () => {
       lookback: 5,
     });
     // In a POST it is that item's error; the other items still succeed.
-    const post = await fetch(server.url + '/v1/predict', {
+    const post = await fetch(served.server.url + '/v1/predict', {
       method: 'POST',
       body: JSON.stringify({ predictions: [{ model_name: 'short' }, { model_name: 'lin' }] }),
     });
@@ -272,33 +262,33 @@ describe('forecastd serving a pod', () => {
   });
 
   it('a non-finite prediction is a 500', async () => {
-    const res = await get(server, '/v1/models/nonfinite/predict');
+    const res = await get(served.server, '/v1/models/nonfinite/predict');
     expect(res.status).toBe(500);
     expect(JSON.parse(res.body)).toMatchObject({ status: 'InternalError', model_name: 'nonfinite' });
     expect((JSON.parse(res.body) as { error_message: string }).error_message).toMatch(/^prediction contains NaN/);
   });
 
   it('a model in Error is a 500 with the reason; an unknown model is a 400', async () => {
-    const missing = await get(server, '/v1/models/missing/predict');
+    const missing = await get(served.server, '/v1/models/missing/predict');
     expect(missing.status).toBe(500);
     const body = JSON.parse(missing.body) as Record<string, unknown>;
     expect(Object.keys(body)).toEqual(['status', 'error_message', 'model_name', 'duration_ms']);
     expect(body['error_message']).toMatch(/^Model missing failed to load: .*missing\.onnx/);
 
-    const unknown = await get(server, '/v1/models/nobody/predict');
+    const unknown = await get(served.server, '/v1/models/nobody/predict');
     expect(unknown.status).toBe(400);
     expect(JSON.parse(unknown.body)).toMatchObject({ status: 'BadRequest', error_message: 'Model nobody not found', model_name: 'nobody' });
   });
 
   it('a request waiting past timeout_ms is a 504', async () => {
-    const res = await get(server, '/v1/models/slow/predict');
+    const res = await get(served.server, '/v1/models/slow/predict');
     expect(res.status).toBe(504);
     expect(JSON.parse(res.body)).toMatchObject({ status: 'InternalError', model_name: 'slow' });
   });
 
   it('one POST computes each distinct model once: items naming a model with a queue of one all succeed', async () => {
     // busy runs one window at a time with room for one more: computed per item, the third was "queue is full".
-    const res = await fetch(server.url + '/v1/predict', {
+    const res = await fetch(served.server.url + '/v1/predict', {
       method: 'POST',
       body: JSON.stringify({ predictions: Array.from({ length: 1000 }, () => ({ model_name: 'busy' })) }),
     });
@@ -311,7 +301,7 @@ describe('forecastd serving a pod', () => {
   });
 
   it('POST without a list predicts every Ready model, concurrently, in pod order', async () => {
-    const res = await fetch(server.url + '/v1/predict', { method: 'POST', body: '' });
+    const res = await fetch(served.server.url + '/v1/predict', { method: 'POST', body: '' });
     const body = (await res.json()) as { duration_ms: number; predictions: { model_name: string; status: string }[] };
     expect(body.predictions.map((p) => p.model_name)).toEqual([
       'lin', 'lin_v7', 'lin_plain', 'multi', 'gap_none', 'gap_linear', 'short', 'f64', 'nonfinite', 'busy', 'slow',
@@ -320,7 +310,7 @@ describe('forecastd serving a pod', () => {
   });
 
   it('GET /v1/datasets lists rows, time range, status and errors', async () => {
-    const datasets = JSON.parse((await get(server, '/v1/datasets')).body) as Record<string, unknown>[];
+    const datasets = JSON.parse((await get(served.server, '/v1/datasets')).body) as Record<string, unknown>[];
     expect(datasets.find((d) => d['name'] === 'multi')).toEqual({
       name: 'multi',
       from: 'file:data/multi.csv',
@@ -339,13 +329,13 @@ describe('forecastd serving a pod', () => {
   });
 
   it('/v1/ready is 200 once nothing is Initializing (entries in Error do not hold it back)', async () => {
-    const res = await get(server, '/v1/ready');
+    const res = await get(served.server, '/v1/ready');
     expect([res.status, res.body]).toEqual([200, 'ready']);
   });
 
   it('GET /metrics exposes prediction, dataset and batch metrics', async () => {
-    await get(server, '/v1/models/lin_v7/predict');
-    const text = (await get(server, '/metrics')).body;
+    await get(served.server, '/v1/models/lin_v7/predict');
+    const text = (await get(served.server, '/metrics')).body;
     expect(text).toMatch(/^forecastd_predictions_total\{model="lin_v7"\} [1-9]\d*$/m);
     expect(text).toMatch(/^forecastd_prediction_failures_total\{model="short",reason="ERR_WINDOW"\} [1-9]\d*$/m);
     expect(text).toMatch(/^forecastd_dataset_rows\{dataset="multi"\} 6$/m);
@@ -356,23 +346,20 @@ describe('forecastd serving a pod', () => {
 
   it('a dataset file changed while serving: the next prediction reflects it', async () => {
     const next = [...SERIES, 21.625];
-    writeFileSync(pod.path('data/series.csv'), dailyCsv({ value: next }));
+    writeFileSync(served.pod.path('data/series.csv'), dailyCsv({ value: next }));
     await until('the refreshed dataset', async () => {
-      const datasets = JSON.parse((await get(server, '/v1/datasets')).body) as { name: string; rows: number }[];
+      const datasets = JSON.parse((await get(served.server, '/v1/datasets')).body) as { name: string; rows: number }[];
       return datasets.find((d) => d.name === 'series')!.rows === 11 ? true : undefined;
     });
     const expected = await direct(lin, next.slice(-4));
-    expect(predictionText((await get(server, '/v1/models/lin/predict')).body)).toBe(expected);
-    expect(predictionText((await get(server, '/v1/models/lin_v7/predict')).body)).toBe(expected);
+    expect(predictionText((await get(served.server, '/v1/models/lin/predict')).body)).toBe(expected);
+    expect(predictionText((await get(served.server, '/v1/models/lin_v7/predict')).body)).toBe(expected);
   });
 });
 
 describe('while a dataset is still loading', () => {
-  const pod = new PodDir();
-  let server: ForecastdServer;
   let fifo: string;
-
-  beforeAll(async () => {
+  const served = servePod((pod) => {
     fifo = pod.fifo('data/blocked.csv');
     pod.write('models/lin.onnx', lin.bytes);
     pod.write(
@@ -389,16 +376,10 @@ models:
     datasets: [blocked]
 `,
     );
-    server = await startServer({ spicepod: pod.dir, port: 0 });
-  });
-
-  afterAll(async () => {
-    await server?.close();
-    pod.remove();
-  });
+  }, { loaded: false });
 
   it('answers 503 + Retry-After and not ready, then serves once the data arrives', async () => {
-    const loading = await get(server, '/v1/models/lin/predict');
+    const loading = await get(served.server, '/v1/models/lin/predict');
     expect(loading.status).toBe(503);
     expect(loading.headers.get('retry-after')).toBe('1');
     expect(JSON.parse(loading.body)).toMatchObject({
@@ -406,27 +387,24 @@ models:
       error_message: 'Model lin is still loading; retry shortly',
       model_name: 'lin',
     });
-    const notReady = await get(server, '/v1/ready');
+    const notReady = await get(served.server, '/v1/ready');
     expect([notReady.status, notReady.body]).toEqual([503, 'not ready']);
-    const models = JSON.parse((await get(server, '/v1/models?status=true')).body) as { status: string }[];
+    const models = JSON.parse((await get(served.server, '/v1/models?status=true')).body) as { status: string }[];
     expect(models[0]!.status).toBe('Initializing');
 
     // Opening the pipe for writing releases the blocked read.
     await releaseFifo(fifo, dailyCsv({ value: SERIES }));
-    await server.loaded();
-    const ready = await get(server, '/v1/ready');
+    await served.server.loaded();
+    const ready = await get(served.server, '/v1/ready');
     expect([ready.status, ready.body]).toEqual([200, 'ready']);
-    const res = await get(server, '/v1/models/lin/predict');
+    const res = await get(served.server, '/v1/models/lin/predict');
     expect(res.status).toBe(200);
     expect(predictionText(res.body)).toBe(await direct(lin, SERIES.slice(-4)));
   });
 });
 
 describe('with runtime.auth API keys', () => {
-  const pod = new PodDir();
-  let server: ForecastdServer;
-
-  beforeAll(async () => {
+  const served = servePod((pod) => {
     pod.write('data/series.csv', dailyCsv({ value: SERIES }));
     pod.write('models/lin.onnx', lin.bytes);
     pod.write(
@@ -448,22 +426,15 @@ models:
     datasets: [series]
 `,
     );
-    server = await startServer({ spicepod: pod.dir, port: 0, env: { E2E_KEY: 'k-123' } });
-    await server.loaded();
-  });
-
-  afterAll(async () => {
-    await server?.close();
-    pod.remove();
-  });
+  }, { env: { E2E_KEY: 'k-123' } });
 
   it('needs the key from the environment everywhere but /health and /v1/ready', async () => {
-    expect((await get(server, '/v1/models/lin/predict')).status).toBe(401);
-    expect((await get(server, '/health')).status).toBe(200);
-    expect((await get(server, '/v1/ready')).status).toBe(200);
-    const withKey = await fetch(server.url + '/v1/models/lin/predict', { headers: { 'x-api-key': 'k-123' } });
+    expect((await get(served.server, '/v1/models/lin/predict')).status).toBe(401);
+    expect((await get(served.server, '/health')).status).toBe(200);
+    expect((await get(served.server, '/v1/ready')).status).toBe(200);
+    const withKey = await fetch(served.server.url + '/v1/models/lin/predict', { headers: { 'x-api-key': 'k-123' } });
     expect(withKey.status).toBe(200);
-    const bearer = await fetch(server.url + '/v1/predict', {
+    const bearer = await fetch(served.server.url + '/v1/predict', {
       method: 'POST',
       headers: { authorization: 'Bearer k-123' },
       body: '{"predictions":[{"model_name":"lin"}]}',

@@ -1,6 +1,5 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startServer, type ForecastdServer } from '../../src/server/start.js';
-import { PodDir, linearFixture, predictionText, runDirect } from './fixtures.js';
+import { describe, expect, it } from 'vitest';
+import { servePod, linearFixture, predictionText, runDirect } from './fixtures.js';
 
 /**
  * With a dataset frequency, a model's window is the latest L steps ending at the newest row: a row missing
@@ -43,24 +42,14 @@ models:
 `;
 
 describe('windows of the latest L steps', () => {
-  const pod = new PodDir();
-  let server: ForecastdServer;
-
-  beforeAll(async () => {
+  const served = servePod((pod) => {
     pod.write('data/daily.csv', dailyWithoutJan5());
     pod.write('models/m.onnx', model.bytes);
     pod.write('spicepod.yaml', POD);
-    server = await startServer({ spicepod: pod.dir, port: 0 });
-    await server.loaded();
-  });
-
-  afterAll(async () => {
-    await server?.close();
-    pod.remove();
   });
 
   it('a missing row inside the window is a gap naming its time, not a shifted window', async () => {
-    const res = await fetch(`${server.url}/v1/models/strict/predict`);
+    const res = await fetch(`${served.server.url}/v1/models/strict/predict`);
     const body = (await res.json()) as Record<string, unknown>;
     expect(res.status).toBe(500);
     expect(body).toMatchObject({
@@ -74,10 +63,10 @@ describe('windows of the latest L steps', () => {
 
   it('fill_missing fills the missing step: linear interpolates in time, previous carries forward', async () => {
     // Jan 5..8: Jan 5 is missing between Jan 4 (6) and Jan 6 (9).
-    const linear = await fetch(`${server.url}/v1/models/linear/predict`);
+    const linear = await fetch(`${served.server.url}/v1/models/linear/predict`);
     expect(linear.status).toBe(200);
     expect(predictionText(await linear.text())).toBe(await runDirect(model.bytes, [7.5, 9, 10.5, 12], [1, 4, 1]));
-    const previous = await fetch(`${server.url}/v1/models/previous/predict`);
+    const previous = await fetch(`${served.server.url}/v1/models/previous/predict`);
     expect(previous.status).toBe(200);
     expect(predictionText(await previous.text())).toBe(await runDirect(model.bytes, [6, 9, 10.5, 12], [1, 4, 1]));
   });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { DatasetRows, Prediction } from '../../src/web/api-types.js';
+import type { DatasetRowsBody, PredictionBody } from '../../src/http/api-bodies.js';
 import { chartData } from '../../src/web/chart-data.js';
 
 /**
@@ -11,14 +11,14 @@ import { chartData } from '../../src/web/chart-data.js';
 const t = (day: number): string => new Date(Date.UTC(2024, 0, 1 + day)).toISOString();
 const s = (day: number): number => Date.UTC(2024, 0, 1 + day) / 1000;
 
-const rows: DatasetRows = {
+const rows: DatasetRowsBody = {
   name: 'd',
   columns: ['v'],
   timestamps: [t(0), t(1), t(2), t(4)],
   values: [[1], [2], [null], [4]],
 };
 
-function success(model: string, days: number[], values: number[], quantiles?: Record<string, number[]>): Prediction {
+function success(model: string, days: number[], values: number[], quantiles?: Record<string, number[]>): PredictionBody {
   return {
     status: 'Success',
     model_name: model,
@@ -64,7 +64,7 @@ describe('chartData', () => {
   });
 
   it('splits a multivariate forecast ([H, V] row-major) by column', () => {
-    const two: DatasetRows = { name: 'm', columns: ['x', 'y'], timestamps: [t(0)], values: [[1, 10]] };
+    const two: DatasetRowsBody = { name: 'm', columns: ['x', 'y'], timestamps: [t(0)], values: [[1, 10]] };
     const data = chartData(two, [success('m', [1, 2], [2, 20, 3, 30])]);
     expect(data.series.map((x) => x.label)).toEqual(['x', 'y', 'm · x', 'm · y']);
     expect(data.series[2]!.values).toEqual([1, 2, 3]);
@@ -72,8 +72,8 @@ describe('chartData', () => {
   });
 
   it('names the models it cannot draw, and why', () => {
-    const noTimes: Prediction = { status: 'Success', model_name: 'plain', prediction: [1, 2], duration_ms: 0 };
-    const failed: Prediction = { status: 'InternalError', error_message: 'dataset d has 4 rows; model f needs 8', model_name: 'f', duration_ms: 0 };
+    const noTimes: PredictionBody = { status: 'Success', model_name: 'plain', prediction: [1, 2], duration_ms: 0 };
+    const failed: PredictionBody = { status: 'InternalError', error_message: 'dataset d has 4 rows; model f needs 8', model_name: 'f', duration_ms: 0 };
     const data = chartData(rows, [noTimes, failed, success('odd', [5, 6], [1, 2, 3])]);
     expect(data.series.map((x) => x.label)).toEqual(['v']);
     expect([...data.notDrawn]).toEqual([
