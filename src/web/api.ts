@@ -1,6 +1,6 @@
 /** The API calls the dashboard makes, with the tab's API key. */
 
-export type { DatasetListing, DatasetRows, EntryStatus, Evaluation, ModelListing, Prediction } from './api-types.js';
+export type { DatasetListing, DatasetRows, EntryStatus, Evaluation, ModelListing, PastForecast, Prediction } from './api-types.js';
 import type { DatasetListing, DatasetRows, Evaluation, ModelListing, Prediction } from './api-types.js';
 
 /** The server refused the API key (or none was sent where one is needed). */
