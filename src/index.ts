@@ -43,6 +43,7 @@ export { backtest, backtestProblem } from './evaluation/backtest.js';
 export type {
   BacktestOptions,
   BacktestResult,
+  PastForecast,
   BaselineMetrics,
   EvaluationReport,
   EvaluationStatus,

@@ -3,11 +3,11 @@
  * readers, and runs the queries of PostgreSQL sources (each with its own connection pool, kept here between
  * loads), and hands the rows back, their buffers transferred. Runs only inside a worker.
  */
-import { parentPort } from 'node:worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
 import { ForecastdError } from '../errors.js';
 import { preloadDuckDb } from './duckdb-csv-reader.js';
 import { readFileRows } from './file-source.js';
-import type { DatasetJob, PostgresLoadJob, WorkerReply, WorkerRequest } from './off-thread-reader.js';
+import type { DatasetJob, PostgresLoadJob, WorkerReply, WorkerRequest, WorkerStart } from './off-thread-reader.js';
 import type { PostgresSource } from './postgres-config.js';
 import { openPostgresTable } from './postgres-table.js';
 import type { LoadedRows } from './types.js';
@@ -18,8 +18,13 @@ if (port === null) throw new Error('dataset-worker runs inside a worker thread')
 const running = new Map<number, AbortController>();
 const sources = new Map<number, PostgresSource>();
 
-// The thread is started ahead of its first load (warmFileReader): DuckDB's binary loads meanwhile.
-void preloadDuckDb();
+// The thread is started ahead of its first load (warmFileReader): DuckDB's binary loads meanwhile. The
+// process holds its exit until this has settled (see WorkerStart), so the flag is set however it ends.
+const preloadSettled = new Int32Array((workerData as WorkerStart).preloadSettled);
+void preloadDuckDb().finally(() => {
+  Atomics.store(preloadSettled, 0, 1);
+  Atomics.notify(preloadSettled, 0);
+});
 
 function postgresSource(load: PostgresLoadJob): PostgresSource {
   let source = sources.get(load.source);

@@ -41,11 +41,59 @@ interface Pending {
 
 const WORKER_MODULE = new URL(`./dataset-worker${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url);
 
+/** What the reader thread is started with (dataset-worker.ts reads it). */
+export interface WorkerStart {
+  /**
+   * One Int32 the reader thread sets to 1 (and notifies) once DuckDB's background load has settled, loaded or
+   * not. Until then, the process must not end: a thread stopped while DuckDB registers its native module
+   * aborts the whole process (`terminate ... Napi::Error`, exit 134) or hangs it.
+   */
+  readonly preloadSettled: SharedArrayBuffer;
+}
+
+/**
+ * The longest the process waits at exit for DuckDB's load to settle; the load takes well under a second
+ * normally, this only keeps a broken installation from holding the exit forever.
+ */
+const EXIT_WAIT_MS = 30_000;
+
+/** The flag of every reader thread started so far whose DuckDB load has not been seen settled. */
+const preloading = new Set<Int32Array>();
+let exitHooked = false;
+
+/**
+ * Holds the process's exit (any exit: process.exit(), the event loop running dry, an uncaught error) until
+ * every reader thread's DuckDB load has settled. 'exit' listeners run before Node.js stops worker threads, and
+ * the wait blocks only this thread: the reader thread finishes its load meanwhile.
+ */
+function holdExitForPreloads(): void {
+  if (exitHooked) return;
+  exitHooked = true;
+  process.on('exit', () => {
+    const deadline = Date.now() + EXIT_WAIT_MS;
+    for (const flag of preloading) {
+      const left = deadline - Date.now();
+      if (left > 0) Atomics.wait(flag, 0, 0, left);
+    }
+  });
+}
+
 function startWorker(): Worker {
-  if (WORKER_MODULE.pathname.endsWith('.js')) return new Worker(WORKER_MODULE);
-  // Running from TypeScript sources (tests, tsx): the worker loads them through tsx, as this thread does.
-  const code = `import('tsx/esm/api').then((api) => { api.register(); return import(${JSON.stringify(WORKER_MODULE.href)}); })`;
-  return new Worker(code, { eval: true });
+  const start: WorkerStart = { preloadSettled: new SharedArrayBuffer(4) };
+  const flag = new Int32Array(start.preloadSettled);
+  preloading.add(flag);
+  holdExitForPreloads();
+  let started: Worker;
+  if (WORKER_MODULE.pathname.endsWith('.js')) {
+    started = new Worker(WORKER_MODULE, { workerData: start });
+  } else {
+    // Running from TypeScript sources (tests, tsx): the worker loads them through tsx, as this thread does.
+    const code = `import('tsx/esm/api').then((api) => { api.register(); return import(${JSON.stringify(WORKER_MODULE.href)}); })`;
+    started = new Worker(code, { eval: true, workerData: start });
+  }
+  // A thread that ended (crashed, or its load settled and it later failed) has nothing left to wait for.
+  started.once('exit', () => preloading.delete(flag));
+  return started;
 }
 
 let worker: Worker | null = null;
@@ -64,7 +112,6 @@ function fail(error: Error): void {
 function ensureWorker(): Worker {
   if (worker !== null) return worker;
   const started = startWorker();
-  started.unref();
   started.on('message', (reply: WorkerReply) => {
     const p = pending.get(reply.id);
     if (p === undefined) return;
@@ -84,6 +131,8 @@ function ensureWorker(): Worker {
   started.on('exit', (code) => {
     if (worker === started) fail(new Error(`it exited with code ${code}`));
   });
+  // After the listeners: adding a 'message' listener refs the thread again.
+  started.unref();
   worker = started;
   return started;
 }

@@ -59,10 +59,33 @@ export interface BacktestResult extends MetricSummary {
   readonly season_length: number;
   /** (origin, step) pairs left out because the dataset holds no value there. */
   readonly skipped_pairs: number;
+  /**
+   * The forecasts of a few recent origins beside what happened, oldest origin first: at most
+   * PAST_FORECAST_ORIGINS origins, each at least a horizon older than the next, so that their forecasts lie
+   * side by side over the latest history; one entry per origin and scored variable.
+   */
+  readonly past_forecasts: PastForecast[];
   /** When it finished, ISO 8601, and how long it took. */
   readonly computed_at: string;
   readonly duration_ms: number;
 }
+
+/** One origin's forecast of one variable, beside the stored values it was scored against. */
+export interface PastForecast {
+  /** The origin, ISO 8601: the forecast was made from the rows up to it. */
+  readonly origin: string;
+  /** The dataset column forecast. */
+  readonly variable: string;
+  /** The H forecast steps, ISO 8601. */
+  readonly timestamps: string[];
+  /** The model's forecast at each step. */
+  readonly forecast: number[];
+  /** The stored value at each step; null where the dataset holds none. */
+  readonly actual: (number | null)[];
+}
+
+/** Origins whose forecasts a backtest keeps (PastForecast): with H steps each, at most 5 x H values per variable. */
+export const PAST_FORECAST_ORIGINS = 5;
 
 export type EvaluationStatus = 'Computing' | 'Ready' | 'Off' | 'Error';
 
@@ -164,6 +187,10 @@ export async function backtest(forecaster: BacktestForecaster, options: Backtest
   let j = H;
   let exhausted = false;
   let runSize = fixedBatch ? 1 : 16;
+  // The origins whose forecasts are kept, newest first: grid step -> index in `kept`.
+  const keptSlot = new Map<number, number>();
+  let lastKeptStep = -1;
+  const kept: PastForecast[][] = [];
 
   /** One run's worth of origins: their windows in the tensor, their baseline history and grid steps. */
   interface Chunk {
@@ -223,6 +250,10 @@ export async function backtest(forecaster: BacktestForecaster, options: Backtest
               : round(longWindow[(m - 1 - back) * V + c] as number);
         }
       }
+      if (keptSlot.size < PAST_FORECAST_ORIGINS && (lastKeptStep < 0 || step - lastKeptStep >= H)) {
+        keptSlot.set(step, keptSlot.size);
+        lastKeptStep = step;
+      }
       steps[count] = step;
       originRows[count] = row;
       count++;
@@ -245,6 +276,8 @@ export async function backtest(forecaster: BacktestForecaster, options: Backtest
     for (let k = 0; k < chunk.count; k++) {
       const origin = chunk.steps[k] as number;
       const originRow = chunk.rows[k] as number;
+      const slot = keptSlot.get(origin);
+      if (slot !== undefined) kept[slot] = pastForecasts(origin, originRow, point.subarray(k * itemSize, (k + 1) * itemSize));
       for (let s = 0; s < H; s++) {
         const row = grid.rowAt(origin - (s + 1), originRow + s + 1);
         let stored = row >= 0;
@@ -276,6 +309,26 @@ export async function backtest(forecaster: BacktestForecaster, options: Backtest
         }
       }
     }
+  };
+
+  /** The forecast of each scored variable from `origin`, beside the stored values. */
+  const pastForecasts = (origin: number, originRow: number, item: FloatArray): PastForecast[] => {
+    const timestamps: string[] = [];
+    const rows: number[] = [];
+    for (let s = 0; s < H; s++) {
+      timestamps.push(new Date(grid.timeOf(origin - (s + 1))).toISOString());
+      rows.push(grid.rowAt(origin - (s + 1), originRow + s + 1));
+    }
+    return Array.from({ length: S }, (_, c) => ({
+      origin: new Date(grid.timeOf(origin)).toISOString(),
+      variable: snapshot.columns[c] as string,
+      timestamps,
+      forecast: Array.from({ length: H }, (_, s) => item[s * perStep + c] as number),
+      actual: rows.map((row) => {
+        const value = row >= 0 ? (values[row * width + c] as number) : Number.NaN;
+        return Number.isNaN(value) ? null : value;
+      }),
+    }));
   };
 
   const checkAborted = (): void => {
@@ -345,6 +398,7 @@ export async function backtest(forecaster: BacktestForecaster, options: Backtest
     baselines: main.baselines,
     ...(quantiles === undefined ? {} : { quantiles }),
     ...(intervals === undefined ? {} : { intervals }),
+    past_forecasts: kept.slice().reverse().flat(),
     computed_at: new Date().toISOString(),
     duration_ms: Math.round(performance.now() - started),
   };

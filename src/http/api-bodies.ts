@@ -82,6 +82,17 @@ export interface Evaluation {
     readonly naive: { readonly mae: number | null; readonly by_step: { readonly mae: readonly (number | null)[] } };
     readonly seasonal_naive: { readonly mae: number | null; readonly by_step: { readonly mae: readonly (number | null)[] } };
   };
+  /** A few recent origins' forecasts beside what happened, oldest first, one entry per origin and variable. */
+  readonly past_forecasts?: readonly PastForecast[];
+}
+
+/** One past forecast of an evaluation: what the model said at `origin`, and what happened. */
+export interface PastForecast {
+  readonly origin: string;
+  readonly variable: string;
+  readonly timestamps: readonly string[];
+  readonly forecast: readonly number[];
+  readonly actual: readonly (number | null)[];
 }
 
 /** GET /v1/models/:name of an ensemble or variants entry: what the dashboard shows of its members. */

@@ -247,6 +247,23 @@ const schemas: Record<string, Json> = {
           properties: { lower: { type: 'number' }, upper: { type: 'number' }, nominal: { type: 'number' }, coverage: nullableNumber },
         },
       },
+      past_forecasts: {
+        type: 'array',
+        description:
+          'The forecasts of a few recent origins beside what happened, for drawing over the history: at most 5 origins, each at least a horizon older than the next one kept (so their forecasts lie side by side), oldest first; one entry per origin and scored variable. Kept with the results, not recomputed per request.',
+        items: {
+          type: 'object',
+          required: ['origin', 'variable', 'timestamps', 'forecast', 'actual'],
+          additionalProperties: false,
+          properties: {
+            origin: { ...isoTime, description: 'The forecast was made from the rows up to this time.' },
+            variable: { type: 'string', description: 'The dataset column forecast.' },
+            timestamps: { type: 'array', items: isoTime, description: 'The horizon steps after the origin.' },
+            forecast: { type: 'array', items: { type: 'number' }, description: "The model's forecast at each step." },
+            actual: { type: 'array', items: nullableNumber, description: 'The stored value at each step; null where the dataset holds none.' },
+          },
+        },
+      },
       computed_at: isoTime,
       duration_ms: { type: 'integer', minimum: 0 },
     },

@@ -1,6 +1,6 @@
 /** The API calls the dashboard makes, with the tab's API key. */
 
-export type { CompositeDetails, DatasetListing, DatasetRowsBody, EntryStatus, Evaluation, ModelListing, PredictionBody } from '../http/api-bodies.js';
+export type { CompositeDetails, DatasetListing, DatasetRowsBody, EntryStatus, Evaluation, ModelListing, PastForecast, PredictionBody } from '../http/api-bodies.js';
 import type { CompositeDetails, DatasetListing, DatasetRowsBody, Evaluation, ModelListing, PredictionBody } from '../http/api-bodies.js';
 
 /** The server refused the API key (or none was sent where one is needed). */

@@ -1,5 +1,5 @@
 import * as api from './api.js';
-import type { CompositeDetails, DatasetListing, DatasetRowsBody, Evaluation, ModelListing, PredictionBody } from './api.js';
+import type { CompositeDetails, DatasetListing, DatasetRowsBody, Evaluation, ModelListing, PastForecast, PredictionBody } from './api.js';
 import { DatasetChart } from './chart.js';
 import { chartData } from './chart-data.js';
 import { formatAge, formatIso, formatRatio, formatSeconds, formatMetric } from './format.js';
@@ -246,6 +246,47 @@ function renderChart(v: View, dataset: DatasetListing, rows: DatasetRowsBody, mo
 
 /** The model whose evaluation is shown (chosen in the page's select), null until there is one. */
 let evaluatedModel: string | null = null;
+/** The chart of past forecasts over the history, kept across renders (rebuilt only when its series change). */
+let pastChart: { readonly card: HTMLElement; readonly chart: DatasetChart } | null = null;
+
+/**
+ * The evaluated model's past forecasts as the chart draws forecasts: one per origin (its variables
+ * interleaved step by step, as a prediction holds them), labelled by origin.
+ */
+function pastPredictions(e: Evaluation, columns: readonly string[]): PredictionBody[] {
+  const byOrigin = new Map<string, PastForecast[]>();
+  for (const p of e.past_forecasts ?? []) byOrigin.set(p.origin, [...(byOrigin.get(p.origin) ?? []), p]);
+  return [...byOrigin].map(([origin, entries]) => {
+    const ordered = entries.length === columns.length ? columns.map((c) => entries.find((p) => p.variable === c) ?? entries[0]!) : entries;
+    const timestamps = ordered[0]!.timestamps;
+    const prediction = timestamps.flatMap((_, h) => ordered.map((p) => p.forecast[h]!));
+    return { status: 'Success', model_name: `from ${formatIso(origin)}`, prediction, timestamps, duration_ms: 0 };
+  });
+}
+
+/**
+ * The history of the evaluated model's dataset, from a horizon before its oldest past forecast's origin, with
+ * those forecasts drawn over it.
+ */
+function renderPastForecasts(e: Evaluation, rows: DatasetRowsBody | undefined): HTMLElement | null {
+  const past = e.past_forecasts ?? [];
+  if (rows === undefined || past.length === 0) return null;
+  if (pastChart === null) {
+    const plot = el('div', { class: 'chart' });
+    const card = el('div', { class: 'chart-card', id: 'evaluation-past' }, el('p', { class: 'caption' }), plot);
+    pastChart = { card, chart: new DatasetChart(plot) };
+  }
+  const horizon = past[0]!.timestamps.length;
+  const firstOrigin = Date.parse(past[0]!.origin);
+  const originRow = rows.timestamps.findIndex((t) => Date.parse(t) >= firstOrigin);
+  const from = originRow < 0 ? 0 : Math.max(0, originRow - horizon);
+  const shown: DatasetRowsBody = { ...rows, timestamps: rows.timestamps.slice(from), values: rows.values.slice(from) };
+  const predictions = pastPredictions(e, rows.columns);
+  pastChart.chart.update(chartData(shown, predictions));
+  pastChart.card.querySelector('.caption')!.textContent =
+    `Past forecasts against what happened: ${e.model} from ${predictions.length} origins (${predictions.map((p) => p.model_name.slice(5)).join(', ')} UTC), ${horizon} steps each, over the rows from ${formatIso(shown.timestamps[0])} UTC.`;
+  return pastChart.card;
+}
 
 /**
  * The selected model's evaluation: MAE by forecast step of the model against the naive and seasonal-naive
@@ -282,6 +323,9 @@ function renderEvaluation(v: View, models: readonly ModelListing[], e: Evaluatio
     el('tr', {}, el('th', { scope: 'row' }, label), ...bySteps.map((x) => cell(formatMetric(x))), cell(formatMetric(overall)));
   const body = el('tbody', {}, row('model', e.mae, steps), row('naive', base.naive.mae, base.naive.by_step.mae), row('seasonal naive', base.seasonal_naive.mae, base.seasonal_naive.by_step.mae));
   parts.push(el('div', { class: 'table-wrap' }, el('table', { id: 'evaluation-steps' }, el('thead', {}, el('tr', {}, ...headers.map((h) => el('th', { scope: 'col' }, h)))), body)));
+  const model = models.find((m) => m.name === e.model);
+  const chart = renderPastForecasts(e, model === undefined ? undefined : heldRows.get(model.datasets[0] ?? ''));
+  if (chart !== null) parts.push(chart);
   v.evaluation.replaceChildren(...parts);
 }
 

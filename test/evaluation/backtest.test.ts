@@ -162,7 +162,17 @@ function compare(body: Json, oracle: OracleResult): void {
   close(baselines.seasonal_naive!.mae, oracle.seasonal.mae, 'seasonal_naive.mae');
   close(baselines.seasonal_naive!.rmse, oracle.seasonal.rmse, 'seasonal_naive.rmse');
   closeAll((baselines.seasonal_naive!.by_step as Json).mae, oracle.seasonal.by_step, 'seasonal_naive.by_step.mae');
+  // Past forecasts: a few recent origins, a horizon apart, oldest first, beside what happened.
+  const past = body.past_forecasts as Json[];
+  expect(past.map((p) => [p.origin, p.variable, p.timestamps])).toEqual(oracle.past.map((p) => [p.origin, COLUMNS[p.c], p.timestamps]));
+  expect(new Set(past.map((p) => p.origin)).size).toBe(Math.min(5, oracle.origins));
+  oracle.past.forEach((p, i) => {
+    closeAll(past[i]!.forecast, p.forecast, `past_forecasts[${i}].forecast`);
+    expect(past[i]!.actual, `past_forecasts[${i}].actual`).toEqual(p.actual);
+  });
 }
+
+const COLUMNS = ['a', 'b'];
 
 describe('GET /v1/models/:name/evaluation', () => {
   const pod = new PodDir();

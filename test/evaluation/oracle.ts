@@ -45,6 +45,11 @@ export interface OracleResult {
   by_variable: { mae: number; mase: number | null; skill: number | null }[];
   quantiles: Record<string, { calibration: number; pinball: number }>;
   intervals: { lower: number; upper: number; coverage: number }[];
+  /**
+   * The forecasts of up to 5 recent origins, each at least `horizon` days older than the next kept one,
+   * oldest first, one entry per scored variable (column index c).
+   */
+  past: { origin: string; c: number; timestamps: string[]; forecast: number[]; actual: (number | null)[] }[];
 }
 
 /** The value of column c at day `t`, as stored (undefined: no row that day). */
@@ -163,6 +168,28 @@ export async function oracleBacktest(modelBytes: Uint8Array, series: Series, o: 
     }
   });
 
+  const keptOrigins: number[] = [];
+  origins.forEach((t, k) => {
+    const newer = keptOrigins[keptOrigins.length - 1];
+    if (keptOrigins.length < 5 && (newer === undefined || origins[newer]! - t >= H * DAY)) keptOrigins.push(k);
+  });
+  const past = keptOrigins.reverse().flatMap((k) =>
+    Array.from({ length: S }, (_, c) => {
+      const t = origins[k]!;
+      const targets = Array.from({ length: H }, (_, s) => t + (s + 1) * DAY);
+      return {
+        origin: new Date(t).toISOString(),
+        c,
+        timestamps: targets.map((u) => new Date(u).toISOString()),
+        forecast: Array.from({ length: H }, (_, s) => point[k * H * S + s * S + c]!),
+        actual: targets.map((u) => {
+          const v = stored(series, byTime, u, c);
+          return v === undefined || Number.isNaN(v) ? null : v;
+        }),
+      };
+    }),
+  );
+
   const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
   const maeOf = (pick: (x: (typeof errs)[number]) => number, keep: (x: (typeof errs)[number]) => boolean = () => true): number =>
     mean(errs.filter(keep).map((x) => Math.abs(pick(x))));
@@ -223,5 +250,6 @@ export async function oracleBacktest(modelBytes: Uint8Array, series: Series, o: 
     by_variable: byVariable,
     quantiles,
     intervals: pairs.map(([a, b], p) => ({ lower: levels[a]!, upper: levels[b]!, coverage: inside[p]! / n })),
+    past,
   };
 }

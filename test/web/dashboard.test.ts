@@ -97,10 +97,15 @@ async function pixelsOf(
 
 /** Hovers the chart at a fraction of its plot width and reads the legend: time, then each series' value. */
 async function legendAt(page: Page, dataset: string, fraction: number): Promise<string[]> {
-  const over = page.locator(`.chart-card[data-dataset="${dataset}"] .u-over`);
+  return legendIn(page, `.chart-card[data-dataset="${dataset}"]`, fraction);
+}
+
+async function legendIn(page: Page, card: string, fraction: number): Promise<string[]> {
+  const over = page.locator(`${card} .u-over`);
+  await over.scrollIntoViewIfNeeded();
   const box = (await over.boundingBox())!;
   await page.mouse.move(box.x + Math.min(box.width - 1, Math.max(0, fraction * box.width)), box.y + box.height / 2);
-  return page.locator(`.chart-card[data-dataset="${dataset}"] .u-legend .u-series .u-value`).allTextContents();
+  return page.locator(`${card} .u-legend .u-series .u-value`).allTextContents();
 }
 
 const HISTORY_INK = [31, 41, 55] as const;
@@ -187,6 +192,39 @@ describe.skipIf(!available)('the dashboard', () => {
       await expect.poll(stepRows, { timeout: 30_000 }).toEqual(expected);
     }
     expect(await page.locator('#evaluation-steps thead th').allTextContents()).toEqual(['MAE by step', ...Array.from({ length: 12 }, (_, s) => String(s + 1)), 'all']);
+
+    // Past forecasts against what happened: the selected model's recent origins drawn over the history, each
+    // forecast's values at its own times as the route gives them, the history's as the rows route does.
+    type Past = { origin: string; variable: string; timestamps: string[]; forecast: number[]; actual: (number | null)[] };
+    const { past_forecasts: past } = await api<{ past_forecasts: Past[] }>(example, '/v1/models/co2_linear/evaluation');
+    expect(past).toHaveLength(5);
+    await page.locator('#evaluation-past canvas').waitFor();
+    expect(await page.locator('#evaluation-past .u-legend .u-series .u-label').allTextContents()).toEqual([
+      'time (UTC)',
+      'co2',
+      ...past.map((p) => `from ${shown(p.origin)}`),
+    ]);
+    const history = await api<{ timestamps: string[]; values: (number | null)[][] }>(example, '/v1/datasets/co2_weekly/rows?last=200');
+    const start = history.timestamps.findIndex((t) => t === past[0]!.origin) - 12;
+    expect(start).toBeGreaterThanOrEqual(0);
+    const [min, max] = [Date.parse(history.timestamps[start]!), Date.parse(history.timestamps.at(-1)!)];
+    expect(past.at(-1)!.timestamps.at(-1)).toBe(history.timestamps.at(-1));
+    for (const [i, p] of past.entries()) {
+      for (const step of [0, 6, 11]) {
+        const t = p.timestamps[step]!;
+        const legend = await legendIn(page, '#evaluation-past', (Date.parse(t) - min) / (max - min));
+        const row = history.timestamps.indexOf(t);
+        expect(legend[0]).toBe(shown(t));
+        expect(legend[1]).toBe(String(history.values[row]![0]));
+        expect(p.actual[step]).toBe(history.values[row]![0]);
+        // Only this origin's forecast has a value at a step of its own: the origins lie a horizon apart.
+        expect(legend.slice(2)).toEqual(past.map((_, k) => (k === i ? printed(p.forecast[step]!) : '—')));
+      }
+    }
+    expect(await legendIn(page, '#evaluation-past', 0)).toEqual([shown(history.timestamps[start]!), String(history.values[start]![0]), ...past.map(() => '—')]);
+    expect(await page.locator('#evaluation-past .caption').textContent()).toBe(
+      `Past forecasts against what happened: co2_linear from 5 origins (${past.map((p) => shown(p.origin)).join(', ')} UTC), 12 steps each, over the rows from ${shown(history.timestamps[start]!)} UTC.`,
+    );
 
     // The history and the forecasts are drawn: the history's ink, each visible model's colour, the band's fill.
     const [ink, naive, quantile, band] = await pixelsOf(page, 'co2_weekly', [HISTORY_INK, ORANGE, GREEN, GREEN], [false, false, false, true]);
