@@ -143,6 +143,7 @@ describe('forecastd evaluate examples/co2, run many times', () => {
         ['co2_linear', 'Ready'],
         ['co2_seasonal_naive', 'Ready'],
         ['co2_quantile', 'Ready'],
+        ['co2_blend', 'Ready'],
       ]);
       for (const e of json) expect(Number.isFinite(e.mae), `run ${i}: ${String(e.model)}`).toBe(true);
     }
