@@ -370,10 +370,15 @@ class Exchange {
       }
       return true;
     });
-    if (httpStatus !== 200) res.writeStatus(statusLine(httpStatus));
-    res.writeHeader(CONTENT_TYPE_HEADER, contentType === JSON_TYPE ? JSON_TYPE_BYTES : contentType);
-    res.writeHeader(REQUEST_ID_HEADER, this.requestId);
-    pump();
+    const begin = (): void => {
+      if (httpStatus !== 200) res.writeStatus(statusLine(httpStatus));
+      res.writeHeader(CONTENT_TYPE_HEADER, contentType === JSON_TYPE ? JSON_TYPE_BYTES : contentType);
+      res.writeHeader(REQUEST_ID_HEADER, this.requestId);
+      pump();
+    };
+    // After the handler returned (an awaited answer), writes must be corked, as send() does.
+    if (this.async) res.cork(begin);
+    else begin();
   }
 
   sendError(httpStatus: number, status: ApiStatus, message: string, headers: readonly (readonly [string, string])[] = [], closeConnection = false): void {
@@ -464,21 +469,26 @@ export class HttpServer {
    */
   limitConnections(max: number): void {
     this.connectionLimit?.stop();
-    const limit = new ConnectionLimit(max, this.logger, {
+    if (this.address === null) throw new Error('limitConnections needs a listening server');
+    const limit = new ConnectionLimit(max, this.address.port, this.logger, {
       pause: () => {
         if (this.draining || this.listenSocket === null) return;
         uWS.us_listen_socket_close(this.listenSocket);
         this.listenSocket = null;
       },
       resume: async () => {
-        if (this.draining || this.listenSocket !== null || this.address === null) return;
+        if (this.draining || this.listenSocket !== null || this.address === null) return true;
         const { host, port } = this.address;
-        await new Promise<void>((resolve) => {
+        return new Promise<boolean>((resolve) => {
           listenExclusive(this.app, host, port, (socket) => {
-            if (socket === false) this.logger.error({ host, port }, 'could not listen again after --max-connections was reached');
-            else if (this.draining) uWS.us_listen_socket_close(socket);
+            if (socket === false) {
+              this.logger.error({ host, port }, 'could not listen again after --max-connections was reached; trying again');
+              resolve(false);
+              return;
+            }
+            if (this.draining) uWS.us_listen_socket_close(socket);
             else this.listenSocket = socket;
-            resolve();
+            resolve(true);
           });
         });
       },

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type ForecastdServer } from '../../src/server/start.js';
 import { linearModel } from '../../tools/onnx-builder.js';
 import { PodDir } from '../server/fixtures.js';
+import { startCli } from '../helpers/cli.js';
 
 /**
  * SPEC "Bounded and quiet": an answer that is already made but large (here a KServe answer for 1000 series of
@@ -71,5 +72,32 @@ describe('large answers', () => {
     expect(res.status).toBe(200);
     expect(res.headers.get('transfer-encoding')).toBeNull();
     expect(Number(res.headers.get('content-length'))).toBe((await res.text()).length);
+  });
+});
+
+describe('large answers from the CLI', () => {
+  // An awaited answer's writes are corked like any other's: uWebSockets.js warns on stderr about each uncorked
+  // write, and a production server must stay quiet.
+  it('writes a large awaited answer without a word on stderr', async () => {
+    const dir = new PodDir('forecastd-large-answers-cli-');
+    dir.write('models/mean.onnx', linearModel({ lookback: 4, horizon: HORIZON, weights: new Float32Array(4 * HORIZON).fill(0.25) }));
+    dir.write('spicepod.yaml', POD);
+    const cli = startCli([dir.dir, '--http', '127.0.0.1:0']);
+    try {
+      const line = await cli.line(/listening on http:\/\/127\.0\.0\.1:\d+/);
+      const url = /http:\/\/127\.0\.0\.1:\d+/.exec(line)![0];
+      await cli.line(/loaded 1 of 1 models/);
+      const inputs = Array.from({ length: INPUTS }, (_, i) => ({ type: 'univariate_time_series', name: `s${i}`, series: [i, i, i, i], frequency: 'D' }));
+      const res = await fetch(`${url}/v1/timeseries/forecast`, { method: 'POST', body: JSON.stringify({ model: 'long', inputs, options: { horizon: HORIZON } }) });
+      expect(res.status).toBe(200);
+      expect(res.headers.get('transfer-encoding')).toBe('chunked');
+      const body = (await res.json()) as { outputs: unknown[] };
+      expect(body.outputs).toHaveLength(INPUTS);
+      expect(cli.stderr()).toBe('');
+    } finally {
+      cli.child.kill('SIGTERM');
+      await cli.exit;
+      dir.remove();
+    }
   });
 });
