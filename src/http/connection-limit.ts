@@ -2,14 +2,17 @@
  * Bounds the connections a server holds (SPEC "Bounded and quiet", connections). Each connection is a file
  * descriptor; when the process runs out of them, accept() fails on every wake-up of the event loop and the
  * server spins without serving anyone. uWebSockets.js (the 20.x builds for Node.js 20) reports no connection
- * opening or closing to JavaScript, so connections are counted as the descriptors the process holds beyond those
- * it held when it started listening, read from /proc/self/fd off the event loop a few times a second. At the
+ * opening or closing to JavaScript, so connections are counted from the kernel's socket tables
+ * (/proc/net/tcp and tcp6), read off the event loop a few times a second: the sockets on the listening port that
+ * hold, or are about to hold, a descriptor (established, accepted or waiting to be, and those the client has
+ * closed and the server not yet). Files, database connections and threads the process opens do not count. At the
  * limit the listen socket is closed, so a new connection is refused at once by the kernel; below 90% of it the
- * server listens again on the same address. Between two checks a burst may pass the limit by what arrives in
- * that time: the default limit leaves a reserve of descriptors for that, and for the process's own files.
+ * server listens again on the same address (tried again at every check until it can). Between two checks a burst
+ * may pass the limit by what arrives in that time: the default limit leaves a reserve of descriptors for that,
+ * and for the process's own files.
  */
-import { readdir } from 'node:fs/promises';
-import { readdirSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import type { Logger } from '../log.js';
 
 /** Descriptors kept free below the open file limit for the process's own files and for bursts. */
@@ -18,7 +21,27 @@ export const DESCRIPTOR_RESERVE = 128;
 /** How often the descriptors are counted, in ms. */
 export const CHECK_INTERVAL_MS = 100;
 
-const FD_DIR = '/proc/self/fd';
+const TCP_TABLES = ['/proc/net/tcp', '/proc/net/tcp6'] as const;
+
+/** ESTABLISHED and CLOSE_WAIT: the states in which a socket on the listening port holds a descriptor here. */
+const HELD_STATES = new Set(['01', '08']);
+
+/**
+ * The connections on local port `port` in the text of /proc/net/tcp or tcp6 that hold a descriptor (or will,
+ * once accepted): lines whose local address ends in the port (hex) and whose state is ESTABLISHED or CLOSE_WAIT.
+ */
+export function countConnections(table: string, port: number): number {
+  const suffix = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  let count = 0;
+  for (const line of table.split('\n')) {
+    // "  sl  local_address rem_address   st ..."; the header line has no address.
+    const fields = line.trim().split(/\s+/);
+    const local = fields[1];
+    if (local === undefined || !local.endsWith(suffix) || !HELD_STATES.has(fields[3] ?? '')) continue;
+    count++;
+  }
+  return count;
+}
 
 /** The default --max-connections for a soft open file limit (-1: unlimited, which gives no limit). */
 export function defaultMaxConnections(softLimit: number): number | null {
@@ -29,12 +52,11 @@ export function defaultMaxConnections(softLimit: number): number | null {
 export interface ConnectionLimitHooks {
   /** Stop accepting: close the listen socket. */
   pause(): void;
-  /** Accept again: listen on the same address. */
-  resume(): Promise<void>;
+  /** Accept again: listen on the same address; false when that failed (it is tried again at the next check). */
+  resume(): Promise<boolean>;
 }
 
 export class ConnectionLimit {
-  private baseline = 0;
   private timer: NodeJS.Timeout | null = null;
   private checking = false;
   private paused = false;
@@ -42,17 +64,18 @@ export class ConnectionLimit {
 
   constructor(
     readonly max: number,
+    /** The listening port whose connections count. */
+    private readonly port: number,
     private readonly logger: Logger,
     private readonly hooks: ConnectionLimitHooks,
   ) {}
 
-  /** Call once listening: the descriptors held now are not connections. */
+  /** Call once listening. */
   start(): void {
-    if (!existsFdDir()) {
-      this.logger.warn(`${FD_DIR} cannot be read here; --max-connections is not enforced`);
+    if (!readable(TCP_TABLES[0])) {
+      this.logger.warn(`${TCP_TABLES[0]} cannot be read here; --max-connections is not enforced`);
       return;
     }
-    this.baseline = readdirSync(FD_DIR).length;
     this.timer = setInterval(() => void this.check(), CHECK_INTERVAL_MS);
     this.timer.unref();
   }
@@ -63,14 +86,22 @@ export class ConnectionLimit {
     this.timer = null;
   }
 
-  /** Counts the connections (descriptors beyond the baseline) and pauses or resumes accepting. */
+  /** Counts the connections on the listening port and pauses or resumes accepting. */
   private async check(): Promise<void> {
     if (this.checking || this.stopped) return;
     this.checking = true;
     try {
       let open: number;
       try {
-        open = (await readdir(FD_DIR)).length - this.baseline;
+        open = 0;
+        for (const table of TCP_TABLES) {
+          const text = await readFile(table, 'latin1').catch((error: NodeJS.ErrnoException) => {
+            // A host without IPv6 has no tcp6 table.
+            if (error.code === 'ENOENT') return '';
+            throw error;
+          });
+          open += countConnections(text, this.port);
+        }
       } catch (error) {
         // No descriptor left even to count them: a burst used them all. That is past any limit.
         const code = (error as NodeJS.ErrnoException).code;
@@ -90,7 +121,7 @@ export class ConnectionLimit {
           `${count} connections are open, at --max-connections ${this.max}: new connections are refused until some close`,
         );
       } else if (this.paused && open < Math.floor(this.max * 0.9)) {
-        await this.hooks.resume();
+        if (!(await this.hooks.resume())) return;
         this.paused = false;
         this.timer?.unref();
         this.logger.info({ connections: open, maxConnections: this.max }, 'below --max-connections again: accepting connections');
@@ -103,9 +134,9 @@ export class ConnectionLimit {
   }
 }
 
-function existsFdDir(): boolean {
+function readable(file: string): boolean {
   try {
-    readdirSync(FD_DIR);
+    readFileSync(file, 'latin1');
     return true;
   } catch {
     return false;
