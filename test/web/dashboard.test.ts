@@ -266,11 +266,11 @@ describe.skipIf(!available)('the dashboard', () => {
 
   it('fits a phone-width screen', async () => {
     const { page, errors } = await open(browser, example.url + '/', { width: 390, height: 844 });
-    await page.locator('.chart-card canvas').waitFor();
+    await page.locator('#charts .chart-card canvas').first().waitFor();
     await page.locator('#models tbody tr').first().waitFor();
     const widths = await page.evaluate(() => ({
       page: document.documentElement.scrollWidth,
-      chart: document.querySelector('.chart-card canvas')!.getBoundingClientRect().right,
+      chart: document.querySelector('#charts .chart-card canvas')!.getBoundingClientRect().right,
     }));
     expect(widths.page).toBeLessThanOrEqual(390);
     expect(widths.chart).toBeLessThanOrEqual(390);
