@@ -21,8 +21,8 @@ NODE_VERSION=24.22.3
 NPM_VERSION=11.19.1
 SUITES=(test/http test/cli test/hardening test/web)
 # What the root needs beyond deploy/install.sh's build tools: CA certificates for the registry, Chromium
-# for the dashboard's browser tests, procps (ps, kill) for the tests.
-ROOT_PACKAGES=(ca-certificates chromium procps)
+# for the dashboard's browser tests, procps (ps, kill) for the tests, strace for the telemetry test.
+ROOT_PACKAGES=(ca-certificates chromium procps strace)
 
 cache="${FORECASTD_CI_NODE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/forecastd-ci}"
 root="$cache/debian13-root"
