@@ -18,6 +18,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 
 import { closedLoop, type HttpLoadPoint, type HttpTarget } from '../src/bench/http-load.js';
+import { loadavg } from 'node:os';
 import { formatNumber as fmt, hardwareSummary } from '../src/bench/measure.js';
 import type { DatasetSnapshot } from '../src/datasets/types.js';
 import { backtest } from '../src/evaluation/backtest.js';
@@ -36,6 +37,8 @@ function option(name: string, fallback: number): number {
 }
 
 const ROUNDS = option('--rounds', 5);
+/** How busy the machine was when the run began: the report says it, rather than assuming either way. */
+const LOAD_AT_START = loadavg()[0] ?? 0;
 const SECONDS = option('--seconds', 3);
 const ORIGINS = 5_000;
 /** Rows of the served dataset: enough origins that one evaluation outlasts a measured point under load. */
@@ -216,11 +219,11 @@ async function main(): Promise<void> {
       errors: mine.reduce((n, p) => n + Object.values(p.during.failures).reduce((a, b) => a + b, 0), 0),
     };
   });
-  const json = { date, hardware: hardwareSummary(), model: `heavy MLP 64→512×3→12 (sha256 ${hash})`, rounds: ROUNDS, secondsPerPoint: SECONDS, throughput: { origins: ORIGINS, seconds }, serving: byConnections, evaluationMs, points };
+  const json = { date, hardware: hardwareSummary(), loadAverageAtStart: LOAD_AT_START, model: `heavy MLP 64→512×3→12 (sha256 ${hash})`, rounds: ROUNDS, secondsPerPoint: SECONDS, throughput: { origins: ORIGINS, seconds }, serving: byConnections, evaluationMs, points };
   const md = [
     `# Evaluation cost, ${date}`,
     '',
-    `${json.hardware}; model ${json.model}; ${ROUNDS} rounds; the machine was shared with other work while measured.`,
+    `${json.hardware}; model ${json.model}; ${ROUNDS} rounds; 1-minute load average ${LOAD_AT_START.toFixed(2)} at the start (other work on the machine shows here).`,
     '',
     `Backtest of ${ORIGINS} origins through backtest() with no other load: median ${fmt(median(seconds), 3)} s (runs: ${seconds.map((s) => fmt(s, 3)).join(', ')}; goal ≤ 1.5 s).`,
     '',
