@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type ForecastdServer } from '../../src/server/start.js';
 import { linearModel, seededRandom, uniformWeights } from '../../tools/onnx-builder.js';
 import { PodDir, until } from '../server/fixtures.js';
-import { DAY, oracleBacktest, type Series } from './oracle.js';
+import { close, DAY, oracleBacktest, type Series } from './oracle.js';
 
 /**
  * Evaluation walks the same anchored grid as the serving windows (SPEC "The grid is anchored at the newest row
@@ -90,16 +90,6 @@ models:
 
 type Json = Record<string, unknown>;
 
-function close(actual: unknown, expected: number | null, what: string): void {
-  if (expected === null) {
-    expect(actual, what).toBeNull();
-    return;
-  }
-  expect(typeof actual, what).toBe('number');
-  const a = actual as number;
-  const tolerance = 1e-6 * Math.max(Math.abs(a), Math.abs(expected)) + 1e-12;
-  expect(Math.abs(a - expected), `${what}: ${a} against ${expected}`).toBeLessThanOrEqual(tolerance);
-}
 
 describe('evaluation on the anchored grid', () => {
   const pod = new PodDir();

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type ForecastdServer } from '../../src/server/start.js';
 import { linearModel, quantileModel, seasonalNaiveWeights, seededRandom, uniformWeights } from '../../tools/onnx-builder.js';
 import { PodDir, until } from '../server/fixtures.js';
-import { DAY, oracleBacktest, type OracleOptions, type OracleResult, type Series } from './oracle.js';
+import { close, DAY, oracleBacktest, type OracleOptions, type OracleResult, type Series } from './oracle.js';
 
 /**
  * The evaluation route against an independent backtest (onnxruntime-node on hand-built windows, metrics in
@@ -121,16 +121,6 @@ models:
 
 type Json = Record<string, unknown>;
 
-function close(actual: unknown, expected: number | null, what: string): void {
-  if (expected === null) {
-    expect(actual, what).toBeNull();
-    return;
-  }
-  expect(typeof actual, what).toBe('number');
-  const a = actual as number;
-  const tolerance = 1e-6 * Math.max(Math.abs(a), Math.abs(expected)) + 1e-12;
-  expect(Math.abs(a - expected), `${what}: ${a} against ${expected}`).toBeLessThanOrEqual(tolerance);
-}
 
 function closeAll(actual: unknown, expected: readonly (number | null)[], what: string): void {
   expect(Array.isArray(actual), what).toBe(true);

@@ -4,6 +4,7 @@
  * metrics summed one value at a time. The server's results are compared with this.
  */
 import * as ort from 'onnxruntime-node';
+import { expect } from 'vitest';
 
 export const DAY = 86_400_000;
 
@@ -252,4 +253,16 @@ export async function oracleBacktest(modelBytes: Uint8Array, series: Series, o: 
     intervals: pairs.map(([a, b], p) => ({ lower: levels[a]!, upper: levels[b]!, coverage: inside[p]! / n })),
     past,
   };
+}
+
+/** `actual` equals `expected` to 1e-6 relative (null: must be null). */
+export function close(actual: unknown, expected: number | null, what: string): void {
+  if (expected === null) {
+    expect(actual, what).toBeNull();
+    return;
+  }
+  expect(typeof actual, what).toBe('number');
+  const a = actual as number;
+  const tolerance = 1e-6 * Math.max(Math.abs(a), Math.abs(expected)) + 1e-12;
+  expect(Math.abs(a - expected), `${what}: ${a} against ${expected}`).toBeLessThanOrEqual(tolerance);
 }
