@@ -495,6 +495,270 @@ export function mlpReference(layers: readonly MlpLayer[], window: ArrayLike<numb
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+// Recurrent forecaster (GRU)
+// ---------------------------------------------------------------------------------------------------------------
+
+export interface GruShape {
+  readonly lookback: number;
+  /** Values per time step (the GRU's input size). Default 1. */
+  readonly variables?: number;
+  /** The GRU's hidden size. */
+  readonly hidden: number;
+  readonly horizon: number;
+  readonly seed: number;
+}
+
+/** Weights of `gruModel`, float32-rounded, laid out as ONNX's GRU takes them (gates in the order z, r, h). */
+export interface GruWeights {
+  readonly inputs: number;
+  readonly hidden: number;
+  /** Row-major [3 * hidden, inputs]: rows 0..H-1 the update gate z, H..2H-1 the reset gate r, 2H..3H-1 the candidate h. */
+  readonly w: Float32Array;
+  /** Row-major [3 * hidden, hidden], the recurrent weights, gates as in `w`. */
+  readonly r: Float32Array;
+  /** [3 * hidden]: the input biases Wb (z, r, h). */
+  readonly wb: Float32Array;
+  /** [3 * hidden]: the recurrent biases Rb (z, r, h). */
+  readonly rb: Float32Array;
+  /** The output layer: last hidden state [hidden] to the forecast [horizon]. */
+  readonly head: MlpLayer;
+}
+
+/**
+ * Deterministic GRU weights: everything uniform in ±1/sqrt(hidden) (PyTorch's default for GRU and for a Linear
+ * layer fed by it), drawn from `seededRandom(seed)` in the order W, R, Wb, Rb, head weights, head bias.
+ */
+export function gruWeights(shape: GruShape): GruWeights {
+  const inputs = shape.variables ?? 1;
+  const hidden = shape.hidden;
+  if (!Number.isInteger(hidden) || hidden < 1) throw new RangeError('hidden must be a positive integer');
+  const random = seededRandom(shape.seed);
+  const bound = 1 / Math.sqrt(hidden);
+  const w = uniformWeights(random, 3 * hidden * inputs, bound);
+  const r = uniformWeights(random, 3 * hidden * hidden, bound);
+  const wb = uniformWeights(random, 3 * hidden, bound);
+  const rb = uniformWeights(random, 3 * hidden, bound);
+  const headWeights = uniformWeights(random, hidden * shape.horizon, bound);
+  const headBias = uniformWeights(random, shape.horizon, bound);
+  return { inputs, hidden, w, r, wb, rb, head: { inputs: hidden, outputs: shape.horizon, weights: headWeights, bias: headBias } };
+}
+
+export interface GruModelOptions extends GruShape, Omit<WindowInputOptions, 'lookback' | 'variables' | 'rank' | 'dtype'>, ModelInfo {}
+
+/**
+ * A recurrent forecaster: input [B, L, V] transposed to ONNX GRU's [L, B, V] layout, one forward GRU layer
+ * (default activations, linear_before_reset 0, initial state zero), its last hidden state [B, hidden] through a
+ * Gemm to the forecast [B, H]. float32 only (ONNX Runtime's GRU kernel is float32).
+ */
+export function gruModel(o: GruModelOptions): Uint8Array {
+  const w = resolveWindow({ ...o, rank: 3 });
+  const g = gruWeights(o);
+  const H = g.hidden;
+  const bias = new Float32Array(6 * H);
+  bias.set(g.wb, 0);
+  bias.set(g.rb, 3 * H);
+  return buildModel({
+    ...o,
+    nodes: [
+      node('Transpose', [w.inputName], ['sequence'], { perm: [1, 0, 2] }),
+      // Output 0 (every step's state) is not needed: only Y_h, the last state [1, B, hidden].
+      node('GRU', ['sequence', 'gru_w', 'gru_r', 'gru_b'], ['', 'last_state'], { hidden_size: H, direction: 'forward' }),
+      node('Squeeze', ['last_state', 'squeeze_axes'], ['state']),
+      node('Gemm', ['state', 'head_w', 'head_b'], [w.outputName]),
+    ],
+    initializers: [
+      initializer('gru_w', 'float32', [1, 3 * H, g.inputs], g.w),
+      initializer('gru_r', 'float32', [1, 3 * H, H], g.r),
+      initializer('gru_b', 'float32', [1, 6 * H], bias),
+      initializer('squeeze_axes', 'int64', [1], [0]),
+      initializer('head_w', 'float32', [H, o.horizon], g.head.weights),
+      initializer('head_b', 'float32', [o.horizon], g.head.bias),
+    ],
+    inputs: [w.input],
+    outputs: [valueInfo(w.outputName, 'float32', [w.batch, o.horizon])],
+  });
+}
+
+function sigmoid(x: number): number {
+  return 1 / (1 + Math.exp(-x));
+}
+
+/**
+ * The GRU forecaster's output for one window (row-major [L, V], oldest first), in float64 over the float32
+ * weights, step by step as ONNX defines GRU: z = σ(W_z x + R_z h + Wb_z + Rb_z), r likewise,
+ * n = tanh(W_h x + R_h (r ⊙ h) + Wb_h + Rb_h), h' = (1 - z) ⊙ n + z ⊙ h, from h = 0.
+ */
+export function gruReference(weights: GruWeights, window: ArrayLike<number>): Float64Array {
+  const { inputs: V, hidden: H, w, r, wb, rb } = weights;
+  if (window.length % V !== 0) throw new RangeError(`window of ${window.length} values is not whole rows of ${V}`);
+  const steps = window.length / V;
+  let h = new Float64Array(H);
+  const z = new Float64Array(H);
+  const reset = new Float64Array(H);
+  for (let t = 0; t < steps; t++) {
+    const next = new Float64Array(H);
+    for (let j = 0; j < H; j++) {
+      let zj = (wb[j] as number) + (rb[j] as number);
+      let rj = (wb[H + j] as number) + (rb[H + j] as number);
+      for (let v = 0; v < V; v++) {
+        const x = window[t * V + v] as number;
+        zj += (w[j * V + v] as number) * x;
+        rj += (w[(H + j) * V + v] as number) * x;
+      }
+      for (let k = 0; k < H; k++) {
+        const hk = h[k] as number;
+        zj += (r[j * H + k] as number) * hk;
+        rj += (r[(H + j) * H + k] as number) * hk;
+      }
+      z[j] = sigmoid(zj);
+      reset[j] = sigmoid(rj);
+    }
+    for (let j = 0; j < H; j++) {
+      let nj = (wb[2 * H + j] as number) + (rb[2 * H + j] as number);
+      for (let v = 0; v < V; v++) nj += (w[(2 * H + j) * V + v] as number) * (window[t * V + v] as number);
+      for (let k = 0; k < H; k++) nj += (r[(2 * H + j) * H + k] as number) * (reset[k] as number) * (h[k] as number);
+      const zj = z[j] as number;
+      next[j] = (1 - zj) * Math.tanh(nj) + zj * (h[j] as number);
+    }
+    h = next;
+  }
+  return mlpReference([weights.head], h);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Convolutional forecaster (1-D)
+// ---------------------------------------------------------------------------------------------------------------
+
+export interface ConvShape {
+  readonly lookback: number;
+  /** Values per time step: the first convolution's input channels. Default 1. */
+  readonly variables?: number;
+  /** Output channels of each convolution, in order, e.g. [64, 64]. */
+  readonly channels: readonly number[];
+  /** Kernel width of every convolution: odd, so that "same" padding keeps the length at `lookback`. */
+  readonly kernel: number;
+  readonly horizon: number;
+  readonly seed: number;
+}
+
+export interface ConvLayer {
+  readonly inputs: number;
+  readonly outputs: number;
+  readonly kernel: number;
+  /** Row-major [outputs, inputs, kernel], float32-rounded (ONNX Conv's weight layout). */
+  readonly weights: Float32Array;
+  readonly bias: Float32Array;
+}
+
+export interface ConvWeights {
+  readonly layers: readonly ConvLayer[];
+  /** The output layer: the last convolution's [channels, lookback] flattened channel-major, to [horizon]. */
+  readonly head: MlpLayer;
+}
+
+/**
+ * Deterministic convolution weights: each layer uniform in ±1/sqrt(fan_in) (fan_in = input channels × kernel for
+ * a convolution, channels × lookback for the output layer; PyTorch's default scale), drawn from
+ * `seededRandom(seed)` layer by layer, weights before bias.
+ */
+export function convWeights(shape: ConvShape): ConvWeights {
+  if (!Number.isInteger(shape.kernel) || shape.kernel < 1 || shape.kernel % 2 === 0) {
+    throw new RangeError(`kernel must be an odd positive integer, got ${shape.kernel}`);
+  }
+  if (shape.channels.length === 0) throw new RangeError('a convolutional model needs at least one convolution');
+  const random = seededRandom(shape.seed);
+  const layers: ConvLayer[] = [];
+  let inputs = shape.variables ?? 1;
+  for (const outputs of shape.channels) {
+    const bound = 1 / Math.sqrt(inputs * shape.kernel);
+    const weights = uniformWeights(random, outputs * inputs * shape.kernel, bound);
+    const bias = uniformWeights(random, outputs, bound);
+    layers.push({ inputs, outputs, kernel: shape.kernel, weights, bias });
+    inputs = outputs;
+  }
+  const flat = inputs * shape.lookback;
+  const bound = 1 / Math.sqrt(flat);
+  const headWeights = uniformWeights(random, flat * shape.horizon, bound);
+  const headBias = uniformWeights(random, shape.horizon, bound);
+  return { layers, head: { inputs: flat, outputs: shape.horizon, weights: headWeights, bias: headBias } };
+}
+
+export interface ConvModelOptions extends ConvShape, Omit<WindowInputOptions, 'lookback' | 'variables' | 'rank' | 'dtype' | 'lookbackDim'>, ModelInfo {}
+
+/**
+ * A 1-D convolutional forecaster: input [B, L, V] transposed to [B, V, L] (channels first), then per entry of
+ * `channels` a Conv (kernel `kernel`, stride 1, "same" zero padding) and a Relu, the result [B, C, L] flattened
+ * channel-major and a Gemm to the forecast [B, H]. float32 only.
+ */
+export function convModel(o: ConvModelOptions): Uint8Array {
+  const w = resolveWindow({ ...o, rank: 3 });
+  const { layers, head } = convWeights(o);
+  const pad = (o.kernel - 1) / 2;
+  const nodes: NodeProtoSpec[] = [node('Transpose', [w.inputName], ['c0'], { perm: [0, 2, 1] })];
+  const initializers: TensorProtoSpec[] = [];
+  layers.forEach((layer, k) => {
+    initializers.push(initializer(`conv${k}_w`, 'float32', [layer.outputs, layer.inputs, layer.kernel], layer.weights));
+    initializers.push(initializer(`conv${k}_b`, 'float32', [layer.outputs], layer.bias));
+    nodes.push(
+      node('Conv', [`c${k}`, `conv${k}_w`, `conv${k}_b`], [`conv${k}`], {
+        kernel_shape: [layer.kernel],
+        pads: [pad, pad],
+        strides: [1],
+        dilations: [1],
+        group: 1,
+      }),
+    );
+    nodes.push(node('Relu', [`conv${k}`], [`c${k + 1}`]));
+  });
+  nodes.push(node('Flatten', [`c${layers.length}`], ['flat'], { axis: 1 }));
+  initializers.push(initializer('head_w', 'float32', [head.inputs, head.outputs], head.weights));
+  initializers.push(initializer('head_b', 'float32', [head.outputs], head.bias));
+  nodes.push(node('Gemm', ['flat', 'head_w', 'head_b'], [w.outputName]));
+  return buildModel({
+    ...o,
+    nodes,
+    initializers,
+    inputs: [w.input],
+    outputs: [valueInfo(w.outputName, 'float32', [w.batch, o.horizon])],
+  });
+}
+
+/**
+ * The convolutional forecaster's output for one window (row-major [L, V], oldest first), in float64 over the
+ * float32 weights: y[o, t] = b[o] + Σ_c Σ_k W[o, c, k] · x[c, t + k - pad] with zeros outside the window (ONNX
+ * Conv is a cross-correlation), Relu, then the output layer over the channel-major flattening.
+ */
+export function convReference(weights: ConvWeights, window: ArrayLike<number>): Float64Array {
+  const first = weights.layers[0];
+  if (!first) throw new RangeError('no convolution layers');
+  const V = first.inputs;
+  if (window.length % V !== 0) throw new RangeError(`window of ${window.length} values is not whole rows of ${V}`);
+  const L = window.length / V;
+  // Channels first: x[c * L + t].
+  let x = new Float64Array(V * L);
+  for (let t = 0; t < L; t++) for (let c = 0; c < V; c++) x[c * L + t] = window[t * V + c] as number;
+  for (const layer of weights.layers) {
+    const pad = (layer.kernel - 1) / 2;
+    const y = new Float64Array(layer.outputs * L);
+    for (let out = 0; out < layer.outputs; out++) {
+      for (let t = 0; t < L; t++) {
+        let sum = layer.bias[out] as number;
+        for (let c = 0; c < layer.inputs; c++) {
+          for (let k = 0; k < layer.kernel; k++) {
+            const s = t + k - pad;
+            if (s < 0 || s >= L) continue;
+            sum += (layer.weights[(out * layer.inputs + c) * layer.kernel + k] as number) * (x[c * L + s] as number);
+          }
+        }
+        y[out * L + t] = Math.max(0, sum);
+      }
+    }
+    x = y;
+  }
+  return mlpReference([weights.head], x);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
 // Deliberately slow model
 // ---------------------------------------------------------------------------------------------------------------
 
