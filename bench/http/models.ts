@@ -2,7 +2,10 @@
  * Writes the benchmark's models into a folder and prints what it wrote as JSON:
  * - heavy: MLP, lookback 64, three hidden layers of 512, horizon 12 (the issue's heavy model);
  * - medium: MLP, lookback 64, two hidden layers of 128, horizon 12 (the fourth model of the POST workload);
- * - small: linear autoregression, lookback 64, horizon 12, seasonal-naive weights (period 52 weeks).
+ * - small: linear autoregression, lookback 64, horizon 12, seasonal-naive weights (period 52 weeks);
+ * - gru: GRU over the 64-step window, hidden size 128, the last state through a Gemm to horizon 12;
+ * - conv: two 1-D convolutions (64 channels, kernel 5, same padding, Relu) over the window, then a Gemm to 12.
+ * heavy, gru and conv are the heavy models (about 0.1–0.2 ms per batch-1 run on one core), of three shapes.
  * All take one variable (the co2 column) and have a symbolic batch dimension.
  *
  * Usage (after compiling with tsc, as bench/http/run.mjs does): node models.js OUT_DIR
@@ -10,7 +13,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { linearModel, mlpModel, seasonalNaiveWeights } from '../../tools/onnx-builder.js';
+import { HEAVY_WORKLOADS } from './results.js';
+import { convModel, gruModel, linearModel, mlpModel, seasonalNaiveWeights } from '../../tools/onnx-builder.js';
 
 export interface BenchModel {
   readonly name: string;
@@ -22,6 +26,9 @@ export interface BenchModel {
 
 const LOOKBACK = 64;
 const HORIZON = 12;
+
+/** The heavy models: the ones the bench's goals are about. */
+export const HEAVY_MODELS: readonly string[] = HEAVY_WORKLOADS;
 
 export function writeBenchModels(outDir: string): BenchModel[] {
   mkdirSync(outDir, { recursive: true });
@@ -45,6 +52,16 @@ export function writeBenchModels(outDir: string): BenchModel[] {
         weights: seasonalNaiveWeights(LOOKBACK, HORIZON, 52),
         modelVersion: 1,
       }),
+    },
+    {
+      name: 'gru',
+      description: 'GRU over 64 steps, hidden 128, last state → 12',
+      bytes: gruModel({ lookback: LOOKBACK, hidden: 128, horizon: HORIZON, seed: 3, modelVersion: 1 }),
+    },
+    {
+      name: 'conv',
+      description: '1-D convolutions 1→64→64 channels (kernel 5, Relu) over 64 steps → 12',
+      bytes: convModel({ lookback: LOOKBACK, channels: [64, 64], kernel: 5, horizon: HORIZON, seed: 4, modelVersion: 1 }),
     },
   ];
   return models.map(({ name, description, bytes }) => {

@@ -1,14 +1,41 @@
 /** Renders an HTTP benchmark run as Markdown (tables, goals) and as SVG throughput–latency curves. */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type HttpBenchResults, type Point, SERVER_LABELS, type ServerKey, type Workload } from './results.js';
+import {
+  HEAVY_WORKLOADS,
+  type HttpBenchResults,
+  PEER_KEYS,
+  PEER_SHORT_LABELS,
+  type Point,
+  type ServerKey,
+  serverLabel,
+  type Workload,
+} from './results.js';
 import { escapeXml, niceStep } from '../../src/bench/svg.js';
 
-const SERVER_ORDER: readonly ServerKey[] = ['forecastd-cache-off', 'forecastd-baseline', 'forecastd-cache-on', 'peer', 'http-ceiling'];
+const SERVER_ORDER: readonly ServerKey[] = [
+  'forecastd-cache-off',
+  'forecastd-baseline',
+  'forecastd-cache-on',
+  'peer',
+  'peer-one-thread',
+  'http-ceiling',
+];
 const GOAL_CONNECTIONS = 64;
+/** The connection counts of the heavy models' goals, each a median of alternating runs in a full run. */
+const HEAVY_GOAL_CONNECTIONS: readonly number[] = [1, 8, 64];
 
 function find(results: HttpBenchResults, workload: string, server: ServerKey, connections: number): Point | undefined {
   return results.points.find((p) => p.workload === workload && p.server === server && p.connections === connections);
+}
+
+function label(results: HttpBenchResults, server: ServerKey): string {
+  return serverLabel(server, results.environment);
+}
+
+/** The baseline's name in sentences: "forecastd 21a3013" for a build of a commit, else "the baseline". */
+function baselineName(results: HttpBenchResults): string {
+  return results.environment.baselineLabel ?? 'the baseline';
 }
 
 /** The lower of the two ceilings a point can be held to: HTTP at the same connections, and inference. */
@@ -21,14 +48,43 @@ export function nearerCeiling(results: HttpBenchResults, workload: Workload, poi
   return Math.min(http, workload.inferenceCeilingRps);
 }
 
+/**
+ * The faster of the two peers (default threads, one intra-op thread) at a point: the higher median throughput.
+ * Runs from before both were measured have one.
+ */
+export function fasterPeer(results: HttpBenchResults, workload: string, connections: number): Point | undefined {
+  let best: Point | undefined;
+  for (const key of PEER_KEYS) {
+    const p = find(results, workload, key, connections);
+    if (p && (best === undefined || p.rps > best.rps)) best = p;
+  }
+  return best;
+}
+
+/** A forecastd point's throughput over the faster peer's at the same workload and connection count. */
 export function peerRatio(results: HttpBenchResults, point: Point): number | undefined {
   if (!point.server.startsWith('forecastd')) return undefined;
-  const peer = find(results, point.workload, 'peer', point.connections);
+  const peer = fasterPeer(results, point.workload, point.connections);
   return peer && peer.rps > 0 ? point.rps / peer.rps : undefined;
+}
+
+/** forecastd's (cache off) throughput over the baseline's at the same point. */
+export function baselineRatio(results: HttpBenchResults, point: Point): number | undefined {
+  if (point.server !== 'forecastd-cache-off') return undefined;
+  const baseline = find(results, point.workload, 'forecastd-baseline', point.connections);
+  return baseline && baseline.rps > 0 ? point.rps / baseline.rps : undefined;
+}
+
+function peerName(point: Point): string {
+  return PEER_SHORT_LABELS[point.server] ?? point.server;
 }
 
 function fixed(value: number | undefined | null, digits: number): string {
   return value === undefined || value === null || !Number.isFinite(value) ? '—' : value.toFixed(digits);
+}
+
+function times(value: number | undefined): string {
+  return value === undefined || !Number.isFinite(value) ? '' : `${value.toFixed(2)}×`;
 }
 
 function rate(value: number): string {
@@ -39,7 +95,16 @@ function percent(value: number | undefined): string {
   return value === undefined || !Number.isFinite(value) ? '—' : `${Math.round(value * 100)}%`;
 }
 
-interface Goal {
+function connectionsText(c: number): string {
+  return `${c} connection${c === 1 ? '' : 's'}`;
+}
+
+/** "(median of 5 alternating runs)" where a point was repeated. */
+function repeatsText(point: Point | undefined): string {
+  return point?.repeats ? ` (median of ${point.repeats.length} alternating runs)` : '';
+}
+
+export interface Goal {
   readonly goal: string;
   readonly measured: string;
   readonly target: string;
@@ -54,8 +119,9 @@ function goal(
   text: string,
   target: string,
   measured: { readonly text: string; readonly pass: boolean; readonly points: readonly Point[] } | undefined,
+  missing = 'not measured',
 ): Goal {
-  if (!measured) return { goal: text, measured: 'not measured', target, met: undefined };
+  if (!measured) return { goal: text, measured: missing, target, met: undefined };
   const errors = measured.points.reduce((n, p) => n + p.socketErrors + p.non2xx, 0);
   return {
     goal: text,
@@ -65,42 +131,82 @@ function goal(
   };
 }
 
+function versusFasterPeer(results: HttpBenchResults, workload: string, c: number, min: number): Goal {
+  const mine = find(results, workload, 'forecastd-cache-off', c);
+  const peer = fasterPeer(results, workload, c);
+  const ratio = mine ? peerRatio(results, mine) : undefined;
+  return goal(
+    `${workload} model, ${connectionsText(c)}, cache off: throughput vs the faster peer${repeatsText(mine)}`,
+    `≥ ${min}×`,
+    mine && peer && ratio !== undefined
+      ? {
+          text:
+            `${ratio.toFixed(2)}× the ${peerName(peer)} (${rate(mine.rps)} vs ${rate(peer.rps)} req/s; ` +
+            `p99 ${mine.p99Ms.toFixed(2)} vs ${peer.p99Ms.toFixed(2)} ms)`,
+          pass: ratio >= min,
+          points: [mine],
+        }
+      : undefined,
+  );
+}
+
+function p99VersusFasterPeer(results: HttpBenchResults, workload: string, c: number, comparison: 'lower' | 'not higher'): Goal {
+  const mine = find(results, workload, 'forecastd-cache-off', c);
+  const peer = fasterPeer(results, workload, c);
+  return goal(
+    `${workload} model, ${connectionsText(c)}, cache off: p99 latency vs the faster peer${repeatsText(mine)}`,
+    comparison,
+    mine && peer
+      ? {
+          text: `${mine.p99Ms.toFixed(2)} ms vs ${peer.p99Ms.toFixed(2)} ms (${peerName(peer)})`,
+          pass: comparison === 'lower' ? mine.p99Ms < peer.p99Ms : mine.p99Ms <= peer.p99Ms,
+          points: [mine],
+        }
+      : undefined,
+  );
+}
+
+function versusBaseline(results: HttpBenchResults, workload: string, c: number, min: number): Goal {
+  const mine = find(results, workload, 'forecastd-cache-off', c);
+  const base = find(results, workload, 'forecastd-baseline', c);
+  const ratio = mine ? baselineRatio(results, mine) : undefined;
+  return goal(
+    `${workload} model, ${connectionsText(c)}, cache off: throughput vs ${baselineName(results)}${repeatsText(mine)}`,
+    `≥ ${min.toFixed(2)}×`,
+    mine && base && ratio !== undefined
+      ? {
+          text:
+            `${ratio.toFixed(2)}× (${rate(mine.rps)} vs ${rate(base.rps)} req/s; ` +
+            `p99 ${mine.p99Ms.toFixed(2)} vs ${base.p99Ms.toFixed(2)} ms)`,
+          pass: ratio >= min,
+          points: [mine],
+        }
+      : undefined,
+    results.environment.baseline === undefined ? 'not measured (no baseline: --baseline-ref REF)' : 'not measured',
+  );
+}
+
+/**
+ * The heavy models' goals: at 1 connection ≥ 1.1× the faster peer on every heavy model; at 8 and 64 connections
+ * ≥ 1.0× the baseline on every heavy model and ≥ 1.25× on the heavy MLP at 64; at 64 connections ≥ 5× the faster
+ * peer on the heavy MLP, with a lower p99 than that peer.
+ */
 export function goals(results: HttpBenchResults): Goal[] {
   const out: Goal[] = [];
-  const versusPeer = (workload: string, c: number, min: number, p99: 'lower' | 'not higher' | undefined): Goal[] => {
-    const mine = find(results, workload, 'forecastd-cache-off', c);
-    const peer = find(results, workload, 'peer', c);
-    const ratio = mine ? peerRatio(results, mine) : undefined;
-    const repeats = mine?.repeats ? ` (median of ${mine.repeats.length} alternating runs)` : '';
-    const found = [
-      goal(
-        `${workload} model, ${c} connection${c === 1 ? '' : 's'}, cache off: throughput vs the peer${repeats}`,
-        `≥ ${min}×`,
-        mine && peer && ratio !== undefined
-          ? { text: `${ratio.toFixed(2)}× (${rate(mine.rps)} vs ${rate(peer.rps)} req/s)`, pass: ratio >= min, points: [mine] }
-          : undefined,
-      ),
-    ];
-    if (p99 !== undefined) {
-      found.push(
-        goal(
-          `${workload} model, ${c} connection${c === 1 ? '' : 's'}, cache off: p99 latency vs the peer${repeats}`,
-          p99,
-          mine && peer
-            ? {
-                text: `${mine.p99Ms.toFixed(2)} ms vs ${peer.p99Ms.toFixed(2)} ms`,
-                pass: p99 === 'lower' ? mine.p99Ms < peer.p99Ms : mine.p99Ms <= peer.p99Ms,
-                points: [mine],
-              }
-            : undefined,
-        ),
-      );
-    }
-    return found;
-  };
-  out.push(...versusPeer('heavy', 1, 1.1, 'not higher'));
-  out.push(...versusPeer('heavy', 8, 2.5, undefined));
-  out.push(...versusPeer('heavy', GOAL_CONNECTIONS, 5, 'lower'));
+  for (const w of HEAVY_WORKLOADS) out.push(versusFasterPeer(results, w, 1, 1.1));
+  for (const c of [8, 64]) {
+    for (const w of HEAVY_WORKLOADS) out.push(versusBaseline(results, w, c, w === 'heavy' && c === 64 ? 1.25 : 1.0));
+  }
+  out.push(versusFasterPeer(results, 'heavy', 64, 5));
+  out.push(p99VersusFasterPeer(results, 'heavy', 64, 'lower'));
+  return out;
+}
+
+/** Goals of earlier issues, still checked: the heavy model's p99 at 1 and throughput at 8, the cache, the small model. */
+export function otherGoals(results: HttpBenchResults): Goal[] {
+  const out: Goal[] = [];
+  out.push(p99VersusFasterPeer(results, 'heavy', 1, 'not higher'));
+  out.push(versusFasterPeer(results, 'heavy', 8, 2.5));
   for (const w of results.workloads) {
     if (w.method !== 'GET') continue;
     const c = GOAL_CONNECTIONS;
@@ -116,26 +222,72 @@ export function goals(results: HttpBenchResults): Goal[] {
       ),
     );
   }
-  out.push(...versusPeer('small', GOAL_CONNECTIONS, 2, undefined));
+  out.push(versusFasterPeer(results, 'small', GOAL_CONNECTIONS, 2));
   return out;
+}
+
+function goalTable(list: readonly Goal[]): string[] {
+  const lines = ['| goal | measured | target | met |', '| --- | --- | --- | --- |'];
+  for (const g of list) {
+    lines.push(`| ${g.goal} | ${g.measured} | ${g.target} | ${g.met === undefined ? '—' : g.met ? 'met' : 'not met'} |`);
+  }
+  return lines;
+}
+
+/**
+ * One row per heavy model and goal connection count: forecastd (cache off), the faster peer, the baseline, with
+ * the ratios and each one's p99.
+ */
+function heavyTable(results: HttpBenchResults): string[] {
+  const lines = [
+    '| model | connections | runs | forecastd req/s | p99 ms | faster peer | peer req/s | peer p99 ms | × faster peer | ' +
+      `${results.environment.baselineLabel ?? 'baseline'} req/s | p99 ms | × baseline |`,
+    '| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+  ];
+  let rows = 0;
+  for (const w of HEAVY_WORKLOADS) {
+    for (const c of HEAVY_GOAL_CONNECTIONS) {
+      const mine = find(results, w, 'forecastd-cache-off', c);
+      if (!mine) continue;
+      rows++;
+      const peer = fasterPeer(results, w, c);
+      const base = find(results, w, 'forecastd-baseline', c);
+      lines.push(
+        `| ${w} | ${c} | ${mine.repeats?.length ?? 1} | ${rate(mine.rps)} | ${mine.p99Ms.toFixed(2)} | ` +
+          `${peer ? peerName(peer) : '—'} | ${peer ? rate(peer.rps) : '—'} | ${peer ? peer.p99Ms.toFixed(2) : '—'} | ` +
+          `${times(peerRatio(results, mine)) || '—'} | ${base ? rate(base.rps) : '—'} | ${base ? base.p99Ms.toFixed(2) : '—'} | ` +
+          `${times(baselineRatio(results, mine)) || '—'} |`,
+      );
+    }
+  }
+  return rows > 0 ? lines : [];
+}
+
+/** A server's name in a table, with the faster of the two peers at that point marked. */
+function serverCell(results: HttpBenchResults, p: Point): string {
+  const name = label(results, p.server);
+  if (!PEER_KEYS.includes(p.server)) return name;
+  const faster = fasterPeer(results, p.workload, p.connections);
+  return faster?.server === p.server && PEER_KEYS.some((k) => k !== p.server && find(results, p.workload, k, p.connections))
+    ? `${name} (faster peer)`
+    : name;
 }
 
 function workloadTable(results: HttpBenchResults, w: Workload): string[] {
   const lines = [
-    '| connections | server | req/s | p50 ms | p99 ms | mean batch | CPU s / 1k req | errors | × peer | of nearer ceiling |',
-    '| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    '| connections | server | runs | req/s | p50 ms | p99 ms | mean batch | CPU s / 1k req | errors | × faster peer | × baseline | of nearer ceiling |',
+    '| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   ];
   for (const c of results.connections) {
     for (const server of SERVER_ORDER) {
       const p = find(results, w.id, server, c);
       if (!p) continue;
       const ceiling = nearerCeiling(results, w, p);
-      const batch = server === 'peer' ? '1' : server === 'http-ceiling' ? '' : fixed(p.meanBatchSize, 1);
+      const batch = PEER_KEYS.includes(server) ? '1' : server === 'http-ceiling' ? '' : fixed(p.meanBatchSize, 1);
       lines.push(
-        `| ${c} | ${SERVER_LABELS[server]} | ${rate(p.rps)} | ${p.p50Ms.toFixed(2)} | ${p.p99Ms.toFixed(2)} | ${batch} | ` +
-          `${fixed(p.cpuSecondsPer1k, 3)} | ${p.socketErrors + p.non2xx} | ${fixed(peerRatio(results, p), 2)}${
-            peerRatio(results, p) === undefined ? '' : '×'
-          } | ${ceiling === undefined ? '' : percent(p.rps / ceiling)} |`,
+        `| ${c} | ${serverCell(results, p)} | ${p.repeats?.length ?? 1} | ${rate(p.rps)} | ${p.p50Ms.toFixed(2)} | ${p.p99Ms.toFixed(2)} | ${batch} | ` +
+          `${fixed(p.cpuSecondsPer1k, 3)} | ${p.socketErrors + p.non2xx} | ${times(peerRatio(results, p))} | ` +
+          `${times(baselineRatio(results, p))} | ${ceiling === undefined ? '' : percent(p.rps / ceiling)} |`,
       );
     }
   }
@@ -157,24 +309,42 @@ export function renderMarkdown(results: HttpBenchResults, stem: string): string 
   lines.push(`- Machine: ${e.cpuModel}, ${e.cores} cores; ${e.os}; Linux ${e.kernel}; Node ${e.node}; ${e.wrk}`);
   lines.push(`- Load average when the run started: ${e.loadAverageAtStart.map((l) => l.toFixed(2)).join(', ')}`);
   lines.push(`- forecastd: ${e.forecastd}`);
-  lines.push(`- Peer: ${e.peer}`);
+  if (e.baseline !== undefined) lines.push(`- Baseline${e.baselineLabel ? ` (${e.baselineLabel})` : ''}: ${e.baseline}`);
+  lines.push(`- Peer, default threads: ${e.peer}`);
+  if (e.peerOneThread !== undefined) lines.push(`- Peer, 1 intra-op thread: ${e.peerOneThread}`);
+  const repeated =
+    e.repeats !== undefined && e.repeats > 1
+      ? e.repeatConnections !== undefined && e.repeatConnections.length > 0 && (e.repeatWorkloads ?? []).length > 0
+        ? ` The points at ${e.repeatConnections.join(', ')} connections of ${(e.repeatWorkloads ?? []).join(', ')} were measured ` +
+          `${e.repeats} times, the targets alternating (forecastd, the baseline and the peers every time, the cache-on ` +
+          'server and the HTTP ceiling once); their numbers are the medians ("runs" in the tables).'
+        : ` Where a point was measured ${e.repeats} times (the targets alternating), its numbers are the medians.`
+      : '';
   lines.push(
     `- Each point: \`wrk -t1 -cN -d${e.seconds}s\` after a ${e.warmupSeconds} s warm-up on the same connections; ` +
       'the servers under test run side by side and are measured in turn at each connection count. ' +
       'CPU is the server process (every thread) from /proc/PID/stat; mean batch from forecastd_batch_size.' +
-      (e.repeats !== undefined && e.repeats > 1
-        ? ` Where a point was measured ${e.repeats} times (the targets alternating), its numbers are the medians.`
-        : ''),
+      repeated,
   );
-  if (e.baseline !== undefined) lines.push(`- forecastd baseline: ${e.baseline}`);
+  lines.push(
+    '- "× faster peer": forecastd\'s throughput over the faster of the two peers at the same point (the higher median ' +
+      'throughput, marked in the tables); the p99 goals compare with that same peer.',
+  );
   lines.push('');
   lines.push('## Goals');
   lines.push('');
-  lines.push('| goal | measured | target | met |');
-  lines.push('| --- | --- | --- | --- |');
-  for (const g of goals(results)) {
-    lines.push(`| ${g.goal} | ${g.measured} | ${g.target} | ${g.met === undefined ? '—' : g.met ? 'yes' : 'no'} |`);
+  lines.push(...goalTable(goals(results)));
+  lines.push('');
+  const heavy = heavyTable(results);
+  if (heavy.length > 0) {
+    lines.push(`## Heavy models at ${HEAVY_GOAL_CONNECTIONS.join(', ')} connections (cache off)`);
+    lines.push('');
+    lines.push(...heavy);
+    lines.push('');
   }
+  lines.push('## Other goals');
+  lines.push('');
+  lines.push(...goalTable(otherGoals(results)));
   lines.push('');
   lines.push('The library goal (distinct windows from 64 callers, ≥ 85% of the inference ceiling) is measured by the library benchmark.');
   lines.push('');
@@ -214,32 +384,35 @@ export function renderMarkdown(results: HttpBenchResults, stem: string): string 
   return lines.join('\n');
 }
 
-/** The Goals table and one summary row per workload at the goal connection count, for bench/README.md. */
+/** The goals, the heavy models' table and one row per workload and server at 64 connections, for bench/README.md. */
 export function renderSummary(results: HttpBenchResults, resultsLink: string): string {
   const lines: string[] = [];
   const e = results.environment;
   lines.push(`Latest run: ${e.date}, ${e.cpuModel} (${e.cores} cores), Node ${e.node}, ${e.wrk}. Full tables: [${resultsLink}](${resultsLink}).`);
+  if (e.baseline !== undefined) lines.push(`Baseline: ${e.baseline}.`);
   lines.push('');
-  lines.push('| goal | measured | target | met |');
-  lines.push('| --- | --- | --- | --- |');
-  for (const g of goals(results)) {
-    lines.push(`| ${g.goal} | ${g.measured} | ${g.target} | ${g.met === undefined ? '—' : g.met ? 'yes' : 'no'} |`);
+  lines.push(...goalTable(goals(results)));
+  lines.push('');
+  const heavy = heavyTable(results);
+  if (heavy.length > 0) {
+    lines.push(...heavy);
+    lines.push('');
   }
+  lines.push(...goalTable(otherGoals(results)));
   lines.push('');
   lines.push(`At ${GOAL_CONNECTIONS} connections:`);
   lines.push('');
-  lines.push('| workload | server | req/s | p50 ms | p99 ms | mean batch | CPU s / 1k req | × peer | of nearer ceiling |');
-  lines.push('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+  lines.push('| workload | server | req/s | p50 ms | p99 ms | mean batch | CPU s / 1k req | × faster peer | × baseline | of nearer ceiling |');
+  lines.push('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
   for (const w of results.workloads) {
     for (const server of SERVER_ORDER) {
       const p = find(results, w.id, server, GOAL_CONNECTIONS);
       if (!p || server === 'http-ceiling') continue;
       const ceiling = nearerCeiling(results, w, p);
-      const ratio = peerRatio(results, p);
-      const batch = server === 'peer' ? '1' : fixed(p.meanBatchSize, 1);
+      const batch = PEER_KEYS.includes(server) ? '1' : fixed(p.meanBatchSize, 1);
       lines.push(
-        `| ${w.id} | ${SERVER_LABELS[server]} | ${rate(p.rps)} | ${p.p50Ms.toFixed(2)} | ${p.p99Ms.toFixed(2)} | ${batch} | ` +
-          `${fixed(p.cpuSecondsPer1k, 3)} | ${ratio === undefined ? '' : `${ratio.toFixed(2)}×`} | ${
+        `| ${w.id} | ${serverCell(results, p)} | ${rate(p.rps)} | ${p.p50Ms.toFixed(2)} | ${p.p99Ms.toFixed(2)} | ${batch} | ` +
+          `${fixed(p.cpuSecondsPer1k, 3)} | ${times(peerRatio(results, p))} | ${times(baselineRatio(results, p))} | ${
             ceiling === undefined ? '' : percent(p.rps / ceiling)
           } |`,
       );
@@ -257,7 +430,14 @@ const COLORS: Readonly<Record<ServerKey, string>> = {
   'forecastd-baseline': '#9467bd',
   'forecastd-cache-on': '#2ca02c',
   peer: '#d62728',
+  'peer-one-thread': '#ff7f0e',
   'http-ceiling': '#7f7f7f',
+};
+
+/** Shorter legend entries where the table labels would not fit a legend column. */
+const LEGEND_LABELS: Readonly<Partial<Record<ServerKey, string>>> = {
+  peer: 'peer, default threads',
+  'peer-one-thread': 'peer, intraOpNumThreads 1',
 };
 
 function compact(value: number): string {
@@ -272,7 +452,7 @@ function compact(value: number): string {
 export function renderSvg(results: HttpBenchResults, w: Workload): string {
   const width = 720;
   const height = 440;
-  const margin = { left: 70, right: 20, top: 80, bottom: 50 };
+  const margin = { left: 70, right: 20, top: 95, bottom: 50 };
   const plotW = width - margin.left - margin.right;
   const plotH = height - margin.top - margin.bottom;
   const points = results.points.filter((p) => p.workload === w.id);
@@ -300,9 +480,10 @@ export function renderSvg(results: HttpBenchResults, w: Workload): string {
   const present = SERVER_ORDER.filter((s) => points.some((p) => p.server === s));
   present.forEach((server, i) => {
     const lx = margin.left + (i % 2) * 320;
-    const ly = 38 + Math.floor(i / 2) * 15;
+    const ly = 36 + Math.floor(i / 2) * 15;
+    const name = LEGEND_LABELS[server] ?? label(results, server);
     out.push(`<line x1="${lx}" y1="${ly}" x2="${lx + 20}" y2="${ly}" stroke="${COLORS[server]}" stroke-width="2"/>`);
-    out.push(`<text x="${lx + 24}" y="${ly + 4}">${escapeXml(SERVER_LABELS[server])}</text>`);
+    out.push(`<text x="${lx + 24}" y="${ly + 4}">${escapeXml(name)}</text>`);
   });
   const run = `${results.environment.date}${results.environment.quick ? ', smoke run' : ''}`;
   const note = `${run}; solid: p99, dashed: p50; labels: connections`;

@@ -1,15 +1,42 @@
 /** The shape of one HTTP benchmark run, as saved to bench/results/http-DATE.json and rendered by report.ts. */
 import type { InferenceCeilingReport } from './inference-ceiling.js';
 
-export type ServerKey = 'forecastd-cache-off' | 'forecastd-baseline' | 'forecastd-cache-on' | 'peer' | 'http-ceiling';
+export type ServerKey =
+  | 'forecastd-cache-off'
+  | 'forecastd-baseline'
+  | 'forecastd-cache-on'
+  | 'peer'
+  | 'peer-one-thread'
+  | 'http-ceiling';
+
+/** The heavy models' workloads (bench/http/models.ts): the ones the goals hold to the peers and the baseline. */
+export const HEAVY_WORKLOADS: readonly string[] = ['heavy', 'gru', 'conv'];
+
+/** The two settings of the peer: onnxruntime-node's default session options, and intraOpNumThreads 1. */
+export const PEER_KEYS: readonly ServerKey[] = ['peer', 'peer-one-thread'];
 
 export const SERVER_LABELS: Readonly<Record<ServerKey, string>> = {
   'forecastd-cache-off': 'forecastd, cache off',
   'forecastd-baseline': 'forecastd baseline, cache off',
   'forecastd-cache-on': 'forecastd, cache on',
-  peer: 'peer (Fastify + onnxruntime-node)',
+  peer: 'peer (Fastify + onnxruntime-node), default threads',
+  'peer-one-thread': 'peer (Fastify + onnxruntime-node), intraOpNumThreads 1',
   'http-ceiling': 'HTTP ceiling (uWS, fixed body)',
 };
+
+/** Short names of the peers, for saying which one was the faster at a point. */
+export const PEER_SHORT_LABELS: Readonly<Partial<Record<ServerKey, string>>> = {
+  peer: 'default-threads peer',
+  'peer-one-thread': '1-thread peer',
+};
+
+/** A server's label in a run: the baseline is named after what it is (e.g. "forecastd 21a3013"). */
+export function serverLabel(key: ServerKey, environment?: Pick<Environment, 'baselineLabel'>): string {
+  if (key === 'forecastd-baseline' && environment?.baselineLabel !== undefined) {
+    return `${environment.baselineLabel} (baseline), cache off`;
+  }
+  return SERVER_LABELS[key];
+}
 
 export interface Workload {
   readonly id: string;
@@ -67,11 +94,19 @@ export interface Environment {
   readonly os: string;
   readonly wrk: string;
   readonly forecastd: string;
+  /** The peer with onnxruntime-node's default session options. */
   readonly peer: string;
+  /** The peer with intraOpNumThreads 1 (absent in runs from before both peers were measured). */
+  readonly peerOneThread?: string;
   /** What the "forecastd baseline" target is (another build or setting), when measured. */
   readonly baseline?: string;
+  /** The baseline's short name, e.g. "forecastd 21a3013" for a build of that commit. */
+  readonly baselineLabel?: string;
   /** Measurements per point (alternating between targets); the point holds the medians. */
   readonly repeats?: number;
+  /** The connection counts and workloads measured `repeats` times (absent: every point, in older runs). */
+  readonly repeatConnections?: readonly number[];
+  readonly repeatWorkloads?: readonly string[];
   readonly warmupSeconds: number;
   readonly seconds: number;
   readonly loadAverageAtStart: readonly number[];

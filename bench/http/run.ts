@@ -1,37 +1,48 @@
 /**
  * The HTTP benchmark (`npm run bench:http`): forecastd against the peer (Fastify + onnxruntime-node, the same
- * endpoint written by hand) and against two ceilings, all measured in the same run with the same load
- * generator (wrk). Writes bench/results/http-DATE.{json,md} and one SVG throughput–latency curve per workload,
- * and refreshes the summary in bench/README.md. See bench/README.md for what is measured and how.
+ * endpoint written by hand, in two settings: onnxruntime-node's default session options and intraOpNumThreads 1),
+ * against a baseline build of forecastd when one is given, and against two ceilings, all measured in the same
+ * run with the same load generator (wrk). Writes bench/results/http-DATE.{json,md} and one SVG throughput–latency
+ * curve per workload, and refreshes the summary in bench/README.md. See bench/README.md for what is measured and
+ * how.
+ *
+ * Usage: npm run bench:http [-- --baseline-ref GIT_REF]
+ *   --baseline-ref REF       also measure forecastd as built from commit REF (cache off), e.g. 21a3013: the commit
+ *                            is extracted with git archive into bench/.work/baselines/SHA and built there once
+ *                            (npm ci --prefer-offline, npm run build); later runs reuse that build
  *
  * Environment:
  *   BENCH_QUICK=1            smoke run: 2 s points, a short inference sweep, results under bench/.work/results
- *   BENCH_SECONDS, BENCH_WARMUP_SECONDS   seconds per measured point and per warm-up (whole numbers)
- *   BENCH_CONNECTIONS=1,16,64,256         connection counts
- *   BENCH_WORKLOADS=heavy,small,example,post4,ensemble   a subset of the workloads (ensemble: the ensemble case,
- *                            each member alone and ensemble:heavy,medium,small, cache off; see ensemble.ts)
+ *   BENCH_SECONDS, BENCH_WARMUP_SECONDS   seconds per measured point and per warm-up (whole numbers; 4 and 1)
+ *   BENCH_CONNECTIONS=1,8,64              connection counts
+ *   BENCH_WORKLOADS=heavy,gru,conv,small,example,post4,ensemble   a subset of the workloads (ensemble: the
+ *                            ensemble case, each member alone and ensemble:heavy,medium,small, cache off; see
+ *                            ensemble.ts)
  *   BENCH_ENSEMBLE_CONNECTIONS=64         connections of the ensemble case
- *   BENCH_PEER_INTRA_OP_THREADS=N         the peer's intraOpNumThreads (default: onnxruntime-node's default)
  *   BENCH_FORECASTD_CLI=PATH the forecastd build to measure (default: dist/cli.js), e.g. to compare two builds
+ *   BENCH_BASELINE_REF=REF   the same as --baseline-ref REF
  *   BENCH_BASELINE_CLI=PATH  also measure this forecastd build (cache off) as "forecastd baseline", side by side
  *   BENCH_BASELINE_ENV=K=V,… environment of the baseline (e.g. FORECASTD_RUN_SPIN_US=0: the same build, no spin);
  *                            with only this, the baseline is the measured build itself
- *   BENCH_REPEATS=N          measure each point at BENCH_REPEAT_CONNECTIONS N times, the targets alternating,
- *                            and report the medians (default 5: the noise of one connection is about ±15%)
- *   BENCH_REPEAT_CONNECTIONS=1   the connection counts measured BENCH_REPEATS times
+ *   BENCH_REPEATS=N          measure each point of BENCH_REPEAT_WORKLOADS at BENCH_REPEAT_CONNECTIONS N times, the
+ *                            targets alternating, and report the medians (default 5: the noise of one connection
+ *                            is about ±15%); the repetitions after the first measure forecastd, the baseline and
+ *                            the peers (the cache-on server and the HTTP ceiling once)
+ *   BENCH_REPEAT_CONNECTIONS=1,8,64       the connection counts measured BENCH_REPEATS times
+ *   BENCH_REPEAT_WORKLOADS=heavy,gru,conv the workloads measured BENCH_REPEATS times (the heavy models)
  *   BENCH_OUT=DIR            where results go
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
 import type { CeilingConfig, InferenceCeilingReport } from './inference-ceiling.js';
-import { writeBenchModels } from './models.js';
+import { HEAVY_MODELS, writeBenchModels } from './models.js';
 import { renderSummary, writeReport } from './report.js';
 import type { Environment, HttpBenchResults, Point, ServerKey, Workload } from './results.js';
-import { SERVER_LABELS } from './results.js';
+import { PEER_SHORT_LABELS, serverLabel } from './results.js';
 import { batchSizeTotals, fetchText, freePort, ServerProcess } from './servers.js';
 import { runWrk, wrkVersion } from './wrk.js';
 import { ensembleMarkdown, runEnsembleCase } from './ensemble.js';
@@ -54,8 +65,8 @@ function wholeSeconds(name: string, fallback: number): number {
   return value;
 }
 
-const SECONDS = wholeSeconds('BENCH_SECONDS', QUICK ? 2 : 6);
-const WARMUP_SECONDS = wholeSeconds('BENCH_WARMUP_SECONDS', QUICK ? 1 : 2);
+const SECONDS = wholeSeconds('BENCH_SECONDS', QUICK ? 2 : 4);
+const WARMUP_SECONDS = wholeSeconds('BENCH_WARMUP_SECONDS', 1);
 function connectionList(name: string, fallback: string): number[] {
   const raw = process.env[name];
   return (raw === undefined || raw === '' ? fallback : raw).split(',').map((c) => {
@@ -64,10 +75,35 @@ function connectionList(name: string, fallback: string): number[] {
     return n;
   });
 }
-const CONNECTIONS = connectionList('BENCH_CONNECTIONS', '1,8,16,64,256');
+function nameList(name: string): string[] | undefined {
+  const raw = process.env[name];
+  return raw === undefined || raw === '' ? undefined : raw.split(',').filter((w) => w !== '');
+}
+const CONNECTIONS = connectionList('BENCH_CONNECTIONS', '1,8,64');
 const REPEATS = wholeSeconds('BENCH_REPEATS', QUICK ? 1 : 5);
-const REPEAT_CONNECTIONS = connectionList('BENCH_REPEAT_CONNECTIONS', '1');
-const BASELINE_CLI = process.env.BENCH_BASELINE_CLI ? resolve(process.env.BENCH_BASELINE_CLI) : undefined;
+const REPEAT_CONNECTIONS = connectionList('BENCH_REPEAT_CONNECTIONS', '1,8,64');
+const REPEAT_WORKLOADS = nameList('BENCH_REPEAT_WORKLOADS') ?? [...HEAVY_MODELS];
+
+/** `--baseline-ref REF` (or `--baseline-ref=REF`) from the command line, else BENCH_BASELINE_REF. */
+function baselineRefArgument(argv: readonly string[]): string | undefined {
+  let ref: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    if (arg === '--baseline-ref') {
+      ref = argv[++i];
+      if (ref === undefined || ref === '') throw new Error('--baseline-ref needs a git ref, e.g. --baseline-ref 21a3013');
+    } else if (arg.startsWith('--baseline-ref=')) {
+      ref = arg.slice('--baseline-ref='.length);
+    } else {
+      throw new Error(`unknown argument ${arg}; usage: npm run bench:http [-- --baseline-ref GIT_REF]`);
+    }
+  }
+  return ref ?? (process.env.BENCH_BASELINE_REF || undefined);
+}
+const BASELINE_REF = baselineRefArgument(process.argv.slice(2));
+if (BASELINE_REF !== undefined && process.env.BENCH_BASELINE_CLI) {
+  throw new Error('give either --baseline-ref (BENCH_BASELINE_REF) or BENCH_BASELINE_CLI, not both');
+}
 const BASELINE_ENV: Record<string, string> = Object.fromEntries(
   (process.env.BENCH_BASELINE_ENV ?? '')
     .split(',')
@@ -78,12 +114,13 @@ const BASELINE_ENV: Record<string, string> = Object.fromEntries(
       return [kv.slice(0, eq), kv.slice(eq + 1)];
     }),
 );
-const WITH_BASELINE = BASELINE_CLI !== undefined || Object.keys(BASELINE_ENV).length > 0;
-const ONLY = process.env.BENCH_WORKLOADS?.split(',').filter((w) => w !== '');
+const ONLY = nameList('BENCH_WORKLOADS');
 const OUT = resolve(process.env.BENCH_OUT ?? join(ROOT, QUICK ? 'bench/.work/results' : 'bench/results'));
-const PEER_INTRA_OP_THREADS = process.env.BENCH_PEER_INTRA_OP_THREADS ? Number(process.env.BENCH_PEER_INTRA_OP_THREADS) : undefined;
-if (PEER_INTRA_OP_THREADS !== undefined && !(Number.isInteger(PEER_INTRA_OP_THREADS) && PEER_INTRA_OP_THREADS >= 1)) {
-  throw new Error(`BENCH_PEER_INTRA_OP_THREADS must be a positive whole number, got ${process.env.BENCH_PEER_INTRA_OP_THREADS}`);
+if (process.env.BENCH_PEER_INTRA_OP_THREADS) {
+  throw new Error(
+    'BENCH_PEER_INTRA_OP_THREADS is gone: every run measures the peer both with onnxruntime-node\'s default ' +
+      'session options and with intraOpNumThreads 1',
+  );
 }
 const INFERENCE_SECONDS = QUICK ? 0.5 : 1.5;
 const ENSEMBLE_CONNECTIONS = connectionList('BENCH_ENSEMBLE_CONNECTIONS', '64')[0] as number;
@@ -101,6 +138,124 @@ function preflight(): string {
   const wrk = wrkVersion();
   if (!existsSync(CLI)) throw new Error(`${relative(ROOT, CLI)} is missing: build forecastd first (npm run build)`);
   return wrk;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The baseline build
+// ---------------------------------------------------------------------------------------------------------------
+
+/** What the "forecastd baseline" target runs. */
+interface Baseline {
+  /** Its dist/cli.js. */
+  readonly cli: string;
+  readonly env: Readonly<Record<string, string>>;
+  /** For the report, e.g. "forecastd 21a3013 (commit 21a3013…, built in bench/.work/baselines/…), cache off". */
+  readonly description: string;
+  /** Its name in tables, e.g. "forecastd 21a3013"; undefined: "forecastd baseline". */
+  readonly label: string | undefined;
+  /** The measured build itself (only its environment differs): its answers must be identical. */
+  readonly sameBuild: boolean;
+}
+
+function git(args: readonly string[]): string {
+  const result = spawnSync('git', args, { cwd: ROOT, encoding: 'utf8' });
+  if (result.error) throw new Error(`cannot run git: ${result.error.message}`);
+  if (result.status !== 0) throw new Error(`git ${args.join(' ')} failed (exit ${result.status}): ${result.stderr.trim()}`);
+  return result.stdout.trim();
+}
+
+/** The environment for npm in the baseline's folder: without the variables npm set for this script's package. */
+function npmEnvironment(): NodeJS.ProcessEnv {
+  return Object.fromEntries(
+    Object.entries(process.env).filter(
+      ([k]) => !k.startsWith('npm_package_') && !k.startsWith('npm_lifecycle_') && k !== 'INIT_CWD',
+    ),
+  );
+}
+
+/** Runs a build step in `cwd` with its output appended to `logFile`; on failure throws with the log's tail. */
+function buildStep(cwd: string, logFile: string, program: string, args: readonly string[]): void {
+  const started = Date.now();
+  log(`  ${program} ${args.join(' ')}  (in ${relative(ROOT, cwd)}; output in ${relative(ROOT, logFile)})`);
+  const result = spawnSync(program, args, { cwd, env: npmEnvironment(), encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 });
+  writeFileSync(logFile, `$ ${program} ${args.join(' ')}\n${result.stdout ?? ''}${result.stderr ?? ''}\n`, { flag: 'a' });
+  if (result.error) throw new Error(`cannot run ${program}: ${result.error.message}`);
+  if (result.status !== 0) {
+    const tail = `${result.stdout ?? ''}${result.stderr ?? ''}`.trimEnd().split('\n').slice(-30).join('\n');
+    throw new Error(`${program} ${args.join(' ')} failed in ${cwd} (exit ${result.status}):\n${tail}`);
+  }
+  log(`  done in ${Math.round((Date.now() - started) / 1000)} s`);
+}
+
+const BUILT_MARKER = '.bench-baseline-built';
+
+/**
+ * forecastd as built from commit `ref`: the commit's tree (git archive) in bench/.work/baselines/SHA, where
+ * `npm ci --prefer-offline` (packages from npm's cache where it has them) and `npm run build` run once; later runs
+ * find dist/cli.js and the marker written after a complete build, and reuse it. The build stays where it was
+ * made: the native addon may find ONNX Runtime by an absolute path into that folder's node_modules.
+ */
+function buildBaselineRef(ref: string): { cli: string; sha: string; short: string; dir: string } {
+  const resolved = spawnSync('git', ['rev-parse', '--verify', '--quiet', `${ref}^{commit}`], { cwd: ROOT, encoding: 'utf8' });
+  if (resolved.status !== 0) throw new Error(`--baseline-ref ${ref}: no such commit in this repository (git rev-parse)`);
+  const sha = resolved.stdout.trim();
+  const short = git(['rev-parse', '--short=7', sha]);
+  const dir = join(ROOT, 'bench/.work/baselines', sha);
+  const cli = join(dir, 'dist/cli.js');
+  const marker = join(dir, BUILT_MARKER);
+  if (existsSync(cli) && existsSync(marker)) {
+    log(`baseline ${ref} = ${sha}: reusing the build in ${relative(ROOT, dir)}`);
+    return { cli, sha, short, dir };
+  }
+  log(`baseline ${ref} = ${sha}: building it in ${relative(ROOT, dir)} (once; later runs reuse it)`);
+  if (existsSync(dir)) {
+    log(`  removing an unfinished build there`);
+    rmSync(dir, { recursive: true, force: true });
+  }
+  mkdirSync(dir, { recursive: true });
+  const logFile = `${dir}.log`;
+  writeFileSync(logFile, `baseline build of ${sha} (${ref})\n`);
+  const tar = `${dir}.tar`;
+  log(`  git archive ${short} | tar -x`);
+  git(['archive', '--format=tar', `--output=${tar}`, sha]);
+  try {
+    buildStep(dir, logFile, 'tar', ['-xf', tar]);
+  } finally {
+    rmSync(tar, { force: true });
+  }
+  buildStep(dir, logFile, 'npm', ['ci', '--prefer-offline', '--no-audit', '--no-fund']);
+  buildStep(dir, logFile, 'npm', ['run', 'build']);
+  if (!existsSync(cli)) throw new Error(`the build of ${sha} wrote no dist/cli.js (log: ${relative(ROOT, logFile)})`);
+  writeFileSync(marker, `${sha}\n${new Date().toISOString()}\n`);
+  return { cli, sha, short, dir };
+}
+
+function resolveBaseline(): Baseline | undefined {
+  const envText =
+    Object.keys(BASELINE_ENV).length > 0 ? ` with ${Object.entries(BASELINE_ENV).map(([k, v]) => `${k}=${v}`).join(' ')}` : '';
+  if (BASELINE_REF !== undefined) {
+    const built = buildBaselineRef(BASELINE_REF);
+    const subject = git(['log', '-1', '--format=%s', built.sha]);
+    return {
+      cli: built.cli,
+      env: BASELINE_ENV,
+      label: `forecastd ${built.short}`,
+      description:
+        `forecastd ${built.short} ("${subject}"), built from commit ${built.sha} in ${relative(ROOT, built.dir)} ` +
+        `(--baseline-ref ${BASELINE_REF})${envText}, cache off`,
+      sameBuild: false,
+    };
+  }
+  const cliPath = process.env.BENCH_BASELINE_CLI ? resolve(process.env.BENCH_BASELINE_CLI) : undefined;
+  if (cliPath === undefined && Object.keys(BASELINE_ENV).length === 0) return undefined;
+  if (cliPath !== undefined && !existsSync(cliPath)) throw new Error(`BENCH_BASELINE_CLI: ${cliPath} does not exist`);
+  return {
+    cli: cliPath ?? CLI,
+    env: BASELINE_ENV,
+    label: undefined,
+    description: `${cliPath ? `node ${relative(ROOT, cliPath)}` : 'the same build'}${envText}, cache off`,
+    sameBuild: cliPath === undefined,
+  };
 }
 
 interface ExampleModel {
@@ -328,7 +483,8 @@ function command(): string {
     .filter(([k]) => k.startsWith('BENCH_'))
     .map(([k, v]) => `${k}=${v}`)
     .sort();
-  return [...overrides, 'npm run bench:http'].join(' ');
+  const args = process.argv.slice(2);
+  return [...overrides, 'npm run bench:http', ...(args.length > 0 ? ['--', ...args] : [])].join(' ');
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -365,15 +521,21 @@ async function main(): Promise<void> {
   };
   try {
     if (matrix) {
+      const baseline = resolveBaseline();
+      if (baseline) log(`baseline: ${baseline.description}`);
       const inference = await inferenceCeiling(models, example);
-      const results = await runMatrix(start, { models, example, podOff, podOn, inference, wrk, loadAtStart });
+      const results = await runMatrix(start, { models, example, podOff, podOn, inference, wrk, loadAtStart, baseline });
       await stopServers(servers.splice(0));
       writeResults(results);
     }
     if (ensembleCase) {
       log('measuring the ensemble case: each member alone and ensemble:heavy,medium,small, cache off');
       const result = await runEnsembleCase({
-        models,
+        models: ENSEMBLE_MEMBERS.map((name) => {
+          const model = models.find((m) => m.name === name);
+          if (!model) throw new Error(`the ensemble case needs the bench model ${name}`);
+          return model;
+        }),
         csvPath: example.csvPath,
         timeColumn: example.timeColumn,
         workDir: WORK,
@@ -432,6 +594,7 @@ interface Prepared {
   readonly inference: InferenceCeilingReport;
   readonly wrk: string;
   readonly loadAtStart: readonly number[];
+  readonly baseline: Baseline | undefined;
 }
 
 /** forecastd exits 0 once drained: anything else after a run is a failure worth reporting. */
@@ -442,35 +605,39 @@ async function stopServers(servers: readonly ServerProcess[]): Promise<void> {
   }
 }
 
+/** The members of the ensemble case (SPEC "Ensembles and variants"). */
+const ENSEMBLE_MEMBERS = ['heavy', 'medium', 'small'];
+
+/** The models of the POST workload: the same four as before the GRU and convolution models were added. */
+const POST_MODELS = ['heavy', 'medium', 'small'];
+
+/** The peer's two settings: onnxruntime-node's default session options, and one intra-op thread. */
+const PEERS: readonly { key: ServerKey; logName: string; intraOpThreads: number | undefined }[] = [
+  { key: 'peer', logName: 'peer-default-threads', intraOpThreads: undefined },
+  { key: 'peer-one-thread', logName: 'peer-one-thread', intraOpThreads: 1 },
+];
+
 async function runMatrix(start: Start, prepared: Prepared): Promise<HttpBenchResults> {
-  const { models, example, podOff, podOn, inference } = prepared;
+  const { models, example, podOff, podOn, inference, baseline: baselineBuild } = prepared;
   const checks: string[] = [];
   const modelNames = [...models.map((m) => m.name), example.name];
+  const label = (key: ServerKey): string => serverLabel(key, { baselineLabel: baselineBuild?.label });
 
   log('starting forecastd (cache off and cache on)');
   const forecastdArgs = (pod: string) => (port: number) => [CLI, pod, '--http', `127.0.0.1:${port}`];
   const forecastdOff = await start('forecastd (cache off)', 'forecastd-cache-off', forecastdArgs(podOff));
   const forecastdOn = await start('forecastd (cache on)', 'forecastd-cache-on', forecastdArgs(podOn));
-  const baseline = WITH_BASELINE
+  const baseline = baselineBuild
     ? await start(
-        'forecastd baseline (cache off)',
+        `${baselineBuild.label ?? 'forecastd baseline'} (cache off)`,
         'forecastd-baseline',
-        (port) => [BASELINE_CLI ?? CLI, podOff, '--http', `127.0.0.1:${port}`],
-        BASELINE_ENV,
+        (port) => [baselineBuild.cli, podOff, '--http', `127.0.0.1:${port}`],
+        baselineBuild.env,
       )
     : undefined;
   await Promise.all([forecastdOff, forecastdOn, ...(baseline ? [baseline] : [])].map((s) => s.waitReady('/v1/ready')));
-  if (baseline) {
-    for (const name of modelNames) {
-      const theirs = await getPrediction(baseline.base, name);
-      const mine = await getPrediction(forecastdOff.base, name);
-      if (predictionDifference(mine.body.prediction ?? [], theirs.body.prediction ?? []) !== 0) {
-        throw new Error(`${name}: forecastd and its baseline disagree: ${mine.text} vs ${theirs.text}`);
-      }
-    }
-  }
 
-  // forecastd's own answers: the reference for the peer, and the bodies the HTTP ceiling returns.
+  // forecastd's own answers: the reference for the baseline and the peers, and the bodies the HTTP ceiling returns.
   const reference = new Map<string, { body: PredictBody; text: string }>();
   for (const name of modelNames) {
     const off = await getPrediction(forecastdOff.base, name);
@@ -479,7 +646,20 @@ async function runMatrix(start: Start, prepared: Prepared): Promise<HttpBenchRes
     if (difference !== 0) throw new Error(`${name}: forecastd with and without the cache disagree: ${off.text} vs ${on.text}`);
     reference.set(name, off);
   }
-  const postModels = [...models.map((m) => m.name), example.name];
+  if (baseline && baselineBuild) {
+    for (const name of modelNames) {
+      const mine = reference.get(name)!;
+      const theirs = await getPrediction(baseline.base, name);
+      const difference = predictionDifference(mine.body.prediction ?? [], theirs.body.prediction ?? []);
+      // The same build must answer identically; another build may sum in another order (float32 rounding).
+      const allowed = baselineBuild.sameBuild ? 0 : AGREEMENT;
+      if (!(difference <= allowed)) {
+        throw new Error(`${name}: forecastd and ${label('forecastd-baseline')} disagree (relative difference ${difference}):\n${mine.text}\n${theirs.text}`);
+      }
+      checks.push(`${name}: forecastd and ${label('forecastd-baseline')} return the same prediction (largest relative difference ${difference.toExponential(1)})`);
+    }
+  }
+  const postModels = [...POST_MODELS.filter((n) => models.some((m) => m.name === n)), example.name];
   const postBodyFile = join(WORK, 'bodies', 'post-request.json');
   writeFileSync(postBodyFile, JSON.stringify({ predictions: postModels.map((model_name) => ({ model_name })) }));
   const post = await fetchText(`${forecastdOff.base}/v1/predict`, {
@@ -489,44 +669,54 @@ async function runMatrix(start: Start, prepared: Prepared): Promise<HttpBenchRes
   });
   if (post.status !== 200) throw new Error(`POST /v1/predict answered ${post.status}: ${post.text}`);
 
-  log('starting the peer');
-  const peerConfigPath = join(WORK, 'peer.json');
-  const peer = await start('peer', 'peer', (port) => {
-    writeFileSync(
-      peerConfigPath,
-      JSON.stringify({
-        host: '127.0.0.1',
-        port,
-        ...(PEER_INTRA_OP_THREADS === undefined ? {} : { intraOpThreads: PEER_INTRA_OP_THREADS }),
-        models: modelNames.map((name) => {
-          const body = reference.get(name)!.body;
-          const isExample = name === example.name;
-          return {
-            name,
-            path: isExample ? example.modelPath : models.find((m) => m.name === name)!.path,
-            csv: example.csvPath,
-            timeColumn: example.timeColumn,
-            columns: isExample ? (example.columns ?? ['co2']) : ['co2'],
-            lookback: body.lookback,
-            ...(body.model_version === undefined ? {} : { version: body.model_version }),
-          };
-        }),
-      }),
-    );
-    return [join(ROOT, 'bench/peers/node-ort-server.mjs'), peerConfigPath];
+  log('starting the peer twice: default session options, and intraOpNumThreads 1');
+  const peerModels = modelNames.map((name) => {
+    const body = reference.get(name)!.body;
+    const isExample = name === example.name;
+    return {
+      name,
+      path: isExample ? example.modelPath : models.find((m) => m.name === name)!.path,
+      csv: example.csvPath,
+      timeColumn: example.timeColumn,
+      columns: isExample ? (example.columns ?? ['co2']) : ['co2'],
+      lookback: body.lookback,
+      ...(body.model_version === undefined ? {} : { version: body.model_version }),
+    };
   });
-  await peer.waitReady('/v1/ready');
+  const peers: { key: ServerKey; process: ServerProcess }[] = [];
+  for (const setting of PEERS) {
+    const configPath = join(WORK, `${setting.logName}.json`);
+    const peer = await start(label(setting.key), setting.logName, (port) => {
+      writeFileSync(
+        configPath,
+        JSON.stringify({
+          host: '127.0.0.1',
+          port,
+          ...(setting.intraOpThreads === undefined ? {} : { intraOpThreads: setting.intraOpThreads }),
+          models: peerModels,
+        }),
+      );
+      return [join(ROOT, 'bench/peers/node-ort-server.mjs'), configPath];
+    });
+    peers.push({ key: setting.key, process: peer });
+  }
+  await Promise.all(peers.map((p) => p.process.waitReady('/v1/ready')));
   for (const name of modelNames) {
     const mine = reference.get(name)!;
-    const theirs = await getPrediction(peer.base, name);
-    const difference = predictionDifference(mine.body.prediction ?? [], theirs.body.prediction ?? []);
-    if (!(difference <= AGREEMENT)) {
-      throw new Error(`${name}: forecastd and the peer disagree (relative difference ${difference}):\n${mine.text}\n${theirs.text}`);
+    for (const peer of peers) {
+      const theirs = await getPrediction(peer.process.base, name);
+      const difference = predictionDifference(mine.body.prediction ?? [], theirs.body.prediction ?? []);
+      if (!(difference <= AGREEMENT)) {
+        throw new Error(
+          `${name}: forecastd and the ${label(peer.key)} disagree (relative difference ${difference}):\n${mine.text}\n${theirs.text}`,
+        );
+      }
+      checks.push(
+        `${name}: forecastd and the ${PEER_SHORT_LABELS[peer.key] ?? peer.key} return the same prediction (largest relative difference ` +
+          `${difference.toExponential(1)}); response ${Buffer.byteLength(mine.text)} bytes (forecastd) and ` +
+          `${Buffer.byteLength(theirs.text)} bytes (peer)`,
+      );
     }
-    checks.push(
-      `${name}: forecastd and the peer return the same prediction (largest relative difference ${difference.toExponential(1)}); ` +
-        `response ${Buffer.byteLength(mine.text)} bytes (forecastd) and ${Buffer.byteLength(theirs.text)} bytes (peer)`,
-    );
   }
 
   log('starting the HTTP ceiling');
@@ -557,12 +747,19 @@ async function runMatrix(start: Start, prepared: Prepared): Promise<HttpBenchRes
   };
   const describe = (name: string): string =>
     name === example.name ? `${name} from examples/co2` : (models.find((m) => m.name === name)?.description ?? name);
+  const titles: Readonly<Record<string, string>> = {
+    heavy: 'Heavy model',
+    gru: 'Heavy recurrent model',
+    conv: 'Heavy convolutional model',
+    small: 'Small model',
+    example: 'Bundled example',
+  };
   const allWorkloads: (Workload & { postBodyFile?: string })[] = [
-    ...['heavy', 'small'].map((name) => ({ id: name, model: name })),
+    ...['heavy', 'gru', 'conv', 'small'].filter((name) => modelNames.includes(name)).map((name) => ({ id: name, model: name })),
     { id: 'example', model: example.name },
   ].map(({ id, model }) => ({
     id,
-    title: `${id === 'example' ? 'Bundled example' : `${id[0]!.toUpperCase()}${id.slice(1)} model`}: ${describe(model)}`,
+    title: `${titles[id] ?? id}: ${describe(model)}`,
     method: 'GET' as const,
     path: `/v1/models/${model}/predict`,
     models: [model],
@@ -571,7 +768,7 @@ async function runMatrix(start: Start, prepared: Prepared): Promise<HttpBenchRes
   }));
   allWorkloads.push({
     id: 'post4',
-    title: `POST with 4 models (${postModels.join(', ')})`,
+    title: `POST with ${postModels.length} models (${postModels.join(', ')})`,
     method: 'POST',
     path: '/v1/predict',
     models: postModels,
@@ -586,25 +783,37 @@ async function runMatrix(start: Start, prepared: Prepared): Promise<HttpBenchRes
     { key: 'forecastd-cache-off', process: forecastdOff, forecastd: true },
     ...(baseline ? [{ key: 'forecastd-baseline' as const, process: baseline, forecastd: true }] : []),
     { key: 'forecastd-cache-on', process: forecastdOn, forecastd: true },
-    { key: 'peer', process: peer, forecastd: false },
+    ...peers.map((p) => ({ key: p.key, process: p.process, forecastd: false })),
     { key: 'http-ceiling', process: ceiling, forecastd: false },
   ];
+  // Repetitions after the first measure what the ratios compare: forecastd, the baseline and the peers.
+  const compared = targets.filter((t) => t.key !== 'forecastd-cache-on' && t.key !== 'http-ceiling');
+  const repeatsOf = (workload: Workload, connections: number): number =>
+    REPEAT_WORKLOADS.includes(workload.id) && REPEAT_CONNECTIONS.includes(connections) ? REPEATS : 1;
+  let measurements = 0;
+  for (const workload of workloads) {
+    for (const connections of CONNECTIONS) measurements += targets.length + (repeatsOf(workload, connections) - 1) * compared.length;
+  }
   const points: Point[] = [];
   const total = workloads.length * CONNECTIONS.length * targets.length;
-  log(`measuring ${total} points: ${WARMUP_SECONDS} s warm-up + ${SECONDS} s each`);
+  log(
+    `measuring ${total} points in ${measurements} measurements of ${WARMUP_SECONDS} s warm-up + ${SECONDS} s ` +
+      `(about ${Math.ceil((measurements * (WARMUP_SECONDS + SECONDS + 0.2)) / 60)} min)`,
+  );
   for (const workload of workloads) {
     for (const connections of CONNECTIONS) {
-      const repeats = REPEAT_CONNECTIONS.includes(connections) ? REPEATS : 1;
+      const repeats = repeatsOf(workload, connections);
       const samples = new Map<ServerKey, Point[]>();
       for (let r = 0; r < repeats; r++) {
         // Alternate the order, so that no target always runs right after the same one.
-        const order = r % 2 === 0 ? targets : [...targets].reverse();
+        const round = r === 0 ? targets : compared;
+        const order = r % 2 === 0 ? round : [...round].reverse();
         for (const target of order) {
           const sample = await measure(target, workload, connections, workload.postBodyFile);
           samples.set(target.key, [...(samples.get(target.key) ?? []), sample]);
           if (repeats > 1) {
             log(
-              `  ${workload.id} c=${connections} ${SERVER_LABELS[target.key]} run ${r + 1}/${repeats}: ` +
+              `  ${workload.id} c=${connections} ${label(target.key)} run ${r + 1}/${repeats}: ` +
                 `${Math.round(sample.rps)} req/s, p99 ${sample.p99Ms.toFixed(2)} ms`,
             );
           }
@@ -614,7 +823,7 @@ async function runMatrix(start: Start, prepared: Prepared): Promise<HttpBenchRes
         const point = combineRepeats(samples.get(target.key) ?? []);
         points.push(point);
         log(
-          `[${points.length}/${total}] ${workload.id} c=${connections} ${SERVER_LABELS[target.key]}: ` +
+          `[${points.length}/${total}] ${workload.id} c=${connections} ${label(target.key)}: ` +
             `${Math.round(point.rps)} req/s, p50 ${point.p50Ms.toFixed(2)} ms, p99 ${point.p99Ms.toFixed(2)} ms` +
             `${point.meanBatchSize === null ? '' : `, batch ${point.meanBatchSize.toFixed(1)}`}` +
             `${point.socketErrors + point.non2xx > 0 ? `, ${point.socketErrors + point.non2xx} errors` : ''}`,
@@ -623,6 +832,9 @@ async function runMatrix(start: Start, prepared: Prepared): Promise<HttpBenchRes
     }
   }
 
+  const peerText = (setting: string): string =>
+    `Fastify ${packageVersion('fastify')} + onnxruntime-node ${packageVersion('onnxruntime-node')} ` +
+    `(bench/peers/node-ort-server.mjs, ${setting}, one session.run per request, no cache)`;
   const environment: Environment = {
     date: new Date().toISOString().slice(0, 10),
     command: command(),
@@ -636,19 +848,14 @@ async function runMatrix(start: Start, prepared: Prepared): Promise<HttpBenchRes
     forecastd:
       `forecastd ${ownVersion()} (node dist/cli.js; model params at their defaults except cache_predictions), ` +
       `ONNX Runtime ${inference.ortVersion}, uWebSockets.js ${packageVersion('uWebSockets.js')}`,
-    peer:
-      `Fastify ${packageVersion('fastify')} + onnxruntime-node ${packageVersion('onnxruntime-node')} ` +
-      `(bench/peers/node-ort-server.mjs, ${
-        PEER_INTRA_OP_THREADS === undefined ? 'default session options' : `intraOpNumThreads ${PEER_INTRA_OP_THREADS}`
-      }, one session.run per request, no cache)`,
-    ...(WITH_BASELINE
-      ? {
-          baseline:
-            `${BASELINE_CLI ? `node ${relative(ROOT, BASELINE_CLI)}` : 'the same build'}` +
-            `${Object.keys(BASELINE_ENV).length > 0 ? ` with ${Object.entries(BASELINE_ENV).map(([k, v]) => `${k}=${v}`).join(' ')}` : ''}, cache off`,
-        }
+    peer: peerText('default session options'),
+    peerOneThread: peerText('intraOpNumThreads 1'),
+    ...(baselineBuild
+      ? { baseline: baselineBuild.description, ...(baselineBuild.label ? { baselineLabel: baselineBuild.label } : {}) }
       : {}),
     repeats: REPEATS,
+    repeatConnections: REPEAT_CONNECTIONS.filter((c) => CONNECTIONS.includes(c)),
+    repeatWorkloads: REPEAT_WORKLOADS.filter((id) => workloads.some((w) => w.id === id)),
     warmupSeconds: WARMUP_SECONDS,
     seconds: SECONDS,
     loadAverageAtStart: prepared.loadAtStart,
