@@ -153,6 +153,8 @@ void RunJob::Complete(Napi::Env env) {
     }
     Napi::Array result = Napi::Array::New(env, outputs_.size());
     for (size_t i = 0; i < outputs_.size(); ++i) DefineElement(env, result, i, WrapOutput(env, outputs_[i], i));
+    // How long the run itself took on its run thread (no queueing, no hand-over): what the batcher's cost model reads.
+    DefineValue(env, result, "executeMs", Napi::Number::New(env, static_cast<double>(executeNanos) / 1e6));
     // Unpinned only after wrapping: an output that aliases an input (an Identity graph) was copied from it.
     inputs_.clear();
     deferred_.Resolve(result);

@@ -19,6 +19,7 @@ export type {
   NumericTypedArray,
   OutputTensor,
   RunOptions,
+  RunOutputs,
   RuntimeInfo,
   RuntimeLogEntry,
   RuntimeOptions,

@@ -15,6 +15,7 @@ import type {
   ModelMetadata,
   NumericTypedArray,
   OutputTensor,
+  RunOutputs,
   RuntimeLogEntry,
   TensorInfo,
 } from './types.js';
@@ -49,7 +50,7 @@ export interface NativeSession {
     inputs: readonly NumericTypedArray[],
     shapes: readonly (readonly number[])[],
     outputNames: readonly string[],
-  ): Promise<OutputTensor[]>;
+  ): Promise<RunOutputs>;
   /** Drops this object's hold on the ORT session; runs in flight keep theirs. Safe to call twice. */
   dispose(): void;
 }

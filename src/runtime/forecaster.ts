@@ -3,9 +3,10 @@ import { ForecastdError } from '../errors.js';
 import { availableCpus } from './cpus.js';
 import { checkForecastModel, formatShape, type ForecastModelShape } from './model-contract.js';
 import { allocateTensorData, type InferenceSession } from './session.js';
-import type { FloatArray, InputTensor, OutputTensor, RunOptions } from './types.js';
+import type { FloatArray, InputTensor, OutputTensor, RunOptions, RunOutputs } from './types.js';
 import type { AbortSignalLike } from './cancellation.js';
 import type { WindowInput } from './window.js';
+import { RunCostModel } from './run-cost.js';
 
 export interface ForecasterOptions {
   /** params.lookback; required only when the model's lookback dimension is symbolic. */
@@ -37,6 +38,27 @@ export interface ForecasterOptions {
    * prediction carries its item's slice of each in `extraOutputs`, in this order.
    */
   extraOutputs?: readonly string[];
+  /**
+   * A second session of the same model, loaded with more intra-op threads, for a run that starts while no other
+   * run of this forecaster is in flight: a lone request then uses the cores that would otherwise idle. warmUp()
+   * times both sessions on the same windows and keeps using this one only where it is faster
+   * (`loneRunThreads` tells which). The forecaster does not own it: disposing it stays the caller's job.
+   */
+  loneRunSession?: InferenceSession;
+  /** loneRunSession's intra-op threads, for `loneRunThreads`. Default 2. */
+  loneRunSessionThreads?: number;
+}
+
+/** What warmUp() measured: the run costs the batching follows, and which session serves lone runs. */
+export interface Calibration {
+  /** Milliseconds a run costs whatever its size, and each window adds (RunCostModel); null: not measured. */
+  readonly fixedMs: number | null;
+  readonly perWindowMs: number | null;
+  /** Median milliseconds of a one-window run on the main session, and on loneRunSession (null without one). */
+  readonly singleMs: number | null;
+  readonly loneSingleMs: number | null;
+  /** Intra-op threads of the session that serves a run starting while no other is in flight. */
+  readonly loneRunThreads: number;
 }
 
 /** One finished run. */
@@ -136,6 +158,18 @@ const RUN_AHEAD_MIN_MS = 0.1;
 // Requests this recent count as a server under load for low-priority runs (runBackground).
 const REQUESTS_RECENT_MS = 100;
 
+// warmUp() calibration: at most this many rounds (each a run of every measured kind), and no new round past the
+// time budget once the minimum is done. A lone-run session must be faster by this factor to be kept.
+const CALIBRATION_ROUNDS = 9;
+const CALIBRATION_MIN_ROUNDS = 3;
+const CALIBRATION_BUDGET_MS = 150;
+const LONE_RUN_GAIN = 0.9;
+// Largest batch timed by the calibration (the second point of the cost line).
+const CALIBRATION_BATCH = 16;
+
+// The calibration in progress in this process (warmUp() runs one at a time).
+let calibrating: Promise<void> = Promise.resolve();
+
 // Compacting the FIFO costs O(remaining); doing it only past this many consumed slots keeps it amortized O(1).
 const COMPACT_AFTER = 1024;
 
@@ -207,6 +241,13 @@ export class BatchingForecaster {
 
   // Moving average of run times (ms), for runAhead.
   #runMs = 0;
+  // What runs cost by batch size, for splitting queued windows between free slots.
+  readonly #cost = new RunCostModel();
+  // Serves a run that starts while none is in flight, when warmUp() found it faster (loneRunSession).
+  #lone: InferenceSession | null = null;
+  readonly #loneCandidate: InferenceSession | null;
+  readonly #loneCandidateThreads: number;
+  #calibration: Calibration | null = null;
 
   // Low-priority runs (runBackground): FIFO and how many are in flight.
   #background: BackgroundRun[] = [];
@@ -255,6 +296,39 @@ export class BatchingForecaster {
     }
     this.#runOptions = { outputs: [this.shape.outputName, ...this.#extraOutputs] };
     this.#ArrayType = this.shape.inputType === 'float32' ? Float32Array : Float64Array;
+    const lone = options.loneRunSession;
+    if (lone !== undefined && lone !== session) {
+      const same =
+        lone.inputs.length === session.inputs.length &&
+        lone.inputs.every((input, i) => input.name === session.inputs[i]?.name && formatShape(input.shape) === formatShape(session.inputs[i]?.shape ?? [])) &&
+        lone.outputs.length === session.outputs.length &&
+        lone.outputs.every(
+          (output, i) =>
+            output.name === session.outputs[i]?.name &&
+            output.type === session.outputs[i]?.type &&
+            formatShape(output.shape) === formatShape(session.outputs[i]?.shape ?? []),
+        );
+      if (!same) {
+        throw new ForecastdError('ERR_INVALID_ARGUMENT', 'loneRunSession must be the same model as the session (its inputs and outputs differ)');
+      }
+    }
+    this.#loneCandidate = lone ?? null;
+    this.#loneCandidateThreads = positiveInt('loneRunSessionThreads', options.loneRunSessionThreads ?? 2);
+  }
+
+  /** What warmUp() measured; null before it has run. */
+  get calibration(): Calibration | null {
+    return this.#calibration;
+  }
+
+  /** Intra-op threads of the session a lone run uses: loneRunSession's where warmUp() kept it, else 1's. */
+  get loneRunThreads(): number {
+    return this.#lone === null ? 1 : this.#loneCandidateThreads;
+  }
+
+  /** True when warmUp() kept loneRunSession (otherwise the caller may dispose it). */
+  get usesLoneRunSession(): boolean {
+    return this.#lone !== null;
   }
 
   /** The outputs read beside output 0 (ForecasterOptions.extraOutputs), in order. */
@@ -374,11 +448,65 @@ export class BatchingForecaster {
     );
   }
 
-  /** One inference on a zero window, so the first real request does not pay for the runtime's setup. */
+  /**
+   * One inference on a zero window, so the first real request does not pay for the runtime's setup; then a
+   * short calibration (at most CALIBRATION_ROUNDS rounds, and none past CALIBRATION_BUDGET_MS once three are
+   * done): runs of 1 and of up to 16 windows, which seed the run-cost estimate, and, with a loneRunSession,
+   * one-window runs on it, alternating, whose median decides whether lone runs use it.
+   */
   async warmUp(): Promise<void> {
     // The model's answer to zeros may legitimately be non-finite (e.g. a window normalized by its spread).
     // A warm-up is not a request: timeout_ms bounds callers' waits, not the first (slowest) run.
     await this.#enqueue(new this.#ArrayType(this.#windowLength), { timeoutMs: 0 }, false);
+    if (this.#calibration !== null || this.#closing) return;
+    // One calibration at a time in the process: models loading side by side would otherwise time each other.
+    const previous = calibrating;
+    let done = (): void => undefined;
+    calibrating = new Promise<void>((resolve) => {
+      done = resolve;
+    });
+    try {
+      await previous;
+      if (this.#calibration === null && !this.#closing) this.#calibration = await this.#calibrate();
+    } finally {
+      done();
+    }
+  }
+
+  async #calibrate(): Promise<Calibration> {
+    const { rank, lookback, variables, inputName, inputType } = this.shape;
+    const large = Math.min(this.settings.maxBatchSize, CALIBRATION_BATCH);
+    const feeds = (n: number): Record<string, InputTensor> => ({
+      [inputName]: { data: allocateTensorData(inputType, n * this.#windowLength), shape: rank === 3 ? [n, lookback, variables] : [n, lookback] },
+    });
+    // The run thread's own time: no queueing behind other work, no hand-over.
+    const time = async (session: InferenceSession, n: number): Promise<number> => (await session.run(feeds(n), this.#runOptions)).executeMs;
+    const lone = this.#loneCandidate;
+    const single: number[] = [];
+    const batch: number[] = [];
+    const loneSingle: number[] = [];
+    // The first run of each kind warms it (the lone-run session has not run yet; a new batch size allocates).
+    if (large > 1) await time(this.session, large);
+    if (lone !== null) await time(lone, 1);
+    const began = performance.now();
+    for (let round = 0; round < CALIBRATION_ROUNDS && !this.#closing; round++) {
+      if (round >= CALIBRATION_MIN_ROUNDS && performance.now() - began > CALIBRATION_BUDGET_MS) break;
+      single.push(await time(this.session, 1));
+      if (large > 1) batch.push(await time(this.session, large));
+      if (lone !== null) loneSingle.push(await time(lone, 1));
+    }
+    const singleMs = median(single);
+    const batchMs = median(batch);
+    const loneSingleMs = median(loneSingle);
+    if (singleMs !== null && batchMs !== null) this.#cost.calibrate(1, singleMs, large, batchMs);
+    if (lone !== null && singleMs !== null && loneSingleMs !== null && loneSingleMs < LONE_RUN_GAIN * singleMs) this.#lone = lone;
+    return {
+      fixedMs: this.#cost.known ? this.#cost.fixedMs : null,
+      perWindowMs: this.#cost.known ? this.#cost.perWindowMs : null,
+      singleMs,
+      loneSingleMs,
+      loneRunThreads: this.loneRunThreads,
+    };
   }
 
   /** Stops accepting (ERR_DISPOSED); resolves once every queued and in-flight window has settled. */
@@ -492,8 +620,13 @@ export class BatchingForecaster {
           }
         }
       } else {
-        // Free slots share what waits, so the runs go in parallel rather than one full and one idle.
-        size = Math.min(maxBatchSize, Math.ceil(this.#queued / (limit - this.#inFlight)));
+        // Free slots share what waits, so the runs go in parallel rather than one full and one idle; but no run
+        // gets fewer windows than the measured efficient batch, below which a run's fixed part costs more than its
+        // windows (a heavy model's weights read once per run, a light model's hand-over): such a split spends the
+        // CPU the server's requests need on parallelism nobody gains from.
+        const efficient = this.#cost.efficientBatch(maxBatchSize);
+        const runs = Math.max(1, Math.min(limit - this.#inFlight, Math.floor(this.#queued / efficient)));
+        size = Math.min(maxBatchSize, Math.ceil(this.#queued / runs));
       }
       const batch = this.#take(size, now);
       if (batch.length > 0) this.#dispatch(batch, now);
@@ -562,24 +695,28 @@ export class BatchingForecaster {
     }
     const { rank, lookback, variables, inputName } = this.shape;
     const tensor: InputTensor = { data, shape: rank === 3 ? [n, lookback, variables] : [n, lookback] };
+    const alone = this.#inFlight === 0 && this.#backgroundInFlight === 0;
+    const session = alone && this.#lone !== null ? this.#lone : this.session;
+    const measured = session === this.session;
     this.#inFlight++;
     this.#running.add(items);
     const start = performance.now();
-    let run: Promise<OutputTensor[]>;
+    let run: Promise<RunOutputs>;
     try {
-      run = this.session.run({ [inputName]: tensor }, this.#runOptions);
+      run = session.run({ [inputName]: tensor }, this.#runOptions);
     } catch (err) {
       run = Promise.reject(err);
     }
     run.then(
-      (outputs) => this.#complete(items, start, outputs, undefined),
-      (err: unknown) => this.#complete(items, start, undefined, err),
+      (outputs) => this.#complete(items, start, outputs, undefined, measured),
+      (err: unknown) => this.#complete(items, start, undefined, err, false),
     );
   }
 
-  #complete(items: PendingPrediction[], start: number, outputs: OutputTensor[] | undefined, err: unknown): void {
+  #complete(items: PendingPrediction[], start: number, outputs: RunOutputs | undefined, err: unknown, measured: boolean): void {
     const inferenceMs = performance.now() - start;
     this.#runMs += (inferenceMs - this.#runMs) / 4;
+    if (measured && outputs !== undefined) this.#cost.observe(items.length, outputs.executeMs);
     this.#inFlight--;
     this.#running.delete(items);
     // Start the next batch before settling this one: the runtime gets work while callers are resumed.
@@ -747,6 +884,13 @@ export class BatchingForecaster {
       this.#drained = undefined;
     }
   }
+}
+
+function median(values: number[]): number | null {
+  if (values.length === 0) return null;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
 }
 
 /** Index of the first NaN or ±Infinity, or -1. */

@@ -16,6 +16,7 @@ import type {
   ModelMetadata,
   NumericTypedArray,
   OutputTensor,
+  RunOutputs,
   RunOptions,
   SessionOptions,
   TensorElementType,
@@ -269,7 +270,7 @@ export class InferenceSession {
    * before run() returns (arrays from allocateTensorData() are held instead): the caller may reuse, resize or
    * transfer them at once.
    */
-  run(feeds: Readonly<Record<string, InputTensor>>, options: RunOptions = {}): Promise<OutputTensor[]> {
+  run(feeds: Readonly<Record<string, InputTensor>>, options: RunOptions = {}): Promise<RunOutputs> {
     try {
       if (this.#disposed) {
         throw new ForecastdError('ERR_DISPOSED', 'the session was disposed; load the model again to run it');

@@ -66,6 +66,12 @@ export interface OutputTensor {
   readonly data: NumericTypedArray;
 }
 
+/** What run() resolves with: the outputs, in the order asked for, and how long the run itself took. */
+export type RunOutputs = OutputTensor[] & {
+  /** Milliseconds the run took on its run thread, from its start there to its end (no queueing or hand-over). */
+  readonly executeMs: number;
+};
+
 export type GraphOptimizationLevel = 'disabled' | 'basic' | 'extended' | 'all';
 export type ExecutionMode = 'sequential' | 'parallel';
 

@@ -59,6 +59,8 @@ interface ServingModel {
   /** Why `layout` is null, for the routes that need one. */
   readonly layoutProblem: string | null;
   readonly session: InferenceSession;
+  /** The session with more intra-op threads that lone runs use (intra_op_threads: auto), when it measured faster. */
+  readonly loneSession: InferenceSession | null;
   readonly forecaster: BatchingForecaster;
   readonly identity: ModelIdentity;
   /** Process-unique: part of the prediction cache key, so no answer of another version can match. */
@@ -302,12 +304,13 @@ export class ModelSlot implements PodEntry, EnsembleMember {
     const before = await fileFingerprint(source.path);
     // Disposed again if anything after the load fails.
     let session: InferenceSession | null = null;
+    let loneSession: InferenceSession | null = null;
     let forecaster: BatchingForecaster | null = null;
     try {
       const params = config.params;
       // The session loads while the dataset does; the contract needs the dataset's column count.
       const [loaded] = await Promise.all([
-        InferenceSession.load(source.path, { intraOpThreads: params.intraOpThreads }).catch(async (error: unknown) => {
+        InferenceSession.load(source.path, { intraOpThreads: params.intraOpThreads === 'auto' ? 1 : params.intraOpThreads }).catch(async (error: unknown) => {
           const after = await fileFingerprint(source.path);
           if (after === before) {
             // Read whole and still not a model: only a change to the file is worth another load.
@@ -355,6 +358,10 @@ export class ModelSlot implements PodEntry, EnsembleMember {
         );
       }
       const metrics = this.metrics;
+      // intra_op_threads: auto: a second session with a thread per CPU serves runs that start while none is in
+      // flight, where warmUp() measures it faster than the one-thread session (see docs/performance.md).
+      const loneThreads = params.intraOpThreads === 'auto' ? Math.min(availableCpus(), MAX_AUTO_INTRA_OP_THREADS) : 1;
+      if (loneThreads > 1) loneSession = await InferenceSession.load(source.path, { intraOpThreads: loneThreads });
       forecaster = new BatchingForecaster(session, {
         lookback: params.lookback,
         variables,
@@ -366,12 +373,17 @@ export class ModelSlot implements PodEntry, EnsembleMember {
         timeoutMs: params.timeoutMs,
         onBatch: (batch) => metrics.batch(batch.size, batch.queueMs, batch.inferenceMs),
         ...(params.quantileOutput === null ? {} : { extraOutputs: [params.quantileOutput] }),
+        ...(loneSession === null ? {} : { loneRunSession: loneSession, loneRunSessionThreads: loneThreads }),
       });
       const point = session.outputs[0];
       const layout = point === undefined ? null : forecastLayout(point, session.outputs, params.quantiles, params.quantileOutput);
       await forecaster.warmUp();
+      if (loneSession !== null && !forecaster.usesLoneRunSession) {
+        loneSession.dispose();
+        loneSession = null;
+      }
       if (this.superseded(config, dataset)) {
-        dispose(forecaster, session);
+        dispose(forecaster, session, loneSession);
         return;
       }
       const metadataVersion = session.metadata.version;
@@ -383,6 +395,7 @@ export class ModelSlot implements PodEntry, EnsembleMember {
         config,
         dataset: dataset ?? null,
         session,
+        loneSession,
         forecaster,
         layout,
         layoutProblem: layout === null && point !== undefined ? (horizonProblem(point) ?? null) : null,
@@ -425,14 +438,19 @@ export class ModelSlot implements PodEntry, EnsembleMember {
           maxBatchSize: forecaster.settings.maxBatchSize,
           maxConcurrentRuns: forecaster.settings.maxConcurrentRuns,
           runAhead: forecaster.settings.runAhead,
+          intraOpThreads: params.intraOpThreads === 'auto' ? `auto: ${forecaster.loneRunThreads} for a lone run, 1 beside others` : params.intraOpThreads,
+          ...calibrationLog(forecaster),
           ms: Math.round(performance.now() - started),
         },
         previous === null ? `model ${config.name} ready` : `model ${config.name} reloaded; the new version serves`,
       );
     } catch (error) {
       if (session !== null) {
-        if (forecaster !== null) dispose(forecaster, session);
-        else session.dispose();
+        if (forecaster !== null) dispose(forecaster, session, loneSession);
+        else {
+          session.dispose();
+          loneSession?.dispose();
+        }
       }
       if (this.superseded(config, dataset)) return;
       this.fail(failureReason(error), userMessage(error, { model: config.name, from: config.from }), errorMessage(error));
@@ -455,7 +473,10 @@ export class ModelSlot implements PodEntry, EnsembleMember {
     serving.unsubscribe();
     this.retiredCacheHits += serving.cache?.hits ?? 0;
     this.retiredCacheMisses += serving.cache?.misses ?? 0;
-    const done = serving.forecaster.close().finally(() => serving.session.dispose());
+    const done = serving.forecaster.close().finally(() => {
+      serving.session.dispose();
+      serving.loneSession?.dispose();
+    });
     this.ctx.draining(serving.dataset, done);
   }
 
@@ -657,6 +678,25 @@ export function serverRunAhead(configured: number, cpus: number = availableCpus(
   return configured === 0 && cpus > 1;
 }
 
+// intra_op_threads: auto never asks for more threads than this for one run: beyond it, a batch-1 run of a
+// forecasting model has too little work per operator to split.
+const MAX_AUTO_INTRA_OP_THREADS = 8;
+
+/** What the forecaster's warm-up measured, for the "model ready" log line (microseconds, rounded). */
+function calibrationLog(forecaster: BatchingForecaster): Record<string, number> {
+  const c = forecaster.calibration;
+  const out: Record<string, number> = {};
+  if (c === null) return out;
+  const put = (key: string, ms: number | null): void => {
+    if (ms !== null) out[key] = Math.round(ms * 1000);
+  };
+  put('runFixedUs', c.fixedMs);
+  put('runPerWindowUs', c.perWindowMs);
+  put('singleRunUs', c.singleMs);
+  put('loneSingleRunUs', c.loneSingleMs);
+  return out;
+}
+
 /** Values per time step of a model's input when it has no dataset to say: V of [B, L, V], or 1 for [B, L]. */
 function variablesOfModel(session: InferenceSession): number | null {
   const shape = session.inputs[0]?.shape;
@@ -722,8 +762,11 @@ function failure(model: ModelIdentity, reason: FailureReason, message: string, d
 }
 
 /** Frees a version that never served (a run may still be in flight, e.g. a warm-up that timed out). */
-function dispose(forecaster: BatchingForecaster, session: InferenceSession): void {
-  void forecaster.close().finally(() => session.dispose());
+function dispose(forecaster: BatchingForecaster, session: InferenceSession, loneSession: InferenceSession | null = null): void {
+  void forecaster.close().finally(() => {
+    session.dispose();
+    loneSession?.dispose();
+  });
 }
 
 /** `shared` as one caller sees it: rejected with ERR_TIMEOUT after `timeoutMs`, or when `signal` aborts. */

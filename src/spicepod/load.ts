@@ -46,7 +46,7 @@ export const MODEL_PARAM_DEFAULTS: ModelParams = {
   version: null,
   lookback: null,
   fillMissing: 'none',
-  intraOpThreads: 1,
+  intraOpThreads: 'auto',
   maxBatchSize: 64,
   maxConcurrentRuns: 0,
   maxQueueDelayMs: 0,
@@ -757,6 +757,12 @@ class PodValidator {
     };
   }
 
+  /** `auto` (chosen per model from measured runs) or a positive number of threads that pins it. */
+  private intraOpThreads(node: Node | null, path: KeyPath): number | 'auto' | null {
+    if (node !== null && this.r.optionalString(node, path, 'auto or a positive integer')?.trim() === 'auto') return 'auto';
+    return this.r.optionalInt(node, path, 1, 1024, 'auto or a positive integer');
+  }
+
   private modelParams(entry: MapEntry | undefined, path: KeyPath): ModelParams {
     const r: YamlReader = this.r;
     if (entry === undefined || entry.value === null) return MODEL_PARAM_DEFAULTS;
@@ -786,7 +792,7 @@ class PodValidator {
       version,
       lookback: r.optionalInt(at('lookback'), [...path, 'lookback'], 1, 100_000_000, 'a positive integer'),
       fillMissing,
-      intraOpThreads: int('intra_op_threads', 1, 1024, 'a positive integer', d.intraOpThreads),
+      intraOpThreads: this.intraOpThreads(at('intra_op_threads'), [...path, 'intra_op_threads']) ?? d.intraOpThreads,
       maxBatchSize: int('max_batch_size', 1, 1_000_000, 'a positive integer', d.maxBatchSize),
       maxConcurrentRuns: int('max_concurrent_runs', 0, 1024, 'a non-negative integer (0 = one per CPU available to the process)', d.maxConcurrentRuns),
       maxQueueDelayMs: int('max_queue_delay_ms', 0, MAX_TIMER_MS, 'a non-negative integer of milliseconds', d.maxQueueDelayMs),

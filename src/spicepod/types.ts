@@ -67,7 +67,8 @@ export interface ModelParams {
   /** Required only when the model's lookback dimension is symbolic. */
   readonly lookback: number | null;
   readonly fillMissing: FillMissing;
-  readonly intraOpThreads: number;
+  /** ONNX Runtime threads inside one run: 'auto' (chosen per model from measured runs) or a pinned number. */
+  readonly intraOpThreads: number | 'auto';
   readonly maxBatchSize: number;
   /** 0 = one per CPU core. */
   readonly maxConcurrentRuns: number;

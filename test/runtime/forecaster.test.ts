@@ -250,13 +250,21 @@ describe('BatchingForecaster batching', () => {
       results.forEach((r, i) => expectClose(r.values, slowReference(model, windows[i] as Float32Array), 1e-3));
       const batchSizes = [...sizes()].slice(1).sort();
       await f.close();
-      return { seen, batchSizes, settings: f.settings };
+      const c = f.calibration;
+      const efficient = c?.fixedMs == null || c.perWindowMs == null ? 1 : c.perWindowMs === 0 ? 64 : Math.max(1, Math.ceil(c.fixedMs / c.perWindowMs));
+      return { seen, batchSizes, settings: f.settings, efficient };
     };
     const ahead = await inFlightAfterFlush({ maxConcurrentRuns: 2, runAhead: true });
     expect(ahead.settings).toMatchObject({ maxConcurrentRuns: 2, runAhead: true });
-    // The slot free beside the busy one and the run ahead split the four windows.
-    expect(ahead.seen).toBe(3);
-    expect(ahead.batchSizes).toEqual([1, 2, 2]);
+    // The slot free beside the busy one and the run ahead split the four windows, unless the measured run costs
+    // say a run of two windows costs more in its fixed part than in its windows: then one run takes all four.
+    if (ahead.efficient <= 2) {
+      expect(ahead.seen).toBe(3);
+      expect(ahead.batchSizes).toEqual([1, 2, 2]);
+    } else {
+      expect(ahead.seen).toBe(2);
+      expect(ahead.batchSizes).toEqual([1, 4]);
+    }
     const plain = await inFlightAfterFlush({ maxConcurrentRuns: 2 });
     expect(plain.settings).toMatchObject({ maxConcurrentRuns: 2, runAhead: false });
     expect(plain.seen).toBe(2);
@@ -331,6 +339,79 @@ describe('BatchingForecaster batching', () => {
     const results = await Promise.all(windows.map((w) => f.predict(w)));
     expect(sizes()).toEqual([6]);
     results.forEach((r, i) => expectClose(r.values, mlpReference(mlpLayers, windows[i] as Float32Array), 1e-4));
+  });
+});
+
+describe('BatchingForecaster run costs and lone runs', () => {
+  it('warmUp() calibrates: the run costs come from runs of 1 and 16 windows, measured on the run thread', async () => {
+    const session = await load(mlpModel(MLP));
+    const { f } = forecaster(session);
+    expect(f.calibration).toBeNull();
+    await f.warmUp();
+    const c = f.calibration;
+    expect(c).not.toBeNull();
+    expect(c?.singleMs).toBeGreaterThan(0);
+    expect(c?.fixedMs).toBeGreaterThanOrEqual(0);
+    expect(c?.perWindowMs).toBeGreaterThanOrEqual(0);
+    // The cost line passes through the median one-window run (or below it, when 16 windows cost less than 16 x one).
+    expect((c?.fixedMs ?? 0) + (c?.perWindowMs ?? 0)).toBeLessThanOrEqual((c?.singleMs ?? 0) + 1e-9);
+    expect(c).toMatchObject({ loneSingleMs: null, loneRunThreads: 1 });
+    expect(f.usesLoneRunSession).toBe(false);
+    await f.close();
+  });
+
+  it('queued windows are split between free slots no finer than the measured efficient batch', async () => {
+    // A tiny model: a run's fixed part (hand-over, operator start) outweighs its windows by far.
+    const session = await load(linearModel(linearOptions));
+    const { f, sizes } = forecaster(session, { maxConcurrentRuns: 4, variables: VARIABLES });
+    await f.warmUp();
+    const c = f.calibration;
+    if (c === null || c.fixedMs === null || c.perWindowMs === null) throw new Error('warmUp() did not calibrate');
+    const efficient = c.perWindowMs === 0 ? 64 : Math.min(64, Math.max(1, Math.ceil(c.fixedMs / c.perWindowMs)));
+    const before = sizes().length;
+    const windows = randomWindows(10, LOOKBACK * VARIABLES, 41);
+    const results = await Promise.all(windows.map((w) => f.predict(w)));
+    results.forEach((r, i) => expectClose(r.values, linearReference(linearParams, windows[i] as Float32Array), 1e-4));
+    // What the rule gives for 10 windows and 4 free slots: as many runs as efficient batches fit, at least one.
+    const runs = Math.max(1, Math.min(4, Math.floor(10 / efficient)));
+    const expected: number[] = [];
+    for (let left = 10, free = runs; left > 0; free--) {
+      const size = Math.ceil(left / free);
+      expected.push(size);
+      left -= size;
+    }
+    expect([...sizes().slice(before)].sort((a, b) => a - b)).toEqual(expected.sort((a, b) => a - b));
+    await f.close();
+  });
+
+  it('a lone-run session with more intra-op threads is timed against the main one and kept only where faster', async () => {
+    const bytes = mlpModel(MLP);
+    const session = await load(bytes);
+    const wide = await InferenceSession.load(bytes, { intraOpThreads: 2 });
+    sessions.push(wide);
+    const { f } = forecaster(session, { loneRunSession: wide, loneRunSessionThreads: 2 });
+    await f.warmUp();
+    const c = f.calibration;
+    expect(c?.loneSingleMs).toBeGreaterThan(0);
+    const faster = (c?.loneSingleMs ?? Infinity) < 0.9 * (c?.singleMs ?? 0);
+    expect(f.usesLoneRunSession).toBe(faster);
+    expect(f.loneRunThreads).toBe(faster ? 2 : 1);
+    expect(c?.loneRunThreads).toBe(f.loneRunThreads);
+    // Whichever session runs them, lone and concurrent windows get the same predictions.
+    const windows = randomWindows(6, MLP.lookback, 43);
+    const lone = await f.predict(windows[0] as Float32Array);
+    expectClose(lone.values, mlpReference(mlpLayers, windows[0] as Float32Array), 1e-4);
+    const together = await Promise.all(windows.map((w) => f.predict(w)));
+    together.forEach((r, i) => expectClose(r.values, mlpReference(mlpLayers, windows[i] as Float32Array), 1e-4));
+    await f.close();
+  });
+
+  it('refuses a lone-run session of another model', async () => {
+    const session = await load(mlpModel(MLP));
+    const other = await load(mlpModel({ ...MLP, horizon: 5 }));
+    expect(() => new BatchingForecaster(session, { loneRunSession: other })).toThrow(
+      expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT', message: expect.stringMatching(/loneRunSession must be the same model/) }),
+    );
   });
 });
 

@@ -166,7 +166,7 @@ describe('loadSpicepod: valid pods', () => {
       version: null,
       lookback: null,
       fillMissing: 'none',
-      intraOpThreads: 1,
+      intraOpThreads: 'auto',
       maxBatchSize: 64,
       maxConcurrentRuns: 0,
       maxQueueDelayMs: 0,
@@ -186,6 +186,16 @@ describe('loadSpicepod: valid pods', () => {
     expect(pod.models[0]?.params.evaluation).toEqual({ origins: 50, since: Date.UTC(1993, 3, 3), seasonLength: 13 });
     const timed = await load(model('        since: "2001-06-01T12:00:00+02:00"\n        origins: 0\n'));
     expect(timed.models[0]?.params.evaluation).toEqual({ origins: 0, since: Date.UTC(2001, 5, 1, 10), seasonLength: null });
+  });
+
+  test('intra_op_threads: auto (the default) or a number that pins it', async () => {
+    const params = async (line: string) =>
+      (await load(`${HEAD}${DATASET}models:\n  - from: file:m.onnx\n    name: m\n    datasets: [co2]\n    params:\n      ${line}\n`)).models[0]?.params;
+    expect((await params('intra_op_threads: auto'))?.intraOpThreads).toBe('auto');
+    expect((await params('intra_op_threads: " auto "'))?.intraOpThreads).toBe('auto');
+    expect((await params('intra_op_threads: 3'))?.intraOpThreads).toBe(3);
+    expect((await params('intra_op_threads: "2"'))?.intraOpThreads).toBe(2);
+    expect((await params('max_batch_size: 8'))?.intraOpThreads).toBe('auto');
   });
 
   test('a model without datasets serves only client-sent series', async () => {
@@ -522,7 +532,8 @@ describe('loadSpicepod: fatal errors name file:line:column and the key', () => {
     ['max_batch_size: 0', 'models[0].params.max_batch_size: expected a positive integer, got 0'],
     ['max_batch_size: 2.5', 'models[0].params.max_batch_size: expected a positive integer, got 2.5'],
     ['lookback: -3', 'models[0].params.lookback: expected a positive integer, got -3'],
-    ['intra_op_threads: 0', 'models[0].params.intra_op_threads: expected a positive integer, got 0'],
+    ['intra_op_threads: 0', 'models[0].params.intra_op_threads: expected auto or a positive integer, got 0'],
+    ['intra_op_threads: many', 'models[0].params.intra_op_threads: expected auto or a positive integer, got "many"'],
     ['max_concurrent_runs: -1', 'models[0].params.max_concurrent_runs: expected a non-negative integer (0 = one per CPU available to the process), got -1'],
     ['max_queue_delay_ms: "soon"', 'models[0].params.max_queue_delay_ms: expected a non-negative integer of milliseconds, got "soon"'],
     ['max_queue_size: 0', 'models[0].params.max_queue_size: expected a positive integer, got 0'],
