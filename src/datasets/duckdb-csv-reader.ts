@@ -121,9 +121,11 @@ export async function readDelimitedWithDuckDb(
       // Each cell is cast once, in the inner query; the outer one decides what the cast is worth.
       const cells = first.map((_, i) => (read.has(i) ? `${columnName(i)}, TRY_CAST(${columnName(i)} AS DOUBLE) AS ${castName(i)}` : columnName(i))).join(', ');
       const outputs = [`${timeSql} AS t`, ...valueSql.map((v, j) => `${v} AS v${j}`), ...checks.map((c, k) => `${c} AS k${k}`)];
-      // Rows older than retention are left out (a NULL time stays, to decline); one row past max_cells is
-      // enough to know the limit is passed.
-      const cutoff = spec.notBeforeMs === null ? '' : ` WHERE t IS NULL OR t >= ${spec.notBeforeMs}`;
+      // Rows older than retention are left out, but not one with a NULL cell: csv-parse reads every row, and
+      // declining is the only way to give its error. One row past max_cells is enough to know the limit is
+      // passed.
+      const kept = [`t >= ${spec.notBeforeMs}`, 't IS NULL', ...valueSql.map((_, j) => `v${j} IS NULL`), ...checks.map((_, k) => `k${k} IS NULL`)];
+      const cutoff = spec.notBeforeMs === null ? '' : ` WHERE ${kept.join(' OR ')}`;
       const allowed = rowLimit(spec.limits.maxCells, collector.columns.length);
       const query =
         `SELECT * FROM (SELECT ${outputs.join(', ')} FROM (SELECT ${cells} FROM ${csv(dialect.hasHeader)}))${cutoff} LIMIT ${allowed + 1}`;
@@ -236,15 +238,16 @@ function readCsvCall(path: string, dialect: DelimitedTextOptions, header: boolea
 /*
  * DuckDB's VARCHAR→DOUBLE cast and the reader's DECIMAL pattern + Number() (parse-values.ts) were compared
  * cell by cell (test/datasets/duckdb-csv-reader.test.ts): both round correctly and skip ASCII whitespace
- * around the number; the cast alone also takes "1_000", "inf", "infinity" and "nan" in any case and sign.
- * So a cell counts only when it has no "_" and casts to a finite number; the reader's spellings of a missing
- * value become NaN; anything else is NULL, which makes the whole read decline.
+ * around the number; the cast alone also takes "1_000", "+-1" (it skips a "+", then reads a signed number),
+ * "inf", "infinity" and "nan" in any case and sign. So a cell counts only when it has no "_" and no "+-" and
+ * casts to a finite number; the reader's spellings of a missing value become NaN; anything else is NULL, which
+ * makes the whole read decline.
  */
 function valueCell(sourceIndex: number): string {
   const [text, number] = [columnName(sourceIndex), castName(sourceIndex)];
   // The usual cell, a number, is tested first: the other branch runs only for the rows left.
   return (
-    `CASE WHEN isfinite(${number}) AND NOT contains(${text}, '_') THEN ${number} ` +
+    `CASE WHEN isfinite(${number}) AND NOT contains(${text}, '_') AND NOT contains(${text}, '+-') THEN ${number} ` +
     `WHEN ${text} IS NULL OR lower(${text}) IN ('', 'nan', 'null', 'na', 'n/a', 'none') THEN 'NaN'::DOUBLE END`
   );
 }
@@ -263,7 +266,7 @@ function unquotedText(columns: readonly string[], quote: string): string {
 function timeCell(sourceIndex: number, spec: RowSpec): string {
   const [text, number] = [columnName(sourceIndex), castName(sourceIndex)];
   const ms = spec.timeFormat === 'unix_millis' ? number : `(${number} * 1000)`;
-  return `CASE WHEN abs(${ms}) <= ${MAX_DATE_MS} AND NOT contains(${text}, '_') THEN ${ms} END`;
+  return `CASE WHEN abs(${ms}) <= ${MAX_DATE_MS} AND NOT contains(${text}, '_') AND NOT contains(${text}, '+-') THEN ${ms} END`;
 }
 
 /**

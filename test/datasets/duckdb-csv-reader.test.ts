@@ -39,6 +39,8 @@ interface Case {
   readonly timeColumn?: string;
   readonly timeFormat?: TimeFormat | null;
   readonly columns?: readonly string[] | null;
+  /** Retention: rows older than this (epoch ms) are left out. */
+  readonly notBeforeMs?: number;
 }
 
 let fileNumber = 0;
@@ -48,7 +50,7 @@ async function prepare(c: Case): Promise<{ file: { path: string; format: FileFor
   await writeFile(file, c.text);
   return {
     file: { path: file, format, compression: 'UNCOMPRESSED' },
-    spec: { origin: file, timeColumn: c.timeColumn ?? 'ts', timeFormat: c.timeFormat === undefined ? 'unix_seconds' : c.timeFormat, columns: c.columns ?? null, limits: DEFAULT_LIMITS, notBeforeMs: null },
+    spec: { origin: file, timeColumn: c.timeColumn ?? 'ts', timeFormat: c.timeFormat === undefined ? 'unix_seconds' : c.timeFormat, columns: c.columns ?? null, limits: DEFAULT_LIMITS, notBeforeMs: c.notBeforeMs ?? null },
     dialect: { ...(format === 'tsv' ? TSV_DEFAULTS : CSV_DEFAULTS), ...c.dialect },
   };
 }
@@ -92,6 +94,8 @@ const TAKEN: readonly Case[] = [
   { name: 'text columns that are not read', text: 'site,ts,v,note\n"north, upper",1700000000,1,fine\nsouth,1700000060,2,\n', columns: ['v'] },
   { name: 'a header only', text: 'ts,v\n' },
   { name: 'times at the edge of what a Date holds', text: 'ts,v\n8640000000000,1\n-8640000000000,2\n' },
+  { name: 'retention leaves out older rows', text: 'ts,v\n1000,1\n1700000000,2\n1000,\n1700000060,\n', notBeforeMs: 1_700_000_000_000 },
+  { name: 'retention with missing-value spellings', text: 'ts,v\n1000,NA\n1700000000,2\n1700000060,null\n', notBeforeMs: 1_700_000_000_000 },
 ];
 
 /** Files the csv-parse reader refuses: the fast path must decline them (its message is then the one shown). */
@@ -118,6 +122,21 @@ const REFUSED: readonly Case[] = [
   { name: 'only the time column', text: 'ts\n1700000000\n' },
   { name: 'an empty file', text: '' },
   { name: 'the wrong delimiter', text: 'ts;v\n1700000000;1\n' },
+  // DuckDB's number parser skips a "+" and then reads a signed number.
+  { name: 'a value with two signs', text: 'ts,v\n1700000000,1\n1700000060,+-1\n' },
+  { name: 'a time with two signs', text: 'ts,v\n+-1700000000,1\n' },
+  { name: 'a time with two signs, time_format unset', text: 'ts,v\n+-1700000000,1\n', timeFormat: null },
+  // csv-parse reads every row, also those retention leaves out.
+  { name: 'a value that is not a number in a row retention leaves out', text: 'ts,v\n1000,abc\n1700000000,1\n', notBeforeMs: 1_700_000_000_000 },
+  { name: 'inf in a row retention leaves out', text: 'ts,v\n1000,inf\n1700000000,1\n', notBeforeMs: 1_700_000_000_000 },
+  { name: 'digits with underscores in a row retention leaves out', text: 'ts,v\n1000,1_0\n1700000000,1\n', notBeforeMs: 1_700_000_000_000 },
+  { name: 'a time past what a Date holds in a row retention leaves out', text: 'ts,v\n-8640000000001,1\n1700000000,1\n', notBeforeMs: 1_700_000_000_000 },
+  {
+    name: 'a quote inside an unquoted cell of a column not read, in a row retention leaves out',
+    text: 'ts,v,note\n1000,1,ab"c\n1700000000,1,fine\n',
+    columns: ['v'],
+    notBeforeMs: 1_700_000_000_000,
+  },
 ];
 
 /** Files either reader may take (DuckDB may decline them): when both give rows, they are the same rows. */
