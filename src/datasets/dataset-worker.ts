@@ -9,7 +9,6 @@ import { preloadDuckDb } from './duckdb-csv-reader.js';
 import { readFileRows } from './file-source.js';
 import type { DatasetJob, PostgresLoadJob, WorkerReply, WorkerRequest, WorkerStart } from './off-thread-reader.js';
 import type { PostgresSource } from './postgres-config.js';
-import { openPostgresTable } from './postgres-table.js';
 import type { LoadedRows } from './types.js';
 
 const port = parentPort;
@@ -26,10 +25,22 @@ void preloadDuckDb().finally(() => {
   Atomics.notify(preloadSettled, 0);
 });
 
-function postgresSource(load: PostgresLoadJob): PostgresSource {
+let postgresModule: Promise<typeof import('./postgres-table.js')> | null = null;
+
+/**
+ * The PostgreSQL table module (and pg), loaded on the first PostgreSQL job: a pod of files never waits for
+ * it, and this thread's start, which the first CSV load waits for, is shorter. Every PostgreSQL job awaits
+ * the same promise before it touches `sources`, so they still run in the order they came.
+ */
+function postgresTables(): Promise<typeof import('./postgres-table.js')> {
+  postgresModule ??= import('./postgres-table.js');
+  return postgresModule;
+}
+
+function postgresSource(load: PostgresLoadJob, open: (typeof import('./postgres-table.js'))['openPostgresTable']): PostgresSource {
   let source = sources.get(load.source);
   if (source === undefined) {
-    source = openPostgresTable(load.config);
+    source = open(load.config);
     sources.set(load.source, source);
   }
   return source;
@@ -41,11 +52,12 @@ async function run(job: DatasetJob, signal: AbortSignal): Promise<LoadedRows | n
       return readFileRows(job.read, signal);
     case 'postgres-load': {
       const { load } = job;
-      const source = postgresSource(load);
+      const source = postgresSource(load, (await postgresTables()).openPostgresTable);
       const options = { notBeforeMs: load.notBeforeMs };
       return load.afterMs === null ? source.loadAll(signal, options) : source.loadNewerThan(load.afterMs, signal, options);
     }
     case 'postgres-close': {
+      await postgresTables();
       const source = sources.get(job.source);
       sources.delete(job.source);
       await source?.close();

@@ -4,18 +4,22 @@
  * instead of csv-parse building a JavaScript string for every cell (which made a 57 MB file take 15-20 s).
  *
  * It is taken only where its answer is provably the one the csv-parse reader (file-readers.ts) would give:
- * nothing is sniffed. Every column is read as text with the dialect given explicitly, and each cell used is
- * accepted only when DuckDB's number parsing and ours agree on it (see `valueCell` and `timeCell`); any
- * other cell, any row DuckDB rejects, and any file outside the cases below make it decline, and the caller
- * then reads the file with the csv-parse reader, so rows, missing values and error messages stay the same.
+ * nothing is sniffed, the dialect and every column's type are given explicitly. The columns read are first
+ * read as DOUBLE by DuckDB's CSV reader itself (no text kept per cell), which is exact where every cell is a
+ * finite number or empty, and the file's rows hold no "_" and no "+-" (the two spellings DuckDB's number
+ * parser takes and ours refuses; see `typedQuery`). A file where that does not hold is read again with the
+ * columns as text and each cell accepted only when DuckDB's number parsing and ours agree on it (see
+ * `valueCell` and `timeCell`), which also reads the spellings of a missing value. Any other cell, any row
+ * DuckDB rejects, and any file outside the cases below make it decline, and the caller then reads the file
+ * with the csv-parse reader, so rows, missing values and error messages stay the same.
  *
  * Taken for: an uncompressed regular file read whole, with or without a header, "," ";" "|" or tab as the
  * delimiter, '"' or "'" as the quote and no escape character, and times that are numbers (unix_seconds,
  * unix_millis, or time_format unset with numeric times). ISO 8601 times go to the csv-parse reader.
  */
 import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
-import type { DuckDBConnection, DuckDBDataChunk, DuckDBInstance } from '@duckdb/node-api';
+import { open, stat } from 'node:fs/promises';
+import type { DuckDBConnection, DuckDBDataChunk, DuckDBInstance, DuckDBResult } from '@duckdb/node-api';
 import { parse as parseCsv } from 'csv-parse';
 import { ForecastdError } from '../errors.js';
 import { csvParseOptions, type TextFile } from './file-readers.js';
@@ -59,8 +63,12 @@ const FAST_QUOTES = new Set(['"', "'"]);
 /** Beyond what Date can represent; such a time is an error (parse-values.ts). */
 const MAX_DATE_MS = 8.64e15;
 
-/** Why the fast path was not taken, for the log; the rows then come from the csv-parse reader. */
-export type FastReadOutcome = { readonly rows: LoadedRows } | { readonly declined: string };
+/**
+ * The rows and which read gave them (`typed`: the read columns converted by DuckDB's CSV reader; `text`:
+ * read as text and cast), or why the fast path was not taken, for the log; the rows then come from the
+ * csv-parse reader.
+ */
+export type FastReadOutcome = { readonly rows: LoadedRows; readonly read: 'typed' | 'text' } | { readonly declined: string };
 
 /** Reads `file` with DuckDB when it can give exactly the csv-parse reader's rows; else says why not. */
 export async function readDelimitedWithDuckDb(
@@ -106,30 +114,34 @@ export async function readDelimitedWithDuckDb(
     const interrupt = (): void => connection.interrupt();
     signal.addEventListener('abort', interrupt, { once: true });
     try {
-      const csv = (header: boolean): string => readCsvCall(file.path, dialect, header, first.length, spec.limits.maxRecordBytes);
+      const read = new Set([collector.timeIndex, ...collector.valueIndices]);
+      const unread = first.map((_, i) => i).filter((i) => !read.has(i));
+      const checks = unread.length === 0 ? [] : [unquotedText(unread.map(columnName), dialect.quote)];
+      const allowed = rowLimit(spec.limits.maxCells, collector.columns.length);
+      const query: ReadQuery = { path: file.path, dialect, first, spec, timeIndex: collector.timeIndex, valueIndices: collector.valueIndices, checks, allowed };
       // The same first record as csv-parse found, so both split the file alike from the start.
-      const head = await connection.runAndReadAll(`SELECT * FROM ${csv(false)} LIMIT 1`);
+      const head = await connection.runAndReadAll(`SELECT * FROM ${readCsvCall(query, false, () => 'VARCHAR', headBufferBytes(spec))} LIMIT 1`);
       const headCells = (head.getRows()[0] ?? []).map((cell) => (typeof cell === 'string' ? cell.trim() : null));
       if (headCells.length !== first.length || headCells.some((cell, i) => cell !== first[i])) {
         return { declined: 'DuckDB reads the first record differently' };
       }
-      const timeSql = timeCell(collector.timeIndex, spec);
-      const valueSql = collector.valueIndices.map((i) => valueCell(i));
-      const read = new Set([collector.timeIndex, ...collector.valueIndices]);
-      const unread = first.map((_, i) => i).filter((i) => !read.has(i));
-      const checks = unread.length === 0 ? [] : [unquotedText(unread.map(columnName), dialect.quote)];
-      // Each cell is cast once, in the inner query; the outer one decides what the cast is worth.
-      const cells = first.map((_, i) => (read.has(i) ? `${columnName(i)}, TRY_CAST(${columnName(i)} AS DOUBLE) AS ${castName(i)}` : columnName(i))).join(', ');
-      const outputs = [`${timeSql} AS t`, ...valueSql.map((v, j) => `${v} AS v${j}`), ...checks.map((c, k) => `${c} AS k${k}`)];
-      // Rows older than retention are left out (a NULL time stays, to decline); one row past max_cells is
-      // enough to know the limit is passed.
-      const cutoff = spec.notBeforeMs === null ? '' : ` WHERE t IS NULL OR t >= ${spec.notBeforeMs}`;
-      const allowed = rowLimit(spec.limits.maxCells, collector.columns.length);
-      const query =
-        `SELECT * FROM (SELECT ${outputs.join(', ')} FROM (SELECT ${cells} FROM ${csv(dialect.hasHeader)}))${cutoff} LIMIT ${allowed + 1}`;
-      const rows = await copyResult(engine.bindings, connection, query, collector.columns, checks.length, allowed, signal);
-      if (rows === 'over the limit') throw tooManyCells(spec.origin, spec.limits.maxCells);
-      return rows === null ? { declined: 'a cell is not read the same way' } : { rows };
+      const rows = new GrowableRows(collector.columns.length, allowed);
+      // Searched beside DuckDB's read: whether the typed read can be exact for this file.
+      const scan = { unsafe: null as boolean | null };
+      const scanned = holdsUnsafeNumberText(file.path, dialect, signal).then((unsafe) => {
+        scan.unsafe = unsafe;
+      });
+      scanned.catch(() => undefined); // awaited below, where a failure declines
+      let outcome = await copyTyped(engine.bindings, connection, query, rows, () => scan.unsafe === true, signal);
+      await scanned;
+      let how: 'typed' | 'text' = 'typed';
+      if (outcome === 'retry as text' || (scan.unsafe === true && outcome !== 'declined')) {
+        rows.clear();
+        how = 'text';
+        outcome = await copyText(engine.bindings, connection, query, rows, signal);
+      }
+      if (outcome === 'over the limit') throw tooManyCells(spec.origin, spec.limits.maxCells);
+      return outcome === 'declined' ? { declined: 'a cell is not read the same way' } : { rows: rows.finish(collector.columns), read: how };
     } catch (err) {
       if (signal.aborted) throw cancelled(spec);
       if (err instanceof ForecastdError) throw err;
@@ -218,33 +230,115 @@ function castName(sourceIndex: number): string {
   return `x${sourceIndex + 1}`;
 }
 
+/** What both reads of a file need. */
+interface ReadQuery {
+  readonly path: string;
+  readonly dialect: DelimitedTextOptions;
+  /** The first record (its length is the file's width). */
+  readonly first: readonly string[];
+  readonly spec: RowSpec;
+  readonly timeIndex: number;
+  readonly valueIndices: readonly number[];
+  /** SQL flagging (as NULL) a row whose columns not read hold what csv-parse refuses. */
+  readonly checks: readonly string[];
+  /** Rows allowed by max_cells. */
+  readonly allowed: number;
+}
+
 /**
- * read_csv with nothing left to detection: every column text, rows of another width an error, a line longer
- * than max_record_bytes an error (the csv-parse reader then names it).
+ * read_csv with nothing left to detection: each column's type given (`typeOf`), rows of another width an
+ * error, a line longer than max_record_bytes an error (the csv-parse reader then names it).
  */
-function readCsvCall(path: string, dialect: DelimitedTextOptions, header: boolean, width: number, maxLineBytes: number): string {
-  const columns = Array.from({ length: width }, (_, i) => `${sqlString(columnName(i))}: 'VARCHAR'`).join(', ');
-  const quote = sqlString(dialect.quote);
+function readCsvCall(q: ReadQuery, header: boolean, typeOf: (sourceIndex: number) => 'VARCHAR' | 'DOUBLE', bufferBytes: number | null = null): string {
+  const columns = q.first.map((_, i) => `${sqlString(columnName(i))}: '${typeOf(i)}'`).join(', ');
+  const quote = sqlString(q.dialect.quote);
   return (
-    `read_csv(${sqlString(path)}, auto_detect = false, header = ${header}, delim = ${sqlString(dialect.delimiter)}, ` +
+    `read_csv(${sqlString(q.path)}, auto_detect = false, header = ${header}, delim = ${sqlString(q.dialect.delimiter)}, ` +
     `quote = ${quote}, escape = ${quote}, strict_mode = true, null_padding = false, ignore_errors = false, ` +
-    `max_line_size = ${maxLineBytes}, ` +
+    `max_line_size = ${q.spec.limits.maxRecordBytes}, ${bufferBytes === null ? '' : `buffer_size = ${bufferBytes}, `}` +
     `columns = {${columns}})`
   );
+}
+
+/**
+ * The buffer for reading only the first record: DuckDB reads a whole buffer before the first row (32 MB by
+ * default, 20-35 ms of the bench file); two records' worth is enough. Null (the default) where that would
+ * not be smaller.
+ */
+function headBufferBytes(spec: RowSpec): number | null {
+  const bytes = Math.max(2 * 1024 * 1024, 2 * spec.limits.maxRecordBytes);
+  return bytes < 32 * 1024 * 1024 ? bytes : null;
+}
+
+/** Epoch ms of a numeric time column `number` (DOUBLE): the same multiplication as parseTimeValue. */
+function timeMs(number: string, spec: RowSpec): string {
+  return spec.timeFormat === 'unix_millis' ? number : `(${number} * 1000)`;
+}
+
+/**
+ * The query over `source` (read_csv, or a query over it, giving columns c1..cN) that leaves out rows older
+ * than retention, keeping every row that `suspect` (SQL over the outputs) flags, so that a cell csv-parse
+ * would refuse is seen even in a row retention drops; and one row past max_cells, which is enough to know
+ * the limit is passed.
+ */
+function rowsQuery(q: ReadQuery, source: string, outputs: readonly string[], suspect: readonly string[]): string {
+  const cutoff = q.spec.notBeforeMs === null ? '' : ` WHERE ${[`t >= ${q.spec.notBeforeMs}`, ...suspect].join(' OR ')}`;
+  return `SELECT * FROM (SELECT ${outputs.join(', ')} FROM ${source})${cutoff} LIMIT ${q.allowed + 1}`;
+}
+
+/**
+ * The typed read: the time and value columns as DOUBLE, converted by DuckDB's CSV reader. Its number parser
+ * (TryDoubleCast: ASCII whitespace, an optional "+", then fast_float) reads every cell csv-parse's DECIMAL
+ * pattern + Number() reads, to the same double (both round correctly; -0 stays -0), and takes only these
+ * besides: "inf"/"infinity"/"nan" in any case and sign (seen here as non-finite values, which send the file
+ * to the text read), digits with "_" between them ("1_000") and a second sign after "+" ("+-1"). The last two
+ * cannot be told from the values, so the file's rows are searched for "_" and "+-" (holdsUnsafeNumberText)
+ * while DuckDB reads, and a file holding either is read as text. Checked cell by cell against the csv-parse
+ * reader (test/datasets/duckdb-csv-reader.property.test.ts). An empty cell is NULL: a missing value (NaN),
+ * as csv-parse reads it; any other cell DuckDB cannot convert is a conversion error, and the file is read
+ * as text, which knows the spellings of a missing value.
+ */
+function typedQuery(q: ReadQuery): string {
+  const read = new Set([q.timeIndex, ...q.valueIndices]);
+  const csv = readCsvCall(q, q.dialect.hasHeader, (i) => (read.has(i) ? 'DOUBLE' : 'VARCHAR'));
+  const t = timeMs(columnName(q.timeIndex), q.spec);
+  const outputs = [`${t} AS t`, ...q.valueIndices.map((i, j) => `${columnName(i)} AS v${j}`), ...q.checks.map((c, k) => `${c} AS k${k}`)];
+  const suspect = [
+    `NOT (abs(t) <= ${MAX_DATE_MS})`,
+    't IS NULL',
+    ...q.valueIndices.map((_, j) => `NOT isfinite(v${j})`),
+    ...q.checks.map((_, k) => `k${k} IS NULL`),
+  ];
+  return rowsQuery(q, csv, outputs, suspect);
+}
+
+/** The text read: every column VARCHAR, each cell cast once, the cast judged by valueCell and timeCell. */
+function textQuery(q: ReadQuery): string {
+  const read = new Set([q.timeIndex, ...q.valueIndices]);
+  const csv = readCsvCall(q, q.dialect.hasHeader, () => 'VARCHAR');
+  // Each cell is cast once, in the inner query; the outer one decides what the cast is worth.
+  const cells = q.first.map((_, i) => (read.has(i) ? `${columnName(i)}, TRY_CAST(${columnName(i)} AS DOUBLE) AS ${castName(i)}` : columnName(i))).join(', ');
+  const outputs = [
+    `${timeCell(q.timeIndex, q.spec)} AS t`,
+    ...q.valueIndices.map((i, j) => `${valueCell(i)} AS v${j}`),
+    ...q.checks.map((c, k) => `${c} AS k${k}`),
+  ];
+  const suspect = ['t IS NULL', ...q.valueIndices.map((_, j) => `v${j} IS NULL`), ...q.checks.map((_, k) => `k${k} IS NULL`)];
+  return rowsQuery(q, `(SELECT ${cells} FROM ${csv})`, outputs, suspect);
 }
 
 /*
  * DuckDB's VARCHAR→DOUBLE cast and the reader's DECIMAL pattern + Number() (parse-values.ts) were compared
  * cell by cell (test/datasets/duckdb-csv-reader.test.ts): both round correctly and skip ASCII whitespace
- * around the number; the cast alone also takes "1_000", "inf", "infinity" and "nan" in any case and sign.
- * So a cell counts only when it has no "_" and casts to a finite number; the reader's spellings of a missing
- * value become NaN; anything else is NULL, which makes the whole read decline.
+ * around the number; the cast alone also takes "1_000", "+-1", "inf", "infinity" and "nan" in any case and
+ * sign. So a cell counts only when it has no "_" and no "+-" and casts to a finite number; the reader's
+ * spellings of a missing value become NaN; anything else is NULL, which makes the whole read decline.
  */
 function valueCell(sourceIndex: number): string {
   const [text, number] = [columnName(sourceIndex), castName(sourceIndex)];
   // The usual cell, a number, is tested first: the other branch runs only for the rows left.
   return (
-    `CASE WHEN isfinite(${number}) AND NOT contains(${text}, '_') THEN ${number} ` +
+    `CASE WHEN isfinite(${number}) AND NOT contains(${text}, '_') AND NOT contains(${text}, '+-') THEN ${number} ` +
     `WHEN ${text} IS NULL OR lower(${text}) IN ('', 'nan', 'null', 'na', 'n/a', 'none') THEN 'NaN'::DOUBLE END`
   );
 }
@@ -262,63 +356,181 @@ function unquotedText(columns: readonly string[], quote: string): string {
 /** Epoch ms from a numeric time, with the same multiplication and range as parseTimeValue; else NULL. */
 function timeCell(sourceIndex: number, spec: RowSpec): string {
   const [text, number] = [columnName(sourceIndex), castName(sourceIndex)];
-  const ms = spec.timeFormat === 'unix_millis' ? number : `(${number} * 1000)`;
-  return `CASE WHEN abs(${ms}) <= ${MAX_DATE_MS} AND NOT contains(${text}, '_') THEN ${ms} END`;
+  const ms = timeMs(number, spec);
+  return `CASE WHEN abs(${ms}) <= ${MAX_DATE_MS} AND NOT contains(${text}, '_') AND NOT contains(${text}, '+-') THEN ${ms} END`;
+}
+
+/** How a read ended, the rows being in the GrowableRows it was given. */
+type ReadEnd = 'done' | 'over the limit' | 'declined';
+
+/**
+ * The typed read into `rows`: 'retry as text' when a cell is not a finite number or empty (or DuckDB cannot
+ * convert one), or once `unsafe()` says the file holds text the typed read could take wrongly.
+ */
+async function copyTyped(
+  duckdb: DuckDbBindings,
+  connection: DuckDBConnection,
+  q: ReadQuery,
+  rows: GrowableRows,
+  unsafe: () => boolean,
+  signal: AbortSignal,
+): Promise<ReadEnd | 'retry as text'> {
+  let result: DuckDBResult;
+  try {
+    result = await connection.stream(typedQuery(q));
+  } catch (err) {
+    if (isConversionError(err)) return 'retry as text';
+    throw err;
+  }
+  const width = q.valueIndices.length;
+  // The next chunk is fetched (DuckDB converts it on its own thread) while this one is checked and copied.
+  let next = fetchTyped(result);
+  try {
+    for (;;) {
+      const chunk = await next;
+      if (chunk === 'conversion error') return 'retry as text';
+      if (chunk === null || chunk.rowCount === 0) return 'done';
+      next = fetchTyped(result);
+      if (signal.aborted) throw new Error('cancelled');
+      if (unsafe()) return 'retry as text';
+      const n = chunk.rowCount;
+      for (let k = 0; k < q.checks.length; k++) if (column(duckdb, chunk, 1 + width + k, n).valid !== null) return 'declined';
+      const time = column(duckdb, chunk, 0, n);
+      if (time.valid !== null) return 'retry as text';
+      for (let i = 0; i < n; i++) if (!(Math.abs(time.data[i] as number) <= MAX_DATE_MS)) return 'retry as text';
+      const values: Float64Array[] = [];
+      const present: (Uint8Array | null)[] = [];
+      for (let c = 0; c < width; c++) {
+        const v = column(duckdb, chunk, c + 1, n);
+        // A NULL (an empty cell) is a missing value; any other value must be finite.
+        for (let i = 0; i < n; i++) if (!Number.isFinite(v.data[i] as number) && (v.valid === null || isValid(v.valid, i))) return 'retry as text';
+        values.push(v.data);
+        present.push(v.valid);
+      }
+      // The chunk is all checked, so a row past the limit here is one csv-parse would stop at too.
+      if (rows.rows + n > rows.maxRows) return 'over the limit';
+      rows.appendColumns(time.data, values, present, n);
+    }
+  } finally {
+    // A read left early leaves a fetch in flight: it ends before the connection runs anything else, and how
+    // it ends is of no interest then.
+    await next.catch(() => undefined);
+  }
+}
+
+/** The next chunk of the typed read; a conversion error (a cell DuckDB cannot read as a number) as such. */
+function fetchTyped(result: DuckDBResult): Promise<DuckDBDataChunk | null | 'conversion error'> {
+  return result.fetchChunk().catch((err: unknown) => {
+    if (isConversionError(err)) return 'conversion error' as const;
+    throw err;
+  });
 }
 
 /**
- * Streams the result (time, each value column, then `checks` columns that only flag NULLs) into LoadedRows:
- * each chunk's doubles straight from DuckDB's vectors into the growing typed arrays, the values interleaved
- * row-major. Null when any cell is NULL (not read the same way); 'over the limit' past `allowed` rows.
+ * The text read into `rows` (time, each value column, then `checks` columns that only flag NULLs): each
+ * chunk's doubles straight from DuckDB's vectors into the growing typed arrays, the values interleaved
+ * row-major. 'declined' when any cell is NULL (not read the same way).
  */
-async function copyResult(
+async function copyText(
   duckdb: DuckDbBindings,
   connection: DuckDBConnection,
-  query: string,
-  columns: readonly string[],
-  checks: number,
-  allowed: number,
+  q: ReadQuery,
+  rows: GrowableRows,
   signal: AbortSignal,
-): Promise<LoadedRows | null | 'over the limit'> {
-  const result = await connection.stream(query);
-  const width = columns.length;
-  const rows = new GrowableRows(width, allowed);
+): Promise<ReadEnd> {
+  const result = await connection.stream(textQuery(q));
+  const width = q.valueIndices.length;
   for (;;) {
     const chunk = await result.fetchChunk();
-    if (chunk === null || chunk.rowCount === 0) break;
+    if (chunk === null || chunk.rowCount === 0) return 'done';
     if (signal.aborted) throw new Error('cancelled');
     const n = chunk.rowCount;
-    for (let k = 0; k < checks; k++) if (doubles(duckdb, chunk, 1 + width + k, n) === null) return null;
-    const time = doubles(duckdb, chunk, 0, n);
-    if (time === null) return null;
+    for (let k = 0; k < q.checks.length; k++) if (column(duckdb, chunk, 1 + width + k, n).valid !== null) return 'declined';
+    const time = column(duckdb, chunk, 0, n);
+    if (time.valid !== null) return 'declined';
     const values: Float64Array[] = [];
     for (let c = 0; c < width; c++) {
-      const column = doubles(duckdb, chunk, c + 1, n);
-      if (column === null) return null;
-      values.push(column);
+      const v = column(duckdb, chunk, c + 1, n);
+      if (v.valid !== null) return 'declined';
+      values.push(v.data);
     }
     for (let i = 0; i < n; i++) {
       if (rows.full) return 'over the limit';
-      const at = rows.startRow(time[i] as number);
+      const at = rows.startRow(time.data[i] as number);
       for (let c = 0; c < width; c++) rows.set(at + c, (values[c] as Float64Array)[i] as number);
     }
   }
-  return rows.finish(columns);
 }
 
-/** A DOUBLE column of a chunk as a view on DuckDB's memory (valid until the next fetch); null if any NULL. */
-function doubles(duckdb: DuckDbBindings, chunk: DuckDBDataChunk, column: number, rows: number): Float64Array | null {
-  const vector = duckdb.data_chunk_get_vector(chunk.chunk, column);
-  const validity = duckdb.vector_get_validity(vector, Math.ceil(rows / 64) * 8);
-  if (validity !== null && !allValid(validity, rows)) return null;
+/** DuckDB's error for a cell its CSV reader cannot convert to the column's type. */
+function isConversionError(err: unknown): boolean {
+  return err instanceof Error && err.message.startsWith('Conversion Error');
+}
+
+/**
+ * A DOUBLE column of a chunk as a view on DuckDB's memory (valid until the next fetch), and its validity
+ * mask, null when no row is NULL.
+ */
+function column(duckdb: DuckDbBindings, chunk: DuckDBDataChunk, index: number, rows: number): { data: Float64Array; valid: Uint8Array | null } {
+  const vector = duckdb.data_chunk_get_vector(chunk.chunk, index);
+  const mask = duckdb.vector_get_validity(vector, Math.ceil(rows / 64) * 8);
   const data = duckdb.vector_get_data(vector, rows * Float64Array.BYTES_PER_ELEMENT);
-  return new Float64Array(data.buffer, data.byteOffset, rows);
+  return { data: new Float64Array(data.buffer, data.byteOffset, rows), valid: mask !== null && !allValid(mask, rows) ? mask : null };
 }
 
 /** DuckDB's validity mask: bit i (little-endian 64-bit words) set when row i is not NULL. */
+function isValid(mask: Uint8Array, row: number): boolean {
+  return (((mask[row >>> 3] as number) >>> (row & 7)) & 1) === 1;
+}
+
 function allValid(mask: Uint8Array, rows: number): boolean {
   const full = rows >>> 3;
   for (let i = 0; i < full; i++) if (mask[i] !== 0xff) return false;
   const rest = rows & 7;
   return rest === 0 || ((mask[full] as number) & ((1 << rest) - 1)) === (1 << rest) - 1;
+}
+
+const UNDERSCORE = 0x5f;
+const PLUS = 0x2b;
+const MINUS = 0x2d;
+const LF = 0x0a;
+const CR = 0x0d;
+
+/**
+ * Whether the file's rows (after the header line, when there is one) hold "_" or "+-" anywhere: text that
+ * DuckDB's typed read would take as a number where csv-parse refuses it (see typedQuery). Read in 1 MiB
+ * blocks beside DuckDB's read; the page cache serves both. The header ends at its first line break outside
+ * quotes (a quote doubled inside quotes is read twice, so it leaves the state as it was); searching from
+ * there on searches at least the rows DuckDB reads.
+ */
+async function holdsUnsafeNumberText(path: string, dialect: DelimitedTextOptions, signal: AbortSignal): Promise<boolean> {
+  const handle = await open(path, 'r');
+  try {
+    const block = Buffer.allocUnsafe(1024 * 1024);
+    const quote = dialect.quote.charCodeAt(0);
+    let inHeader = dialect.hasHeader;
+    let quoted = false;
+    let previous = -1;
+    for (;;) {
+      if (signal.aborted) return true;
+      const { bytesRead } = await handle.read(block, 0, block.length, null);
+      if (bytesRead === 0) return false;
+      let from = 0;
+      if (inHeader) {
+        for (; from < bytesRead && inHeader; from++) {
+          const byte = block[from] as number;
+          if (byte === quote) quoted = !quoted;
+          else if (!quoted && (byte === LF || byte === CR)) inHeader = false;
+        }
+        if (inHeader) continue;
+      }
+      const rest = block.subarray(from, bytesRead);
+      if (rest.indexOf(UNDERSCORE) !== -1) return true;
+      if (previous === PLUS && rest[0] === MINUS) return true;
+      if (rest.indexOf('+-') !== -1) return true;
+      previous = rest.length > 0 ? (rest[rest.length - 1] as number) : previous;
+    }
+  } finally {
+    await handle.close();
+  }
 }

@@ -126,6 +126,36 @@ export class GrowableRows {
     this.values[index] = value;
   }
 
+  /**
+   * Adds `count` rows given column by column: `times`, and one array per value column, whose value is
+   * taken as missing (NaN) where `present` (a validity bitmap, bit i of byte i >> 3 set when row i has a
+   * value; null when every row has one) says so. The caller checks the room first (`maxRows - rows`).
+   */
+  appendColumns(times: Float64Array, columns: readonly Float64Array[], present: readonly (Uint8Array | null)[], count: number): void {
+    if (this.count + count > this.maxRows) throw new RangeError(`${this.count + count} rows, more than the ${this.maxRows} allowed`);
+    while (this.count + count > this.times.length) this.grow();
+    const first = this.count;
+    this.times.set(times.subarray(0, count), first);
+    const width = this.width;
+    const values = this.values;
+    for (let c = 0; c < width; c++) {
+      const column = columns[c] as Float64Array;
+      const mask = present[c] ?? null;
+      let at = first * width + c;
+      if (mask === null) {
+        for (let i = 0; i < count; i++, at += width) values[at] = column[i] as number;
+      } else {
+        for (let i = 0; i < count; i++, at += width) values[at] = (((mask[i >>> 3] as number) >>> (i & 7)) & 1) === 1 ? (column[i] as number) : Number.NaN;
+      }
+    }
+    this.count += count;
+  }
+
+  /** Forgets every row held, keeping the memory committed so far (a reader that starts over). */
+  clear(): void {
+    this.count = 0;
+  }
+
   /** Takes back the row just started (a row a reader refuses half-way). */
   dropLastRow(): void {
     if (this.count > 0) this.count -= 1;

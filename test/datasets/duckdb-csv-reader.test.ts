@@ -39,6 +39,8 @@ interface Case {
   readonly timeColumn?: string;
   readonly timeFormat?: TimeFormat | null;
   readonly columns?: readonly string[] | null;
+  /** Retention: rows older than this (epoch ms) are left out. */
+  readonly notBeforeMs?: number;
 }
 
 let fileNumber = 0;
@@ -48,7 +50,7 @@ async function prepare(c: Case): Promise<{ file: { path: string; format: FileFor
   await writeFile(file, c.text);
   return {
     file: { path: file, format, compression: 'UNCOMPRESSED' },
-    spec: { origin: file, timeColumn: c.timeColumn ?? 'ts', timeFormat: c.timeFormat === undefined ? 'unix_seconds' : c.timeFormat, columns: c.columns ?? null, limits: DEFAULT_LIMITS, notBeforeMs: null },
+    spec: { origin: file, timeColumn: c.timeColumn ?? 'ts', timeFormat: c.timeFormat === undefined ? 'unix_seconds' : c.timeFormat, columns: c.columns ?? null, limits: DEFAULT_LIMITS, notBeforeMs: c.notBeforeMs ?? null },
     dialect: { ...(format === 'tsv' ? TSV_DEFAULTS : CSV_DEFAULTS), ...c.dialect },
   };
 }
@@ -63,12 +65,15 @@ function plain(rows: LoadedRows): { columns: readonly string[]; rows: number; ti
   };
 }
 
-/** Both readers on one file: the csv-parse reader's rows or error, and what the DuckDB path did. */
-async function bothReaders(c: Case): Promise<{ expected: LoadedRows | ForecastdError; fast: LoadedRows | string }> {
+/**
+ * Both readers on one file: the csv-parse reader's rows or error, what the DuckDB path did, and which of
+ * its reads gave the rows.
+ */
+async function bothReaders(c: Case): Promise<{ expected: LoadedRows | ForecastdError; fast: LoadedRows | string; read: 'typed' | 'text' | null }> {
   const { file, spec, dialect } = await prepare(c);
   const expected = await readDelimitedRows(file, spec, dialect, never).catch((e: unknown) => e as ForecastdError);
   const outcome = await readDelimitedWithDuckDb(file, spec, dialect, never);
-  return { expected, fast: 'rows' in outcome ? outcome.rows : outcome.declined };
+  return 'rows' in outcome ? { expected, fast: outcome.rows, read: outcome.read } : { expected, fast: outcome.declined, read: null };
 }
 
 /** Files the fast path must take, with the rows the csv-parse reader gives. */
@@ -92,6 +97,9 @@ const TAKEN: readonly Case[] = [
   { name: 'text columns that are not read', text: 'site,ts,v,note\n"north, upper",1700000000,1,fine\nsouth,1700000060,2,\n', columns: ['v'] },
   { name: 'a header only', text: 'ts,v\n' },
   { name: 'times at the edge of what a Date holds', text: 'ts,v\n8640000000000,1\n-8640000000000,2\n' },
+  { name: 'underscores in the header and in a column not read', text: 'ts,load_kw,site_name\n1700000000,1.5,north_1\n1700000060,-0,south\n', columns: ['load_kw'] },
+  { name: 'retention leaves out older rows', text: 'ts,v\n1000,1\n1700000000,2\n1000,\n1700000060,\n', notBeforeMs: 1_700_000_000_000 },
+  { name: 'retention with missing-value spellings', text: 'ts,v\n1000,NA\n1700000000,2\n1700000060,null\n', notBeforeMs: 1_700_000_000_000 },
 ];
 
 /** Files the csv-parse reader refuses: the fast path must decline them (its message is then the one shown). */
@@ -118,6 +126,21 @@ const REFUSED: readonly Case[] = [
   { name: 'only the time column', text: 'ts\n1700000000\n' },
   { name: 'an empty file', text: '' },
   { name: 'the wrong delimiter', text: 'ts;v\n1700000000;1\n' },
+  // DuckDB's number parser skips a "+" and then reads a signed number.
+  { name: 'a value with two signs', text: 'ts,v\n1700000000,1\n1700000060,+-1\n' },
+  { name: 'a time with two signs', text: 'ts,v\n+-1700000000,1\n' },
+  { name: 'a time with two signs, time_format unset', text: 'ts,v\n+-1700000000,1\n', timeFormat: null },
+  // csv-parse reads every row, also those retention leaves out.
+  { name: 'a value that is not a number in a row retention leaves out', text: 'ts,v\n1000,abc\n1700000000,1\n', notBeforeMs: 1_700_000_000_000 },
+  { name: 'inf in a row retention leaves out', text: 'ts,v\n1000,inf\n1700000000,1\n', notBeforeMs: 1_700_000_000_000 },
+  { name: 'digits with underscores in a row retention leaves out', text: 'ts,v\n1000,1_0\n1700000000,1\n', notBeforeMs: 1_700_000_000_000 },
+  { name: 'a time past what a Date holds in a row retention leaves out', text: 'ts,v\n-8640000000001,1\n1700000000,1\n', notBeforeMs: 1_700_000_000_000 },
+  {
+    name: 'a quote inside an unquoted cell of a column not read, in a row retention leaves out',
+    text: 'ts,v,note\n1000,1,ab"c\n1700000000,1,fine\n',
+    columns: ['v'],
+    notBeforeMs: 1_700_000_000_000,
+  },
 ];
 
 /** Files either reader may take (DuckDB may decline them): when both give rows, they are the same rows. */
@@ -161,6 +184,20 @@ describe('the DuckDB path gives the csv-parse reader\'s rows', () => {
     ]);
   });
 
+  test('numbers and empty cells are read typed; other spellings of a missing value, and "_" in the rows, as text', async () => {
+    const read = async (name: string): Promise<'typed' | 'text' | null> => (await bothReaders(TAKEN.find((c) => c.name === name) as Case)).read;
+    expect(await read('unix seconds with a header')).toBe('typed');
+    expect(await read('fractional and signed numbers')).toBe('typed');
+    expect(await read('TSV')).toBe('typed');
+    expect(await read('retention leaves out older rows')).toBe('typed');
+    expect(await read('empty cells and the spellings of a missing value')).toBe('text');
+    expect(await read('retention with missing-value spellings')).toBe('text');
+    // A header is not searched for "_"; the rows are, columns not read included.
+    expect(await read('underscores in the header and in a column not read')).toBe('text');
+    expect((await bothReaders({ name: 'header only', text: 'ts,load_kw\n1700000000,1\n' })).read).toBe('typed');
+    expect((await bothReaders({ name: 'quoted header', text: '"t,s","load_kw"\n1700000000,1\n', timeColumn: 't,s' })).read).toBe('typed');
+  });
+
   test.each(REFUSED)('declined where the csv-parse reader refuses: $name', async (c) => {
     const { expected, fast } = await bothReaders(c);
     expect(expected).toBeInstanceOf(ForecastdError);
@@ -172,6 +209,30 @@ describe('the DuckDB path gives the csv-parse reader\'s rows', () => {
     if (typeof fast === 'string') return;
     expect(expected).not.toBeInstanceOf(Error);
     expect(plain(fast)).toEqual(plain(expected as LoadedRows));
+  });
+
+  test('"+-" and "_" are found anywhere in the rows: across the blocks the file is searched in, and in the last row', async () => {
+    const BLOCK = 1024 * 1024;
+    /** Rows of ones, then `cell` placed so that its byte `at` is the first byte of the second block. */
+    const straddling = (cell: string, at: number): string => {
+      const head = 'ts,v\n';
+      const row = '1700000000,1\n';
+      let text = head + row.repeat(Math.floor((BLOCK - 200) / row.length));
+      const prefix = '1700000001,';
+      // Pads the last value before the cell with zeros after its point so that the cell lands where wanted.
+      const pad = BLOCK - at - (text.length + '1700000000,1.'.length + 1 + prefix.length);
+      text += `1700000000,1.${'0'.repeat(pad)}\n${prefix}${cell}\n1700000002,2\n`;
+      expect(text.indexOf(cell) + at).toBe(BLOCK);
+      return text;
+    };
+    for (const text of [straddling('+-1', 1), straddling('1_0', 1), straddling('1_0', 0), 'ts,v\n1700000000,1\n1700000060,+-2']) {
+      const { expected, fast } = await bothReaders({ name: 'straddling', text });
+      expect(expected).toBeInstanceOf(ForecastdError);
+      expect(typeof fast).toBe('string');
+    }
+    const fine = await bothReaders({ name: 'straddling', text: straddling('-1', 0) });
+    expect(fine.read).toBe('typed');
+    expect(plain(fine.fast as LoadedRows)).toEqual(plain(fine.expected as LoadedRows));
   });
 
   test('a cancelled read is cancelled', async () => {
