@@ -153,8 +153,12 @@ void RunJob::Complete(Napi::Env env) {
     }
     Napi::Array result = Napi::Array::New(env, outputs_.size());
     for (size_t i = 0; i < outputs_.size(); ++i) DefineElement(env, result, i, WrapOutput(env, outputs_[i], i));
-    // How long the run itself took on its run thread (no queueing, no hand-over): what the batcher's cost model reads.
-    DefineValue(env, result, "executeMs", Napi::Number::New(env, static_cast<double>(executeNanos) / 1e6));
+    // How long the run itself took on its run thread (no queueing, no hand-over): what the batcher's cost model
+    // reads. Not enumerable, so the result still compares equal to a plain array of its outputs.
+    napi_property_descriptor execute{"executeMs", nullptr, nullptr, nullptr, nullptr,
+                                     Napi::Number::New(env, static_cast<double>(executeNanos) / 1e6), napi_default,
+                                     nullptr};
+    NAPI_THROW_IF_FAILED_VOID(env, napi_define_properties(env, result, 1, &execute));
     // Unpinned only after wrapping: an output that aliases an input (an Identity graph) was copied from it.
     inputs_.clear();
     deferred_.Resolve(result);

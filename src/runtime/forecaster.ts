@@ -47,6 +47,11 @@ export interface ForecasterOptions {
   loneRunSession?: InferenceSession;
   /** loneRunSession's intra-op threads, for `loneRunThreads`. Default 2. */
   loneRunSessionThreads?: number;
+  /**
+   * 'measured' (default): warmUp() keeps loneRunSession only where it times faster. 'always': lone runs use it
+   * without a comparison (the caller has measured it, or pins it).
+   */
+  loneRunSessionPolicy?: 'measured' | 'always';
 }
 
 /** What warmUp() measured: the run costs the batching follows, and which session serves lone runs. */
@@ -159,10 +164,12 @@ const RUN_AHEAD_MIN_MS = 0.1;
 const REQUESTS_RECENT_MS = 100;
 
 // warmUp() calibration: at most this many rounds (each a run of every measured kind), and no new round past the
-// time budget once the minimum is done. A lone-run session must be faster by this factor to be kept.
+// time budget once the minimum is done, nor past the hard budget after the first (a model whose runs take
+// seconds). A lone-run session must be faster by this factor to be kept.
 const CALIBRATION_ROUNDS = 9;
 const CALIBRATION_MIN_ROUNDS = 3;
 const CALIBRATION_BUDGET_MS = 150;
+const CALIBRATION_HARD_BUDGET_MS = 1000;
 const LONE_RUN_GAIN = 0.9;
 // Largest batch timed by the calibration (the second point of the cost line).
 const CALIBRATION_BATCH = 16;
@@ -247,6 +254,7 @@ export class BatchingForecaster {
   #lone: InferenceSession | null = null;
   readonly #loneCandidate: InferenceSession | null;
   readonly #loneCandidateThreads: number;
+  readonly #lonePolicy: 'measured' | 'always';
   #calibration: Calibration | null = null;
 
   // Low-priority runs (runBackground): FIFO and how many are in flight.
@@ -300,7 +308,12 @@ export class BatchingForecaster {
     if (lone !== undefined && lone !== session) {
       const same =
         lone.inputs.length === session.inputs.length &&
-        lone.inputs.every((input, i) => input.name === session.inputs[i]?.name && formatShape(input.shape) === formatShape(session.inputs[i]?.shape ?? [])) &&
+        lone.inputs.every(
+          (input, i) =>
+            input.name === session.inputs[i]?.name &&
+            input.type === session.inputs[i]?.type &&
+            formatShape(input.shape) === formatShape(session.inputs[i]?.shape ?? []),
+        ) &&
         lone.outputs.length === session.outputs.length &&
         lone.outputs.every(
           (output, i) =>
@@ -313,6 +326,11 @@ export class BatchingForecaster {
       }
     }
     this.#loneCandidate = lone ?? null;
+    this.#lonePolicy = options.loneRunSessionPolicy ?? 'measured';
+    if (this.#lonePolicy !== 'measured' && this.#lonePolicy !== 'always') {
+      throw new ForecastdError('ERR_INVALID_ARGUMENT', `loneRunSessionPolicy must be 'measured' or 'always', got ${String(this.#lonePolicy)}`);
+    }
+    if (this.#lonePolicy === 'always') this.#lone = this.#loneCandidate;
     this.#loneCandidateThreads = positiveInt('loneRunSessionThreads', options.loneRunSessionThreads ?? 2);
   }
 
@@ -468,6 +486,10 @@ export class BatchingForecaster {
     try {
       await previous;
       if (this.#calibration === null && !this.#closing) this.#calibration = await this.#calibrate();
+    } catch {
+      // A failed calibration run (a session disposed meanwhile, a runtime error) costs the model its
+      // measurements, not its service: it is batched as an unmeasured model, without a lone-run session.
+      if (this.#lonePolicy === 'measured') this.#lone = null;
     } finally {
       done();
     }
@@ -480,26 +502,43 @@ export class BatchingForecaster {
       [inputName]: { data: allocateTensorData(inputType, n * this.#windowLength), shape: rank === 3 ? [n, lookback, variables] : [n, lookback] },
     });
     // The run thread's own time: no queueing behind other work, no hand-over.
-    const time = async (session: InferenceSession, n: number): Promise<number> => (await session.run(feeds(n), this.#runOptions)).executeMs;
+    const time = async (session: InferenceSession, n: number): Promise<number> => {
+      const started = performance.now();
+      const outputs = await session.run(feeds(n), this.#runOptions);
+      return runThreadMs(outputs, performance.now() - started);
+    };
     const lone = this.#loneCandidate;
     const single: number[] = [];
     const batch: number[] = [];
     const loneSingle: number[] = [];
     // The first run of each kind warms it (the lone-run session has not run yet; a new batch size allocates).
     if (large > 1) await time(this.session, large);
-    if (lone !== null) await time(lone, 1);
+    const loneWarm = lone === null || this.#lonePolicy === 'always' ? null : await time(lone, 1).catch(() => Number.NaN);
+    const measureLone = loneWarm !== null && !Number.isNaN(loneWarm) ? lone : null;
     const began = performance.now();
     for (let round = 0; round < CALIBRATION_ROUNDS && !this.#closing; round++) {
-      if (round >= CALIBRATION_MIN_ROUNDS && performance.now() - began > CALIBRATION_BUDGET_MS) break;
+      const spent = performance.now() - began;
+      if (round >= CALIBRATION_MIN_ROUNDS && spent > CALIBRATION_BUDGET_MS) break;
+      if (round >= 1 && spent > CALIBRATION_HARD_BUDGET_MS) break;
       single.push(await time(this.session, 1));
-      if (large > 1) batch.push(await time(this.session, large));
-      if (lone !== null) loneSingle.push(await time(lone, 1));
+      if (large > 1 && !this.#closing) batch.push(await time(this.session, large));
+      if (measureLone !== null && !this.#closing) {
+        // The lone-run session is optional: one that fails is simply not kept.
+        const ms = await time(measureLone, 1).catch(() => Number.NaN);
+        if (Number.isNaN(ms)) {
+          loneSingle.length = 0;
+          break;
+        }
+        loneSingle.push(ms);
+      }
     }
     const singleMs = median(single);
     const batchMs = median(batch);
     const loneSingleMs = median(loneSingle);
     if (singleMs !== null && batchMs !== null) this.#cost.calibrate(1, singleMs, large, batchMs);
-    if (lone !== null && singleMs !== null && loneSingleMs !== null && loneSingleMs < LONE_RUN_GAIN * singleMs) this.#lone = lone;
+    if (measureLone !== null && singleMs !== null && loneSingleMs !== null && loneSingleMs < LONE_RUN_GAIN * singleMs) {
+      this.#lone = measureLone;
+    }
     return {
       fixedMs: this.#cost.known ? this.#cost.fixedMs : null,
       perWindowMs: this.#cost.known ? this.#cost.perWindowMs : null,
@@ -676,7 +715,10 @@ export class BatchingForecaster {
     // Built straight in addon-owned memory: run() holds it instead of copying, so a window is copied once.
     let data = allocateTensorData(this.shape.inputType, items.length * per);
     let n = 0;
+    // A warm-up window (checkFinite off) is the first, slowest run: it would mislead the cost estimate.
+    let requests = true;
     for (const item of items) {
+      requests &&= item.checkFinite;
       try {
         const w = item.window;
         if (w instanceof Float32Array || w instanceof Float64Array) data.set(w, n * per);
@@ -695,9 +737,11 @@ export class BatchingForecaster {
     }
     const { rank, lookback, variables, inputName } = this.shape;
     const tensor: InputTensor = { data, shape: rank === 3 ? [n, lookback, variables] : [n, lookback] };
-    const alone = this.#inFlight === 0 && this.#backgroundInFlight === 0;
+    // Lone: nothing else in flight and nothing left queued (the first of several runs split from one burst is not
+    // alone: the others run beside it, and would share the cores with its threads).
+    const alone = this.#inFlight === 0 && this.#backgroundInFlight === 0 && this.#queued === 0;
     const session = alone && this.#lone !== null ? this.#lone : this.session;
-    const measured = session === this.session;
+    const measured = requests && session === this.session;
     this.#inFlight++;
     this.#running.add(items);
     const start = performance.now();
@@ -716,7 +760,7 @@ export class BatchingForecaster {
   #complete(items: PendingPrediction[], start: number, outputs: RunOutputs | undefined, err: unknown, measured: boolean): void {
     const inferenceMs = performance.now() - start;
     this.#runMs += (inferenceMs - this.#runMs) / 4;
-    if (measured && outputs !== undefined) this.#cost.observe(items.length, outputs.executeMs);
+    if (measured && outputs !== undefined) this.#cost.observe(items.length, runThreadMs(outputs, inferenceMs));
     this.#inFlight--;
     this.#running.delete(items);
     // Start the next batch before settling this one: the runtime gets work while callers are resumed.
@@ -884,6 +928,12 @@ export class BatchingForecaster {
       this.#drained = undefined;
     }
   }
+}
+
+/** The run thread's own milliseconds for a run, or `handOverMs` (from hand-over to result) where not reported. */
+function runThreadMs(outputs: RunOutputs, handOverMs: number): number {
+  const ms: unknown = outputs.executeMs;
+  return typeof ms === 'number' && Number.isFinite(ms) ? ms : handOverMs;
 }
 
 function median(values: number[]): number | null {

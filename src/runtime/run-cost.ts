@@ -11,6 +11,9 @@
 // leaves just under a whole number, is compared half a run lower).
 const MIN_RUNS_FOR_SLOPE = 8;
 
+// Runs before their level may replace a calibration's.
+const MIN_RUNS_FOR_LEVEL = 4;
+
 export class RunCostModel {
   // Exponentially weighted sums over (b, t) observations: Σw, Σw·b, Σw·b², Σw·t, Σw·b·t.
   #s0 = 0;
@@ -23,9 +26,9 @@ export class RunCostModel {
   #known = false;
   readonly #decay: number;
 
-  /** `memory`: about how many recent runs the estimate reflects. */
+  /** `memory`: about how many recent runs the estimate reflects (at least MIN_RUNS_FOR_SLOPE + 1). */
   constructor(memory = 64) {
-    this.#decay = 1 - 1 / memory;
+    this.#decay = 1 - 1 / Math.max(MIN_RUNS_FOR_SLOPE + 1, memory);
   }
 
   /** True once a calibration or enough runs of different sizes were seen. */
@@ -67,6 +70,8 @@ export class RunCostModel {
     if (!(largeSize > smallSize) || !Number.isFinite(smallMs) || !Number.isFinite(largeMs)) return;
     const perWindow = Math.max(0, (largeMs - smallMs) / (largeSize - smallSize));
     this.#set(Math.max(0, smallMs - smallSize * perWindow), perWindow);
+    // Runs seen before (a warm-up's first, slowest run) say nothing the calibration does not say better.
+    this.#s0 = this.#s1 = this.#s2 = this.#t0 = this.#t1 = 0;
   }
 
   /** One finished run of `size` windows that took `ms`. */
@@ -77,8 +82,9 @@ export class RunCostModel {
     if (spread) {
       const perWindow = Math.max(0, slope);
       this.#set(Math.max(0, mean - perWindow * meanSize), perWindow);
-    } else if (this.#known) {
-      // The recent runs were all about one size: keep the per-window cost, follow the level.
+    } else if (this.#known && this.#s0 >= MIN_RUNS_FOR_LEVEL - 0.5) {
+      // The recent runs were all about one size: keep the per-window cost, follow their level (once there are a
+      // few, so that one slow run does not replace a calibration).
       this.#fixedMs = Math.max(0, mean - this.#perWindowMs * meanSize);
     }
   }

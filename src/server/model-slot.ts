@@ -361,7 +361,7 @@ export class ModelSlot implements PodEntry, EnsembleMember {
       // intra_op_threads: auto: a second session with a thread per CPU serves runs that start while none is in
       // flight, where warmUp() measures it faster than the one-thread session (see docs/performance.md).
       const loneThreads = params.intraOpThreads === 'auto' ? Math.min(availableCpus(), MAX_AUTO_INTRA_OP_THREADS) : 1;
-      if (loneThreads > 1) loneSession = await InferenceSession.load(source.path, { intraOpThreads: loneThreads });
+      if (loneThreads > 1) loneSession = await this.loadLoneSession(source.path, loneThreads, before);
       forecaster = new BatchingForecaster(session, {
         lookback: params.lookback,
         variables,
@@ -461,6 +461,26 @@ export class ModelSlot implements PodEntry, EnsembleMember {
         });
       }
     }
+  }
+
+  /**
+   * The second session of intra_op_threads: auto, from the same file. Optional: when it cannot be loaded, or the
+   * file changed since the first session was read from it (it could hold other weights), the model serves
+   * without it (a changed file is loaded again anyway once it settles).
+   */
+  private async loadLoneSession(path: string, threads: number, fingerprint: string): Promise<InferenceSession | null> {
+    let session: InferenceSession;
+    try {
+      session = await InferenceSession.load(path, { intraOpThreads: threads });
+    } catch (error) {
+      this.ctx.logger.warn({ model: this.config.name, err: errorMessage(error) }, `model ${this.config.name}: no session with ${threads} intra-op threads; lone runs use one thread`);
+      return null;
+    }
+    if ((await fileFingerprint(path)) !== fingerprint) {
+      session.dispose();
+      return null;
+    }
+    return session;
   }
 
   /** The load's result no longer matters: the server closes, the model went, or its config changed since. */
