@@ -536,7 +536,9 @@ export class BatchingForecaster {
     const batchMs = median(batch);
     const loneSingleMs = median(loneSingle);
     if (singleMs !== null && batchMs !== null) this.#cost.calibrate(1, singleMs, large, batchMs);
-    if (measureLone !== null && singleMs !== null && loneSingleMs !== null && loneSingleMs < LONE_RUN_GAIN * singleMs) {
+    // Kept only where clearly faster: its median 10% below the one-thread median, and below every one-thread run
+    // timed (so that the noise of runs of a few microseconds does not decide).
+    if (measureLone !== null && singleMs !== null && loneSingleMs !== null && loneSingleMs < LONE_RUN_GAIN * singleMs && loneSingleMs < Math.min(...single)) {
       this.#lone = measureLone;
     }
     return {
