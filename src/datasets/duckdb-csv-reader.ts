@@ -282,7 +282,10 @@ function timeMs(number: string, spec: RowSpec): string {
  * the limit is passed.
  */
 function rowsQuery(q: ReadQuery, source: string, outputs: readonly string[], suspect: readonly string[]): string {
-  const cutoff = q.spec.notBeforeMs === null ? '' : ` WHERE ${[`t >= ${q.spec.notBeforeMs}`, ...suspect].join(' OR ')}`;
+  // The cutoff as a string cast to DOUBLE: DuckDB reads a bare literal such as -0.016137508713243282 as a DECIMAL
+  // and compares in that type, which can round a row's time across it; JavaScript's shortest decimal read back
+  // by DuckDB's (correctly rounded) parser is the very double csv-parse's reader compares with.
+  const cutoff = q.spec.notBeforeMs === null ? '' : ` WHERE ${[`t >= ${sqlString(String(q.spec.notBeforeMs))}::DOUBLE`, ...suspect].join(' OR ')}`;
   return `SELECT * FROM (SELECT ${outputs.join(', ')} FROM ${source})${cutoff} LIMIT ${q.allowed + 1}`;
 }
 

@@ -100,6 +100,12 @@ const TAKEN: readonly Case[] = [
   { name: 'underscores in the header and in a column not read', text: 'ts,load_kw,site_name\n1700000000,1.5,north_1\n1700000060,-0,south\n', columns: ['load_kw'] },
   { name: 'retention leaves out older rows', text: 'ts,v\n1000,1\n1700000000,2\n1000,\n1700000060,\n', notBeforeMs: 1_700_000_000_000 },
   { name: 'retention with missing-value spellings', text: 'ts,v\n1000,NA\n1700000000,2\n1700000060,null\n', notBeforeMs: 1_700_000_000_000 },
+  {
+    // A cutoff that a bare SQL literal (a DECIMAL) rounds past the row exactly at it (found by the property suite).
+    name: 'retention keeps the row exactly at a fractional cutoff',
+    text: 'ts,v\n-3628310211,1\n-0.00001613750871324328,2\n1700000000.000,3\n',
+    notBeforeMs: -0.00001613750871324328 * 1000,
+  },
 ];
 
 /** Files the csv-parse reader refuses: the fast path must decline them (its message is then the one shown). */
