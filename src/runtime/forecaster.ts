@@ -3,7 +3,7 @@ import { ForecastdError } from '../errors.js';
 import { availableCpus } from './cpus.js';
 import { checkForecastModel, formatShape, type ForecastModelShape } from './model-contract.js';
 import { allocateTensorData, type InferenceSession } from './session.js';
-import type { FloatArray, InputTensor, OutputTensor, RunOptions, RunOutputs } from './types.js';
+import type { FloatArray, InputTensor, OutputTensor, RunOptions, RunOutputs, TensorInfo } from './types.js';
 import type { AbortSignalLike } from './cancellation.js';
 import type { WindowInput } from './window.js';
 import { RunCostModel } from './run-cost.js';
@@ -306,22 +306,7 @@ export class BatchingForecaster {
     this.#ArrayType = this.shape.inputType === 'float32' ? Float32Array : Float64Array;
     const lone = options.loneRunSession;
     if (lone !== undefined && lone !== session) {
-      const same =
-        lone.inputs.length === session.inputs.length &&
-        lone.inputs.every(
-          (input, i) =>
-            input.name === session.inputs[i]?.name &&
-            input.type === session.inputs[i]?.type &&
-            formatShape(input.shape) === formatShape(session.inputs[i]?.shape ?? []),
-        ) &&
-        lone.outputs.length === session.outputs.length &&
-        lone.outputs.every(
-          (output, i) =>
-            output.name === session.outputs[i]?.name &&
-            output.type === session.outputs[i]?.type &&
-            formatShape(output.shape) === formatShape(session.outputs[i]?.shape ?? []),
-        );
-      if (!same) {
+      if (!sameTensors(lone.inputs, session.inputs) || !sameTensors(lone.outputs, session.outputs)) {
         throw new ForecastdError('ERR_INVALID_ARGUMENT', 'loneRunSession must be the same model as the session (its inputs and outputs differ)');
       }
     }
@@ -930,6 +915,11 @@ export class BatchingForecaster {
       this.#drained = undefined;
     }
   }
+}
+
+/** The same tensors in the same order: names, element types and shapes. */
+function sameTensors(a: readonly TensorInfo[], b: readonly TensorInfo[]): boolean {
+  return a.length === b.length && a.every((t, i) => t.name === b[i]?.name && t.type === b[i]?.type && formatShape(t.shape) === formatShape(b[i]?.shape ?? []));
 }
 
 /** The run thread's own milliseconds for a run, or `handOverMs` (from hand-over to result) where not reported. */

@@ -337,6 +337,15 @@ describe('BatchingForecaster batching', () => {
 });
 
 describe('BatchingForecaster run costs and lone runs', () => {
+  /** The MLP in a one-thread session and in a two-thread one (the lone-run candidate). */
+  async function sessionPair(): Promise<{ session: InferenceSession; wide: InferenceSession }> {
+    const bytes = mlpModel(MLP);
+    const session = await load(bytes);
+    const wide = await InferenceSession.load(bytes, { intraOpThreads: 2 });
+    sessions.push(wide);
+    return { session, wide };
+  }
+
   it('warmUp() calibrates: the run costs come from runs of 1 and 16 windows, measured on the run thread', async () => {
     const session = await load(mlpModel(MLP));
     const { f } = forecaster(session);
@@ -377,10 +386,7 @@ describe('BatchingForecaster run costs and lone runs', () => {
   });
 
   it('a lone-run session with more intra-op threads is timed against the main one and kept only where faster', async () => {
-    const bytes = mlpModel(MLP);
-    const session = await load(bytes);
-    const wide = await InferenceSession.load(bytes, { intraOpThreads: 2 });
-    sessions.push(wide);
+    const { session, wide } = await sessionPair();
     const { f } = forecaster(session, { loneRunSession: wide, loneRunSessionThreads: 2 });
     await f.warmUp();
     const c = f.calibration;
@@ -400,10 +406,7 @@ describe('BatchingForecaster run costs and lone runs', () => {
   });
 
   it('a lone run uses the lone-run session; runs side by side, and the first of a split burst, do not', async () => {
-    const bytes = mlpModel(MLP);
-    const session = await load(bytes);
-    const wide = await InferenceSession.load(bytes, { intraOpThreads: 2 });
-    sessions.push(wide);
+    const { session, wide } = await sessionPair();
     const wideRuns = vi.spyOn(wide, 'run');
     const mainRuns = vi.spyOn(session, 'run');
     const { f, sizes } = forecaster(session, { maxConcurrentRuns: 2, loneRunSession: wide, loneRunSessionThreads: 2, loneRunSessionPolicy: 'always' });

@@ -47,6 +47,37 @@ function stack(rows: readonly Float32Array[]): Float32Array {
   return out;
 }
 
+/** One-window runs of `session` agree with `reference` on `count` windows of `lookback` values (one variable). */
+async function expectWindowByWindow(
+  session: InferenceSession,
+  lookback: number,
+  seed: number,
+  reference: (window: Float32Array) => ArrayLike<number>,
+): Promise<void> {
+  for (const window of windows(seed, 6, lookback)) {
+    const out = only(await session.run({ window: { data: window, shape: [1, lookback, 1] } }));
+    expect(out.shape).toEqual([1, 12]);
+    expectClose(out.data as Float32Array, reference(window), 1e-4);
+  }
+}
+
+/** One batched run of `count` two-variable windows: every item agrees with `reference`. */
+async function expectBatchItems(
+  session: InferenceSession,
+  shape: { readonly lookback: number; readonly horizon: number },
+  seed: number,
+  count: number,
+  reference: (window: Float32Array) => ArrayLike<number>,
+): Promise<void> {
+  const batch = windows(seed, count, shape.lookback * 2);
+  const out = only(await session.run({ window: { data: stack(batch), shape: [batch.length, shape.lookback, 2] } }));
+  expect(out.shape).toEqual([batch.length, shape.horizon]);
+  batch.forEach((window, b) => {
+    const row = (out.data as Float32Array).subarray(b * shape.horizon, (b + 1) * shape.horizon);
+    expectClose(row, reference(window), 1e-4);
+  });
+}
+
 // The bench's shapes (bench/http/models.ts) and a smaller one with two variables.
 const BENCH_GRU = { lookback: 64, hidden: 128, horizon: 12, seed: 3 };
 const SMALL_GRU = { lookback: 10, variables: 2, hidden: 8, horizon: 3, seed: 5 };
@@ -81,23 +112,13 @@ describe('gruModel', () => {
 
   it('matches gruReference window by window at the bench shape', async () => {
     const weights = gruWeights(BENCH_GRU);
-    for (const window of windows(1, 6, BENCH_GRU.lookback)) {
-      const out = only(await benchGru.run({ window: { data: window, shape: [1, BENCH_GRU.lookback, 1] } }));
-      expect(out.shape).toEqual([1, 12]);
-      expectClose(out.data as Float32Array, gruReference(weights, window), 1e-4);
-    }
+    await expectWindowByWindow(benchGru, BENCH_GRU.lookback, 1, (window) => gruReference(weights, window));
   });
 
   it('matches gruReference for every item of a batch, with two variables', async () => {
     const session = await load(gruModel(SMALL_GRU));
     const weights = gruWeights(SMALL_GRU);
-    const batch = windows(2, 5, SMALL_GRU.lookback * 2);
-    const out = only(await session.run({ window: { data: stack(batch), shape: [batch.length, SMALL_GRU.lookback, 2] } }));
-    expect(out.shape).toEqual([batch.length, SMALL_GRU.horizon]);
-    batch.forEach((window, b) => {
-      const row = (out.data as Float32Array).subarray(b * SMALL_GRU.horizon, (b + 1) * SMALL_GRU.horizon);
-      expectClose(row, gruReference(weights, window), 1e-4);
-    });
+    await expectBatchItems(session, SMALL_GRU, 2, 5, (window) => gruReference(weights, window));
   });
 
   it('depends on the order of the window, not only on its values', () => {
@@ -125,11 +146,7 @@ describe('convModel', () => {
 
   it('matches convReference window by window at the bench shape', async () => {
     const weights = convWeights(BENCH_CONV);
-    for (const window of windows(4, 6, BENCH_CONV.lookback)) {
-      const out = only(await benchConv.run({ window: { data: window, shape: [1, BENCH_CONV.lookback, 1] } }));
-      expect(out.shape).toEqual([1, 12]);
-      expectClose(out.data as Float32Array, convReference(weights, window), 1e-4);
-    }
+    await expectWindowByWindow(benchConv, BENCH_CONV.lookback, 4, (window) => convReference(weights, window));
   });
 
   it('matches convReference for every item of a batch, with two variables and three convolutions', async () => {
@@ -140,13 +157,7 @@ describe('convModel', () => {
       [3, 4, 3],
       [5, 3, 3],
     ]);
-    const batch = windows(5, 4, SMALL_CONV.lookback * 2);
-    const out = only(await session.run({ window: { data: stack(batch), shape: [batch.length, SMALL_CONV.lookback, 2] } }));
-    expect(out.shape).toEqual([batch.length, SMALL_CONV.horizon]);
-    batch.forEach((window, b) => {
-      const row = (out.data as Float32Array).subarray(b * SMALL_CONV.horizon, (b + 1) * SMALL_CONV.horizon);
-      expectClose(row, convReference(weights, window), 1e-4);
-    });
+    await expectBatchItems(session, SMALL_CONV, 5, 4, (window) => convReference(weights, window));
   });
 
   it('pads with zeros at both ends ("same" padding), as a hand-computed one-channel case shows', () => {
