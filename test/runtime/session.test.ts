@@ -249,7 +249,9 @@ describe('concurrency', () => {
     const runs = [1, 2, 3, 4].map(() => session.run({ window: { data: window, shape: [1, spec.size] } }));
     const results = await Promise.all(runs);
     running = false;
-    expect(ticks).toBeGreaterThan(5);
+    // Runs on the JavaScript thread would settle before the first turn (ticks 0). How many turns pass beyond the
+    // first depends on how much CPU the test process gets beside the run threads and other test files.
+    expect(ticks).toBeGreaterThan(0);
     const reference = slowReference(spec, window);
     for (const result of results) expectClose(only(result).data as Float32Array, reference, 1e-3);
     session.dispose();
