@@ -7,6 +7,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { ForecastdError } from '../errors.js';
 import { preloadDuckDb } from './duckdb-csv-reader.js';
 import { readFileRows } from './file-source.js';
+import { orderRows } from './snapshot.js';
 import type { DatasetJob, PostgresLoadJob, WorkerReply, WorkerRequest, WorkerStart } from './off-thread-reader.js';
 import type { PostgresSource } from './postgres-config.js';
 import type { LoadedRows } from './types.js';
@@ -56,6 +57,8 @@ async function run(job: DatasetJob, signal: AbortSignal): Promise<LoadedRows | n
       const options = { notBeforeMs: load.notBeforeMs };
       return load.afterMs === null ? source.loadAll(signal, options) : source.loadNewerThan(load.afterMs, signal, options);
     }
+    case 'order':
+      return orderRows(job.rows);
     case 'postgres-close': {
       await postgresTables();
       const source = sources.get(job.source);

@@ -1,8 +1,10 @@
 import { ForecastdError } from '../errors.js';
 import { formatFrequency } from '../forecast/frequency.js';
 import { DEFAULT_MAX_CELLS, isLimitMessage, resolveLimits, tooManyCells } from './limits.js';
-import { snapshotFrequency, snapshotOffGridRows } from './snapshot-frequency.js';
-import { dropBefore, keepNewest, makeSnapshot, mergeByTime, orderRows, rowsAfter, sameContent } from './snapshot.js';
+import { finishYielding, sliceOf, type Work } from '../work.js';
+import { snapshotFactsWork, snapshotFrequency, snapshotOffGridRows } from './snapshot-frequency.js';
+import { orderOffThread } from './off-thread-reader.js';
+import { dropBeforeWork, isOrderedWork, keepNewestWork, makeSnapshot, mergeByTimeWork, rowsAfterWork, sameContentWork } from './snapshot.js';
 import type { AccelerationConfig, DatasetSnapshot, DatasetSource, DatasetStatus, LoadOptions, LoadedRows } from './types.js';
 
 export interface DatasetOptions {
@@ -299,7 +301,7 @@ export class Dataset {
         }
         if (previous !== undefined && token === this.lastToken) {
           this.lastRefreshAtMs = this.now();
-          this.applyRetention(previous);
+          await this.applyRetention(previous, signal);
           return this.finish(false, true, startedAt);
         }
         if (token === this.limitToken && this.lastError !== null) {
@@ -317,14 +319,20 @@ export class Dataset {
       if (loaded.newest !== null) this.newestSeenMs = Math.max(this.newestSeenMs ?? loaded.newest, loaded.newest);
       let next: LoadedRows = loaded.rows;
       const retention = this.acceleration.retentionPeriodMs;
-      if (retention !== null) next = dropBefore(next, this.now() - retention);
-      next = keepNewest(next, this.maxRows);
+      if (retention !== null) next = await this.work(dropBeforeWork(next, this.now() - retention), signal);
+      next = await this.work(keepNewestWork(next, this.maxRows), signal);
       const width = next.columns.length;
       if (next.rows * width > this.maxCells) {
         throw tooManyCells(`dataset ${this.name}`, this.maxCells, `${next.rows} rows × ${width} columns`);
       }
-      const changed = previous === undefined || !sameContent(next, previous);
-      if (changed) this.swap(makeSnapshot(next, this.now()));
+      const changed = previous === undefined || !(await this.work(sameContentWork(next, previous), signal));
+      if (changed) {
+        const snapshot = makeSnapshot(next, this.now());
+        // Worked out before it serves, so no request or listing makes that pass over every row.
+        await this.work(snapshotFactsWork(snapshot), signal);
+        if (this.stopped) return this.outcome(false, true, null, startedAt);
+        this.swap(snapshot);
+      }
       this.lastRefreshAtMs = this.now();
       this.lastError = null;
       this.limitToken = null;
@@ -355,10 +363,10 @@ export class Dataset {
           ? await this.source.loadNewerThan(after, signal, options)
           : await this.source.loadAll(signal, options);
       this.checkColumns(loaded.columns);
-      const reread = orderRows(rowsAfter(loaded, after));
-      return { rows: mergeByTime(previous, reread, this.maxRows), newest: newestTime(reread) };
+      const reread = await this.ordered(await this.work(rowsAfterWork(loaded, after), signal), signal);
+      return { rows: await this.work(mergeByTimeWork(previous, reread, this.maxRows), signal), newest: newestTime(reread) };
     }
-    const loaded = orderRows(await this.source.loadAll(signal, options));
+    const loaded = await this.ordered(await this.source.loadAll(signal, options), signal);
     this.checkColumns(loaded.columns);
     return { rows: loaded, newest: newestTime(loaded) };
   }
@@ -375,11 +383,45 @@ export class Dataset {
     );
   }
 
-  private applyRetention(current: DatasetSnapshot): void {
+  /**
+   * `rows` in time order. The server's own sources read on the reader thread and order their rows there, so
+   * this is usually only the check; rows that come out of order (a library's own source) are copied and
+   * sorted on the reader thread.
+   */
+  private async ordered(rows: LoadedRows, signal: AbortSignal): Promise<LoadedRows> {
+    if (await this.work(isOrderedWork(rows), signal)) return rows;
+    const width = rows.columns.length;
+    const copy: LoadedRows = {
+      columns: rows.columns,
+      times: await this.work(sliceOf(rows.times, 0, rows.rows), signal),
+      values: await this.work(sliceOf(rows.values, 0, rows.rows * width), signal),
+      rows: rows.rows,
+    };
+    return orderOffThread(copy, `dataset ${this.name}`, signal);
+  }
+
+  /**
+   * Work over every row (comparing, copying, merging, counting), spread over turns of the event loop so that a
+   * large dataset does not hold the serving thread; an abort (stop()) ends it at the next slice.
+   */
+  private work<T>(work: Work<T>, signal: AbortSignal): Promise<T> {
+    return finishYielding(work, signal, () => new ForecastdError('ERR_DATASET', `dataset ${this.name}: the load was cancelled`));
+  }
+
+  /**
+   * Drops the rows retention_period has expired from `current`. Rows kept are served from the same buffers
+   * until dropped rows outnumber them (see dropBefore). A snapshot swapped in meanwhile (by a refresh) wins.
+   */
+  private async applyRetention(current: DatasetSnapshot, signal: AbortSignal): Promise<'dropped' | 'kept' | 'superseded'> {
     const retention = this.acceleration.retentionPeriodMs;
-    if (retention === null) return;
-    const kept = dropBefore(current, this.now() - retention);
-    if (kept !== current) this.swap(makeSnapshot(kept, current.loadedAt));
+    if (retention === null) return 'kept';
+    const kept = await this.work(dropBeforeWork(current, this.now() - retention), signal);
+    if (kept === current) return 'kept';
+    const snapshot = makeSnapshot(kept, current.loadedAt);
+    await this.work(snapshotFactsWork(snapshot), signal);
+    if (this.currentSnapshot !== current || this.stopped) return 'superseded';
+    this.swap(snapshot);
+    return 'dropped';
   }
 
   /**
@@ -398,8 +440,14 @@ export class Dataset {
       this.retentionTimer = null;
       const snapshot = this.currentSnapshot;
       if (snapshot === undefined || this.stopped) return;
-      this.applyRetention(snapshot);
-      this.scheduleRetention(RETENTION_MIN_GAP_MS);
+      void this.applyRetention(snapshot, this.abort.signal).then(
+        (result) => {
+          // The next drop waits at least RETENTION_MIN_GAP_MS, unless a refresh swapped in its own snapshot
+          // meanwhile (its swap set the timer for it).
+          if (result === 'dropped' || (result === 'kept' && this.currentSnapshot === snapshot)) this.scheduleRetention(RETENTION_MIN_GAP_MS);
+        },
+        () => undefined,
+      );
     }, delay);
     this.retentionTimer.unref();
   }

@@ -19,7 +19,8 @@ export type { FileReadJob, PostgresLoadJob } from './reader-jobs.js';
 export type DatasetJob =
   | { readonly kind: 'file'; readonly read: FileReadJob }
   | { readonly kind: 'postgres-load'; readonly load: PostgresLoadJob }
-  | { readonly kind: 'postgres-close'; readonly source: number };
+  | { readonly kind: 'postgres-close'; readonly source: number }
+  | { readonly kind: 'order'; readonly rows: LoadedRows };
 
 export type WorkerRequest = { readonly id: number; readonly job: DatasetJob } | { readonly id: number; readonly cancel: true };
 
@@ -150,7 +151,13 @@ export function warmFileReader(): void {
  * reader thread waits on a pipe nobody writes, or on a database); the reader stops there and its late answer
  * is dropped.
  */
-function runOffThread(job: DatasetJob, origin: string, signal: AbortSignal | null, cancelled: () => Error): Promise<LoadedRows | null> {
+function runOffThread(
+  job: DatasetJob,
+  origin: string,
+  signal: AbortSignal | null,
+  cancelled: () => Error,
+  transfer: readonly ArrayBuffer[] = [],
+): Promise<LoadedRows | null> {
   if (signal?.aborted === true) return Promise.reject(cancelled());
   const thread = ensureWorker();
   const id = nextId++;
@@ -169,7 +176,7 @@ function runOffThread(job: DatasetJob, origin: string, signal: AbortSignal | nul
     pending.set(id, { resolve: settle(resolve), reject: settle(reject), origin });
     // Referenced while a job is in flight, so that awaiting it keeps the process alive like any read.
     thread.ref();
-    thread.postMessage({ id, job } satisfies WorkerRequest);
+    thread.postMessage({ id, job } satisfies WorkerRequest, [...transfer]);
   });
 }
 
@@ -198,4 +205,15 @@ export async function loadPostgresOffThread(load: PostgresLoadJob, origin: strin
 export async function closePostgresOffThread(source: number, origin: string): Promise<void> {
   if (worker === null) return;
   await runOffThread({ kind: 'postgres-close', source }, origin, null, () => new Error('not cancellable'));
+}
+
+/**
+ * Puts rows in time order on the reader thread (see orderRows), so that rows a source hands over out of order
+ * are never sorted on the serving thread. The rows' buffers are transferred there and back: they must be
+ * the caller's own (a copy), and are unusable here afterwards.
+ */
+export async function orderOffThread(rows: LoadedRows, origin: string, signal: AbortSignal): Promise<LoadedRows> {
+  const cancelled = (): Error => new ForecastdError('ERR_DATASET', `${origin}: loading was cancelled`);
+  const buffers = [rows.times.buffer as ArrayBuffer, rows.values.buffer as ArrayBuffer];
+  return rowsOf(await runOffThread({ kind: 'order', rows }, origin, signal, cancelled, buffers), origin);
 }

@@ -3,6 +3,7 @@ import type { Frequency } from '../forecast/frequency.js';
 import { anchoredGrid } from '../forecast/grid.js';
 import type { AnchoredGrid } from '../forecast/grid.js';
 import type { DatasetSnapshot } from './types.js';
+import type { Work } from '../work.js';
 
 // Snapshots are immutable: a snapshot's frequency, grid and off-grid count are computed once, on first use.
 const inferred = new WeakMap<DatasetSnapshot, Frequency | null>();
@@ -39,4 +40,16 @@ export function snapshotOffGridRows(snapshot: DatasetSnapshot): number {
     offGrid.set(snapshot, count);
   }
   return count;
+}
+
+/**
+ * Computes and keeps what the functions above give for `snapshot` (frequency, grid, off-grid count), the
+ * off-grid count a slice of rows at a time. A dataset runs this before it serves a new snapshot, so that no
+ * request or listing does that pass over every row on the serving thread.
+ */
+export function* snapshotFactsWork(snapshot: DatasetSnapshot): Work<void> {
+  if (offGrid.has(snapshot)) return;
+  const grid = snapshotGrid(snapshot);
+  yield;
+  offGrid.set(snapshot, grid === null ? 0 : yield* grid.offGridRowsWork());
 }

@@ -7,6 +7,7 @@
  */
 import { addSteps, calendarOffset, DAY_STEP_TOLERANCE_MS, dayOfMonth, DURATIONS, isMonthEnd, monthIndexOf, monthStart } from './frequency.js';
 import type { CalendarFrequency, Frequency } from './frequency.js';
+import { finishNow, SLICE_ROWS, type Work } from '../work.js';
 
 /** How many steps before a row another row must be found for the row to anchor the grid. */
 const ANCHOR_REACH = 3;
@@ -132,6 +133,11 @@ export class AnchoredGrid {
 
   /** Rows that fill no step (rows newer than the anchor, rows between grid points, the farther of two candidates). */
   offGridRows(): number {
+    return finishNow(this.offGridRowsWork());
+  }
+
+  /** offGridRows() as work that yields between slices of rows (see work.ts). */
+  *offGridRowsWork(): Work<number> {
     const times = this.times;
     const f = this.frequency;
     if (f.kind === 'fixed') {
@@ -148,12 +154,14 @@ export class AnchoredGrid {
           found = false;
         }
         if (Math.abs(t - (this.anchor - j * f.ms)) <= this.tolerance) found = true;
+        if (r % SLICE_ROWS === 0) yield;
       }
       if (found) filled++;
       return this.rows - filled;
     }
     let onGrid = 0;
     let r = this.anchorRow;
+    let sinceYield = 0;
     // Rows of one step are consecutive (the step of a time falls as the time rises): one pass, one winner each.
     while (r >= 0) {
       const j = this.stepOf(times[r] as number);
@@ -163,8 +171,13 @@ export class AnchoredGrid {
         const t = times[r] as number;
         if (t >= from && t <= to) found = true;
         r--;
+        sinceYield++;
       }
       if (found && j >= 0) onGrid++;
+      if (sinceYield >= SLICE_ROWS) {
+        sinceYield = 0;
+        yield;
+      }
     }
     return this.rows - onGrid;
   }
