@@ -2,7 +2,9 @@ import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { parse as parseCsv, type Options as CsvParseOptions } from 'csv-parse';
 import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects, parquetSchema } from 'hyparquet';
 import { compressors } from 'hyparquet-compressors';
+import type { Token, TokenConsumer } from 'stream-json/parser.js';
 import streamArray from 'stream-json/streamers/stream-array.js';
+import withParser from 'stream-json/utils/with-parser.js';
 import { ForecastdError } from '../errors.js';
 import { openDecompressed, peek, readHead } from './decompress.js';
 import { recordTooLong, rowLimit, tooManyCells } from './limits.js';
@@ -353,9 +355,15 @@ interface ArrayItem {
   readonly value: unknown;
 }
 
-/** Elements of a top-level array, parsed as they stream in (a large file never sits in one string). */
+/**
+ * Elements of a top-level array, parsed as they stream in (a large file never sits in one string), each held
+ * to max_record_bytes before it is assembled (see boundedElements). The parser both streams keys, strings and
+ * numbers in pieces, which are what is measured, and packs them whole, which is what the assembler reads.
+ */
 async function arrayObjects(input: Readable, spec: RowSpec, rows: ObjectRows): Promise<void> {
-  const elements = streamArray.withParserAsStream();
+  const { maxRecordBytes } = spec.limits;
+  const tooLong = (element: number): Error => recordTooLong(spec.origin, `element ${element}`, maxRecordBytes);
+  const elements = withParser.asStream(() => boundedElements(maxRecordBytes, tooLong), { packValues: true, streamValues: true });
   input.on('error', (err) => elements.destroy(err));
   input.pipe(elements);
   let seen = 0;
@@ -372,6 +380,99 @@ async function arrayObjects(input: Readable, spec: RowSpec, rows: ObjectRows): P
     if (err instanceof ForecastdError || !(err instanceof Error) || (err as NodeJS.ErrnoException).code !== undefined) throw err;
     throw new ForecastdError('ERR_DATASET', `${spec.origin}: invalid JSON after element ${seen}: ${err.message}`, { cause: err });
   }
+}
+
+/**
+ * stream-json's array streamer behind a check of max_record_bytes. The streamer assembles each element whole
+ * before handing it on, so the check runs on the tokens on their way in: the parser hands over a long key,
+ * string or number in pieces as the bytes arrive (never more than one chunk of input at a time), and the
+ * element is refused with `tooLong(element number)` as soon as it passes the limit, so no more of it is built
+ * than the limit allows.
+ * An element is measured as its JSON text without whitespace: brackets, quotes, colons and commas, and the
+ * UTF-8 bytes of its keys, strings and numbers (an escape counts as the character it stands for). Whitespace,
+ * commas between elements and the array's own brackets belong to no element.
+ */
+function boundedElements(maxBytes: number, tooLong: (element: number) => Error): TokenConsumer<ArrayItem> {
+  const elements = streamArray();
+  /** 0 outside the top-level array, 1 between its elements, more inside one. */
+  let depth = 0;
+  let element = 0;
+  let bytes = 0;
+  /** The last token ended a value: the next value or key in the same container comes after a comma. */
+  let afterValue = false;
+  const check = (): void => {
+    if (bytes > maxBytes) throw tooLong(element);
+  };
+  const startValue = (): void => {
+    if (depth === 1) {
+      element += 1;
+      bytes = 0;
+    } else if (afterValue) {
+      bytes += 1;
+    }
+    afterValue = false;
+  };
+  const measure = (token: Token): void => {
+    switch (token.name) {
+      case 'startObject':
+      case 'startArray':
+        if (depth > 0) {
+          startValue();
+          bytes += 1;
+        }
+        depth += 1;
+        return check();
+      case 'endObject':
+      case 'endArray':
+        depth -= 1;
+        if (depth === 0) return;
+        bytes += 1;
+        afterValue = true;
+        return check();
+      case 'startKey':
+        startValue();
+        bytes += 1;
+        return check();
+      case 'endKey':
+        bytes += 2; // the closing quote and the colon
+        return check();
+      case 'startString':
+        startValue();
+        bytes += 1;
+        return check();
+      case 'endString':
+        bytes += 1;
+        afterValue = true;
+        return check();
+      case 'startNumber':
+        startValue();
+        return;
+      case 'endNumber':
+        afterValue = true;
+        return;
+      case 'stringChunk':
+        bytes += Buffer.byteLength(token.value, 'utf8');
+        return check();
+      case 'numberChunk':
+        bytes += token.value.length;
+        return check();
+      case 'nullValue':
+      case 'trueValue':
+      case 'falseValue':
+        startValue();
+        bytes += token.name === 'falseValue' ? 5 : 4;
+        afterValue = true;
+        return check();
+      default:
+        // keyValue, stringValue and numberValue repeat, packed, what the pieces already counted.
+        return;
+    }
+  };
+  // A plain token function, as stream-json's own streamers are; the pipeline calls it for each token.
+  return ((token: Token) => {
+    measure(token);
+    return elements(token);
+  }) as TokenConsumer<ArrayItem>;
 }
 
 /** flatten_json: {"a": {"b": 1}} becomes {"a.b": 1}; arrays stay values. */

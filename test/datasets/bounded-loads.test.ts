@@ -1,8 +1,10 @@
+import { spawnSync } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
 import { createGzip } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { Dataset } from '../../src/datasets/dataset.js';
@@ -16,6 +18,8 @@ import { never, tempDir } from './helpers.js';
  * setting, every reader stops there, rows come back ordered from the reader thread, and a file name is the
  * one file it names, whatever characters it holds.
  */
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
 let dir: string;
 let cleanup: () => Promise<void>;
@@ -168,6 +172,83 @@ describe('params.max_record_bytes', () => {
     const message = await failure({ path: file, format: 'jsonl', columns: ['v'] });
     expect(message).toMatch(/line 2: a record longer than 1,048,576 bytes/);
     expect(message).toContain('params.max_record_bytes');
+  });
+
+  test('a JSON array element longer than the limit fails naming the element (a long string, key, nested value or non-object)', async () => {
+    const wide = `[${Array.from({ length: 300_000 }, (_, i) => i % 10).join(',')}]`;
+    const oversized = [
+      ['long-string', `{"ts": 1700000060, "v": 2, "note": "${long}"}`],
+      ['long-key', `{"ts": 1700000060, "v": 2, "${long}": 1}`],
+      ['long-nested', `{"ts": 1700000060, "v": 2, "deep": {"a": ${wide}, "b": ${wide}}}`],
+      ['long-scalar', `"${long}"`],
+    ] as const;
+    for (const [name, element] of oversized) {
+      const text = `[{"ts": 1700000000, "v": 1},\n ${element},\n {"ts": 1700000120, "v": 3}]\n`;
+      const file = await writeLines(path.join(dir, `${name}.json.gz`), [text], true);
+      const message = await failure({ path: file, format: 'json', compression: 'GZIP', json: { layout: 'array' }, columns: ['v'] });
+      expect(message).toBe(
+        `${file}: element 2: a record longer than 1,048,576 bytes; the limit is params.max_record_bytes: raise it if the file really holds such records`,
+      );
+    }
+    // Raised, the same files load (a string element is then the reader's usual complaint).
+    const raised = { format: 'json', compression: 'GZIP', json: { layout: 'array' }, columns: ['v'], maxRecordBytes: 4 * 1024 * 1024 } as const;
+    for (const name of ['long-string', 'long-key', 'long-nested']) {
+      const rows = await new FileSource({ path: path.join(dir, `${name}.json.gz`), ...raised }).loadAll(never);
+      expect(Array.from(rows.times)).toEqual([1_700_000_000_000, 1_700_000_060_000, 1_700_000_120_000]);
+      expect(Array.from(rows.values)).toEqual([1, 2, 3]);
+    }
+    const scalar = path.join(dir, 'long-scalar.json.gz');
+    expect(await failure({ path: scalar, ...raised })).toBe(`${scalar}: element 2 of the array: expected a JSON object`);
+  });
+
+  test('a JSON array element is measured without whitespace: one at the limit loads, one byte more fails', async () => {
+    const limit = 100;
+    // Element 2 written compactly is exactly `limit` bytes (the note pads it); the file spaces it out over many
+    // more bytes, and puts more than `limit` bytes of whitespace between the elements.
+    const base = { ts: T0 + 60, v: 2.5, note: '' };
+    const pad = limit - Buffer.byteLength(JSON.stringify(base));
+    const element = (extra: number): string => JSON.stringify({ ...base, note: 'é'.repeat(pad / 2) + 'x'.repeat((pad % 2) + extra) }, null, 4);
+    const text = (extra: number): string =>
+      `[\n${JSON.stringify({ ts: T0, v: 1 })} ,${' '.repeat(3 * limit)}\n${element(extra)}\r\n,\t${JSON.stringify({ ts: T0 + 120, v: -3e2 })}${'\n'.repeat(2 * limit)}]`;
+    expect(Buffer.byteLength(JSON.stringify(JSON.parse(element(0))))).toBe(limit);
+    expect(Buffer.byteLength(element(0))).toBeGreaterThan(limit);
+    for (const [name, compression] of [['at-limit.json', 'UNCOMPRESSED'], ['at-limit.json.gz', 'GZIP']] as const) {
+      const file = await writeLines(path.join(dir, name), [text(0)], compression === 'GZIP');
+      const rows = await new FileSource({ path: file, format: 'json', compression, columns: ['v'], maxRecordBytes: limit }).loadAll(never);
+      expect(Array.from(rows.times)).toEqual([T0 * 1000, (T0 + 60) * 1000, (T0 + 120) * 1000]);
+      expect(Array.from(rows.values)).toEqual([1, 2.5, -300]);
+    }
+    const file = await writeLines(path.join(dir, 'over-limit.json'), [text(1)], false);
+    const message = await failure({ path: file, format: 'json', columns: ['v'], maxRecordBytes: limit });
+    expect(message).toBe(
+      `${file}: element 2: a record longer than 100 bytes; the limit is params.max_record_bytes: raise it if the file really holds such records`,
+    );
+  });
+
+  test('a JSON array holding one 256 MiB element in a small gzip file is refused, not held, in a 64 MiB heap', async () => {
+    // The element is generated through gzip (about 256 KiB on disk); holding it would take far more than the
+    // child's heap, so only a reader that stops at max_record_bytes while the element streams in can answer.
+    const block = 'x'.repeat(1024 * 1024);
+    const parts = function* (): Generator<string> {
+      yield '[{"ts": 1700000000, "v": 1, "note": "';
+      for (let i = 0; i < 256; i++) yield block;
+      yield '"}]\n';
+    };
+    const file = await writeLines(path.join(dir, 'huge-element.json.gz'), parts(), true);
+    const script = [
+      `const { FileSource } = await import(${JSON.stringify(path.join(ROOT, 'src/datasets/file-source.ts'))});`,
+      `const source = new FileSource({ path: ${JSON.stringify(file)}, format: 'json', compression: 'GZIP', columns: ['v'] });`,
+      'const outcome = await source.loadAll(new AbortController().signal).then((rows) => `${rows.rows} rows`, (err) => err.message);',
+      'console.log(outcome);',
+    ].join('\n');
+    const child = spawnSync(process.execPath, ['--max-old-space-size=64', '--import', 'tsx', '--input-type=module', '-e', script], {
+      cwd: ROOT,
+      encoding: 'utf8',
+    });
+    expect(child.stdout).toBe(
+      `${file}: element 1: a record longer than 1,048,576 bytes; the limit is params.max_record_bytes: raise it if the file really holds such records\n`,
+    );
+    expect(child.status).toBe(0);
   });
 });
 
