@@ -91,10 +91,10 @@ const UTC_TIME_TYPES = new Set(['timestamp', 'date']);
 
 
 /**
- * A PostgreSQL table or view read on the calling thread. Rows are streamed in time order straight into
- * Float64Arrays (no per-row objects are kept), only the value columns and, with `maxRows`, only the newest
- * rows are fetched; rows older than `notBeforeMs` (retention) are filtered in the query. Queries take their
- * values as parameters and quote every identifier.
+ * A PostgreSQL table or view read on the calling thread. Rows are fetched in time order through a cursor, a
+ * batch at a time, straight into Float64Arrays (no per-row objects are kept), only the value columns and, with
+ * `maxRows`, only the newest rows; rows older than `notBeforeMs` (retention) are filtered in the query.
+ * Queries take their values as parameters and quote every identifier.
  *
  * Rows with equal times come in a fixed order, so the last of them (the one that wins) is always the same:
  * by primary key, else by physical position (ctid) in a table without one, else (views) by their values.
@@ -119,6 +119,8 @@ class PostgresTableSource implements PostgresSource {
   #plan: TablePlan | null = null;
   /** Connections already switched to UTC. */
   readonly #prepared = new WeakSet<PoolClient>();
+  /** Connections inside a load's transaction; one still there when released (its ROLLBACK failed) is dropped. */
+  readonly #inTransaction = new WeakSet<PoolClient>();
   #closed = false;
 
   constructor(config: PostgresSourceConfig) {
@@ -161,9 +163,11 @@ class PostgresTableSource implements PostgresSource {
 
   /**
    * The rows with time > `after` and >= `notBefore` (either null: no bound), in (time, tiebreak) order; with
-   * maxRows, only the newest of them.
+   * maxRows, only the newest of them. They are read through a cursor, a batch at a time, so the database hands
+   * out no more than one batch past what the reader has taken, and the reading stops at the first row past
+   * max_cells (the cursor closes with its transaction).
    */
-  #select(client: PoolClient, plan: TablePlan, bounds: RowBounds, signal: AbortSignal): Promise<LoadedRows> {
+  async #select(client: PoolClient, plan: TablePlan, bounds: RowBounds, signal: AbortSignal): Promise<LoadedRows> {
     const values: unknown[] = [];
     const conditions = [plan.hasTime];
     // One lower bound does for both: the exact filter on the rows tells them apart.
@@ -174,15 +178,12 @@ class PostgresTableSource implements PostgresSource {
     }
     const where = conditions.join(' AND ');
     const order = [plan.orderBy, ...plan.tiebreak];
-    // max_cells: the database stops past the limit. The bound's slack rows (see timeSql) are dropped here and
-    // may take up some of the LIMIT, so it leaves room for them; a result that fills it is over the limit.
     const allowed = rowLimit(this.#maxCells, plan.columns.length);
-    let limit: number | null = null;
     let sql: string;
     if (this.#maxRows === null || this.#maxRows > allowed) {
-      limit = allowed + 1 + BOUND_SLACK_ROWS;
-      values.push(limit);
-      sql = `SELECT ${plan.selectList} FROM ${plan.relation} WHERE ${where} ORDER BY ${order.join(', ')} LIMIT $${values.length}`;
+      // No LIMIT for max_cells: the rows the bound takes in by its slack (see timeSql) would take up some of
+      // it, so it could not tell a table past the limit from one under it. The reader counts the rows it keeps.
+      sql = `SELECT ${plan.selectList} FROM ${plan.relation} WHERE ${where} ORDER BY ${order.join(', ')}`;
     } else {
       values.push(this.#maxRows);
       // The newest rows, handed out oldest first: sorted descending to cut, then ascending again.
@@ -193,7 +194,32 @@ class PostgresTableSource implements PostgresSource {
         `SELECT ${plan.selectList}${order.map((e, k) => `, ${e} AS k${k}`).join('')} FROM ${plan.relation} WHERE ${where} ` +
         `ORDER BY ${order.map((e) => `${e} DESC`).join(', ')} LIMIT $${values.length}) AS newest ORDER BY ${keys.join(', ')}`;
     }
-    return this.#stream(client, sql, values, plan, bounds, limit, signal);
+    const rows = new RowBuffer(plan.columns.length, allowed, bounds, this.#maxCells);
+    const push = (row: unknown[]): void => rows.push(row);
+    const batch = Math.max(1, Math.floor(FETCH_CELLS / (plan.columns.length + 1)));
+    await this.#statement(client, 'BEGIN', [], signal, null);
+    this.#inTransaction.add(client);
+    try {
+      await this.#statement(client, `DECLARE ${CURSOR} NO SCROLL CURSOR FOR ${sql}`, values, signal, null);
+      // A short batch is the last; a row past max_cells fails the batch it arrives in.
+      let fetched: number;
+      do {
+        fetched = await this.#statement(client, `FETCH ${batch} FROM ${CURSOR}`, [], signal, push);
+      } while (fetched === batch);
+      await this.#statement(client, 'COMMIT', [], signal, null);
+      this.#inTransaction.delete(client);
+    } catch (err) {
+      // A cancelled load or a failed connection is dropped with its transaction (see #run); on any other
+      // failure the connection still answers, and goes back to the pool once the transaction is closed.
+      if (!signal.aborted && !isConnectionFailure(err)) {
+        await client.query('ROLLBACK').then(
+          () => this.#inTransaction.delete(client),
+          () => undefined,
+        );
+      }
+      throw err;
+    }
+    return rows.finish(plan.columns);
   }
 
   /** Runs `work` on a pooled connection; a connection the server dropped meanwhile is replaced once. */
@@ -214,7 +240,8 @@ class PostgresTableSource implements PostgresSource {
           throw err;
         } finally {
           // Releasing with an error destroys the connection instead of pooling it.
-          client.release(broken);
+          const open = this.#inTransaction.has(client) ? new Error('its transaction is still open') : undefined;
+          client.release(broken ?? open);
         }
       }
     } catch (err) {
@@ -325,19 +352,24 @@ class PostgresTableSource implements PostgresSource {
     return buildPlan(relation, result.rows, this.#config, { relkind, primaryKey: key ?? [] });
   }
 
-  /** Streams the result rows into Float64Arrays as they arrive. */
-  #stream(
+  /**
+   * Runs one statement and hands each result row to `onRow` as it arrives (no row is kept here); resolves
+   * with the number of rows the server sent. A row `onRow` refuses fails the statement once the server has
+   * finished it; a cancelled load rejects at once, and #run then drops the busy connection.
+   */
+  #statement(
     client: PoolClient,
     text: string,
     values: readonly unknown[],
-    plan: TablePlan,
-    bounds: RowBounds,
-    limit: number | null,
     signal: AbortSignal,
-  ): Promise<LoadedRows> {
-    return new Promise<LoadedRows>((resolve, reject) => {
+    onRow: ((row: unknown[]) => void) | null,
+  ): Promise<number> {
+    return new Promise<number>((resolve, reject) => {
+      if (signal.aborted) {
+        reject(new ForecastdError('ERR_DATASET', 'the load was cancelled'));
+        return;
+      }
       let received = 0;
-      const rows = new RowBuffer(plan.columns.length, rowLimit(this.#maxCells, plan.columns.length), bounds, this.#maxCells);
       let rowError: Error | null = null;
       let settled = false;
       const onAbort = (): void => {
@@ -348,7 +380,7 @@ class PostgresTableSource implements PostgresSource {
         settled = true;
         signal.removeEventListener('abort', onAbort);
         if (err !== null) reject(err);
-        else resolve(rows.finish(plan.columns));
+        else resolve(received);
       };
       signal.addEventListener('abort', onAbort, { once: true });
       // A 'row' listener keeps node-postgres from collecting the rows into an array of its own.
@@ -356,18 +388,15 @@ class PostgresTableSource implements PostgresSource {
       const query = new Query(queryConfig);
       query.on('row', (row: unknown[]) => {
         received += 1;
-        if (rowError !== null || settled) return;
+        if (rowError !== null || settled || onRow === null) return;
         try {
-          rows.push(row);
+          onRow(row);
         } catch (err) {
           rowError = err as Error;
         }
       });
       query.on('error', (err: Error) => finish(err));
-      query.on('end', () => {
-        if (rowError === null && limit !== null && received >= limit) rowError = tooManyCells('', this.#maxCells);
-        finish(rowError);
-      });
+      query.on('end', () => finish(rowError));
       client.query(query);
     });
   }
@@ -378,8 +407,14 @@ class PostgresTableSource implements PostgresSource {
   }
 }
 
-/** Rows the LIMIT of a load leaves for the rows its lower time bound takes in by its slack (a millisecond). */
-const BOUND_SLACK_ROWS = 1000;
+/** The load's cursor; each load declares it in a transaction of its own. */
+const CURSOR = 'forecastd_rows';
+
+/**
+ * About how many cells (times included) a load fetches at a time: a few MiB on the wire, and few enough round
+ * trips that a large table reads about as fast as in one query.
+ */
+const FETCH_CELLS = 262_144;
 
 /** Lower bounds on the rows a load wants, epoch ms: time > after, time >= notBefore; null: none. */
 interface RowBounds {
