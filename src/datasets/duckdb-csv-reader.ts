@@ -55,6 +55,27 @@ function duckDbMemoryLimit(maxCells: number): string {
   return `${mib}MiB`;
 }
 
+/**
+ * The options of the DuckDB instance each read starts. Besides the thread count and the memory limit:
+ * `allocator_bulk_deallocation_flush_threshold` at 0 makes DuckDB hand the memory its allocator holds freed
+ * back to the system each time its buffer pool gives out memory, which in a read is once per CSV buffer
+ * (READ_BUFFER_BYTES of the file). Without it, the chunks a read has finished with (about 380 KiB each, freed
+ * only when V8 collects their JavaScript wrappers) stay resident in DuckDB's allocator, and a 10,000,000 ×
+ * 15 file peaked 180-196 MiB above its rows and the process, against about 70 with it; memory_limit does
+ * not reach that memory, which is outside the buffer pool (docs/performance.md, "A dataset past its limits").
+ */
+export function duckDbOptions(maxCells: number): Record<string, string> {
+  return {
+    threads: String(DUCKDB_READ_THREADS),
+    memory_limit: duckDbMemoryLimit(maxCells),
+    allocator_bulk_deallocation_flush_threshold: '0 bytes',
+    preserve_insertion_order: 'true',
+    temp_directory: '',
+    autoinstall_known_extensions: 'false',
+    autoload_known_extensions: 'false',
+  };
+}
+
 /** Glob characters: DuckDB would read a path holding them as a pattern, not as the one file it names. */
 const GLOB_CHARACTERS = /[*?[\]{}]/;
 
@@ -98,14 +119,7 @@ export async function readDelimitedWithDuckDb(
   if (signal.aborted) throw cancelled(spec);
   let instance: DuckDBInstance;
   try {
-    instance = await engine.api.DuckDBInstance.create(':memory:', {
-      threads: String(DUCKDB_READ_THREADS),
-      memory_limit: duckDbMemoryLimit(spec.limits.maxCells),
-      preserve_insertion_order: 'true',
-      temp_directory: '',
-      autoinstall_known_extensions: 'false',
-      autoload_known_extensions: 'false',
-    });
+    instance = await engine.api.DuckDBInstance.create(':memory:', duckDbOptions(spec.limits.maxCells));
   } catch (err) {
     return { declined: `DuckDB could not start: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}` };
   }
@@ -270,6 +284,21 @@ function headBufferBytes(spec: RowSpec): number | null {
   return bytes < 32 * 1024 * 1024 ? bytes : null;
 }
 
+/** The CSV buffer of a whole read, where max_record_bytes allows (see readBufferBytes). */
+const READ_BUFFER_BYTES = 8 * 1024 * 1024;
+
+/**
+ * The CSV buffer for reading the whole file: 8 MiB instead of DuckDB's 32 MB, which one reader thread does
+ * not need and which lowered the peak by 10-30 MiB; at least two records' worth, as for the first record.
+ * 2 MiB gave no lower peak, and each buffer also returns DuckDB's freed memory to the system
+ * (duckDbOptions), which costs more the more buffers a file takes. Null (the default) where that would not
+ * be smaller.
+ */
+export function readBufferBytes(spec: RowSpec): number | null {
+  const bytes = Math.max(READ_BUFFER_BYTES, 2 * spec.limits.maxRecordBytes);
+  return bytes < 32 * 1024 * 1024 ? bytes : null;
+}
+
 /** Epoch ms of a numeric time column `number` (DOUBLE): the same multiplication as parseTimeValue. */
 function timeMs(number: string, spec: RowSpec): string {
   return spec.timeFormat === 'unix_millis' ? number : `(${number} * 1000)`;
@@ -303,7 +332,7 @@ function rowsQuery(q: ReadQuery, source: string, outputs: readonly string[], sus
  */
 function typedQuery(q: ReadQuery): string {
   const read = new Set([q.timeIndex, ...q.valueIndices]);
-  const csv = readCsvCall(q, q.dialect.hasHeader, (i) => (read.has(i) ? 'DOUBLE' : 'VARCHAR'));
+  const csv = readCsvCall(q, q.dialect.hasHeader, (i) => (read.has(i) ? 'DOUBLE' : 'VARCHAR'), readBufferBytes(q.spec));
   const t = timeMs(columnName(q.timeIndex), q.spec);
   const outputs = [`${t} AS t`, ...q.valueIndices.map((i, j) => `${columnName(i)} AS v${j}`), ...q.checks.map((c, k) => `${c} AS k${k}`)];
   const suspect = [
@@ -318,7 +347,7 @@ function typedQuery(q: ReadQuery): string {
 /** The text read: every column VARCHAR, each cell cast once, the cast judged by valueCell and timeCell. */
 function textQuery(q: ReadQuery): string {
   const read = new Set([q.timeIndex, ...q.valueIndices]);
-  const csv = readCsvCall(q, q.dialect.hasHeader, () => 'VARCHAR');
+  const csv = readCsvCall(q, q.dialect.hasHeader, () => 'VARCHAR', readBufferBytes(q.spec));
   // Each cell is cast once, in the inner query; the outer one decides what the cast is worth.
   const cells = q.first.map((_, i) => (read.has(i) ? `${columnName(i)}, TRY_CAST(${columnName(i)} AS DOUBLE) AS ${castName(i)}` : columnName(i))).join(', ');
   const outputs = [

@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, test, vi } from 'vitest';
 import { ForecastdError } from '../../src/errors.js';
-import { readDelimitedWithDuckDb } from '../../src/datasets/duckdb-csv-reader.js';
+import { duckDbOptions, readBufferBytes, readDelimitedWithDuckDb } from '../../src/datasets/duckdb-csv-reader.js';
 import { CSV_DEFAULTS, TSV_DEFAULTS, type DelimitedTextOptions, type FileFormat } from '../../src/datasets/file-format.js';
 import { readDelimitedRows } from '../../src/datasets/file-readers.js';
 import { FileSource, readFileRows } from '../../src/datasets/file-source.js';
@@ -246,6 +246,48 @@ describe('the DuckDB path gives the csv-parse reader\'s rows', () => {
     const controller = new AbortController();
     controller.abort();
     await expect(readDelimitedWithDuckDb(file, spec, dialect, controller.signal)).rejects.toThrow(`${file.path}: loading was cancelled`);
+  });
+
+  test('a file longer than several read buffers, records straddling them', async () => {
+    const buffer = readBufferBytes({ limits: DEFAULT_LIMITS } as RowSpec) as number;
+    expect(buffer).toBe(8 * 1024 * 1024);
+    // Rows of uneven length with a long text column that is not read (now and then quoted, holding the
+    // delimiter), so that rows fall across each buffer's end at different places.
+    const lines = ['ts,v,note,w'];
+    for (let i = 0, size = 0; size < 2.5 * buffer; i++) {
+      const note = i % 7 === 0 ? `"a, b ${'x'.repeat(400 + (i % 13))}"` : 'y'.repeat(300 + (i % 211));
+      lines.push(`${1_700_000_000 + i * 60},${(i % 1000) / 8},${note},${i % 5 === 0 ? '' : -i / 3}`);
+      size += (lines[lines.length - 1] as string).length + 1;
+    }
+    const text = `${lines.join('\n')}\n`;
+    const typed = await bothReaders({ name: 'long', text, columns: ['v', 'w'] });
+    expect(typed.read).toBe('typed');
+    expect(plain(typed.fast as LoadedRows)).toEqual(plain(typed.expected as LoadedRows));
+    expect((typed.fast as LoadedRows).rows).toBe(lines.length - 1);
+  });
+
+  test('the read buffer holds two of the longest records allowed, and stays at DuckDB\'s default past it', () => {
+    const withRecord = (maxRecordBytes: number): RowSpec => ({ limits: { ...DEFAULT_LIMITS, maxRecordBytes } }) as RowSpec;
+    expect(readBufferBytes(withRecord(1024))).toBe(8 * 1024 * 1024);
+    expect(readBufferBytes(withRecord(6 * 1024 * 1024))).toBe(12 * 1024 * 1024);
+    expect(readBufferBytes(withRecord(16 * 1024 * 1024))).toBeNull();
+  });
+
+  test('each read\'s DuckDB returns the memory it frees to the system, and its memory limit follows max_cells', async () => {
+    // Without the flush, the chunks a read is done with stay resident in DuckDB's allocator until the process
+    // ends, above the load's memory bound (docs/performance.md, "A dataset past its limits").
+    const { DuckDBInstance } = await import('@duckdb/node-api');
+    const instance = await DuckDBInstance.create(':memory:', duckDbOptions(DEFAULT_LIMITS.maxCells));
+    try {
+      const connection = await instance.connect();
+      const settings = await connection.runAndReadAll(
+        `SELECT current_setting('allocator_bulk_deallocation_flush_threshold') AS flush, current_setting('memory_limit') AS memory, current_setting('threads') AS threads, current_setting('preserve_insertion_order') AS ordered`,
+      );
+      expect(settings.getRowObjects()).toEqual([{ flush: '0 bytes', memory: '1.2 GiB', threads: 1n, ordered: true }]);
+      connection.closeSync();
+    } finally {
+      instance.closeSync();
+    }
   });
 });
 
