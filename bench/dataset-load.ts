@@ -9,7 +9,7 @@
  *
  * The files are generated under bench/.work/dataset-load (never committed) and kept while the shape is the same.
  *
- * Usage: npx tsx bench/dataset-load.ts [--rows N] [--columns N] [--limit N] [--only plain|gzip] [--tag TAG]
+ * Usage: npx tsx bench/dataset-load.ts [--rows N] [--columns N] [--limit N] [--only plain|gzip] [--tag TAG] [--cli PATH]
  * Needs dist/ (npm run build:ts). Writes bench/results/dataset-load-<date>[-TAG].md and .json.
  */
 import { spawn } from 'node:child_process';
@@ -27,7 +27,6 @@ const fmt = (n: number): string => Math.round(n).toLocaleString('en-US');
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const WORK = path.join(ROOT, 'bench/.work/dataset-load');
-const CLI = path.join(ROOT, 'dist/cli.js');
 
 function option(name: string, fallback: string): string {
   const at = process.argv.indexOf(name);
@@ -39,6 +38,8 @@ const COLUMNS = Number(option('--columns', '15'));
 const LIMIT = Number(option('--limit', '50000000'));
 const ONLY = option('--only', '');
 const TAG = option('--tag', '');
+/** The forecastd build to measure (another commit's dist/cli.js to compare builds). */
+const CLI = path.resolve(option('--cli', path.join(ROOT, 'dist/cli.js')));
 
 interface Case {
   readonly label: string;
@@ -177,7 +178,7 @@ async function main(): Promise<void> {
   const lines = [
     `# Dataset load: ${fmt(ROWS)} rows × ${COLUMNS} value columns`,
     '',
-    `${hardwareSummary()}; Node ${process.version}. Files: ${sizes.join(', ')}.`,
+    `${hardwareSummary()}; Node ${process.version}. Files: ${sizes.join(', ')}. Build: ${path.relative(ROOT, CLI) || CLI}.`,
     '',
     '| case | max_cells | start → listening (s) | start → dataset out of Initializing (s) | status | rows | peak RSS (MiB) | /health p99 / max (ms), samples | error |',
     '| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | --- |',
