@@ -11,7 +11,9 @@
  * columns as text and each cell accepted only when DuckDB's number parsing and ours agree on it (see
  * `valueCell` and `timeCell`), which also reads the spellings of a missing value. Any other cell, any row
  * DuckDB rejects, and any file outside the cases below make it decline, and the caller then reads the file
- * with the csv-parse reader, so rows, missing values and error messages stay the same.
+ * with the csv-parse reader, so rows, missing values and error messages stay the same. DuckDB's rows must
+ * also end with the file's last records as csv-parse reads them (tailRecords): DuckDB can lose an error in
+ * the last lines of a file and end its read early without one.
  *
  * Taken for: an uncompressed regular file read whole, with or without a header, "," ";" "|" or tab as the
  * delimiter, '"' or "'" as the quote and no escape character, and times that are numbers (unix_seconds,
@@ -21,10 +23,12 @@ import { createReadStream } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import type { DuckDBConnection, DuckDBDataChunk, DuckDBInstance, DuckDBResult } from '@duckdb/node-api';
 import { parse as parseCsv } from 'csv-parse';
+import { parse as parseCsvSync } from 'csv-parse/sync';
 import { ForecastdError } from '../errors.js';
 import { csvParseOptions, type TextFile } from './file-readers.js';
 import type { DelimitedTextOptions } from './file-format.js';
 import { GrowableRows, rowLimit, tooManyCells } from './limits.js';
+import { parseNumericValue, parseTimeValue } from './parse-values.js';
 import { RowCollector, type RowSpec } from './row-collector.js';
 import type { LoadedRows } from './types.js';
 
@@ -146,13 +150,22 @@ export async function readDelimitedWithDuckDb(
         scan.unsafe = unsafe;
       });
       scanned.catch(() => undefined); // awaited below, where a failure declines
+      // The file's last records, as csv-parse reads them: what DuckDB's rows must end with (see tailRecords).
+      const tail = tailRecords(file.path, query);
+      tail.catch(() => undefined); // awaited below, where a failure declines
       let outcome = await copyTyped(engine.bindings, connection, query, rows, () => scan.unsafe === true, signal);
       await scanned;
+      const last = await tail.catch(() => null);
+      if (last === null) return { declined: 'the last records could not be read' };
+      // A typed read whose rows stop short of the file's end met a cell it could not convert (an error DuckDB
+      // lost: see endsWith); the text read takes such cells.
+      if (outcome === 'done' && !endsWith(rows, last)) outcome = 'retry as text';
       let how: 'typed' | 'text' = 'typed';
       if (outcome === 'retry as text' || (scan.unsafe === true && outcome !== 'declined')) {
         rows.clear();
         how = 'text';
         outcome = await copyText(engine.bindings, connection, query, rows, signal);
+        if (outcome === 'done' && !endsWith(rows, last)) return { declined: 'DuckDB\'s rows do not end with the file\'s last records' };
       }
       if (outcome === 'over the limit') throw tooManyCells(spec.origin, spec.limits.maxCells);
       return outcome === 'declined' ? { declined: 'a cell is not read the same way' } : { rows: rows.finish(collector.columns), read: how };
@@ -390,6 +403,90 @@ function timeCell(sourceIndex: number, spec: RowSpec): string {
   const [text, number] = [columnName(sourceIndex), castName(sourceIndex)];
   const ms = timeMs(number, spec);
   return `CASE WHEN abs(${ms}) <= ${MAX_DATE_MS} AND NOT contains(${text}, '_') AND NOT contains(${text}, '+-') THEN ${ms} END`;
+}
+
+/** The bytes of the file's end read first to find its last records (csv-parse takes a few ms for 16 KiB, beside DuckDB's read); more when they hold no whole record. */
+const TAIL_BYTES = 16 * 1024;
+
+/**
+ * The file's last records as the csv-parse reader reads them, converted by the same parsers: the times and
+ * values of those retention keeps (in file order), `whole` when they are every record of the file. Null when
+ * that cannot be told: a record csv-parse or the parsers refuse (DuckDB lost its error: the file is csv-parse's
+ * to read and report), a record of another width, or no record found within two of the longest records allowed.
+ *
+ * Why: DuckDB (1.5) drops the error of a bad last line, and @duckdb/node-api does not check a streamed result's
+ * error when a fetch returns no chunk, so a read that failed in a later buffer ends as if the file ended there,
+ * with fewer rows and no error. DuckDB's rows must end with these records, or its read is not trusted
+ * (endsWith). The tail is taken from just after a line break; a quoted field spanning lines across that point
+ * can be misread, which can only make the records differ, and the read then goes to csv-parse.
+ */
+async function tailRecords(path: string, q: ReadQuery): Promise<{ times: number[]; values: number[][]; whole: boolean } | null> {
+  const handle = await open(path, 'r');
+  try {
+    const size = (await handle.stat()).size;
+    const most = 2 * q.spec.limits.maxRecordBytes + TAIL_BYTES;
+    for (let want = TAIL_BYTES; ; want *= 2) {
+      const length = Math.min(size, want, most);
+      const start = size - length;
+      const bytes = Buffer.alloc(length);
+      const { bytesRead } = await handle.read(bytes, 0, length, start);
+      if (bytesRead !== length) return null; // the file shrank while read
+      let from = 0;
+      if (start > 0) {
+        // From just after the first line break: the rest are whole lines (a CR alone where no LF is found).
+        const lf = bytes.indexOf(LF);
+        const cr = lf === -1 ? bytes.indexOf(CR) : -1;
+        from = lf !== -1 ? lf + 1 : cr !== -1 ? cr + 1 : length;
+      }
+      let records: string[][];
+      try {
+        records = parseCsvSync(bytes.subarray(from), { ...csvParseOptions(q.dialect), bom: start === 0 }) as string[][];
+      } catch {
+        return null;
+      }
+      if (start === 0 && q.dialect.hasHeader) records = records.slice(1);
+      const grow = records.length === 0 && start > 0 && length < most;
+      if (grow) continue;
+      if (records.length === 0 && start > 0) return null;
+      const times: number[] = [];
+      const values: number[][] = [];
+      for (const record of records) {
+        if (record.length !== q.first.length) return null;
+        const time = parseTimeValue(record[q.timeIndex], q.spec.timeFormat);
+        if (Number.isNaN(time)) return null;
+        const row = q.valueIndices.map((i) => parseNumericValue(record[i]));
+        if (row.some((v) => v === null)) return null;
+        if (q.spec.notBeforeMs !== null && time < q.spec.notBeforeMs) continue;
+        times.push(time);
+        values.push(row as number[]);
+      }
+      // Records that retention all leaves out prove nothing about where DuckDB's read ended.
+      if (times.length === 0 && start > 0) return null;
+      return { times, values, whole: start === 0 };
+    }
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Whether DuckDB's rows end with the file's last records, the same times and values (NaN equal to NaN), and,
+ * where those are every record, are no more than them: a read that stopped early, or lost its last line, ends
+ * with other rows (its last row is far from the file's last record).
+ */
+function endsWith(rows: GrowableRows, last: { times: readonly number[]; values: readonly (readonly number[])[]; whole: boolean }): boolean {
+  const k = last.times.length;
+  if (rows.rows < k || (last.whole && rows.rows !== k)) return false;
+  const from = rows.rows - k;
+  for (let j = 0; j < k; j++) {
+    if (rows.timeAt(from + j) !== last.times[j]) return false;
+    const row = last.values[j] as readonly number[];
+    for (let c = 0; c < row.length; c++) {
+      const [a, b] = [rows.valueAt(from + j, c), row[c] as number];
+      if (a !== b && !(Number.isNaN(a) && Number.isNaN(b))) return false;
+    }
+  }
+  return true;
 }
 
 /** How a read ended, the rows being in the GrowableRows it was given. */

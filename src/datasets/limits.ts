@@ -151,6 +151,16 @@ export class GrowableRows {
     this.count += count;
   }
 
+  /** The time of row `row` (from 0, in the order the rows came). */
+  timeAt(row: number): number {
+    return this.times[row] as number;
+  }
+
+  /** Value `column` of row `row`. */
+  valueAt(row: number, column: number): number {
+    return this.values[row * this.width + column] as number;
+  }
+
   /** Forgets every row held, keeping the memory committed so far (a reader that starts over). */
   clear(): void {
     this.count = 0;

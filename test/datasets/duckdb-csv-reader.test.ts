@@ -99,6 +99,9 @@ const TAKEN: readonly Case[] = [
   { name: 'times at the edge of what a Date holds', text: 'ts,v\n8640000000000,1\n-8640000000000,2\n' },
   { name: 'underscores in the header and in a column not read', text: 'ts,load_kw,site_name\n1700000000,1.5,north_1\n1700000060,-0,south\n', columns: ['load_kw'] },
   { name: 'retention leaves out older rows', text: 'ts,v\n1000,1\n1700000000,2\n1000,\n1700000060,\n', notBeforeMs: 1_700_000_000_000 },
+  { name: 'retention leaves out the last records', text: 'ts,v\n1700000000,2\n1700000060,3\n1000,4\n1000,\n', notBeforeMs: 1_700_000_000_000 },
+  { name: 'retention leaves out every row', text: 'ts,v\n1000,4\n1000,\n', notBeforeMs: 1_700_000_000_000 },
+  { name: 'blank lines after the last record', text: 'ts,v\n1700000000,1\n1700000060,2\n\n\n' },
   { name: 'retention with missing-value spellings', text: 'ts,v\n1000,NA\n1700000000,2\n1700000060,null\n', notBeforeMs: 1_700_000_000_000 },
   {
     // A cutoff that a bare SQL literal (a DECIMAL) rounds past the row exactly at it (found by the property suite).
@@ -264,6 +267,71 @@ describe('the DuckDB path gives the csv-parse reader\'s rows', () => {
     expect(typed.read).toBe('typed');
     expect(plain(typed.fast as LoadedRows)).toEqual(plain(typed.expected as LoadedRows));
     expect((typed.fast as LoadedRows).rows).toBe(lines.length - 1);
+  });
+
+  describe('a bad or unusual cell in the last lines of a file larger than the read buffer', () => {
+    // DuckDB drops the error of a bad last line, and its streamed result ends without an error when a later
+    // buffer fails: both read as fewer rows than the file holds, with no error (newest rows silently lost).
+    let body = '';
+    let bodyRows = 0;
+    beforeAll(() => {
+      const buffer = readBufferBytes({ limits: DEFAULT_LIMITS } as RowSpec) as number;
+      const lines = ['ts,v,note,w'];
+      for (let i = 0, size = 0; size < 2.5 * buffer; i++) {
+        const note = i % 7 === 0 ? `"a, b ${'x'.repeat(400 + (i % 13))}"` : 'y'.repeat(300 + (i % 211));
+        lines.push(`${1_700_000_000 + i * 60},${(i % 1000) / 8},${note},${i % 5 === 0 ? '' : -i / 3}`);
+        size += (lines[lines.length - 1] as string).length + 1;
+      }
+      body = `${lines.join('\n')}\n`;
+      bodyRows = lines.length - 1;
+    });
+    /** `last` rows after the body, the `at`-th of them (from 0) holding `cell` as its value v. */
+    const trailing = (cell: string, at: number, last: number): string => {
+      let text = body;
+      for (let i = 0; i < last; i++) text += `${1_800_000_000 + i * 60},${i === at ? cell : i / 4},z,${i}\n`;
+      return text;
+    };
+    const BAD = [
+      { name: 'a value that is not a number in the last line', cell: 'abc', at: 0, last: 1 },
+      { name: 'a value that is not a number 45 lines from the end', cell: 'abc', at: 0, last: 46 },
+      { name: 'a value with underscores in the last line', cell: '1_0', at: 0, last: 1 },
+    ];
+    test.each(BAD)('declined where the csv-parse reader refuses: $name', async ({ cell, at, last }) => {
+      const { expected, fast } = await bothReaders({ name: 'bad near the end', text: trailing(cell, at, last), columns: ['v', 'w'] });
+      expect(expected).toBeInstanceOf(ForecastdError);
+      expect(fast).toBeTypeOf('string');
+    });
+    const MISSING = [
+      { name: 'NA in the last line', cell: 'NA', at: 0, last: 1 },
+      { name: 'NA 45 lines from the end', cell: 'NA', at: 0, last: 46 },
+      { name: 'null in the second last line', cell: 'null', at: 0, last: 2 },
+    ];
+    test.each(MISSING)('every row, or declined: $name', async ({ cell, at, last }) => {
+      const { expected, fast, read } = await bothReaders({ name: 'missing near the end', text: trailing(cell, at, last), columns: ['v', 'w'] });
+      expect((expected as LoadedRows).rows).toBe(bodyRows + last);
+      if (typeof fast === 'string') return;
+      expect(fast.rows).toBe(bodyRows + last);
+      expect(plain(fast)).toEqual(plain(expected as LoadedRows));
+      // The typed read stops short of the end; the text read takes the spelling of a missing value.
+      expect(read).toBe('text');
+    });
+
+    test('clean last lines are read typed: CRLF, no final newline, duplicate timestamps, blank lines after', async () => {
+      const crlf = `${body.replaceAll('\n', '\r\n')}1800000000,1,z,2\r\n1800000000,3,z,\r\n1800000000,-0,z,4`;
+      const blank = `${body}1800000000,1,z,2\n1800000000,3,z,\n\n\n`;
+      for (const text of [crlf, blank]) {
+        const { expected, fast, read } = await bothReaders({ name: 'clean end', text, columns: ['w', 'v'] });
+        expect(read).toBe('typed');
+        expect(plain(fast as LoadedRows)).toEqual(plain(expected as LoadedRows));
+      }
+    });
+
+    test('retention leaving out the last records: the same rows, or declined', async () => {
+      const text = `${body}1000,1,z,2\n1000,3,z,4\n`;
+      const { expected, fast } = await bothReaders({ name: 'old end', text, columns: ['v', 'w'], notBeforeMs: 1_700_000_000_000 });
+      expect((expected as LoadedRows).rows).toBe(bodyRows);
+      if (typeof fast !== 'string') expect(plain(fast)).toEqual(plain(expected as LoadedRows));
+    });
   });
 
   test('the read buffer holds two of the longest records allowed, and stays at DuckDB\'s default past it', () => {
