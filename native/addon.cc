@@ -6,6 +6,7 @@
 //   setLogListener(fn | undefined), takeRuntimeLog() -> ONNX Runtime's log lines (runtime_log.h)
 //   runSpin(microseconds?) -> the run threads' spin budget (run_pool.h, SetSpin); sets it first when given
 //   raiseOpenFileLimit() -> { before, soft, hard }: the soft RLIMIT_NOFILE raised to the hard limit
+//   createConnectionGate(max) -> ConnectionGate: counts and bounds a server's connections (connection_gate.h)
 //   stopForExit(code): the process is exiting (its 'exit' event): stop the run pool before ORT's statics go
 //   externalBuffers: false when built for a runtime that forbids external ArrayBuffers (Electron)
 //   Session (class; instances come only from loadSession)
@@ -21,6 +22,7 @@
 
 #include "addon_error.h"
 #include "addon_state.h"
+#include "connection_gate.h"
 #include "host_buffer.h"
 #include "js_values.h"
 #include "load_job.h"
@@ -278,6 +280,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("takeRuntimeLog", Napi::Function::New<TakeLog>(env, "takeRuntimeLog"));
   exports.Set("runSpin", Napi::Function::New<RunSpin>(env, "runSpin"));
   exports.Set("raiseOpenFileLimit", Napi::Function::New<RaiseOpenFileLimit>(env, "raiseOpenFileLimit"));
+  exports.Set("createConnectionGate", Napi::Function::New<CreateConnectionGate>(env, "createConnectionGate"));
   exports.Set("stopForExit", Napi::Function::New<StopAtExit>(env, "stopForExit"));
 #if defined(NODE_API_NO_EXTERNAL_BUFFERS_ALLOWED)
   exports.Set("externalBuffers", Napi::Boolean::New(env, false));

@@ -9,6 +9,7 @@ import { errorMessage, ForecastdError } from '../errors.js';
 import { statusLine } from './errors.js';
 import { listenExclusive, listenFailure } from './listen.js';
 import { ConnectionLimit } from './connection-limit.js';
+import { createConnectionGate } from '../runtime/runtime.js';
 import type { ApiStatus } from './errors.js';
 import { entryNameFromUrl, modelNameFromUrl, parsePredictRequest } from './predict-request.js';
 import { answerForecast, kserveErrorBody, timeseriesModelsBody } from './routes/kserve.js';
@@ -464,8 +465,9 @@ export class HttpServer {
   }
 
   /**
-   * Holds open connections to `max` (see ConnectionLimit): past it, the listen socket is closed and new
-   * connections are refused; below 90% of it, the server listens on the same address again.
+   * Holds open connections to `max` (see ConnectionLimit): connections past it are reset as they arrive, and
+   * the listen socket is closed so that new ones are refused; below 90% of it, the server listens on the same
+   * address again.
    */
   limitConnections(max: number): void {
     this.connectionLimit?.stop();
@@ -491,6 +493,17 @@ export class HttpServer {
             resolve(true);
           });
         });
+      },
+      gate: (limitTo) => {
+        try {
+          return createConnectionGate(limitTo);
+        } catch (error) {
+          this.logger.warn(
+            { err: error, maxConnections: limitTo },
+            'connections are counted from the kernel tables ten times a second: a burst may pass --max-connections until the next count',
+          );
+          return null;
+        }
       },
     });
     limit.start();

@@ -63,6 +63,21 @@ export interface OpenFileLimit {
   readonly hard: number;
 }
 
+/** The connection gate of one server (native/connection_gate.cc). */
+export interface NativeConnectionGate {
+  /** Gates the uWebSockets.js listen socket on `port` of this thread's event loop; false when no single one is. */
+  attach(port: number): boolean;
+  /** Stops gating the listen socket (before it is closed); its connections are still counted as they close. */
+  detach(): void;
+  /**
+   * The connections accepted through the gate and not closed yet, and those reset at once past the limit so
+   * far. Also watches the listen socket again if the gate had stopped that for want of a descriptor.
+   */
+  check(): { readonly open: number; readonly refused: number };
+  /** Stops gating and counting. */
+  release(): void;
+}
+
 /** Exactly what forecastd.node exports (native/addon.cc). */
 export interface AddonTypes {
   /**
@@ -90,6 +105,11 @@ export interface AddonTypes {
    * what it is now; -1 stands for unlimited.
    */
   raiseOpenFileLimit(): OpenFileLimit;
+  /**
+   * A gate that counts the connections a uWebSockets.js server holds, as its binary accepts and closes them,
+   * and resets at once those past `max`. Throws where it cannot be installed; absent from addons built before it.
+   */
+  createConnectionGate?(max: number): NativeConnectionGate;
   /**
    * The process is exiting (main thread's 'exit' event): stops the run pool, terminating running jobs and
    * waiting up to 2 s; past that, exits at once with `code` without ONNX Runtime's static destructors.

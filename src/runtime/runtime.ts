@@ -8,7 +8,7 @@ import path from 'node:path';
 import { isMainThread } from 'node:worker_threads';
 
 import { ForecastdError } from '../errors.js';
-import { loadAddon, type AddonTypes, type NativeRuntimeState, type OpenFileLimit } from './addon.js';
+import { loadAddon, type AddonTypes, type NativeConnectionGate, type NativeRuntimeState, type OpenFileLimit } from './addon.js';
 import { availableCpus } from './cpus.js';
 import type { RuntimeInfo, RuntimeLogEntry, RuntimeOptions } from './types.js';
 
@@ -205,6 +205,18 @@ export function availableProvider(name: string): string | undefined {
  */
 export function raiseOpenFileLimit(): OpenFileLimit {
   return loadAddon().raiseOpenFileLimit();
+}
+
+/**
+ * A connection gate (native/connection_gate.cc) bounding a uWebSockets.js server on this thread to `max`
+ * connections as they are accepted. Throws, saying why, where the addon cannot load or cannot install it.
+ */
+export function createConnectionGate(max: number): NativeConnectionGate {
+  const addon = loadAddon();
+  if (addon.createConnectionGate === undefined) {
+    throw new ForecastdError('ERR_RUNTIME_LOAD', 'the native addon was built without the connection gate; rebuild it (npm run build:native)');
+  }
+  return addon.createConnectionGate(max);
 }
 
 /** The loaded runtime; configures the defaults first if nothing chose a library yet. */

@@ -2,7 +2,8 @@ import { createServer, connect, type Socket } from 'node:net';
 import { readFileSync } from 'node:fs';
 import { openSync, closeSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { countConnections } from '../../src/http/connection-limit.js';
+import { CHECK_INTERVAL_MS, ConnectionLimit, countConnections } from '../../src/http/connection-limit.js';
+import { silentLogger } from '../../src/log.js';
 
 /**
  * --max-connections counts the sockets on the listening port from the kernel's tables, so that files, database
@@ -53,6 +54,32 @@ describe('countConnections', () => {
     );
     expect(liveCount(port)).toBe(5);
     for (const f of files) closeSync(f);
+    for (const c of clients) c.destroy();
+    for (const s of accepted) s.destroy();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+
+  it('without a gate, counts from the tables opened at start and pauses at the limit', async () => {
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as { port: number }).port;
+    const accepted: Socket[] = [];
+    server.on('connection', (s) => accepted.push(s));
+    let pauses = 0;
+    const limit = new ConnectionLimit(5, port, silentLogger(), {
+      pause: () => void pauses++,
+      resume: () => Promise.resolve(true),
+      gate: () => null,
+    });
+    limit.start();
+    const clients = await Promise.all(
+      Array.from({ length: 6 }, () => new Promise<Socket>((resolve) => {
+        const c = connect(port, '127.0.0.1', () => resolve(c));
+      })),
+    );
+    for (let i = 0; i < 100 && pauses === 0; i++) await new Promise((r) => setTimeout(r, CHECK_INTERVAL_MS / 2));
+    expect(pauses).toBe(1);
+    limit.stop();
     for (const c of clients) c.destroy();
     for (const s of accepted) s.destroy();
     await new Promise<void>((resolve) => server.close(() => resolve()));
