@@ -37,6 +37,7 @@
 #include <cstddef>
 #include <cstring>
 #include <memory>
+#include <new>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -90,10 +91,11 @@ struct Gates {
 
 // Never freed: uSockets may still close sockets while the thread or the process ends, after thread-local
 // objects have been destroyed.
-Gates& ThisThread() {
+// Null only when even that allocation failed: the gated calls then pass straight through.
+Gates* ThisThread() noexcept {
   thread_local Gates* gates = nullptr;
-  if (gates == nullptr) gates = new Gates();
-  return *gates;
+  if (gates == nullptr) gates = new (std::nothrow) Gates();
+  return gates;
 }
 
 // How many connections wait in the accept queue of listening socket `fd`; -1 when that cannot be read.
@@ -144,8 +146,10 @@ void RefuseWaiting(Gate& gate) {
 }
 
 // uSockets' accept4().
-int GatedAccept4(int fd, sockaddr* address, socklen_t* length, int flags) {
-  Gates& gates = ThisThread();
+int GatedAccept4(int fd, sockaddr* address, socklen_t* length, int flags) noexcept {
+  Gates* gatesOfThread = ThisThread();
+  if (gatesOfThread == nullptr) return accept4(fd, address, length, flags);
+  Gates& gates = *gatesOfThread;
   const auto found = gates.byListenFd.find(fd);
   if (found == gates.byListenFd.end()) return accept4(fd, address, length, flags);
   const std::shared_ptr<Gate> gate = found->second;
@@ -173,8 +177,10 @@ int GatedAccept4(int fd, sockaddr* address, socklen_t* length, int flags) {
 }
 
 // uSockets' close().
-int GatedClose(int fd) {
-  Gates& gates = ThisThread();
+int GatedClose(int fd) noexcept {
+  Gates* gatesOfThread = ThisThread();
+  if (gatesOfThread == nullptr) return close(fd);
+  Gates& gates = *gatesOfThread;
   if (const auto found = gates.byConnection.find(fd); found != gates.byConnection.end()) {
     found->second->open.erase(fd);
     gates.byConnection.erase(found);
@@ -297,9 +303,12 @@ class Interposer {
   // Writes `target` into `slot`, making its page writable for that if the loader made it read-only.
   static bool Point(void** slot, void* target, ElfW(Addr) relroStart, ElfW(Addr) relroEnd) {
     const auto address = reinterpret_cast<ElfW(Addr)>(slot);
-    const bool readOnly = address >= relroStart && address < relroEnd;
     const long page = sysconf(_SC_PAGESIZE);
-    void* start = reinterpret_cast<void*>(address & ~static_cast<ElfW(Addr)>(page - 1));
+    const auto down = [page](ElfW(Addr) a) { return a & ~static_cast<ElfW(Addr)>(page - 1); };
+    // The loader makes read-only the whole pages of the RELRO segment only ([down(start), down(end))): a page
+    // the segment shares with writable data past its end stays writable, and must not be made read-only here.
+    const bool readOnly = address >= down(relroStart) && address < down(relroEnd);
+    void* start = reinterpret_cast<void*>(down(address));
     if (readOnly && mprotect(start, static_cast<size_t>(page), PROT_READ | PROT_WRITE) != 0) return false;
     __atomic_store_n(slot, target, __ATOMIC_RELEASE);
     if (readOnly) static_cast<void>(mprotect(start, static_cast<size_t>(page), PROT_READ));
@@ -344,7 +353,8 @@ void Watch(Gate& gate) {
 
 void Detach(Gate& gate) {
   Watch(gate);
-  if (gate.listenFd >= 0) ThisThread().byListenFd.erase(gate.listenFd);
+  Gates* gates = ThisThread();
+  if (gate.listenFd >= 0 && gates != nullptr) gates->byListenFd.erase(gate.listenFd);
   gate.listenFd = -1;
   gate.poll = nullptr;
 }
@@ -371,20 +381,23 @@ Napi::Value Attach(const Napi::CallbackInfo& info, const std::shared_ptr<Gate>& 
   if (search.matches != 1) return Napi::Boolean::New(env, false);
   uv_os_fd_t fd = -1;
   static_cast<void>(uv_fileno(reinterpret_cast<uv_handle_t*>(search.found), &fd));
-  if (ThisThread().byListenFd.count(fd) != 0) {
+  Gates* gates = ThisThread();
+  if (gates == nullptr) throw AddonError(kErrInvalidArgument, "out of memory for the connection gate");
+  if (gates->byListenFd.count(fd) != 0) {
     throw AddonError(kErrInvalidArgument, "the listen socket on port " + std::to_string(port) + " is gated already");
   }
   gate->listenFd = fd;
   gate->poll = search.found;
-  ThisThread().byListenFd[fd] = gate;
+  gates->byListenFd[fd] = gate;
   return Napi::Boolean::New(env, true);
 }
 
 void Release(const std::shared_ptr<Gate>& gate) {
   if (gate->released) return;
   Detach(*gate);
-  Gates& gates = ThisThread();
-  for (const int fd : gate->open) gates.byConnection.erase(fd);
+  if (Gates* gates = ThisThread(); gates != nullptr) {
+    for (const int fd : gate->open) gates->byConnection.erase(fd);
+  }
   gate->open.clear();
   gate->released = true;
 }

@@ -21,6 +21,14 @@ export type Work<T> = Generator<void, T, void>;
 export const SLICE_ELEMENTS = 1 << 17;
 /** Rows one slice of a per-row loop handles. */
 export const SLICE_ROWS = 1 << 16;
+/**
+ * Rows one slice of a per-row loop handles when each row touches `width` values: SLICE_ROWS, or fewer for wide
+ * rows, so that a slice never handles much more than SLICE_ELEMENTS values.
+ */
+export function rowsPerSlice(width: number): number {
+  return Math.max(1, Math.min(SLICE_ROWS, Math.floor(SLICE_ELEMENTS / Math.max(1, width))));
+}
+
 /** The most the yielding runner works between two turns of the event loop, ms. */
 export const TURN_MS = 5;
 

@@ -7,7 +7,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { ForecastdError } from '../errors.js';
 import { preloadDuckDb } from './duckdb-csv-reader.js';
 import { readFileRows } from './file-source.js';
-import { orderRows } from './snapshot.js';
+import { timeOrder } from './snapshot.js';
 import type { DatasetJob, PostgresLoadJob, WorkerReply, WorkerRequest, WorkerStart } from './off-thread-reader.js';
 import type { PostgresSource } from './postgres-config.js';
 import type { LoadedRows } from './types.js';
@@ -47,7 +47,7 @@ function postgresSource(load: PostgresLoadJob, open: (typeof import('./postgres-
   return source;
 }
 
-async function run(job: DatasetJob, signal: AbortSignal): Promise<LoadedRows | null> {
+async function run(job: DatasetJob, signal: AbortSignal): Promise<LoadedRows | Uint32Array | null> {
   switch (job.kind) {
     case 'file':
       return readFileRows(job.read, signal);
@@ -58,7 +58,7 @@ async function run(job: DatasetJob, signal: AbortSignal): Promise<LoadedRows | n
       return load.afterMs === null ? source.loadAll(signal, options) : source.loadNewerThan(load.afterMs, signal, options);
     }
     case 'order':
-      return orderRows(job.rows);
+      return timeOrder(job.times, job.rows);
     case 'postgres-close': {
       await postgresTables();
       const source = sources.get(job.source);
@@ -80,7 +80,8 @@ port.on('message', (request: WorkerRequest) => {
     (rows) => {
       running.delete(request.id);
       const reply: WorkerReply = { id: request.id, ok: true, rows };
-      port.postMessage(reply, rows === null ? [] : [rows.times.buffer as ArrayBuffer, rows.values.buffer as ArrayBuffer]);
+      const transfer = rows === null ? [] : rows instanceof Uint32Array ? [rows.buffer as ArrayBuffer] : [rows.times.buffer as ArrayBuffer, rows.values.buffer as ArrayBuffer];
+      port.postMessage(reply, transfer);
     },
     (error: unknown) => {
       running.delete(request.id);

@@ -3,8 +3,8 @@ import { formatFrequency } from '../forecast/frequency.js';
 import { DEFAULT_MAX_CELLS, isLimitMessage, resolveLimits, tooManyCells } from './limits.js';
 import { finishYielding, sliceOf, type Work } from '../work.js';
 import { snapshotFactsWork, snapshotFrequency, snapshotOffGridRows } from './snapshot-frequency.js';
-import { orderOffThread } from './off-thread-reader.js';
-import { dropBeforeWork, isOrderedWork, keepNewestWork, makeSnapshot, mergeByTimeWork, rowsAfterWork, sameContentWork } from './snapshot.js';
+import { timeOrderOffThread } from './off-thread-reader.js';
+import { dropBeforeWork, gatherWork, isOrderedWork, keepNewestWork, makeSnapshot, mergeByTimeWork, rowsAfterWork, sameContentWork } from './snapshot.js';
 import type { AccelerationConfig, DatasetSnapshot, DatasetSource, DatasetStatus, LoadOptions, LoadedRows } from './types.js';
 
 export interface DatasetOptions {
@@ -327,6 +327,9 @@ export class Dataset {
       }
       const changed = previous === undefined || !(await this.work(sameContentWork(next, previous), signal));
       if (changed) {
+        // The retention timer may have dropped rows from the served snapshot while this ran over many turns:
+        // rows it dropped must not come back with these.
+        if (retention !== null && this.currentSnapshot !== previous) next = await this.work(dropBeforeWork(next, this.now() - retention), signal);
         const snapshot = makeSnapshot(next, this.now());
         // Worked out before it serves, so no request or listing makes that pass over every row.
         await this.work(snapshotFactsWork(snapshot), signal);
@@ -385,19 +388,15 @@ export class Dataset {
 
   /**
    * `rows` in time order. The server's own sources read on the reader thread and order their rows there, so
-   * this is usually only the check; rows that come out of order (a library's own source) are copied and
-   * sorted on the reader thread.
+   * this is usually only the check; for rows that come out of order (a library's own source) the reader thread
+   * sorts a copy of their times, and the rows are gathered here in that order between turns of the event loop.
    */
   private async ordered(rows: LoadedRows, signal: AbortSignal): Promise<LoadedRows> {
     if (await this.work(isOrderedWork(rows), signal)) return rows;
-    const width = rows.columns.length;
-    const copy: LoadedRows = {
-      columns: rows.columns,
-      times: await this.work(sliceOf(rows.times, 0, rows.rows), signal),
-      values: await this.work(sliceOf(rows.values, 0, rows.rows * width), signal),
-      rows: rows.rows,
-    };
-    return orderOffThread(copy, `dataset ${this.name}`, signal);
+    // Only a copy of the times crosses; the rows are gathered here, a slice at a time, in the order found.
+    const times = await this.work(sliceOf(rows.times, 0, rows.rows), signal);
+    const order = await timeOrderOffThread(times, rows.rows, `dataset ${this.name}`, signal);
+    return this.work(gatherWork(rows, order), signal);
   }
 
   /**

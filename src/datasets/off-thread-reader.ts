@@ -20,7 +20,7 @@ export type DatasetJob =
   | { readonly kind: 'file'; readonly read: FileReadJob }
   | { readonly kind: 'postgres-load'; readonly load: PostgresLoadJob }
   | { readonly kind: 'postgres-close'; readonly source: number }
-  | { readonly kind: 'order'; readonly rows: LoadedRows };
+  | { readonly kind: 'order'; readonly times: Float64Array; readonly rows: number };
 
 export type WorkerRequest = { readonly id: number; readonly job: DatasetJob } | { readonly id: number; readonly cancel: true };
 
@@ -28,13 +28,13 @@ export type WorkerReply =
   | {
       readonly id: number;
       readonly ok: true;
-      /** The rows read; null for a job that reads none (closing a source). */
-      readonly rows: LoadedRows | null;
+      /** The rows read; the kept rows' order for an 'order' job; null for a job that reads none (closing a source). */
+      readonly rows: LoadedRows | Uint32Array | null;
     }
   | { readonly id: number; readonly ok: false; readonly code: string | null; readonly message: string };
 
 interface Pending {
-  readonly resolve: (rows: LoadedRows | null) => void;
+  readonly resolve: (result: LoadedRows | Uint32Array | null) => void;
   readonly reject: (error: Error) => void;
   /** Prefixes messages about this job: the file, or `postgres:TABLE at ENDPOINT`. */
   readonly origin: string;
@@ -167,11 +167,11 @@ function runOffThread(
   signal: AbortSignal | null,
   cancelled: () => Error,
   transfer: readonly ArrayBuffer[] = [],
-): Promise<LoadedRows | null> {
+): Promise<LoadedRows | Uint32Array | null> {
   if (signal?.aborted === true) return Promise.reject(cancelled());
   const thread = ensureWorker();
   const id = nextId++;
-  return new Promise<LoadedRows | null>((resolve, reject) => {
+  return new Promise<LoadedRows | Uint32Array | null>((resolve, reject) => {
     const onAbort = (): void => {
       if (!pending.delete(id)) return;
       if (pending.size === 0) thread.unref();
@@ -190,8 +190,10 @@ function runOffThread(
   });
 }
 
-function rowsOf(result: LoadedRows | null, origin: string): LoadedRows {
-  if (result === null) throw new ForecastdError('ERR_DATASET', `${origin}: the dataset reader thread answered a load without rows`);
+function rowsOf(result: LoadedRows | Uint32Array | null, origin: string): LoadedRows {
+  if (result === null || result instanceof Uint32Array) {
+    throw new ForecastdError('ERR_DATASET', `${origin}: the dataset reader thread answered a load without rows`);
+  }
   return result;
 }
 
@@ -218,12 +220,13 @@ export async function closePostgresOffThread(source: number, origin: string): Pr
 }
 
 /**
- * Puts rows in time order on the reader thread (see orderRows), so that rows a source hands over out of order
- * are never sorted on the serving thread. The rows' buffers are transferred there and back: they must be
- * the caller's own (a copy), and are unusable here afterwards.
+ * The order rows out of order are to be kept in (see timeOrder), worked out on the reader thread, so that
+ * sorting them never holds the serving thread. `times` is transferred there: it must be the caller's own copy,
+ * and is unusable here afterwards. Only the times cross, not the values.
  */
-export async function orderOffThread(rows: LoadedRows, origin: string, signal: AbortSignal): Promise<LoadedRows> {
+export async function timeOrderOffThread(times: Float64Array, rows: number, origin: string, signal: AbortSignal): Promise<Uint32Array> {
   const cancelled = (): Error => new ForecastdError('ERR_DATASET', `${origin}: loading was cancelled`);
-  const buffers = [rows.times.buffer as ArrayBuffer, rows.values.buffer as ArrayBuffer];
-  return rowsOf(await runOffThread({ kind: 'order', rows }, origin, signal, cancelled, buffers), origin);
+  const order = await runOffThread({ kind: 'order', times, rows }, origin, signal, cancelled, [times.buffer as ArrayBuffer]);
+  if (!(order instanceof Uint32Array)) throw new ForecastdError('ERR_DATASET', `${origin}: the dataset reader thread answered an ordering without one`);
+  return order;
 }

@@ -1,5 +1,5 @@
 import type { DatasetSnapshot, LoadedRows } from './types.js';
-import { copyInto, finishNow, sameNumbers, SLICE_ROWS, sliceOf, type Work } from '../work.js';
+import { copyInto, finishNow, rowsPerSlice, sameNumbers, SLICE_ROWS, sliceOf, type Work } from '../work.js';
 
 let lastVersion = 0;
 
@@ -27,7 +27,14 @@ export function buildSnapshot(rows: LoadedRows, loadedAt: number): DatasetSnapsh
  */
 export function orderRows(rows: LoadedRows): LoadedRows {
   if (finishNow(isOrderedWork(rows))) return rows;
-  const { times, rows: n } = rows;
+  return finishNow(gather(rows, timeOrder(rows.times, rows.rows)));
+}
+
+/**
+ * The rows to keep, in time order (stable; of rows with the same time, the last in source order): what
+ * orderRows gathers. Needs only the times, so the reader thread can work it out from a copy of them.
+ */
+export function timeOrder(times: Float64Array, n: number): Uint32Array {
   // Ties keep source order (the index decides), so of rows with equal times the last one wins below.
   const order = new Uint32Array(n);
   for (let i = 0; i < n; i++) order[i] = i;
@@ -39,7 +46,7 @@ export function orderRows(rows: LoadedRows): LoadedRows {
     if (next !== undefined && times[next] === times[i]) continue;
     order[kept++] = i;
   }
-  return finishNow(gather(rows, order.subarray(0, kept)));
+  return order.slice(0, kept);
 }
 
 /** Whether the rows' times strictly increase (in time order, no time twice). */
@@ -77,6 +84,7 @@ export function* mergeByTimeWork(previous: LoadedRows, reread: LoadedRows, maxRo
   let tail = 0;
   let i = split;
   let j = 0;
+  const slice = rowsPerSlice(width);
   const take = (from: LoadedRows, row: number): void => {
     tailTimes[tail] = from.times[row] as number;
     tailValues.set(from.values.subarray(row * width, row * width + width), tail * width);
@@ -94,7 +102,7 @@ export function* mergeByTimeWork(previous: LoadedRows, reread: LoadedRows, maxRo
       take(previous, i);
       i += 1;
     }
-    if (tail % SLICE_ROWS === 0) yield;
+    if (tail % slice === 0) yield;
   }
   const total = split + tail;
   const kept = maxRows === null ? total : Math.min(total, maxRows);
@@ -115,6 +123,7 @@ export function* mergeByTimeWork(previous: LoadedRows, reread: LoadedRows, maxRo
 /** True when every row of `reread` is already in `held` (from row `from` on) with the same values. */
 function* holdsAll(held: LoadedRows, from: number, reread: LoadedRows): Work<boolean> {
   const width = held.columns.length;
+  const slice = rowsPerSlice(width);
   let i = from;
   for (let j = 0; j < reread.rows; j++) {
     const t = reread.times[j] as number;
@@ -125,7 +134,7 @@ function* holdsAll(held: LoadedRows, from: number, reread: LoadedRows): Work<boo
       const b = reread.values[j * width + c] as number;
       if (a !== b && !(Number.isNaN(a) && Number.isNaN(b))) return false;
     }
-    if (j % SLICE_ROWS === 0) yield;
+    if (j % slice === 0) yield;
   }
   return true;
 }
@@ -211,13 +220,20 @@ export function lowerBound(times: Float64Array, rows: number, t: number): number
 
 function* gather(rows: LoadedRows, indices: Uint32Array): Work<LoadedRows> {
   const width = rows.columns.length;
+  const slice = rowsPerSlice(width);
   const times = new Float64Array(indices.length);
   const values = new Float64Array(indices.length * width);
+  const from = rows.values;
   for (let dst = 0; dst < indices.length; dst++) {
     const src = indices[dst] as number;
     times[dst] = rows.times[src] as number;
-    values.set(rows.values.subarray(src * width, src * width + width), dst * width);
-    if (dst % SLICE_ROWS === 0) yield;
+    for (let c = 0, a = src * width, b = dst * width; c < width; c++) values[b + c] = from[a + c] as number;
+    if (dst % slice === 0) yield;
   }
   return { columns: rows.columns, times, values, rows: indices.length };
+}
+
+/** `rows` gathered in the order of `indices` (rows kept, in time order), a slice at a time. */
+export function gatherWork(rows: LoadedRows, indices: Uint32Array): Work<LoadedRows> {
+  return gather(rows, indices);
 }

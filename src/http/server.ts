@@ -479,7 +479,9 @@ export class HttpServer {
         this.listenSocket = null;
       },
       resume: async () => {
-        if (this.draining || this.listenSocket !== null || this.address === null) return true;
+        // Draining for shutdown: not listening again, and nothing to gate (false keeps the limit paused).
+        if (this.draining) return false;
+        if (this.listenSocket !== null || this.address === null) return true;
         const { host, port } = this.address;
         return new Promise<boolean>((resolve) => {
           listenExclusive(this.app, host, port, (socket) => {
@@ -490,7 +492,7 @@ export class HttpServer {
             }
             if (this.draining) uWS.us_listen_socket_close(socket);
             else this.listenSocket = socket;
-            resolve(true);
+            resolve(!this.draining);
           });
         });
       },
