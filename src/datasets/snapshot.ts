@@ -27,7 +27,7 @@ export function buildSnapshot(rows: LoadedRows, loadedAt: number): DatasetSnapsh
  */
 export function orderRows(rows: LoadedRows): LoadedRows {
   if (finishNow(isOrderedWork(rows))) return rows;
-  return finishNow(gather(rows, timeOrder(rows.times, rows.rows)));
+  return finishNow(gatherWork(rows, timeOrder(rows.times, rows.rows)));
 }
 
 /**
@@ -147,7 +147,7 @@ export function* rowsAfterWork(rows: LoadedRows, afterMs: number): Work<LoadedRo
     if ((rows.times[i] as number) > afterMs) keep[kept++] = i;
     if (i % SLICE_ROWS === 0) yield;
   }
-  return kept === rows.rows ? rows : yield* gather(rows, keep.subarray(0, kept));
+  return kept === rows.rows ? rows : yield* gatherWork(rows, keep.subarray(0, kept));
 }
 
 /** The newest `maxRows` of (ordered) rows; returns `rows` itself when there is no cap or nothing is over it. */
@@ -218,7 +218,8 @@ export function lowerBound(times: Float64Array, rows: number, t: number): number
   return lo;
 }
 
-function* gather(rows: LoadedRows, indices: Uint32Array): Work<LoadedRows> {
+/** `rows` gathered in the order of `indices` (the rows kept, in time order), a slice at a time. */
+export function* gatherWork(rows: LoadedRows, indices: Uint32Array): Work<LoadedRows> {
   const width = rows.columns.length;
   const slice = rowsPerSlice(width);
   const times = new Float64Array(indices.length);
@@ -231,9 +232,4 @@ function* gather(rows: LoadedRows, indices: Uint32Array): Work<LoadedRows> {
     if (dst % slice === 0) yield;
   }
   return { columns: rows.columns, times, values, rows: indices.length };
-}
-
-/** `rows` gathered in the order of `indices` (rows kept, in time order), a slice at a time. */
-export function gatherWork(rows: LoadedRows, indices: Uint32Array): Work<LoadedRows> {
-  return gather(rows, indices);
 }

@@ -1,10 +1,11 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CLI } from '../helpers/cli.js';
+import { STRACE } from '../helpers/strace.js';
 import { PodDir, dailyCsv } from '../server/fixtures.js';
 
 /**
@@ -14,13 +15,6 @@ import { PodDir, dailyCsv } from '../server/fixtures.js';
  * connection holds a descriptor, and the process holds far fewer descriptors than the limit. Run under strace,
  * the built CLI serving 32 held connections for two seconds (20 checks) must not open the tables at all.
  */
-
-const STRACE = ['/usr/bin/strace', '/bin/strace'].find((p) => existsSync(p));
-const STRACE_MISSING = 'strace is needed for this test (Debian: apt-get install strace; .ci/run installs it)';
-if (STRACE === undefined) {
-  if (process.env['CI'] === 'true') throw new Error(STRACE_MISSING);
-  console.warn(`\n*** SKIPPED: ${STRACE_MISSING} ***\n`);
-}
 
 const HELD = 32;
 const HOLD_MS = 2_000;

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { linearModel } from '../../tools/onnx-builder.js';
 import { CLI } from '../helpers/cli.js';
+import { STRACE } from '../helpers/strace.js';
 import { PodDir, dailyCsv } from '../server/fixtures.js';
 
 /**
@@ -13,13 +14,6 @@ import { PodDir, dailyCsv } from '../server/fixtures.js';
  * $HOME/.cache and debug logs as /tmp/mat-debug-PID.log. None of that may happen: no name lookup, no connection
  * to anything but this host, nothing written to $HOME, no mat-debug file.
  */
-
-const STRACE = ['/usr/bin/strace', '/bin/strace'].find((p) => existsSync(p));
-const STRACE_MISSING = 'strace is needed for this test (Debian: apt-get install strace; .ci/run installs it)';
-if (STRACE === undefined) {
-  if (process.env['CI'] === 'true') throw new Error(STRACE_MISSING);
-  console.warn(`\n*** SKIPPED: ${STRACE_MISSING} ***\n`);
-}
 
 /** How long the server runs before it is stopped and its trace read. */
 const OBSERVE_MS = 15_000;

@@ -1,4 +1,4 @@
-import { createServer, connect, type Socket } from 'node:net';
+import { createServer, connect, type Server, type Socket } from 'node:net';
 import { readFileSync } from 'node:fs';
 import { openSync, closeSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
@@ -31,6 +31,15 @@ function liveCount(port: number): number {
   }, 0);
 }
 
+/** A plain TCP server on a free local port, and the sockets it has accepted. */
+async function listening(): Promise<{ server: Server; port: number; accepted: Socket[] }> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const accepted: Socket[] = [];
+  server.on('connection', (s) => accepted.push(s));
+  return { server, port: (server.address() as { port: number }).port, accepted };
+}
+
 describe('countConnections', () => {
   it('counts the established and client-closed sockets on the port, not the listener, the client ends, TIME_WAIT or other ports', () => {
     // Port 8090 is 1F9A: rows 1 (ESTABLISHED) and 3 (CLOSE_WAIT) count.
@@ -40,11 +49,7 @@ describe('countConnections', () => {
   });
 
   it("follows a real listener's connections, and ignores files the process opens", async () => {
-    const server = createServer();
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const port = (server.address() as { port: number }).port;
-    const accepted: Socket[] = [];
-    server.on('connection', (s) => accepted.push(s));
+    const { server, port, accepted } = await listening();
     expect(liveCount(port)).toBe(0);
     const files = Array.from({ length: 20 }, () => openSync('/proc/self/status', 'r'));
     const clients = await Promise.all(
@@ -60,11 +65,7 @@ describe('countConnections', () => {
   });
 
   it('without a gate, counts from the tables opened at start and pauses at the limit', async () => {
-    const server = createServer();
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const port = (server.address() as { port: number }).port;
-    const accepted: Socket[] = [];
-    server.on('connection', (s) => accepted.push(s));
+    const { server, port, accepted } = await listening();
     let pauses = 0;
     const limit = new ConnectionLimit(5, port, silentLogger(), {
       pause: () => void pauses++,
