@@ -5,6 +5,7 @@
 //   allocateTensorData(elementType, length) -> TypedArray over addon-owned memory (run() then needs no copy)
 //   setLogListener(fn | undefined), takeRuntimeLog() -> ONNX Runtime's log lines (runtime_log.h)
 //   runSpin(microseconds?) -> the run threads' spin budget (run_pool.h, SetSpin); sets it first when given
+//   ioPoll(microseconds?) -> the JavaScript thread's poll for I/O before sleeping (completion_queue.h, SetIoPoll)
 //   raiseOpenFileLimit() -> { before, soft, hard }: the soft RLIMIT_NOFILE raised to the hard limit
 //   createConnectionGate(max) -> ConnectionGate: counts and bounds a server's connections (connection_gate.h)
 //   stopForExit(code): the process is exiting (its 'exit' event): stop the run pool before ORT's statics go
@@ -218,6 +219,20 @@ Napi::Value RunSpin(const Napi::CallbackInfo& info) {
   });
 }
 
+Napi::Value IoPoll(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return GuardJs(env, kErrInvalidArgument, "cannot set the I/O poll", [&]() -> Napi::Value {
+    if (info.Length() >= 1 && !info[0].IsUndefined()) {
+      const double us = info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : -1;
+      if (!(us >= 0) || us > 100000 || us != static_cast<double>(static_cast<unsigned>(us))) {
+        throw RangeErrorOf("the I/O poll must be an integer number of microseconds from 0 to 100000");
+      }
+      CompletionQueue::SetIoPoll(static_cast<unsigned>(us));
+    }
+    return Napi::Number::New(env, CompletionQueue::IoPoll());
+  });
+}
+
 // The descriptor limit a server can use: the soft limit (often 1024) raised to the hard one, which an
 // unprivileged process may do. A hard limit reported as unlimited is not a soft value Linux accepts for
 // descriptors (it is capped by fs.nr_open), so the soft limit then goes to 1,048,576, the usual nr_open.
@@ -279,6 +294,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setLogListener", Napi::Function::New<SetLogListener>(env, "setLogListener"));
   exports.Set("takeRuntimeLog", Napi::Function::New<TakeLog>(env, "takeRuntimeLog"));
   exports.Set("runSpin", Napi::Function::New<RunSpin>(env, "runSpin"));
+  exports.Set("ioPoll", Napi::Function::New<IoPoll>(env, "ioPoll"));
   exports.Set("raiseOpenFileLimit", Napi::Function::New<RaiseOpenFileLimit>(env, "raiseOpenFileLimit"));
   exports.Set("createConnectionGate", Napi::Function::New<CreateConnectionGate>(env, "createConnectionGate"));
   exports.Set("stopForExit", Napi::Function::New<StopAtExit>(env, "stopForExit"));

@@ -2,6 +2,10 @@
 
 #include <poll.h>
 
+#include <sched.h>
+
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 
 #include "addon_error.h"
@@ -10,6 +14,14 @@
 #include "runtime_log.h"
 
 namespace forecastd {
+
+namespace {
+std::atomic<unsigned> g_ioPollMicros{0};
+}  // namespace
+
+void CompletionQueue::SetIoPoll(unsigned microseconds) { g_ioPollMicros.store(microseconds, std::memory_order_relaxed); }
+
+unsigned CompletionQueue::IoPoll() { return g_ioPollMicros.load(std::memory_order_relaxed); }
 
 struct CompletionQueue::Wakeup {
   uv_async_t async{};
@@ -75,6 +87,7 @@ std::shared_ptr<CompletionQueue> CompletionQueue::Create(Napi::Env env) {
 
 void CompletionQueue::Dispatch(Napi::Env, std::unique_ptr<Job> job) {
   if (inFlight_++ == 0 && wakeup_ != nullptr) uv_ref(reinterpret_cast<uv_handle_t*>(&wakeup_->async));
+  busyThreads_ += job->Threads();
   {
     std::lock_guard<std::mutex> lock(mutex_);
     ++onPool_;
@@ -99,26 +112,64 @@ void CompletionQueue::Finish(std::unique_ptr<Job> job) {
 }
 
 void CompletionQueue::OnPrepare(uv_prepare_t* prepare) {
-  static_cast<Wakeup*>(prepare->data)->owner->AwaitShortRun(prepare->loop);
+  CompletionQueue* queue = static_cast<Wakeup*>(prepare->data)->owner;
+  if (queue->wakeup_ == nullptr) return;
+  if (queue->inFlight_ > 0) {
+    queue->AwaitRun(prepare->loop);
+  } else {
+    queue->AwaitRequest(prepare->loop);
+  }
 }
 
-void CompletionQueue::AwaitShortRun(uv_loop_t* loop) {
-  // Only while runs are in flight, nothing finished yet, and recent runs took less than the budget.
-  if (wakeup_ == nullptr || inFlight_ == 0 || anyDone_.load(std::memory_order_acquire)) return;
-  if (recentRunNanos_ > kShortRunNanos) return;
-  // The loop will not sleep anyway (immediates, pending callbacks, a timer due now): nothing to save.
-  if (uv_backend_timeout(loop) == 0) return;
+template <typename Done>
+bool CompletionQueue::PollUntil(uv_loop_t* loop, int64_t nanos, Done done) {
   const int backend = uv_backend_fd(loop);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::nanoseconds(kShortRunNanos);
-  for (unsigned turns = 1;; ++turns) {
-    CpuRelax();
-    if (anyDone_.load(std::memory_order_acquire)) return;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::nanoseconds(nanos);
+  for (unsigned turns = 0;; ++turns) {
+    if (done()) return true;
     if ((turns & 63U) == 0) {
-      if (std::chrono::steady_clock::now() >= deadline) return;
-      // Anything else for the loop to do (a request, a timer's fd): stop waiting and let it poll.
+      // Anything for the loop to do (a request, a timer's fd, a finished run's signal): stop and let it poll.
       pollfd ready{backend, POLLIN, 0};
-      if (backend >= 0 && poll(&ready, 1, 0) > 0) return;
+      if (backend >= 0 && poll(&ready, 1, 0) > 0) return true;
+      if (turns != 0) {
+        if (std::chrono::steady_clock::now() >= deadline) return false;
+        // Whatever else wants this CPU (a client on the same machine) goes first.
+        sched_yield();
+      }
     }
+    CpuRelax();
+  }
+}
+
+void CompletionQueue::AwaitRun(uv_loop_t* loop) {
+  if (anyDone_.load(std::memory_order_acquire)) return;
+  int64_t budget = kShortRunNanos;
+  if (recentRunNanos_ > kShortRunNanos) {
+    if (recentRunNanos_ > kLongestAwaitNanos || busyThreads_ >= RunPool::Cpus()) return;
+    budget = std::min(2 * recentRunNanos_, kLongestAwaitNanos);
+  }
+  // The loop will not sleep anyway (immediates, pending callbacks, a timer due now): nothing to save.
+  const int timeoutMs = uv_backend_timeout(loop);
+  if (timeoutMs == 0) return;
+  if (timeoutMs > 0) budget = std::min<int64_t>(budget, int64_t{timeoutMs} * 1000000);
+  PollUntil(loop, budget, [this] { return anyDone_.load(std::memory_order_acquire); });
+}
+
+void CompletionQueue::AwaitRequest(uv_loop_t* loop) {
+  const unsigned micros = IoPoll();
+  if (micros == 0) return;
+  if (idleMisses_ >= kIdleMissesBeforePause) {
+    ++idleMisses_;
+    if ((idleMisses_ - kIdleMissesBeforePause) % kIdleProbeEvery != 0) return;
+  }
+  const int timeoutMs = uv_backend_timeout(loop);
+  if (timeoutMs == 0) return;
+  int64_t budget = int64_t{micros} * 1000;
+  if (timeoutMs > 0) budget = std::min<int64_t>(budget, int64_t{timeoutMs} * 1000000);
+  if (PollUntil(loop, budget, [] { return false; })) {
+    idleMisses_ = 0;
+  } else if (idleMisses_ < kIdleMissesBeforePause) {
+    ++idleMisses_;
   }
 }
 
@@ -154,6 +205,7 @@ void CompletionQueue::Drain() {
       Napi::HandleScope perJob(env);
       // A moving average of how long runs take, for AwaitShortRun.
       recentRunNanos_ += (job->executeNanos - recentRunNanos_) / 4;
+      busyThreads_ -= job->Threads();
       try {
         job->Complete(env);
       } catch (const std::exception&) {

@@ -37,6 +37,11 @@ class CompletionQueue : public std::enable_shared_from_this<CompletionQueue> {
   // True once the environment started shutting down.
   bool closed();
 
+  // How long (microseconds, 0 = never) the JavaScript thread polls its event loop for I/O before sleeping while
+  // no run is in flight (see AwaitRequest). Process-wide; any thread, any time.
+  static void SetIoPoll(unsigned microseconds);
+  static unsigned IoPoll();
+
  private:
   // The libuv handle and the cleanup hook's handle: heap-allocated, freed by the handle's close callback (which
   // may come after the queue itself is gone).
@@ -44,13 +49,26 @@ class CompletionQueue : public std::enable_shared_from_this<CompletionQueue> {
 
   CompletionQueue() = default;
   static void OnWakeup(uv_async_t* async);
+  // JavaScript thread, just before the event loop would sleep waiting for I/O: AwaitRun while runs are in
+  // flight, else AwaitRequest. Both poll, and stop as soon as anything is ready for the loop, which then takes it
+  // at once instead of the thread going to sleep and being woken for it: a wake-up costs tens of microseconds on
+  // a virtual machine whose idle CPUs sleep, more than a short run.
   static void OnPrepare(uv_prepare_t* prepare);
-  // JavaScript thread, just before the event loop would sleep waiting for I/O: when runs are in flight and recent
-  // runs were short (under kShortRunNanos), polls for a finished one for at most that long, and stops as soon as
-  // anything else is ready for the loop. A run that finishes meanwhile is then taken by the loop's poll at once,
-  // instead of the thread going to sleep and being woken for it (a wake-up costs more than such a run on a
-  // virtual machine whose idle CPUs sleep).
-  void AwaitShortRun(uv_loop_t* loop);
+  // Polls for a finished run:
+  // - recent runs shorter than kShortRunNanos: for at most that long;
+  // - longer ones, up to kLongestAwaitNanos: for twice their recent time, capped there, and only while a CPU is
+  //   free for this thread beside the runs in flight (their threads fewer than the CPUs), so that the poll never
+  //   takes a core from a run. A lone request (one connection) then gets its answer without a wake-up.
+  // Never past the loop's next timer.
+  void AwaitRun(uv_loop_t* loop);
+  // With IoPoll() > 0: polls for the loop's next I/O (a server's next request) for at most that long. Adaptive:
+  // after kIdleMissesBeforePause polls in a row found nothing, only one in kIdleProbeEvery is made, until one
+  // catches something; an idle server so polls for a few microseconds a second at most.
+  void AwaitRequest(uv_loop_t* loop);
+  // The poll both use: until `done` (checked every turn) or anything is ready on the loop's backend (checked every
+  // 64 turns, and first), or `nanos` passed. True when it stopped for something ready or done.
+  template <typename Done>
+  bool PollUntil(uv_loop_t* loop, int64_t nanos, Done done);
   static void OnCleanup(napi_async_cleanup_hook_handle hook, void* data);
   void Drain();
   // Environment cleanup (JavaScript thread): waits for this environment's jobs still on the pool, then drops them
@@ -66,10 +84,17 @@ class CompletionQueue : public std::enable_shared_from_this<CompletionQueue> {
   size_t onPool_ = 0;                       // jobs submitted and not yet finished; guarded by mutex_
   bool closed_ = false;                     // guarded by mutex_
   size_t inFlight_ = 0;                     // JavaScript thread only: dispatched and not yet completed
+  size_t busyThreads_ = 0;                  // JavaScript thread only: the threads (Job::Threads) of those jobs
+  unsigned idleMisses_ = 0;                 // JavaScript thread only: AwaitRequest polls in a row that found nothing
   int64_t recentRunNanos_ = kShortRunNanos + 1;  // JavaScript thread only: moving average of Execute() times
   std::atomic<bool> anyDone_{false};        // a finished job was queued and the loop signalled for it
   // Runs shorter than this are waited for before the loop sleeps (see AwaitShortRun).
   static constexpr int64_t kShortRunNanos = 50000;
+  // Longer runs are waited for up to this long, while a CPU is free (see AwaitRun): past it, a wake-up costs a few
+  // percent of the run or less.
+  static constexpr int64_t kLongestAwaitNanos = 1000000;
+  static constexpr unsigned kIdleMissesBeforePause = 8;
+  static constexpr unsigned kIdleProbeEvery = 16;
 };
 
 }  // namespace forecastd

@@ -17,6 +17,8 @@ class Job {
   // Any thread, while Execute() may be running: asks it to stop as soon as it can (a run stops between graph
   // nodes; a load cannot be interrupted and simply finishes).
   virtual void Terminate() {}
+  // CPUs Execute() keeps busy while it runs (a run's intra-op threads).
+  virtual unsigned Threads() const { return 1; }
 
   // Nanoseconds Execute() took, set by the run pool (0 when it was skipped).
   int64_t executeNanos = 0;

@@ -162,7 +162,9 @@ std::shared_ptr<ModelSession> ModelSession::FromFile(const std::string& path, co
   OrtSession* raw = nullptr;
   CheckStatus(Ort().CreateSession(OrtLibrary::Current()->env(), path.c_str(), options.get(), &raw), kErrModelLoad,
               what);
-  return Inspect(OrtPtr<OrtSession>(raw), what);
+  std::shared_ptr<ModelSession> session = Inspect(OrtPtr<OrtSession>(raw), what);
+  session->threads_ = config.intraOpThreads;
+  return session;
 }
 
 std::shared_ptr<ModelSession> ModelSession::FromBytes(const void* data, size_t size, const SessionConfig& config) {
@@ -171,7 +173,9 @@ std::shared_ptr<ModelSession> ModelSession::FromBytes(const void* data, size_t s
   OrtSession* raw = nullptr;
   CheckStatus(Ort().CreateSessionFromArray(OrtLibrary::Current()->env(), data, size, options.get(), &raw),
               kErrModelLoad, what);
-  return Inspect(OrtPtr<OrtSession>(raw), what);
+  std::shared_ptr<ModelSession> session = Inspect(OrtPtr<OrtSession>(raw), what);
+  session->threads_ = config.intraOpThreads;
+  return session;
 }
 
 std::shared_ptr<ModelSession> ModelSession::Inspect(OrtPtr<OrtSession> session, const std::string& what) {

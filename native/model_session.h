@@ -48,6 +48,8 @@ class ModelSession {
   const std::vector<TensorSpec>& inputs() const { return inputs_; }
   const std::vector<TensorSpec>& outputs() const { return outputs_; }
   const ModelMetadataInfo& metadata() const { return metadata_; }
+  // ONNX Runtime threads one run of this session keeps busy (its intra-op threads, the calling thread included).
+  int threads() const { return threads_; }
 
   // Index of the input/output named `name`, or -1.
   int InputIndex(const std::string& name) const;
@@ -68,6 +70,7 @@ class ModelSession {
   std::vector<TensorSpec> inputs_;
   std::vector<TensorSpec> outputs_;
   ModelMetadataInfo metadata_;
+  int threads_ = 1;
 };
 
 }  // namespace forecastd

@@ -191,7 +191,7 @@ OrtLibrary::Snapshot OrtLibrary::Configure(const std::string& path, unsigned run
   library->version_ = version;
   library->runThreads_ = runThreads != 0 ? runThreads : (defaultRunThreads != 0 ? defaultRunThreads : 1);
   library->providers_ = std::move(providers);
-  RunPool::Start(library->runThreads_);
+  RunPool::Start(library->runThreads_, defaultRunThreads != 0 ? defaultRunThreads : library->runThreads_);
   library->env_ = env.release();
   library->cpuMemoryInfo_ = memoryInfo.release();
   // Published for the rest of the process and never destroyed (see the class comment).

@@ -42,6 +42,7 @@ class RunJob : public Job {
   void Execute() override;
   void Complete(Napi::Env env) override;
   void Terminate() override;
+  unsigned Threads() const override { return static_cast<unsigned>(session_->threads()); }
 
  private:
   struct Output {

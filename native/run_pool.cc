@@ -24,6 +24,7 @@ std::mutex g_startMutex;
 // 100-300 µs: bench/http's heavy model at one connection gave about 4,300 req/s with 100 µs, 4,600 with 300 µs
 // and the same with 600 or 1,000 µs, 3,400 with 30 µs and 3,000 with none.
 std::atomic<unsigned> g_spinMicros{300};
+std::atomic<unsigned> g_cpus{1};
 // Spins in a row that find nothing before spinning pauses (see SetSpin).
 constexpr unsigned kMissesBeforePause = 8;
 constexpr unsigned kProbeEvery = 16;
@@ -34,9 +35,12 @@ void RunPool::SetSpin(unsigned microseconds) { g_spinMicros.store(microseconds, 
 
 unsigned RunPool::Spin() { return g_spinMicros.load(std::memory_order_relaxed); }
 
-void RunPool::Start(unsigned threads) {
+unsigned RunPool::Cpus() { return g_cpus.load(std::memory_order_relaxed); }
+
+void RunPool::Start(unsigned threads, unsigned cpus) {
   std::lock_guard<std::mutex> startLock(g_startMutex);
   if (g_pool.load() != nullptr) return;
+  g_cpus.store(cpus == 0 ? 1 : cpus, std::memory_order_relaxed);
   // Never deleted, not even when starting fails: threads that did start may still be inside it.
   RunPool* pool = new RunPool();
   unsigned started = 0;

@@ -29,7 +29,11 @@ class RunPool {
   // Starts `threads` threads; called once, when the ONNX Runtime library is configured. When a thread cannot be
   // started (a thread limit), the threads already started are stopped and AddonError(ERR_RUNTIME_LOAD) is thrown;
   // a later call may try again.
-  static void Start(unsigned threads);
+  // `cpus`: the CPUs the process may use (affinity mask and cgroup quota), which may differ from `threads`.
+  static void Start(unsigned threads, unsigned cpus);
+
+  // The `cpus` given to Start(); 1 before it.
+  static unsigned Cpus();
 
   // Queues `job`; when it has run, it is handed to `queue` (or skipped when that environment shut down).
   // Wakes a sleeping run thread only when no thread is spinning for work (see SetSpin).

@@ -89,6 +89,11 @@ export interface AddonTypes {
   runtimeState(): NativeRuntimeState | null;
   /** The run threads' spin budget in microseconds, process-wide; sets it first when given (0 to 100000). */
   runSpin(microseconds?: number): number;
+  /**
+   * How long the JavaScript thread polls its event loop for I/O before sleeping while none of its runs is in
+   * flight, in microseconds, process-wide; sets it first when given (0 to 100000).
+   */
+  ioPoll(microseconds?: number): number;
   /** Creates an ORT session on the addon's run threads. */
   loadSession(source: string | Uint8Array, options: NativeSessionOptions): Promise<NativeSession>;
   /**

@@ -96,7 +96,7 @@ function hookEnvironment(addon: AddonTypes): void {
   if (isMainThread) process.on('exit', (code) => addon.stopForExit(code));
 }
 
-function toRuntimeInfo(state: NativeRuntimeState, runSpinMicros: number): RuntimeInfo {
+function toRuntimeInfo(state: NativeRuntimeState, runSpinMicros: number, ioPollMicros: number): RuntimeInfo {
   ortProviders = state.availableProviders;
   return Object.freeze({
     libraryPath: state.libraryPath,
@@ -104,6 +104,7 @@ function toRuntimeInfo(state: NativeRuntimeState, runSpinMicros: number): Runtim
     apiVersion: state.apiVersion,
     runThreads: state.runThreads,
     runSpinMicros,
+    ioPollMicros,
     availableProviders: Object.freeze(state.availableProviders.map(normalizeProviderName)),
   });
 }
@@ -134,18 +135,18 @@ function checkSpin(value: unknown, what: string): number {
   return checkInteger(value, what, 0, MAX_SPIN_MICROS);
 }
 
-/** The spin budget asked for: the option, else $FORECASTD_RUN_SPIN_US, else undefined (keep the current one). */
-function spinChoice(options: RuntimeOptions): number | undefined {
-  if (options.runSpinMicros !== undefined) return checkSpin(options.runSpinMicros, 'runSpinMicros');
-  const fromEnv = process.env['FORECASTD_RUN_SPIN_US'];
+/** A budget in microseconds asked for: the option, else the environment variable, else undefined (keep the current one). */
+function spinChoice(option: number | undefined, optionName: string, variable: string): number | undefined {
+  if (option !== undefined) return checkSpin(option, optionName);
+  const fromEnv = process.env[variable];
   if (fromEnv === undefined || fromEnv === '') return undefined;
-  return checkSpin(/^\d+$/.test(fromEnv.trim()) ? Number(fromEnv.trim()) : NaN, 'FORECASTD_RUN_SPIN_US');
+  return checkSpin(/^\d+$/.test(fromEnv.trim()) ? Number(fromEnv.trim()) : NaN, variable);
 }
 
 /**
  * Chooses the ONNX Runtime library and the size of the addon's run thread pool, once per process. Calling it
  * again (or from a worker thread) with the same library, or with no library, returns the current state; asking
- * for a different library or pool size is an ERR_RUNTIME_LOAD error naming both. `runSpinMicros` may change on
+ * for a different library or pool size is an ERR_RUNTIME_LOAD error naming both. `runSpinMicros` and `ioPollMicros` may change on
  * any call.
  */
 export function configureRuntime(options: RuntimeOptions = {}): RuntimeInfo {
@@ -153,7 +154,8 @@ export function configureRuntime(options: RuntimeOptions = {}): RuntimeInfo {
     throw new ForecastdError('ERR_INVALID_ARGUMENT', 'libraryPath must be a non-empty string');
   }
   const runThreads = checkRunThreads(options.runThreads);
-  const spin = spinChoice(options);
+  const spin = spinChoice(options.runSpinMicros, 'runSpinMicros', 'FORECASTD_RUN_SPIN_US');
+  const ioPoll = spinChoice(options.ioPollMicros, 'ioPollMicros', 'FORECASTD_IO_POLL_US');
   const addon = loadAddon();
   const current = addon.runtimeState();
   let libraryPath: string;
@@ -182,7 +184,7 @@ export function configureRuntime(options: RuntimeOptions = {}): RuntimeInfo {
   }
   try {
     const state = addon.configure(libraryPath, runThreads, availableCpus());
-    info = toRuntimeInfo(state, addon.runSpin(spin));
+    info = toRuntimeInfo(state, addon.runSpin(spin), addon.ioPoll(ioPoll));
   } catch (error) {
     throw runtimeError(error);
   }

@@ -103,6 +103,15 @@ export interface RuntimeOptions {
    * else 300. Unlike the other options it can be changed at any time.
    */
   readonly runSpinMicros?: number;
+  /**
+   * How long, in microseconds, the JavaScript thread polls its event loop for I/O before it sleeps while none of
+   * its runs is in flight: a request that arrives meanwhile is read without a thread wake-up, which on virtual
+   * machines costs tens of microseconds (a server at one connection gains 10-15%; see docs/performance.md). It
+   * uses that CPU time while it polls, and pauses by itself while it finds nothing (an idle process polls a few
+   * microseconds a second at most). 0 turns it off. Default: $FORECASTD_IO_POLL_US, else 0 (the forecastd server
+   * sets 100). Like runSpinMicros it can be changed at any time.
+   */
+  readonly ioPollMicros?: number;
 }
 
 /** One line ONNX Runtime logged (warnings and errors; see setRuntimeLogHandler). */
@@ -122,5 +131,7 @@ export interface RuntimeInfo {
   readonly runThreads: number;
   /** The run threads' spin budget in microseconds (RuntimeOptions.runSpinMicros). */
   readonly runSpinMicros: number;
+  /** The JavaScript thread's poll for I/O before it sleeps, in microseconds (RuntimeOptions.ioPollMicros). */
+  readonly ioPollMicros: number;
   readonly availableProviders: readonly string[];
 }

@@ -103,3 +103,80 @@ describe('runSpinMicros', () => {
     configureRuntime({ runSpinMicros: before });
   });
 });
+
+describe('ioPollMicros', () => {
+  it('is reported, can change at any time, and is checked', () => {
+    const before = runtimeInfo().ioPollMicros;
+    expect(Number.isInteger(before)).toBe(true);
+    expect(configureRuntime({ ioPollMicros: 0 }).ioPollMicros).toBe(0);
+    expect(configureRuntime({ ioPollMicros: 120 }).ioPollMicros).toBe(120);
+    // Without the option, the current budget stays.
+    expect(configureRuntime().ioPollMicros).toBe(120);
+    for (const bad of [-1, 2.5, 100_001, Number.NaN]) {
+      expect(() => configureRuntime({ ioPollMicros: bad })).toThrow(/ioPollMicros must be an integer from 0 to 100000/);
+    }
+    expect(runtimeInfo().ioPollMicros).toBe(120);
+    process.env['FORECASTD_IO_POLL_US'] = '33';
+    try {
+      expect(configureRuntime().ioPollMicros).toBe(33);
+      process.env['FORECASTD_IO_POLL_US'] = '-4';
+      expect(() => configureRuntime()).toThrow(/FORECASTD_IO_POLL_US must be an integer from 0 to 100000, got NaN/);
+      expect(configureRuntime({ ioPollMicros: 7 }).ioPollMicros).toBe(7);
+    } finally {
+      delete process.env['FORECASTD_IO_POLL_US'];
+    }
+    configureRuntime({ ioPollMicros: before });
+  });
+
+  it('pauses by itself on an idle loop, and never holds a timer back', async () => {
+    const before = runtimeInfo().ioPollMicros;
+    // The longest poll allowed, on a loop that wakes only for a timer every 2 ms: polling each time the loop
+    // would sleep would keep this thread busy the whole time (it stops at each timer, which is due before the
+    // poll ends).
+    configureRuntime({ ioPollMicros: 100_000 });
+    try {
+      const ticks: number[] = [];
+      const cpuBefore = process.cpuUsage();
+      const wallBefore = performance.now();
+      await new Promise<void>((resolve) => {
+        const timer = setInterval(() => {
+          ticks.push(performance.now());
+          if (ticks.length === 250) {
+            clearInterval(timer);
+            resolve();
+          }
+        }, 2);
+      });
+      const wallMs = performance.now() - wallBefore;
+      const cpu = process.cpuUsage(cpuBefore);
+      const cpuMs = (cpu.user + cpu.system) / 1000;
+      // Every tick came (the poll ends at the loop's next timer), and after a few polls that found nothing
+      // the thread slept: well under half of the wall time on the CPU (polling every time would be all of it).
+      expect(ticks).toHaveLength(250);
+      expect(cpuMs).toBeLessThan(wallMs / 2);
+    } finally {
+      configureRuntime({ ioPollMicros: before });
+    }
+  });
+
+  it('runs give the same answers while the loop polls for I/O and for long runs', async () => {
+    const session = await InferenceSession.load(linearModel({ lookback: LOOKBACK, horizon: HORIZON, weights, rank: 2 }));
+    sessions.push(session);
+    const windows = Array.from({ length: 20 }, (_, i) => uniformWeights(seededRandom(300 + i), LOOKBACK, 2));
+    const before = runtimeInfo().ioPollMicros;
+    try {
+      for (const poll of [0, 100, 5000]) {
+        configureRuntime({ ioPollMicros: poll });
+        for (const w of windows) {
+          const [out] = await session.run({ window: { data: w, shape: [1, LOOKBACK] } });
+          const want = linearReference(params, w);
+          (out?.data as Float32Array).forEach((v, j) => expect(v).toBeCloseTo(want[j] as number, 4));
+          // A timer between runs: the loop sleeps and polls again each time.
+          await new Promise((resolve) => setTimeout(resolve, 1));
+        }
+      }
+    } finally {
+      configureRuntime({ ioPollMicros: before });
+    }
+  });
+});
