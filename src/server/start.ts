@@ -233,6 +233,8 @@ export async function startServer(options: ServerOptions): Promise<ForecastdServ
     const models = registry.models();
     const ready = models.filter((m) => m.status === 'Ready').length;
     logger.info({ ready, failed: models.length - ready }, `loaded ${ready} of ${models.length} models`);
+    // Only now: compressing competes for the CPU that loading needs.
+    http.compressDashboard().catch((error: unknown) => logger.warn({ err: error }, 'the dashboard files could not be compressed; they are served as they are'));
   });
 
   if (watcher !== null) {

@@ -3,7 +3,11 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { extname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { brotliCompressSync, constants as zlib, gzipSync } from 'node:zlib';
+import { promisify } from 'node:util';
+import { brotliCompress, constants as zlib, gzip } from 'node:zlib';
+
+const gzipAsync = promisify(gzip);
+const brotliAsync = promisify(brotliCompress);
 
 /**
  * The dashboard's page and static files, all read once when the server starts and served from memory: the
@@ -11,6 +15,10 @@ import { brotliCompressSync, constants as zlib, gzipSync } from 'node:zlib';
  * npm package. Nothing is fetched from elsewhere. Files live under /assets/BUILD/ where BUILD is a hash of
  * their contents, so they are cached for good (immutable) while the page itself is revalidated on every
  * load (ETag); a new build changes every asset URL at once.
+ *
+ * The gzip and Brotli copies (best compression, about half a second of CPU for uPlot alone) are made by
+ * compress(), on libuv's threads, which the server calls once its models and datasets have loaded: a start is
+ * not held up by them, and until they exist files are served as they are.
  */
 
 /** The package root: this file is src/http/routes/dashboard.ts, or dist/http/routes/dashboard.js once built. */
@@ -24,12 +32,12 @@ const CONTENT_TYPES: Readonly<Record<string, string>> = {
 
 const IMMUTABLE = 'public, max-age=31536000, immutable';
 
-/** A file as served: its bytes in each encoding a client may accept, and their validator. */
+/** A file as served: its bytes in each encoding a client may accept (once compressed), and their validator. */
 interface StaticFile {
   readonly contentType: string;
   readonly identity: Buffer;
-  readonly gzip: Buffer;
-  readonly br: Buffer;
+  gzip: Buffer | null;
+  br: Buffer | null;
   readonly etag: string;
 }
 
@@ -53,8 +61,8 @@ function staticFile(name: string, bytes: Buffer): StaticFile {
   return {
     contentType: CONTENT_TYPES[extname(name)] ?? 'application/octet-stream',
     identity: bytes,
-    gzip: gzipSync(bytes, { level: 9 }),
-    br: brotliCompressSync(bytes, { params: { [zlib.BROTLI_PARAM_QUALITY]: 11, [zlib.BROTLI_PARAM_SIZE_HINT]: bytes.length } }),
+    gzip: null,
+    br: null,
     etag: '"' + createHash('sha256').update(bytes).digest('base64url').slice(0, 22) + '"',
   };
 }
@@ -88,10 +96,10 @@ function answer(file: StaticFile, request: StaticRequest, extra: readonly (reado
   }
   const accepted = acceptedCodings(request.acceptEncoding);
   let body: Buffer = file.identity;
-  if (accepted.has('br')) {
+  if (accepted.has('br') && file.br !== null) {
     body = file.br;
     headers.push(['content-encoding', 'br']);
-  } else if (accepted.has('gzip')) {
+  } else if (accepted.has('gzip') && file.gzip !== null) {
     body = file.gzip;
     headers.push(['content-encoding', 'gzip']);
   }
@@ -104,6 +112,8 @@ function importMap(prefix: string): string {
 }
 
 export class DashboardAssets {
+  private compressing: Promise<void> | null = null;
+
   private constructor(
     /** The page, with and without the API-key prompt; null when the browser modules are not built. */
     private readonly pages: { readonly open: StaticFile; readonly keyed: StaticFile; readonly csp: string } | null,
@@ -163,6 +173,23 @@ export class DashboardAssets {
       "frame-ancestors 'none'",
     ].join('; ');
     return new DashboardAssets({ open: page('off'), keyed: page('on'), csp }, build, files, '');
+  }
+
+  /**
+   * Makes the gzip and Brotli copies of every file, one file at a time on libuv's threads (not this one); each
+   * is served as soon as it exists. Once per instance: later calls return the same promise.
+   */
+  compress(): Promise<void> {
+    this.compressing ??= (async () => {
+      const all = [...this.files.values(), ...(this.pages === null ? [] : [this.pages.open, this.pages.keyed])];
+      for (const file of all) {
+        file.gzip = await gzipAsync(file.identity, { level: 9 });
+        file.br = await brotliAsync(file.identity, {
+          params: { [zlib.BROTLI_PARAM_QUALITY]: 11, [zlib.BROTLI_PARAM_SIZE_HINT]: file.identity.length },
+        });
+      }
+    })();
+    return this.compressing;
   }
 
   /** GET /: `keyed` when the API needs a key, so the page asks for one before it asks for data. */
