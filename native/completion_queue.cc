@@ -87,7 +87,6 @@ std::shared_ptr<CompletionQueue> CompletionQueue::Create(Napi::Env env) {
 
 void CompletionQueue::Dispatch(Napi::Env, std::unique_ptr<Job> job) {
   if (inFlight_++ == 0 && wakeup_ != nullptr) uv_ref(reinterpret_cast<uv_handle_t*>(&wakeup_->async));
-  busyThreads_ += job->Threads();
   {
     std::lock_guard<std::mutex> lock(mutex_);
     ++onPool_;
@@ -123,35 +122,47 @@ void CompletionQueue::OnPrepare(uv_prepare_t* prepare) {
 
 template <typename Done>
 bool CompletionQueue::PollUntil(uv_loop_t* loop, int64_t nanos, Done done) {
+  uv_update_time(loop);
+  const int timeoutMs = uv_backend_timeout(loop);
+  // The loop will not sleep anyway (immediates, pending callbacks, a timer due now): nothing to save.
+  if (timeoutMs == 0) return false;
+  // A timer is due in (timeoutMs - 1, timeoutMs] milliseconds: poll only in the whole milliseconds before it.
+  if (timeoutMs > 0) nanos = std::min<int64_t>(nanos, (int64_t{timeoutMs} - 1) * 1000000);
+  if (nanos <= 0) return false;
   const int backend = uv_backend_fd(loop);
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::nanoseconds(nanos);
+  bool stopped = false;
   for (unsigned turns = 0;; ++turns) {
-    if (done()) return true;
+    if (done()) {
+      stopped = true;
+      break;
+    }
     if ((turns & 63U) == 0) {
       // Anything for the loop to do (a request, a timer's fd, a finished run's signal): stop and let it poll.
       pollfd ready{backend, POLLIN, 0};
-      if (backend >= 0 && poll(&ready, 1, 0) > 0) return true;
+      if (backend >= 0 && poll(&ready, 1, 0) > 0) {
+        stopped = true;
+        break;
+      }
       if (turns != 0) {
-        if (std::chrono::steady_clock::now() >= deadline) return false;
+        if (std::chrono::steady_clock::now() >= deadline) break;
         // Whatever else wants this CPU (a client on the same machine) goes first.
         sched_yield();
       }
     }
     CpuRelax();
   }
+  uv_update_time(loop);
+  return stopped;
 }
 
 void CompletionQueue::AwaitRun(uv_loop_t* loop) {
   if (anyDone_.load(std::memory_order_acquire)) return;
   int64_t budget = kShortRunNanos;
   if (recentRunNanos_ > kShortRunNanos) {
-    if (recentRunNanos_ > kLongestAwaitNanos || busyThreads_ >= RunPool::Cpus()) return;
+    if (recentRunNanos_ > kLongestAwaitNanos || RunPool::BusyThreads() >= RunPool::Cpus()) return;
     budget = std::min(2 * recentRunNanos_, kLongestAwaitNanos);
   }
-  // The loop will not sleep anyway (immediates, pending callbacks, a timer due now): nothing to save.
-  const int timeoutMs = uv_backend_timeout(loop);
-  if (timeoutMs == 0) return;
-  if (timeoutMs > 0) budget = std::min<int64_t>(budget, int64_t{timeoutMs} * 1000000);
   PollUntil(loop, budget, [this] { return anyDone_.load(std::memory_order_acquire); });
 }
 
@@ -162,11 +173,7 @@ void CompletionQueue::AwaitRequest(uv_loop_t* loop) {
     ++idleMisses_;
     if ((idleMisses_ - kIdleMissesBeforePause) % kIdleProbeEvery != 0) return;
   }
-  const int timeoutMs = uv_backend_timeout(loop);
-  if (timeoutMs == 0) return;
-  int64_t budget = int64_t{micros} * 1000;
-  if (timeoutMs > 0) budget = std::min<int64_t>(budget, int64_t{timeoutMs} * 1000000);
-  if (PollUntil(loop, budget, [] { return false; })) {
+  if (PollUntil(loop, int64_t{micros} * 1000, [] { return false; })) {
     idleMisses_ = 0;
   } else if (idleMisses_ < kIdleMissesBeforePause) {
     ++idleMisses_;
@@ -203,9 +210,8 @@ void CompletionQueue::Drain() {
   for (auto& job : finished) {
     {
       Napi::HandleScope perJob(env);
-      // A moving average of how long runs take, for AwaitShortRun.
+      // A moving average of how long runs take, for AwaitRun.
       recentRunNanos_ += (job->executeNanos - recentRunNanos_) / 4;
-      busyThreads_ -= job->Threads();
       try {
         job->Complete(env);
       } catch (const std::exception&) {

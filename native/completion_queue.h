@@ -57,16 +57,19 @@ class CompletionQueue : public std::enable_shared_from_this<CompletionQueue> {
   // Polls for a finished run:
   // - recent runs shorter than kShortRunNanos: for at most that long;
   // - longer ones, up to kLongestAwaitNanos: for twice their recent time, capped there, and only while a CPU is
-  //   free for this thread beside the runs in flight (their threads fewer than the CPUs), so that the poll never
-  //   takes a core from a run. A lone request (one connection) then gets its answer without a wake-up.
-  // Never past the loop's next timer.
+  //   free for this thread beside the pool's work (RunPool::BusyThreads, every environment's, below the CPUs),
+  //   so that the poll never takes a core from a run. A lone request (one connection) then gets its answer
+  //   without a wake-up.
   void AwaitRun(uv_loop_t* loop);
   // With IoPoll() > 0: polls for the loop's next I/O (a server's next request) for at most that long. Adaptive:
   // after kIdleMissesBeforePause polls in a row found nothing, only one in kIdleProbeEvery is made, until one
   // catches something; an idle server so polls for a few microseconds a second at most.
   void AwaitRequest(uv_loop_t* loop);
   // The poll both use: until `done` (checked every turn) or anything is ready on the loop's backend (checked every
-  // 64 turns, and first), or `nanos` passed. True when it stopped for something ready or done.
+  // 64 turns, and first), or `nanos` passed, and never into the millisecond in which the loop's next timer is due
+  // (libuv counts whole milliseconds). Afterwards the loop's clock is brought up to date, so the time spent here
+  // is taken off the loop's wait for that timer instead of being added to it. True when it stopped for something
+  // ready or done.
   template <typename Done>
   bool PollUntil(uv_loop_t* loop, int64_t nanos, Done done);
   static void OnCleanup(napi_async_cleanup_hook_handle hook, void* data);
@@ -84,11 +87,10 @@ class CompletionQueue : public std::enable_shared_from_this<CompletionQueue> {
   size_t onPool_ = 0;                       // jobs submitted and not yet finished; guarded by mutex_
   bool closed_ = false;                     // guarded by mutex_
   size_t inFlight_ = 0;                     // JavaScript thread only: dispatched and not yet completed
-  size_t busyThreads_ = 0;                  // JavaScript thread only: the threads (Job::Threads) of those jobs
   unsigned idleMisses_ = 0;                 // JavaScript thread only: AwaitRequest polls in a row that found nothing
   int64_t recentRunNanos_ = kShortRunNanos + 1;  // JavaScript thread only: moving average of Execute() times
   std::atomic<bool> anyDone_{false};        // a finished job was queued and the loop signalled for it
-  // Runs shorter than this are waited for before the loop sleeps (see AwaitShortRun).
+  // Runs shorter than this are waited for before the loop sleeps (see AwaitRun).
   static constexpr int64_t kShortRunNanos = 50000;
   // Longer runs are waited for up to this long, while a CPU is free (see AwaitRun): past it, a wake-up costs a few
   // percent of the run or less.

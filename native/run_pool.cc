@@ -37,6 +37,12 @@ unsigned RunPool::Spin() { return g_spinMicros.load(std::memory_order_relaxed); 
 
 unsigned RunPool::Cpus() { return g_cpus.load(std::memory_order_relaxed); }
 
+size_t RunPool::BusyThreads() {
+  RunPool* pool = g_pool.load();
+  if (pool == nullptr) return 0;
+  return pool->executing_.load(std::memory_order_relaxed) + pool->queued_.load(std::memory_order_relaxed);
+}
+
 void RunPool::Start(unsigned threads, unsigned cpus) {
   std::lock_guard<std::mutex> startLock(g_startMutex);
   if (g_pool.load() != nullptr) return;
@@ -80,6 +86,7 @@ void RunPool::TakeLocked(Task& task) {
   task = std::move(tasks_.front());
   tasks_.pop_front();
   queued_.store(tasks_.size());
+  executing_.fetch_add(task.job->Threads(), std::memory_order_relaxed);
   running_.push_back(Running{task.queue.get(), task.job.get()});
 }
 
@@ -189,6 +196,7 @@ void RunPool::Loop() {
       // Cancel() and StopForExit() never call Terminate() on a finished job; `finishing_` still counts it.
       std::lock_guard<std::mutex> lock(mutex_);
       running_.erase(std::find_if(running_.begin(), running_.end(), [job](const Running& r) { return r.job == job; }));
+      executing_.fetch_sub(job->Threads(), std::memory_order_relaxed);
       exiting = exiting_;
       if (!exiting) ++finishing_;
     }

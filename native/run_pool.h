@@ -35,6 +35,10 @@ class RunPool {
   // The `cpus` given to Start(); 1 before it.
   static unsigned Cpus();
 
+  // CPUs the pool's work wants now, from every environment of the process: the threads (Job::Threads) of the
+  // jobs executing plus one per job queued. Any thread.
+  static size_t BusyThreads();
+
   // Queues `job`; when it has run, it is handed to `queue` (or skipped when that environment shut down).
   // Wakes a sleeping run thread only when no thread is spinning for work (see SetSpin).
   static void Submit(std::shared_ptr<CompletionQueue> queue, std::unique_ptr<Job> job);
@@ -81,6 +85,7 @@ class RunPool {
   bool stopping_ = false;            // guarded by mutex_: threads leave their loop
   bool exiting_ = false;             // guarded by mutex_: the process is exiting; nothing completes any more
   std::atomic<size_t> queued_{0};    // tasks_.size(), written under mutex_, polled by the spinning thread
+  std::atomic<size_t> executing_{0};  // Job::Threads() of the jobs taken and not yet executed, written under mutex_
   std::atomic<bool> spinning_{false};  // a thread is polling for work (at most one)
   std::atomic<unsigned> misses_{0};  // spins in a row that found no work
 };

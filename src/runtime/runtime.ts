@@ -140,7 +140,11 @@ function spinChoice(option: number | undefined, optionName: string, variable: st
   if (option !== undefined) return checkSpin(option, optionName);
   const fromEnv = process.env[variable];
   if (fromEnv === undefined || fromEnv === '') return undefined;
-  return checkSpin(/^\d+$/.test(fromEnv.trim()) ? Number(fromEnv.trim()) : NaN, variable);
+  const value = /^\d+$/.test(fromEnv.trim()) ? Number(fromEnv.trim()) : NaN;
+  if (!(value >= 0 && value <= MAX_SPIN_MICROS)) {
+    throw new ForecastdError('ERR_INVALID_ARGUMENT', `${variable} must be an integer from 0 to ${MAX_SPIN_MICROS}, got "${fromEnv}"`);
+  }
+  return value;
 }
 
 /**

@@ -106,9 +106,9 @@ export interface RuntimeOptions {
   /**
    * How long, in microseconds, the JavaScript thread polls its event loop for I/O before it sleeps while none of
    * its runs is in flight: a request that arrives meanwhile is read without a thread wake-up, which on virtual
-   * machines costs tens of microseconds (a server at one connection gains 10-15%; see docs/performance.md). It
-   * uses that CPU time while it polls, and pauses by itself while it finds nothing (an idle process polls a few
-   * microseconds a second at most). 0 turns it off. Default: $FORECASTD_IO_POLL_US, else 0 (the forecastd server
+   * machines costs tens of microseconds (see docs/performance.md for what it gives a server at one connection).
+   * It uses that CPU time while it polls, stops a millisecond before the loop's next timer, and pauses by itself
+   * while it finds nothing (then polls at one in sixteen of the loop's wake-ups). 0 turns it off. Default: $FORECASTD_IO_POLL_US, else 0 (the forecastd server
    * sets 100). Like runSpinMicros it can be changed at any time.
    */
   readonly ioPollMicros?: number;

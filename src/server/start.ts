@@ -16,9 +16,8 @@ import type { ReloadOutcome } from './registry.js';
 export const DEFAULT_HOST = '127.0.0.1';
 export const DEFAULT_PORT = 8090;
 /**
- * The server's I/O poll (ServerOptions.ioPollMicros). At one connection on the 2-vCPU development machine the
- * client's next request comes 30-60 µs after an answer; 50, 100 and 200 µs measured alike there, 100 leaves room
- * for a slower client.
+ * The server's I/O poll (ServerOptions.ioPollMicros): long enough for a client on the same machine to read an
+ * answer and send its next request, so that the server's thread need not be woken for it.
  */
 export const DEFAULT_IO_POLL_MICROS = 100;
 export const DEFAULT_DRAIN_TIMEOUT_MS = 10_000;
@@ -111,6 +110,23 @@ export interface ForecastdServer {
   close(): Promise<void>;
 }
 
+/** The I/O poll a server sets: the option, else $FORECASTD_IO_POLL_US, else the default; checked before listening. */
+function serverIoPoll(option: number | undefined): number {
+  if (option !== undefined) {
+    if (!(Number.isInteger(option) && option >= 0 && option <= 100_000)) {
+      throw new ForecastdError('ERR_INVALID_ARGUMENT', `ioPollMicros must be a whole number from 0 to 100000, got ${option}`);
+    }
+    return option;
+  }
+  const fromEnv = process.env['FORECASTD_IO_POLL_US'];
+  if (fromEnv === undefined || fromEnv === '') return DEFAULT_IO_POLL_MICROS;
+  const value = /^\d+$/.test(fromEnv.trim()) ? Number(fromEnv.trim()) : NaN;
+  if (!(value >= 0 && value <= 100_000)) {
+    throw new ForecastdError('ERR_INVALID_ARGUMENT', `FORECASTD_IO_POLL_US must be a whole number of microseconds from 0 to 100000, got "${fromEnv}"`);
+  }
+  return value;
+}
+
 function urlHost(host: string): string {
   return host.includes(':') ? `[${host}]` : host;
 }
@@ -179,9 +195,7 @@ export async function startServer(options: ServerOptions): Promise<ForecastdServ
     throw new ForecastdError('ERR_INVALID_ARGUMENT', `maxConnections must be a whole number above 0, got ${options.maxConnections}`);
   }
   let maxConnections = options.maxConnections ?? null;
-  if (options.ioPollMicros !== undefined && !(Number.isInteger(options.ioPollMicros) && options.ioPollMicros >= 0 && options.ioPollMicros <= 100_000)) {
-    throw new ForecastdError('ERR_INVALID_ARGUMENT', `ioPollMicros must be a whole number from 0 to 100000, got ${options.ioPollMicros}`);
-  }
+  const ioPollMicros = serverIoPoll(options.ioPollMicros);
   try {
     const limit = raiseOpenFileLimit();
     logger.info(limit, `open file limit ${limit.soft}${limit.soft === limit.before ? '' : ` (raised from ${limit.before})`}`);
@@ -206,14 +220,7 @@ export async function startServer(options: ServerOptions): Promise<ForecastdServ
     logger[entry.level === 'error' || entry.level === 'fatal' ? 'error' : 'warn']({ category: entry.category }, `ONNX Runtime: ${entry.message}`),
   );
   try {
-    const fromEnv = process.env['FORECASTD_IO_POLL_US'];
-    const info = configureRuntime(
-      options.ioPollMicros !== undefined
-        ? { ioPollMicros: options.ioPollMicros }
-        : fromEnv === undefined || fromEnv === ''
-          ? { ioPollMicros: DEFAULT_IO_POLL_MICROS }
-          : {},
-    );
+    const info = configureRuntime({ ioPollMicros });
     logger.info(
       {
         version: info.version,
@@ -233,9 +240,13 @@ export async function startServer(options: ServerOptions): Promise<ForecastdServ
     const models = registry.models();
     const ready = models.filter((m) => m.status === 'Ready').length;
     logger.info({ ready, failed: models.length - ready }, `loaded ${ready} of ${models.length} models`);
-    // Only now: compressing competes for the CPU that loading needs.
-    http.compressDashboard().catch((error: unknown) => logger.warn({ err: error }, 'the dashboard files could not be compressed; they are served as they are'));
   });
+  // Only once loading ended (however it ended): compressing competes for the CPU that loading needs.
+  const compressDashboard = (): void => {
+    if (shuttingDown !== null) return;
+    http.compressDashboard().catch((error: unknown) => logger.warn({ err: error }, 'the dashboard files could not be compressed; they are served as they are'));
+  };
+  loading.then(compressDashboard, compressDashboard);
 
   if (watcher !== null) {
     watcher.start();

@@ -49,6 +49,21 @@ describe('dashboard files', () => {
     expect(encodingOf(ask('br;q=0, gzip'))).toBe('gzip');
     const compressedPage = fileOf(assets.page(false, { acceptEncoding: 'br', ifNoneMatch: '' }));
     expect(brotliDecompressSync(compressedPage.body).toString('utf8')).toBe(html);
+
+    // Each coding's bytes have their own ETag (a cache never takes one coding's bytes for another's); any of
+    // them revalidates, since they carry the same content.
+    const tagOf = (answer: StaticAnswer): string | undefined => fileOf(answer).headers.find(([name]) => name === 'etag')?.[1];
+    const plainTag = tagOf(ask(''));
+    const brTag = tagOf(br);
+    const gzTag = tagOf(gz);
+    expect(new Set([plainTag, brTag, gzTag]).size).toBe(3);
+    for (const held of [plainTag, brTag, gzTag]) {
+      const again = fileOf(assets.asset(build as string, 'uPlot.esm.js', { acceptEncoding: 'br', ifNoneMatch: held as string }));
+      expect(again.httpStatus).toBe(304);
+      expect(again.body.length).toBe(0);
+      expect(tagOf(again)).toBe(brTag);
+    }
+    expect(fileOf(assets.asset(build as string, 'uPlot.esm.js', { acceptEncoding: 'br', ifNoneMatch: '"other"' })).httpStatus).toBe(200);
   });
 
   it('a server compresses them after it has loaded, and serves them compressed from then on', async () => {
@@ -66,7 +81,7 @@ describe('dashboard files', () => {
       // fetch() decodes the body; the header says what was sent. The copies come shortly after loading.
       let encoding: string | null = null;
       let decoded = '';
-      for (let i = 0; i < 200 && encoding !== 'br'; i++) {
+      for (let i = 0; i < 400 && encoding !== 'br'; i++) {
         const response = await fetch(server.url + (path as string), { headers: { 'accept-encoding': 'br' } });
         expect(response.status).toBe(200);
         encoding = response.headers.get('content-encoding');

@@ -53,6 +53,28 @@ describe('the server I/O poll', () => {
     }
   });
 
+  it('a $FORECASTD_IO_POLL_US that is not a whole number of microseconds up to 100000 rejects, naming it', async () => {
+    const saved = process.env['FORECASTD_IO_POLL_US'];
+    try {
+      for (const bad of ['-4', 'fast', '100001']) {
+        process.env['FORECASTD_IO_POLL_US'] = bad;
+        const error = await startServer({ spicepod: pod.dir, host: '127.0.0.1', port: 0 }).then(
+          async (server) => {
+            await server.close();
+            return new Error('it started');
+          },
+          (e: unknown) => e,
+        );
+        expect(error).toBeInstanceOf(ForecastdError);
+        expect((error as ForecastdError).code).toBe('ERR_INVALID_ARGUMENT');
+        expect((error as ForecastdError).message).toBe(`FORECASTD_IO_POLL_US must be a whole number of microseconds from 0 to 100000, got "${bad}"`);
+      }
+    } finally {
+      if (saved === undefined) delete process.env['FORECASTD_IO_POLL_US'];
+      else process.env['FORECASTD_IO_POLL_US'] = saved;
+    }
+  });
+
   it('a value that is not a whole number of microseconds up to 100000 rejects before listening', async () => {
     for (const bad of [-1, 0.5, 100_001]) {
       const error = await startServer({ spicepod: pod.dir, host: '127.0.0.1', port: 0, ioPollMicros: bad }).then(

@@ -89,20 +89,28 @@ function matchesEtag(ifNoneMatch: string, etag: string): boolean {
   });
 }
 
+/** The ETag of `file` sent in `coding`: each coding's bytes get their own (`"HASH"`, `"HASH-gzip"`, `"HASH-br"`). */
+function codedEtag(file: StaticFile, coding: 'gzip' | 'br' | null): string {
+  return coding === null ? file.etag : `${file.etag.slice(0, -1)}-${coding}"`;
+}
+
 function answer(file: StaticFile, request: StaticRequest, extra: readonly (readonly [string, string])[]): StaticAnswer {
-  const headers: (readonly [string, string])[] = [['etag', file.etag], ['vary', 'Accept-Encoding'], ...extra];
-  if (matchesEtag(request.ifNoneMatch, file.etag)) {
-    return { kind: 'file', httpStatus: 304, contentType: file.contentType, body: new Uint8Array(0), headers };
-  }
   const accepted = acceptedCodings(request.acceptEncoding);
   let body: Buffer = file.identity;
+  let coding: 'gzip' | 'br' | null = null;
   if (accepted.has('br') && file.br !== null) {
     body = file.br;
-    headers.push(['content-encoding', 'br']);
+    coding = 'br';
   } else if (accepted.has('gzip') && file.gzip !== null) {
     body = file.gzip;
-    headers.push(['content-encoding', 'gzip']);
+    coding = 'gzip';
   }
+  const headers: (readonly [string, string])[] = [['etag', codedEtag(file, coding)], ['vary', 'Accept-Encoding'], ...extra];
+  // Any coding's tag names the same content: what the client holds is current.
+  if ((['br', 'gzip', null] as const).some((c) => matchesEtag(request.ifNoneMatch, codedEtag(file, c)))) {
+    return { kind: 'file', httpStatus: 304, contentType: file.contentType, body: new Uint8Array(0), headers };
+  }
+  if (coding !== null) headers.push(['content-encoding', coding]);
   return { kind: 'file', httpStatus: 200, contentType: file.contentType, body, headers };
 }
 
