@@ -205,32 +205,29 @@ Napi::Value SetLogListener(const Napi::CallbackInfo& info) {
 
 Napi::Value TakeLog(const Napi::CallbackInfo& info) { return TakeRuntimeLog(info.Env()); }
 
-Napi::Value RunSpin(const Napi::CallbackInfo& info) {
+// A process-wide budget in microseconds (0 to 100000): sets it to info[0] when given, then returns it.
+Napi::Value MicrosecondsSetting(const Napi::CallbackInfo& info, const std::string& what, void (*set)(unsigned),
+                                unsigned (*get)()) {
   Napi::Env env = info.Env();
-  return GuardJs(env, kErrInvalidArgument, "cannot set the run threads' spin", [&]() -> Napi::Value {
+  const std::string context = "cannot set " + what;
+  return GuardJs(env, kErrInvalidArgument, context.c_str(), [&]() -> Napi::Value {
     if (info.Length() >= 1 && !info[0].IsUndefined()) {
       const double us = info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : -1;
       if (!(us >= 0) || us > 100000 || us != static_cast<double>(static_cast<unsigned>(us))) {
-        throw RangeErrorOf("the spin must be an integer number of microseconds from 0 to 100000");
+        throw RangeErrorOf(what + " must be an integer number of microseconds from 0 to 100000");
       }
-      RunPool::SetSpin(static_cast<unsigned>(us));
+      set(static_cast<unsigned>(us));
     }
-    return Napi::Number::New(env, RunPool::Spin());
+    return Napi::Number::New(env, get());
   });
 }
 
+Napi::Value RunSpin(const Napi::CallbackInfo& info) {
+  return MicrosecondsSetting(info, "the run threads' spin", &RunPool::SetSpin, &RunPool::Spin);
+}
+
 Napi::Value IoPoll(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  return GuardJs(env, kErrInvalidArgument, "cannot set the I/O poll", [&]() -> Napi::Value {
-    if (info.Length() >= 1 && !info[0].IsUndefined()) {
-      const double us = info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : -1;
-      if (!(us >= 0) || us > 100000 || us != static_cast<double>(static_cast<unsigned>(us))) {
-        throw RangeErrorOf("the I/O poll must be an integer number of microseconds from 0 to 100000");
-      }
-      CompletionQueue::SetIoPoll(static_cast<unsigned>(us));
-    }
-    return Napi::Number::New(env, CompletionQueue::IoPoll());
-  });
+  return MicrosecondsSetting(info, "the I/O poll", &CompletionQueue::SetIoPoll, &CompletionQueue::IoPoll);
 }
 
 // The descriptor limit a server can use: the soft limit (often 1024) raised to the hard one, which an

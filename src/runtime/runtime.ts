@@ -135,8 +135,11 @@ function checkSpin(value: unknown, what: string): number {
   return checkInteger(value, what, 0, MAX_SPIN_MICROS);
 }
 
-/** A budget in microseconds asked for: the option, else the environment variable, else undefined (keep the current one). */
-function spinChoice(option: number | undefined, optionName: string, variable: string): number | undefined {
+/**
+ * A budget in microseconds asked for (runSpinMicros, ioPollMicros): the option, else the environment variable,
+ * else undefined (keep the current one). ERR_INVALID_ARGUMENT naming the option or variable when out of range.
+ */
+export function microsecondsChoice(option: number | undefined, optionName: string, variable: string): number | undefined {
   if (option !== undefined) return checkSpin(option, optionName);
   const fromEnv = process.env[variable];
   if (fromEnv === undefined || fromEnv === '') return undefined;
@@ -158,8 +161,8 @@ export function configureRuntime(options: RuntimeOptions = {}): RuntimeInfo {
     throw new ForecastdError('ERR_INVALID_ARGUMENT', 'libraryPath must be a non-empty string');
   }
   const runThreads = checkRunThreads(options.runThreads);
-  const spin = spinChoice(options.runSpinMicros, 'runSpinMicros', 'FORECASTD_RUN_SPIN_US');
-  const ioPoll = spinChoice(options.ioPollMicros, 'ioPollMicros', 'FORECASTD_IO_POLL_US');
+  const spin = microsecondsChoice(options.runSpinMicros, 'runSpinMicros', 'FORECASTD_RUN_SPIN_US');
+  const ioPoll = microsecondsChoice(options.ioPollMicros, 'ioPollMicros', 'FORECASTD_IO_POLL_US');
   const addon = loadAddon();
   const current = addon.runtimeState();
   let libraryPath: string;

@@ -5,7 +5,7 @@ import { defaultMaxConnections } from '../http/connection-limit.js';
 import { silentLogger } from '../log.js';
 import type { Logger } from '../log.js';
 import { ServerMetrics } from '../metrics.js';
-import { configureRuntime, raiseOpenFileLimit, setRuntimeLogHandler } from '../runtime/runtime.js';
+import { configureRuntime, microsecondsChoice, raiseOpenFileLimit, setRuntimeLogHandler } from '../runtime/runtime.js';
 import { findSpicepodFile, loadSpicepod } from '../spicepod/load.js';
 import type { Spicepod } from '../spicepod/types.js';
 import { DEFAULT_SETTLE_MS, fileFingerprint } from '../file-fingerprint.js';
@@ -110,23 +110,6 @@ export interface ForecastdServer {
   close(): Promise<void>;
 }
 
-/** The I/O poll a server sets: the option, else $FORECASTD_IO_POLL_US, else the default; checked before listening. */
-function serverIoPoll(option: number | undefined): number {
-  if (option !== undefined) {
-    if (!(Number.isInteger(option) && option >= 0 && option <= 100_000)) {
-      throw new ForecastdError('ERR_INVALID_ARGUMENT', `ioPollMicros must be a whole number from 0 to 100000, got ${option}`);
-    }
-    return option;
-  }
-  const fromEnv = process.env['FORECASTD_IO_POLL_US'];
-  if (fromEnv === undefined || fromEnv === '') return DEFAULT_IO_POLL_MICROS;
-  const value = /^\d+$/.test(fromEnv.trim()) ? Number(fromEnv.trim()) : NaN;
-  if (!(value >= 0 && value <= 100_000)) {
-    throw new ForecastdError('ERR_INVALID_ARGUMENT', `FORECASTD_IO_POLL_US must be a whole number of microseconds from 0 to 100000, got "${fromEnv}"`);
-  }
-  return value;
-}
-
 function urlHost(host: string): string {
   return host.includes(':') ? `[${host}]` : host;
 }
@@ -195,7 +178,8 @@ export async function startServer(options: ServerOptions): Promise<ForecastdServ
     throw new ForecastdError('ERR_INVALID_ARGUMENT', `maxConnections must be a whole number above 0, got ${options.maxConnections}`);
   }
   let maxConnections = options.maxConnections ?? null;
-  const ioPollMicros = serverIoPoll(options.ioPollMicros);
+  // Checked before listening: a bad value or $FORECASTD_IO_POLL_US stops the start.
+  const ioPollMicros = microsecondsChoice(options.ioPollMicros, 'ioPollMicros', 'FORECASTD_IO_POLL_US') ?? DEFAULT_IO_POLL_MICROS;
   try {
     const limit = raiseOpenFileLimit();
     logger.info(limit, `open file limit ${limit.soft}${limit.soft === limit.before ? '' : ` (raised from ${limit.before})`}`);

@@ -24,6 +24,20 @@ describe('the server I/O poll', () => {
     return server;
   }
 
+  /** What startServer rejects with; a server that starts after all is closed, and fails the test. */
+  async function startError(options: { ioPollMicros?: number } = {}): Promise<ForecastdError> {
+    const error = await startServer({ spicepod: pod.dir, host: '127.0.0.1', port: 0, ...options }).then(
+      async (server) => {
+        await server.close();
+        return new Error('it started');
+      },
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(ForecastdError);
+    expect((error as ForecastdError).code).toBe('ERR_INVALID_ARGUMENT');
+    return error as ForecastdError;
+  }
+
   async function predictTwice(server: ForecastdServer): Promise<void> {
     const bodies: string[] = [];
     for (let i = 0; i < 2; i++) {
@@ -58,16 +72,7 @@ describe('the server I/O poll', () => {
     try {
       for (const bad of ['-4', 'fast', '100001']) {
         process.env['FORECASTD_IO_POLL_US'] = bad;
-        const error = await startServer({ spicepod: pod.dir, host: '127.0.0.1', port: 0 }).then(
-          async (server) => {
-            await server.close();
-            return new Error('it started');
-          },
-          (e: unknown) => e,
-        );
-        expect(error).toBeInstanceOf(ForecastdError);
-        expect((error as ForecastdError).code).toBe('ERR_INVALID_ARGUMENT');
-        expect((error as ForecastdError).message).toBe(`FORECASTD_IO_POLL_US must be a whole number of microseconds from 0 to 100000, got "${bad}"`);
+        expect((await startError()).message).toBe(`FORECASTD_IO_POLL_US must be an integer from 0 to 100000, got "${bad}"`);
       }
     } finally {
       if (saved === undefined) delete process.env['FORECASTD_IO_POLL_US'];
@@ -77,16 +82,7 @@ describe('the server I/O poll', () => {
 
   it('a value that is not a whole number of microseconds up to 100000 rejects before listening', async () => {
     for (const bad of [-1, 0.5, 100_001]) {
-      const error = await startServer({ spicepod: pod.dir, host: '127.0.0.1', port: 0, ioPollMicros: bad }).then(
-        async (server) => {
-          await server.close();
-          return new Error('it started');
-        },
-        (e: unknown) => e,
-      );
-      expect(error).toBeInstanceOf(ForecastdError);
-      expect((error as ForecastdError).code).toBe('ERR_INVALID_ARGUMENT');
-      expect((error as ForecastdError).message).toBe(`ioPollMicros must be a whole number from 0 to 100000, got ${bad}`);
+      expect((await startError({ ioPollMicros: bad })).message).toBe(`ioPollMicros must be an integer from 0 to 100000, got ${bad}`);
     }
   });
 });
