@@ -407,11 +407,6 @@ export class HttpServer {
   private auth: ApiKeyCheck | null;
   private readonly maxBodyBytes: number;
   private readonly dashboard = DashboardAssets.load();
-
-  /** Makes the dashboard's compressed copies off this thread (see DashboardAssets.compress); once. */
-  compressDashboard(): Promise<void> {
-    return this.dashboard.compress();
-  }
   private listenSocket: us_listen_socket | null = null;
   private address: ListenAddress | null = null;
   private connectionLimit: ConnectionLimit | null = null;

@@ -225,12 +225,6 @@ export async function startServer(options: ServerOptions): Promise<ForecastdServ
     const ready = models.filter((m) => m.status === 'Ready').length;
     logger.info({ ready, failed: models.length - ready }, `loaded ${ready} of ${models.length} models`);
   });
-  // Only once loading ended (however it ended): compressing competes for the CPU that loading needs.
-  const compressDashboard = (): void => {
-    if (shuttingDown !== null) return;
-    http.compressDashboard().catch((error: unknown) => logger.warn({ err: error }, 'the dashboard files could not be compressed; they are served as they are'));
-  };
-  loading.then(compressDashboard, compressDashboard);
 
   if (watcher !== null) {
     watcher.start();

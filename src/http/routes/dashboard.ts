@@ -3,11 +3,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { extname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { promisify } from 'node:util';
-import { brotliCompress, constants as zlib, gzip } from 'node:zlib';
-
-const gzipAsync = promisify(gzip);
-const brotliAsync = promisify(brotliCompress);
+import { brotliCompressSync, constants as zlib, gzipSync } from 'node:zlib';
 
 /**
  * The dashboard's page and static files, all read once when the server starts and served from memory: the
@@ -15,10 +11,6 @@ const brotliAsync = promisify(brotliCompress);
  * npm package. Nothing is fetched from elsewhere. Files live under /assets/BUILD/ where BUILD is a hash of
  * their contents, so they are cached for good (immutable) while the page itself is revalidated on every
  * load (ETag); a new build changes every asset URL at once.
- *
- * The gzip and Brotli copies (best compression, about half a second of CPU for uPlot alone) are made by
- * compress(), on libuv's threads, which the server calls once its models and datasets have loaded: a start is
- * not held up by them, and until they exist files are served as they are.
  */
 
 /** The package root: this file is src/http/routes/dashboard.ts, or dist/http/routes/dashboard.js once built. */
@@ -32,12 +24,12 @@ const CONTENT_TYPES: Readonly<Record<string, string>> = {
 
 const IMMUTABLE = 'public, max-age=31536000, immutable';
 
-/** A file as served: its bytes in each encoding a client may accept (once compressed), and their validator. */
+/** A file as served: its bytes in each encoding a client may accept, and their validator. */
 interface StaticFile {
   readonly contentType: string;
   readonly identity: Buffer;
-  gzip: Buffer | null;
-  br: Buffer | null;
+  readonly gzip: Buffer;
+  readonly br: Buffer;
   readonly etag: string;
 }
 
@@ -61,8 +53,8 @@ function staticFile(name: string, bytes: Buffer): StaticFile {
   return {
     contentType: CONTENT_TYPES[extname(name)] ?? 'application/octet-stream',
     identity: bytes,
-    gzip: null,
-    br: null,
+    gzip: gzipSync(bytes, { level: 9 }),
+    br: brotliCompressSync(bytes, { params: { [zlib.BROTLI_PARAM_QUALITY]: 11, [zlib.BROTLI_PARAM_SIZE_HINT]: bytes.length } }),
     etag: '"' + createHash('sha256').update(bytes).digest('base64url').slice(0, 22) + '"',
   };
 }
@@ -89,28 +81,20 @@ function matchesEtag(ifNoneMatch: string, etag: string): boolean {
   });
 }
 
-/** The ETag of `file` sent in `coding`: each coding's bytes get their own (`"HASH"`, `"HASH-gzip"`, `"HASH-br"`). */
-function codedEtag(file: StaticFile, coding: 'gzip' | 'br' | null): string {
-  return coding === null ? file.etag : `${file.etag.slice(0, -1)}-${coding}"`;
-}
-
 function answer(file: StaticFile, request: StaticRequest, extra: readonly (readonly [string, string])[]): StaticAnswer {
-  const accepted = acceptedCodings(request.acceptEncoding);
-  let body: Buffer = file.identity;
-  let coding: 'gzip' | 'br' | null = null;
-  if (accepted.has('br') && file.br !== null) {
-    body = file.br;
-    coding = 'br';
-  } else if (accepted.has('gzip') && file.gzip !== null) {
-    body = file.gzip;
-    coding = 'gzip';
-  }
-  const headers: (readonly [string, string])[] = [['etag', codedEtag(file, coding)], ['vary', 'Accept-Encoding'], ...extra];
-  // Any coding's tag names the same content: what the client holds is current.
-  if ((['br', 'gzip', null] as const).some((c) => matchesEtag(request.ifNoneMatch, codedEtag(file, c)))) {
+  const headers: (readonly [string, string])[] = [['etag', file.etag], ['vary', 'Accept-Encoding'], ...extra];
+  if (matchesEtag(request.ifNoneMatch, file.etag)) {
     return { kind: 'file', httpStatus: 304, contentType: file.contentType, body: new Uint8Array(0), headers };
   }
-  if (coding !== null) headers.push(['content-encoding', coding]);
+  const accepted = acceptedCodings(request.acceptEncoding);
+  let body: Buffer = file.identity;
+  if (accepted.has('br')) {
+    body = file.br;
+    headers.push(['content-encoding', 'br']);
+  } else if (accepted.has('gzip')) {
+    body = file.gzip;
+    headers.push(['content-encoding', 'gzip']);
+  }
   return { kind: 'file', httpStatus: 200, contentType: file.contentType, body, headers };
 }
 
@@ -120,8 +104,6 @@ function importMap(prefix: string): string {
 }
 
 export class DashboardAssets {
-  private compressing: Promise<void> | null = null;
-
   private constructor(
     /** The page, with and without the API-key prompt; null when the browser modules are not built. */
     private readonly pages: { readonly open: StaticFile; readonly keyed: StaticFile; readonly csp: string } | null,
@@ -181,23 +163,6 @@ export class DashboardAssets {
       "frame-ancestors 'none'",
     ].join('; ');
     return new DashboardAssets({ open: page('off'), keyed: page('on'), csp }, build, files, '');
-  }
-
-  /**
-   * Makes the gzip and Brotli copies of every file, one file at a time on libuv's threads (not this one); each
-   * is served as soon as it exists. Once per instance: later calls return the same promise.
-   */
-  compress(): Promise<void> {
-    this.compressing ??= (async () => {
-      const all = [...this.files.values(), ...(this.pages === null ? [] : [this.pages.open, this.pages.keyed])];
-      for (const file of all) {
-        file.gzip = await gzipAsync(file.identity, { level: 9 });
-        file.br = await brotliAsync(file.identity, {
-          params: { [zlib.BROTLI_PARAM_QUALITY]: 11, [zlib.BROTLI_PARAM_SIZE_HINT]: file.identity.length },
-        });
-      }
-    })();
-    return this.compressing;
   }
 
   /** GET /: `keyed` when the API needs a key, so the page asks for one before it asks for data. */
