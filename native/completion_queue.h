@@ -62,8 +62,8 @@ class CompletionQueue : public std::enable_shared_from_this<CompletionQueue> {
   //   without a wake-up.
   void AwaitRun(uv_loop_t* loop);
   // With IoPoll() > 0: polls for the loop's next I/O (a server's next request) for at most that long. Adaptive:
-  // after kIdleMissesBeforePause polls in a row found nothing, only one in kIdleProbeEvery is made, until one
-  // catches something; an idle server so polls for a few microseconds a second at most.
+  // after kIdleMissesBeforePause polls in a row found nothing, only one in kIdleProbeEvery of the loop's wake-ups
+  // polls, until one catches something; a loop that wakes rarely so polls rarely.
   void AwaitRequest(uv_loop_t* loop);
   // The poll both use: until `done` (checked every turn) or anything is ready on the loop's backend (checked every
   // 64 turns, and first), or `nanos` passed, and never into the millisecond in which the loop's next timer is due

@@ -162,9 +162,7 @@ std::shared_ptr<ModelSession> ModelSession::FromFile(const std::string& path, co
   OrtSession* raw = nullptr;
   CheckStatus(Ort().CreateSession(OrtLibrary::Current()->env(), path.c_str(), options.get(), &raw), kErrModelLoad,
               what);
-  std::shared_ptr<ModelSession> session = Inspect(OrtPtr<OrtSession>(raw), what);
-  session->threads_ = config.intraOpThreads;
-  return session;
+  return Inspect(OrtPtr<OrtSession>(raw), config, what);
 }
 
 std::shared_ptr<ModelSession> ModelSession::FromBytes(const void* data, size_t size, const SessionConfig& config) {
@@ -173,15 +171,15 @@ std::shared_ptr<ModelSession> ModelSession::FromBytes(const void* data, size_t s
   OrtSession* raw = nullptr;
   CheckStatus(Ort().CreateSessionFromArray(OrtLibrary::Current()->env(), data, size, options.get(), &raw),
               kErrModelLoad, what);
-  std::shared_ptr<ModelSession> session = Inspect(OrtPtr<OrtSession>(raw), what);
-  session->threads_ = config.intraOpThreads;
-  return session;
+  return Inspect(OrtPtr<OrtSession>(raw), config, what);
 }
 
-std::shared_ptr<ModelSession> ModelSession::Inspect(OrtPtr<OrtSession> session, const std::string& what) {
+std::shared_ptr<ModelSession> ModelSession::Inspect(OrtPtr<OrtSession> session, const SessionConfig& config,
+                                                    const std::string& what) {
   const OrtApi& api = Ort();
   OrtAllocator* allocator = DefaultAllocator();
   std::shared_ptr<ModelSession> result(new ModelSession());
+  result->threads_ = config.intraOpThreads;
 
   size_t count = 0;
   CheckStatus(api.SessionGetInputCount(session.get(), &count), kErrModelLoad, what);

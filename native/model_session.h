@@ -64,7 +64,8 @@ class ModelSession {
  private:
   ModelSession() = default;
   static OrtPtr<OrtSessionOptions> BuildOptions(const SessionConfig& config, const std::string& what);
-  static std::shared_ptr<ModelSession> Inspect(OrtPtr<OrtSession> session, const std::string& what);
+  static std::shared_ptr<ModelSession> Inspect(OrtPtr<OrtSession> session, const SessionConfig& config,
+                                               const std::string& what);
 
   OrtPtr<OrtSession> session_;
   std::vector<TensorSpec> inputs_;

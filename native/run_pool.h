@@ -85,7 +85,7 @@ class RunPool {
   bool stopping_ = false;            // guarded by mutex_: threads leave their loop
   bool exiting_ = false;             // guarded by mutex_: the process is exiting; nothing completes any more
   std::atomic<size_t> queued_{0};    // tasks_.size(), written under mutex_, polled by the spinning thread
-  std::atomic<size_t> executing_{0};  // Job::Threads() of the jobs taken and not yet executed, written under mutex_
+  std::atomic<size_t> executing_{0};  // Job::Threads() of the jobs executing now (taken, not yet done); under mutex_
   std::atomic<bool> spinning_{false};  // a thread is polling for work (at most one)
   std::atomic<unsigned> misses_{0};  // spins in a row that found no work
 };
