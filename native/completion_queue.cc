@@ -113,35 +113,59 @@ void CompletionQueue::Finish(std::unique_ptr<Job> job) {
 void CompletionQueue::OnPrepare(uv_prepare_t* prepare) {
   CompletionQueue* queue = static_cast<Wakeup*>(prepare->data)->owner;
   if (queue->wakeup_ == nullptr) return;
-  if (queue->inFlight_ > 0) {
-    queue->AwaitRun(prepare->loop);
-  } else {
-    queue->AwaitRequest(prepare->loop);
+  // The loop's last turn, from the end of the previous OnPrepare to now, was all work when its poll for I/O
+  // could not sleep (something was ready or done when that OnPrepare ended); otherwise it is unknown.
+  const uint64_t start = uv_hrtime();
+  queue->turnNanos_ = queue->loopAwake_ ? static_cast<int64_t>(start - queue->prepareEnd_) : 0;
+  const Poll poll = queue->inFlight_ > 0 ? queue->AwaitRun(prepare->loop) : queue->AwaitRequest(prepare->loop);
+  queue->loopAwake_ = poll == Poll::kDoneAtOnce || poll == Poll::kReadyAtOnce || poll == Poll::kReady ||
+                      poll == Poll::kLoopBusy;
+  switch (poll) {
+    case Poll::kDoneAtOnce:
+    case Poll::kReadyAtOnce:
+      queue->NoteTurn(queue->turnNanos_ >= kSaturatedTurnNanos);
+      break;
+    case Poll::kReady:
+    case Poll::kTimedOut:
+      queue->NoteTurn(false);  // this thread waited
+      break;
+    case Poll::kLoopBusy:
+    case Poll::kSkipped:
+      break;
+  }
+  queue->prepareEnd_ = uv_hrtime();
+}
+
+void CompletionQueue::NoteTurn(bool saturated) {
+  if (!saturated) {
+    saturatedTurns_ = 0;
+  } else if (++saturatedTurns_ >= kSaturatedTurnsInARow) {
+    RunPool::NoteCallerSaturated();
   }
 }
 
 template <typename Done>
-bool CompletionQueue::PollUntil(uv_loop_t* loop, int64_t nanos, Done done) {
+CompletionQueue::Poll CompletionQueue::PollUntil(uv_loop_t* loop, int64_t nanos, Done done) {
   uv_update_time(loop);
   const int timeoutMs = uv_backend_timeout(loop);
   // The loop will not sleep anyway (immediates, pending callbacks, a timer due now): nothing to save.
-  if (timeoutMs == 0) return false;
+  if (timeoutMs == 0) return Poll::kLoopBusy;
   // A timer is due in (timeoutMs - 1, timeoutMs] milliseconds: poll only in the whole milliseconds before it.
   if (timeoutMs > 0) nanos = std::min<int64_t>(nanos, (int64_t{timeoutMs} - 1) * 1000000);
-  if (nanos <= 0) return false;
+  if (nanos <= 0) return Poll::kSkipped;
   const int backend = uv_backend_fd(loop);
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::nanoseconds(nanos);
-  bool stopped = false;
+  Poll result = Poll::kTimedOut;
   for (unsigned turns = 0;; ++turns) {
     if (done()) {
-      stopped = true;
+      result = turns == 0 ? Poll::kDoneAtOnce : Poll::kReady;
       break;
     }
     if ((turns & 63U) == 0) {
       // Anything for the loop to do (a request, a timer's fd, a finished run's signal): stop and let it poll.
       pollfd ready{backend, POLLIN, 0};
       if (backend >= 0 && poll(&ready, 1, 0) > 0) {
-        stopped = true;
+        result = turns == 0 ? Poll::kReadyAtOnce : Poll::kReady;
         break;
       }
       if (turns != 0) {
@@ -153,31 +177,33 @@ bool CompletionQueue::PollUntil(uv_loop_t* loop, int64_t nanos, Done done) {
     CpuRelax();
   }
   uv_update_time(loop);
-  return stopped;
+  return result;
 }
 
-void CompletionQueue::AwaitRun(uv_loop_t* loop) {
-  if (anyDone_.load(std::memory_order_acquire)) return;
+CompletionQueue::Poll CompletionQueue::AwaitRun(uv_loop_t* loop) {
+  if (anyDone_.load(std::memory_order_acquire)) return Poll::kDoneAtOnce;
   int64_t budget = kShortRunNanos;
   if (recentRunNanos_ > kShortRunNanos) {
-    if (recentRunNanos_ > kLongestAwaitNanos || RunPool::BusyThreads() >= RunPool::Cpus()) return;
+    if (recentRunNanos_ > kLongestAwaitNanos || RunPool::BusyThreads() >= RunPool::Cpus()) return Poll::kSkipped;
     budget = std::min(2 * recentRunNanos_, kLongestAwaitNanos);
   }
-  PollUntil(loop, budget, [this] { return anyDone_.load(std::memory_order_acquire); });
+  return PollUntil(loop, budget, [this] { return anyDone_.load(std::memory_order_acquire); });
 }
 
-void CompletionQueue::AwaitRequest(uv_loop_t* loop) {
+CompletionQueue::Poll CompletionQueue::AwaitRequest(uv_loop_t* loop) {
   const unsigned micros = IoPoll();
-  if (micros == 0) return;
+  if (micros == 0) return Poll::kSkipped;
   if (idleMisses_ >= kIdleMissesBeforePause) {
     ++idleMisses_;
-    if ((idleMisses_ - kIdleMissesBeforePause) % kIdleProbeEvery != 0) return;
+    if ((idleMisses_ - kIdleMissesBeforePause) % kIdleProbeEvery != 0) return Poll::kSkipped;
   }
-  if (PollUntil(loop, int64_t{micros} * 1000, [] { return false; })) {
+  const Poll poll = PollUntil(loop, int64_t{micros} * 1000, [] { return false; });
+  if (poll == Poll::kReadyAtOnce || poll == Poll::kReady) {
     idleMisses_ = 0;
   } else if (idleMisses_ < kIdleMissesBeforePause) {
     ++idleMisses_;
   }
+  return poll;
 }
 
 bool CompletionQueue::closed() {

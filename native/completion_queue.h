@@ -53,25 +53,40 @@ class CompletionQueue : public std::enable_shared_from_this<CompletionQueue> {
   // flight, else AwaitRequest. Both poll, and stop as soon as anything is ready for the loop, which then takes it
   // at once instead of the thread going to sleep and being woken for it: a wake-up costs tens of microseconds on
   // a virtual machine whose idle CPUs sleep, more than a short run.
+  // It also tells the run pool when this thread is saturated (NoteTurn).
   static void OnPrepare(uv_prepare_t* prepare);
+  // How a look for something ready before the loop sleeps ended.
+  enum class Poll {
+    kSkipped,      // not polled: the loop may sleep
+    kLoopBusy,     // not polled: the loop will not sleep anyway (immediates, pending callbacks, a timer due)
+    kDoneAtOnce,   // a run had finished already
+    kReadyAtOnce,  // I/O was waiting already
+    kReady,        // a run finished or I/O came while polling
+    kTimedOut,     // nothing came
+  };
+  // One turn of this thread's loop, seen from OnPrepare: saturated when a run had finished or I/O was waiting
+  // already and the turn's work took kSaturatedTurnNanos or more. kSaturatedTurnsInARow of them tell the run
+  // pool (RunPool::NoteCallerSaturated) that this thread's next job comes when it gets to it: a run thread
+  // spinning for it would only take a CPU others want (the clients of a server under load). Short turns do not
+  // count: a caller awaiting runs one after the other is quick to queue the next, and the spin catches it.
+  void NoteTurn(bool saturated);
   // Polls for a finished run:
   // - recent runs shorter than kShortRunNanos: for at most that long;
   // - longer ones, up to kLongestAwaitNanos: for twice their recent time, capped there, and only while a CPU is
   //   free for this thread beside the pool's work (RunPool::BusyThreads, every environment's, below the CPUs),
   //   so that the poll never takes a core from a run. A lone request (one connection) then gets its answer
   //   without a wake-up.
-  void AwaitRun(uv_loop_t* loop);
+  Poll AwaitRun(uv_loop_t* loop);
   // With IoPoll() > 0: polls for the loop's next I/O (a server's next request) for at most that long. Adaptive:
   // after kIdleMissesBeforePause polls in a row found nothing, only one in kIdleProbeEvery of the loop's wake-ups
   // polls, until one catches something; a loop that wakes rarely so polls rarely.
-  void AwaitRequest(uv_loop_t* loop);
+  Poll AwaitRequest(uv_loop_t* loop);
   // The poll both use: until `done` (checked every turn) or anything is ready on the loop's backend (checked every
   // 64 turns, and first), or `nanos` passed, and never into the millisecond in which the loop's next timer is due
   // (libuv counts whole milliseconds). Afterwards the loop's clock is brought up to date, so the time spent here
-  // is taken off the loop's wait for that timer instead of being added to it. True when it stopped for something
-  // ready or done.
+  // is taken off the loop's wait for that timer instead of being added to it.
   template <typename Done>
-  bool PollUntil(uv_loop_t* loop, int64_t nanos, Done done);
+  Poll PollUntil(uv_loop_t* loop, int64_t nanos, Done done);
   static void OnCleanup(napi_async_cleanup_hook_handle hook, void* data);
   void Drain();
   // Environment cleanup (JavaScript thread): waits for this environment's jobs still on the pool, then drops them
@@ -88,6 +103,10 @@ class CompletionQueue : public std::enable_shared_from_this<CompletionQueue> {
   bool closed_ = false;                     // guarded by mutex_
   size_t inFlight_ = 0;                     // JavaScript thread only: dispatched and not yet completed
   unsigned idleMisses_ = 0;                 // JavaScript thread only: AwaitRequest polls in a row that found nothing
+  unsigned saturatedTurns_ = 0;             // JavaScript thread only: NoteTurn(true) in a row
+  bool loopAwake_ = false;                  // JavaScript thread only: the last OnPrepare ended with the loop not to sleep
+  uint64_t prepareEnd_ = 0;                 // JavaScript thread only: uv_hrtime() at the end of the last OnPrepare
+  int64_t turnNanos_ = 0;                   // JavaScript thread only: the last turn's work, 0 when unknown
   int64_t recentRunNanos_ = kShortRunNanos + 1;  // JavaScript thread only: moving average of Execute() times
   std::atomic<bool> anyDone_{false};        // a finished job was queued and the loop signalled for it
   // Runs shorter than this are waited for before the loop sleeps (see AwaitRun).
@@ -97,6 +116,8 @@ class CompletionQueue : public std::enable_shared_from_this<CompletionQueue> {
   static constexpr int64_t kLongestAwaitNanos = 1000000;
   static constexpr unsigned kIdleMissesBeforePause = 8;
   static constexpr unsigned kIdleProbeEvery = 16;
+  static constexpr int64_t kSaturatedTurnNanos = 50000;
+  static constexpr unsigned kSaturatedTurnsInARow = 4;
 };
 
 }  // namespace forecastd

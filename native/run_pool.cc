@@ -28,8 +28,19 @@ std::atomic<unsigned> g_cpus{1};
 // Spins in a row that find nothing before spinning pauses (see SetSpin).
 constexpr unsigned kMissesBeforePause = 8;
 constexpr unsigned kProbeEvery = 16;
+// steady_clock nanoseconds until which a JavaScript thread counts as saturated (see NoteCallerSaturated).
+std::atomic<int64_t> g_saturatedUntil{0};
+
+int64_t NowNanos() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
 
 }  // namespace
+
+void RunPool::NoteCallerSaturated() {
+  g_saturatedUntil.store(NowNanos() + kSaturatedNanos, std::memory_order_relaxed);
+}
 
 void RunPool::SetSpin(unsigned microseconds) { g_spinMicros.store(microseconds, std::memory_order_relaxed); }
 
@@ -93,6 +104,7 @@ void RunPool::TakeLocked(Task& task) {
 bool RunPool::SpinForTask(Task& task) {
   const unsigned micros = g_spinMicros.load(std::memory_order_relaxed);
   if (micros == 0) return false;
+  if (NowNanos() < g_saturatedUntil.load(std::memory_order_relaxed)) return false;
   // Spinning pays off only while jobs come within the budget. After kMissesBeforePause empty spins in a row,
   // only one chance to spin in kProbeEvery is taken (to notice when jobs come quickly again); a spin that
   // catches a job resumes spinning every time.
@@ -103,8 +115,9 @@ bool RunPool::SpinForTask(Task& task) {
   }
   bool expected = false;
   if (!spinning_.compare_exchange_strong(expected, true)) return false;  // another thread spins already
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(micros);
+  const int64_t deadline = NowNanos() + int64_t{micros} * 1000;
   bool taken = false;
+  bool saturated = false;
   unsigned turns = 0;
   for (;;) {
     if (queued_.load(std::memory_order_relaxed) != 0) {
@@ -118,16 +131,22 @@ bool RunPool::SpinForTask(Task& task) {
     }
     CpuRelax();
     // Every 16 turns: let any other thread that wants this CPU have it first (the JavaScript thread, a client on
-    // the same machine), so spinning only ever uses a CPU nobody else asked for; then look at the clock.
+    // the same machine), so spinning only ever uses a CPU nobody else asked for; then look at the clock, and stop
+    // when a JavaScript thread became saturated (NoteCallerSaturated).
     if ((++turns & 15U) == 0) {
       sched_yield();
-      if (std::chrono::steady_clock::now() >= deadline) break;
+      const int64_t now = NowNanos();
+      if (now >= deadline) break;
+      if (now < g_saturatedUntil.load(std::memory_order_relaxed)) {
+        saturated = true;
+        break;
+      }
     }
   }
   spinning_.store(false);
   if (taken) {
     misses_.store(0, std::memory_order_relaxed);
-  } else {
+  } else if (!saturated) {  // cut short, not a spin that found nothing
     misses_.fetch_add(1, std::memory_order_relaxed);
   }
   return taken;

@@ -51,6 +51,13 @@ class RunPool {
   static void SetSpin(unsigned microseconds);
   static unsigned Spin();
 
+  // A JavaScript thread that queues runs is saturated: several long turns of its event loop in a row ended with a
+  // run already finished or I/O already waiting (CompletionQueue::NoteTurn). Its next job comes when it gets to
+  // it, not within a spin, and the CPU a spin would burn is wanted by others (on a server under load, its
+  // clients): for the next kSaturatedNanos run threads do not spin, and a spin under way stops. Any thread.
+  static void NoteCallerSaturated();
+  static constexpr int64_t kSaturatedNanos = 1000000;
+
   // `queue`'s environment is going away: removes its queued jobs (returned, not executed) and asks its running
   // ones to terminate. Returns the removed jobs so the caller can release them on its own thread.
   static std::vector<std::unique_ptr<Job>> Cancel(const CompletionQueue* queue);

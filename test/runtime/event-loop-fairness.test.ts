@@ -1,3 +1,4 @@
+import { readdirSync, readFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { configureRuntime, runtimeInfo } from '../../src/runtime/runtime.js';
 import { InferenceSession } from '../../src/runtime/session.js';
@@ -102,7 +103,55 @@ describe('runSpinMicros', () => {
     }
     configureRuntime({ runSpinMicros: before });
   });
+
+  it('a run thread does not spin for the next run of a JavaScript thread too busy to wait for its runs', async () => {
+    const session = await InferenceSession.load(linearModel({ lookback: LOOKBACK, horizon: HORIZON, weights, rank: 2 }));
+    sessions.push(session);
+    const window = uniformWeights(seededRandom(77), LOOKBACK, 1);
+    const want = linearReference(params, window);
+    const before = runtimeInfo().runSpinMicros;
+    // The longest spin allowed: a run thread spinning for each next run (they come about 0.3 ms apart) would
+    // never stop.
+    configureRuntime({ runSpinMicros: 100_000 });
+    try {
+      const cpuBefore = otherThreadsCpuMs();
+      const wallBefore = performance.now();
+      for (let i = 0; i < 1000; i++) {
+        const pending = session.run({ window: { data: window, shape: [1, LOOKBACK] } });
+        // This thread works on while the run executes: each turn of its loop is long, and finds the run done.
+        const until = performance.now() + 0.3;
+        while (performance.now() < until);
+        const [out] = await pending;
+        (out?.data as Float32Array).forEach((v, j) => expect(v).toBeCloseTo(want[j] as number, 4));
+      }
+      const wallMs = performance.now() - wallBefore;
+      const cpuMs = otherThreadsCpuMs() - cpuBefore;
+      // The runs themselves take a few milliseconds in all; a run thread spinning beside this one would have
+      // been on a CPU the whole time.
+      expect(cpuMs).toBeLessThan(wallMs / 4);
+    } finally {
+      configureRuntime({ runSpinMicros: before });
+    }
+  });
 });
+
+/** CPU milliseconds used so far by this process's threads other than the JavaScript one (Linux /proc). */
+function otherThreadsCpuMs(): number {
+  let ticks = 0;
+  for (const tid of readdirSync('/proc/self/task')) {
+    if (Number(tid) === process.pid) continue;
+    try {
+      // Fields after the command name, which ends at the last ')': state is the 3rd field, utime the 14th.
+      const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      // The thread ended between the listing and the read.
+    }
+  }
+  // USER_HZ is 100 on every Linux this runs on.
+  return ticks * 10;
+}
 
 describe('ioPollMicros', () => {
   it('is reported, can change at any time, and is checked', () => {
