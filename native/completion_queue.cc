@@ -114,16 +114,16 @@ void CompletionQueue::OnPrepare(uv_prepare_t* prepare) {
   CompletionQueue* queue = static_cast<Wakeup*>(prepare->data)->owner;
   if (queue->wakeup_ == nullptr) return;
   // The loop's last turn, from the end of the previous OnPrepare to now, was all work when its poll for I/O
-  // could not sleep (something was ready or done when that OnPrepare ended); otherwise it is unknown.
-  const uint64_t start = uv_hrtime();
-  queue->turnNanos_ = queue->loopAwake_ ? static_cast<int64_t>(start - queue->prepareEnd_) : 0;
+  // could not sleep (something was ready or done when that OnPrepare ended). Otherwise it may have slept, and
+  // the turn does not count as saturated.
+  const int64_t turnNanos = queue->loopAwake_ ? static_cast<int64_t>(uv_hrtime() - queue->prepareEnd_) : 0;
   const Poll poll = queue->inFlight_ > 0 ? queue->AwaitRun(prepare->loop) : queue->AwaitRequest(prepare->loop);
   queue->loopAwake_ = poll == Poll::kDoneAtOnce || poll == Poll::kReadyAtOnce || poll == Poll::kReady ||
                       poll == Poll::kLoopBusy;
   switch (poll) {
     case Poll::kDoneAtOnce:
     case Poll::kReadyAtOnce:
-      queue->NoteTurn(queue->turnNanos_ >= kSaturatedTurnNanos);
+      queue->NoteTurn(turnNanos >= kSaturatedTurnNanos);
       break;
     case Poll::kReady:
     case Poll::kTimedOut:
@@ -139,8 +139,11 @@ void CompletionQueue::OnPrepare(uv_prepare_t* prepare) {
 void CompletionQueue::NoteTurn(bool saturated) {
   if (!saturated) {
     saturatedTurns_ = 0;
-  } else if (++saturatedTurns_ >= kSaturatedTurnsInARow) {
+  } else if (saturatedTurns_ + 1 >= kSaturatedTurnsInARow) {
+    saturatedTurns_ = kSaturatedTurnsInARow;
     RunPool::NoteCallerSaturated();
+  } else {
+    ++saturatedTurns_;
   }
 }
 

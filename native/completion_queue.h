@@ -64,10 +64,12 @@ class CompletionQueue : public std::enable_shared_from_this<CompletionQueue> {
     kReady,        // a run finished or I/O came while polling
     kTimedOut,     // nothing came
   };
-  // One turn of this thread's loop, seen from OnPrepare: saturated when a run had finished or I/O was waiting
-  // already and the turn's work took kSaturatedTurnNanos or more. kSaturatedTurnsInARow of them tell the run
-  // pool (RunPool::NoteCallerSaturated) that this thread's next job comes when it gets to it: a run thread
-  // spinning for it would only take a CPU others want (the clients of a server under load). Short turns do not
+  // One turn of this thread's loop, seen from OnPrepare: saturated when a run had finished already, or I/O was
+  // waiting at the poll's first look (AwaitRun, or AwaitRequest with IoPoll() > 0), and the turn's work took
+  // kSaturatedTurnNanos or more. kSaturatedTurnsInARow of them tell the run pool
+  // (RunPool::NoteCallerSaturated) that this thread's next job comes when it gets to it: a run thread spinning
+  // for it would only take a CPU others want (the clients of a server under load). A turn that waited, or after
+  // which the loop may have slept, breaks the row; turns that did not poll leave it as it is. Short turns do not
   // count: a caller awaiting runs one after the other is quick to queue the next, and the spin catches it.
   void NoteTurn(bool saturated);
   // Polls for a finished run:
@@ -106,7 +108,6 @@ class CompletionQueue : public std::enable_shared_from_this<CompletionQueue> {
   unsigned saturatedTurns_ = 0;             // JavaScript thread only: NoteTurn(true) in a row
   bool loopAwake_ = false;                  // JavaScript thread only: the last OnPrepare ended with the loop not to sleep
   uint64_t prepareEnd_ = 0;                 // JavaScript thread only: uv_hrtime() at the end of the last OnPrepare
-  int64_t turnNanos_ = 0;                   // JavaScript thread only: the last turn's work, 0 when unknown
   int64_t recentRunNanos_ = kShortRunNanos + 1;  // JavaScript thread only: moving average of Execute() times
   std::atomic<bool> anyDone_{false};        // a finished job was queued and the loop signalled for it
   // Runs shorter than this are waited for before the loop sleeps (see AwaitRun).

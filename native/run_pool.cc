@@ -8,6 +8,9 @@
 
 #include <pthread.h>
 #include <sched.h>
+#if defined(__linux__)
+#include <sys/prctl.h>
+#endif
 
 #include "addon_error.h"
 #include "completion_queue.h"
@@ -190,6 +193,9 @@ void RunPool::Loop() {
   sched_param param{};
   param.sched_priority = 0;
   pthread_setschedparam(pthread_self(), SCHED_BATCH, &param);
+  // Named for top -H, perf and /proc/PID/task/*/comm (at most 15 characters). prctl, not pthread_setname_np,
+  // which is versioned GLIBC_2.34 (the prebuild must load on glibc 2.28).
+  prctl(PR_SET_NAME, "forecastd-run", 0, 0, 0);
 #endif
   for (;;) {
     Task task;

@@ -47,14 +47,17 @@ class RunPool {
   // it sleeps. At most one thread spins at a time. A job submitted while one spins is picked up without a
   // futex wake-up, which on a virtual machine costs the submitting (JavaScript) thread tens of microseconds.
   // Adaptive: after several spins in a row found nothing, spinning pauses until a job arrives while every run
-  // thread sleeps after a short gap, so an idle or sparsely used pool burns no CPU. Any thread, any time.
+  // thread sleeps after a short gap, so an idle or sparsely used pool burns no CPU. No thread spins while a
+  // JavaScript thread is saturated (NoteCallerSaturated). Any thread, any time.
   static void SetSpin(unsigned microseconds);
   static unsigned Spin();
 
-  // A JavaScript thread that queues runs is saturated: several long turns of its event loop in a row ended with a
-  // run already finished or I/O already waiting (CompletionQueue::NoteTurn). Its next job comes when it gets to
-  // it, not within a spin, and the CPU a spin would burn is wanted by others (on a server under load, its
-  // clients): for the next kSaturatedNanos run threads do not spin, and a spin under way stops. Any thread.
+  // A JavaScript thread with a completion queue (any environment of the process) is saturated: several long
+  // turns of its event loop in a row ended with a run already finished or I/O already waiting
+  // (CompletionQueue::NoteTurn). Its next job comes when it gets to it, not within a spin, and the CPU a spin
+  // would burn is wanted by others (on a server under load, its clients): for the next kSaturatedNanos run
+  // threads do not spin, and a spin under way stops, however many CPUs are idle. The cost is one futex wake-up
+  // per job queued, on the JavaScript thread, in place of the spin. Any thread.
   static void NoteCallerSaturated();
   static constexpr int64_t kSaturatedNanos = 1000000;
 
