@@ -114,13 +114,13 @@ void CompletionQueue::OnPrepare(uv_prepare_t* prepare) {
   CompletionQueue* queue = static_cast<Wakeup*>(prepare->data)->owner;
   if (queue->wakeup_ == nullptr) return;
   // The loop's last turn, from the end of the previous OnPrepare to now, was all work when its poll for I/O
-  // could not sleep (something was ready or done when that OnPrepare ended). Otherwise it may have slept, and
-  // the turn does not count as saturated.
+  // could not sleep (something was ready or done when that OnPrepare ended). Otherwise it may have slept: the
+  // turn counts as 0 ns, never as saturated.
   const int64_t turnNanos = queue->loopAwake_ ? static_cast<int64_t>(uv_hrtime() - queue->prepareEnd_) : 0;
-  const Poll poll = queue->inFlight_ > 0 ? queue->AwaitRun(prepare->loop) : queue->AwaitRequest(prepare->loop);
-  queue->loopAwake_ = poll == Poll::kDoneAtOnce || poll == Poll::kReadyAtOnce || poll == Poll::kReady ||
-                      poll == Poll::kLoopBusy;
-  switch (poll) {
+  const Poll outcome = queue->inFlight_ > 0 ? queue->AwaitRun(prepare->loop) : queue->AwaitRequest(prepare->loop);
+  queue->loopAwake_ = outcome == Poll::kDoneAtOnce || outcome == Poll::kReadyAtOnce || outcome == Poll::kReady ||
+                      outcome == Poll::kLoopBusy;
+  switch (outcome) {
     case Poll::kDoneAtOnce:
     case Poll::kReadyAtOnce:
       queue->NoteTurn(turnNanos >= kSaturatedTurnNanos);
@@ -200,13 +200,13 @@ CompletionQueue::Poll CompletionQueue::AwaitRequest(uv_loop_t* loop) {
     ++idleMisses_;
     if ((idleMisses_ - kIdleMissesBeforePause) % kIdleProbeEvery != 0) return Poll::kSkipped;
   }
-  const Poll poll = PollUntil(loop, int64_t{micros} * 1000, [] { return false; });
-  if (poll == Poll::kReadyAtOnce || poll == Poll::kReady) {
+  const Poll outcome = PollUntil(loop, int64_t{micros} * 1000, [] { return false; });
+  if (outcome == Poll::kReadyAtOnce || outcome == Poll::kReady) {
     idleMisses_ = 0;
   } else if (idleMisses_ < kIdleMissesBeforePause) {
     ++idleMisses_;
   }
-  return poll;
+  return outcome;
 }
 
 bool CompletionQueue::closed() {

@@ -68,9 +68,10 @@ class CompletionQueue : public std::enable_shared_from_this<CompletionQueue> {
   // waiting at the poll's first look (AwaitRun, or AwaitRequest with IoPoll() > 0), and the turn's work took
   // kSaturatedTurnNanos or more. kSaturatedTurnsInARow of them tell the run pool
   // (RunPool::NoteCallerSaturated) that this thread's next job comes when it gets to it: a run thread spinning
-  // for it would only take a CPU others want (the clients of a server under load). A turn that waited, or after
-  // which the loop may have slept, breaks the row; turns that did not poll leave it as it is. Short turns do not
-  // count: a caller awaiting runs one after the other is quick to queue the next, and the spin catches it.
+  // for it would only take a CPU others want (the clients of a server under load). A turn that waited breaks the
+  // row, and so does one that follows an OnPrepare after which the loop may have slept (its time is unknown);
+  // an OnPrepare that did not poll (kSkipped, kLoopBusy) leaves the row as it is. Short turns do not count: a
+  // caller awaiting runs one after the other is quick to queue the next, and the spin catches it.
   void NoteTurn(bool saturated);
   // Polls for a finished run:
   // - recent runs shorter than kShortRunNanos: for at most that long;
@@ -105,8 +106,10 @@ class CompletionQueue : public std::enable_shared_from_this<CompletionQueue> {
   bool closed_ = false;                     // guarded by mutex_
   size_t inFlight_ = 0;                     // JavaScript thread only: dispatched and not yet completed
   unsigned idleMisses_ = 0;                 // JavaScript thread only: AwaitRequest polls in a row that found nothing
-  unsigned saturatedTurns_ = 0;             // JavaScript thread only: NoteTurn(true) in a row
-  bool loopAwake_ = false;                  // JavaScript thread only: the last OnPrepare ended with the loop not to sleep
+  // JavaScript thread only: NoteTurn(true) in a row, counted up to kSaturatedTurnsInARow.
+  unsigned saturatedTurns_ = 0;
+  // JavaScript thread only: the last OnPrepare ended with something ready or done, so the loop did not sleep.
+  bool loopAwake_ = false;
   uint64_t prepareEnd_ = 0;                 // JavaScript thread only: uv_hrtime() at the end of the last OnPrepare
   int64_t recentRunNanos_ = kShortRunNanos + 1;  // JavaScript thread only: moving average of Execute() times
   std::atomic<bool> anyDone_{false};        // a finished job was queued and the loop signalled for it
