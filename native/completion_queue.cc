@@ -118,8 +118,7 @@ void CompletionQueue::OnPrepare(uv_prepare_t* prepare) {
   // turn counts as 0 ns, never as saturated.
   const int64_t turnNanos = queue->loopAwake_ ? static_cast<int64_t>(uv_hrtime() - queue->prepareEnd_) : 0;
   const Poll outcome = queue->inFlight_ > 0 ? queue->AwaitRun(prepare->loop) : queue->AwaitRequest(prepare->loop);
-  queue->loopAwake_ = outcome == Poll::kDoneAtOnce || outcome == Poll::kReadyAtOnce || outcome == Poll::kReady ||
-                      outcome == Poll::kLoopBusy;
+  queue->loopAwake_ = outcome != Poll::kSkipped && outcome != Poll::kTimedOut;
   switch (outcome) {
     case Poll::kDoneAtOnce:
     case Poll::kReadyAtOnce:

@@ -108,8 +108,8 @@ export interface RuntimeOptions {
    * its runs is in flight: a request that arrives meanwhile is read without a thread wake-up, which on virtual
    * machines costs tens of microseconds (see docs/performance.md for what it gives a server at one connection).
    * It uses that CPU time while it polls, stops a millisecond before the loop's next timer, and pauses by itself
-   * while it finds nothing (then polls at one in sixteen of the loop's wake-ups). 0 turns it off. Default: $FORECASTD_IO_POLL_US, else 0 (the forecastd server
-   * sets 100). Like runSpinMicros it can be changed at any time.
+   * while it finds nothing (then polls at one in sixteen of the loop's wake-ups). 0 turns it off. Default:
+   * $FORECASTD_IO_POLL_US, else 0 (the forecastd server sets 100). Like runSpinMicros it can be changed at any time.
    */
   readonly ioPollMicros?: number;
 }
