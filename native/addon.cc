@@ -8,6 +8,7 @@
 //   ioPoll(microseconds?) -> the JavaScript thread's poll for I/O before sleeping (completion_queue.h, SetIoPoll)
 //   raiseOpenFileLimit() -> { before, soft, hard }: the soft RLIMIT_NOFILE raised to the hard limit
 //   createConnectionGate(max) -> ConnectionGate: counts and bounds a server's connections (connection_gate.h)
+//   formatFloat32Json(values) -> "[…]": a Float32Array as JSON, each value its shortest form (float_json.h)
 //   stopForExit(code): the process is exiting (its 'exit' event): stop the run pool before ORT's statics go
 //   externalBuffers: false when built for a runtime that forbids external ArrayBuffers (Electron)
 //   Session (class; instances come only from loadSession)
@@ -24,6 +25,7 @@
 #include "addon_error.h"
 #include "addon_state.h"
 #include "connection_gate.h"
+#include "float_json.h"
 #include "host_buffer.h"
 #include "js_values.h"
 #include "load_job.h"
@@ -294,6 +296,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("ioPoll", Napi::Function::New<IoPoll>(env, "ioPoll"));
   exports.Set("raiseOpenFileLimit", Napi::Function::New<RaiseOpenFileLimit>(env, "raiseOpenFileLimit"));
   exports.Set("createConnectionGate", Napi::Function::New<CreateConnectionGate>(env, "createConnectionGate"));
+  exports.Set("formatFloat32Json", Napi::Function::New<FormatFloat32Json>(env, "formatFloat32Json"));
   exports.Set("stopForExit", Napi::Function::New<StopAtExit>(env, "stopForExit"));
 #if defined(NODE_API_NO_EXTERNAL_BUFFERS_ALLOWED)
   exports.Set("externalBuffers", Napi::Boolean::New(env, false));

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { formatFloat32, formatFloat64, formatFloatArray } from '../../src/http/float-format.js';
+import fc from 'fast-check';
+import { loadAddon } from '../../src/runtime/addon.js';
 
 /** Significant digits of a JSON number string. */
 function significantDigits(s: string): string {
@@ -116,5 +118,94 @@ describe('formatFloat64 and formatFloatArray', () => {
     expect(formatFloatArray(new Float64Array([0.45, 0.5]))).toBe('[0.45,0.5]');
     expect(formatFloatArray(new Float64Array([Math.fround(0.45)]))).toBe('[0.44999998807907104]');
     expect(formatFloatArray(new Float32Array(0))).toBe('[]');
+  });
+});
+
+describe("the addon's formatFloat32Json", () => {
+  const addon = loadAddon();
+  const native = (values: Float32Array): string => {
+    if (addon.formatFloat32Json === undefined) throw new Error('this addon build has no formatFloat32Json');
+    return addon.formatFloat32Json(values);
+  };
+  /** formatFloat32 per value: the reference the native text must equal, character for character. */
+  const reference = (values: Float32Array): string => '[' + Array.from(values, (v) => formatFloat32(v)).join(',') + ']';
+
+  /** Every float32 next to v: the one below and the one above (by bit pattern, same sign). */
+  const adjacent = (v: number): number[] => {
+    const bits = new Uint32Array(1);
+    const f = new Float32Array(bits.buffer);
+    f[0] = v;
+    const b = bits[0]!;
+    const out: number[] = [];
+    for (const step of [b - 1, b + 1]) {
+      if (step < 0 || step > 0xffffffff || (step & 0x7fffffff) === 0x7fffffff) continue;
+      bits[0] = step;
+      if (Number.isFinite(f[0]!)) out.push(f[0]!);
+    }
+    return out;
+  };
+
+  it('is what formatFloatArray uses for float32 values', () => {
+    expect(addon.formatFloat32Json).toBeTypeOf('function');
+    const values = new Float32Array([0.45, -371.25, 1e-7, 3.4028235e38, 0, -0, 2 ** -149, 16777216]);
+    expect(formatFloatArray(values)).toBe('[0.45,-371.25,1e-7,3.4028235e+38,0,-0,1e-45,16777216]');
+    expect(native(values)).toBe(reference(values));
+    expect(native(new Float32Array(0))).toBe('[]');
+  });
+
+  it('writes what formatFloat32 writes for random bit patterns (fast-check prints the seed of a failure)', () => {
+    fc.assert(
+      fc.property(fc.array(fc.float({ noNaN: true, noDefaultInfinity: true }), { minLength: 1, maxLength: 64 }), (list) => {
+        const values = Float32Array.from(list);
+        expect(native(values)).toBe(reference(values));
+      }),
+      { numRuns: 2_000 },
+    );
+    const next = xorshift(Date.now() >>> 0);
+    const values = new Float32Array(200_000);
+    for (let i = 0; i < values.length; i++) values[i] = randomFloat32(next);
+    expect(native(values)).toBe(reference(values));
+  });
+
+  it('writes what formatFloat32 writes where the layout or the digit count changes', () => {
+    const list: number[] = [];
+    // Powers of two (lopsided rounding intervals), subnormals, the largest finite values, and their neighbours.
+    for (let e = -149; e <= 127; e++) list.push(2 ** e);
+    list.push(3.4028234663852886e38, 1.1754942106924411e-38, 2 ** -149 * 3);
+    // Powers of ten: where JavaScript switches between fixed and exponential layout (1e21, 1e-7) and where
+    // the number of digits changes.
+    for (let e = -45; e <= 38; e++) list.push(Math.fround(Number(`1e${e}`)), Math.fround(Number(`9.999999e${e}`)));
+    const withNeighbours = list.filter((v) => v !== 0 && Number.isFinite(v)).flatMap((v) => [v, ...adjacent(v)]);
+    const values = Float32Array.from([...withNeighbours, ...withNeighbours.map((v) => -v), 0, -0]);
+    expect(native(values)).toBe(reference(values));
+  });
+
+  it('breaks a tie between two shortest decimals as formatFloat32 does: towards the larger magnitude', () => {
+    // Each value lies exactly half-way between two shortest decimals that both read back as it.
+    const ties = [2097152.25, 134457.125, 387490.625, -1160751.25, 0.000244140625];
+    expect(native(Float32Array.from(ties))).toBe('[2097152.3,134457.13,387490.63,-1160751.3,0.00024414063]');
+    expect(native(Float32Array.from(ties))).toBe(reference(Float32Array.from(ties)));
+  });
+
+  it('rejects non-finite values as formatFloat32 does, naming the first', () => {
+    for (const [values, name] of [
+      [[1, NaN, Infinity], 'NaN'],
+      [[-Infinity], '-Infinity'],
+      [[0.5, Infinity], 'Infinity'],
+    ] as const) {
+      const thrown = (() => {
+        try {
+          native(Float32Array.from(values));
+        } catch (error) {
+          return error;
+        }
+        return null;
+      })();
+      expect(thrown).toBeInstanceOf(RangeError);
+      expect((thrown as RangeError).message).toBe(`cannot format the non-finite value ${name} as JSON`);
+    }
+    expect(() => formatFloatArray(new Float32Array([2, Infinity]))).toThrow(RangeError);
+    expect(() => (addon.formatFloat32Json as (v: unknown) => string)(new Float64Array(1))).toThrow(TypeError);
+    expect(() => (addon.formatFloat32Json as (v: unknown) => string)('1,2')).toThrow(TypeError);
   });
 });

@@ -1,0 +1,189 @@
+#include "float_json.h"
+
+#include <charconv>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include "addon_error.h"
+
+namespace forecastd {
+
+namespace {
+
+// Whether |v| lies exactly half-way between the k-digit decimals d·10^s and (d+1)·10^s, i.e. 2|v| = (2d+1)·10^s,
+// in exact integer arithmetic on |v| = m·2^q.
+bool IsDecimalTie(float v, std::uint64_t d, int s) {
+  std::uint32_t bits = 0;
+  std::memcpy(&bits, &v, sizeof bits);
+  const std::uint32_t biased = (bits >> 23) & 0xffu;
+  std::uint64_t m = bits & 0x7fffffu;
+  int q = -149;
+  if (biased != 0) {
+    m |= 0x800000u;
+    q = static_cast<int>(biased) - 150;
+  }
+  if (m == 0) return false;
+  int twos = 0;
+  while ((m & 1u) == 0) {
+    m >>= 1;
+    ++twos;
+  }
+  // 2|v| = m·2^(twos+q+1) with m odd; (2d+1)·10^s = (2d+1)·5^s·2^s with 2d+1 odd: the odd parts and the powers
+  // of two must both agree.
+  const std::uint64_t odd = 2 * d + 1;
+  std::uint64_t fives = 1;
+  for (int i = 0; i < (s < 0 ? -s : s); ++i) {
+    fives *= 5;
+    if (fives > (std::uint64_t{1} << 40)) return false;  // far beyond any float32 significand or 10-digit odd
+  }
+  if (s >= 0) return twos + q + 1 == s && m == odd * fives;
+  return twos + q + 1 == s && odd == m * fives;
+}
+
+}  // namespace
+
+char* WriteFloat32Json(float v, char* out) {
+  // Shortest round-trip digits in scientific form: "-d.ddde±xx" (std::to_chars without a precision).
+  char sci[32];
+  const std::to_chars_result r = std::to_chars(sci, sci + sizeof sci, v, std::chars_format::scientific);
+  const char* p = sci;
+  const char* const end = r.ptr;
+  if (*p == '-') {
+    *out++ = '-';
+    ++p;
+  }
+  char digits[12];
+  int k = 0;
+  for (; p < end && *p != 'e'; ++p) {
+    if (*p != '.') digits[k++] = *p;
+  }
+  // p is at 'e': the sign and decimal exponent follow.
+  int exponent = 0;
+  bool negative = false;
+  ++p;
+  if (p < end && (*p == '+' || *p == '-')) negative = *p++ == '-';
+  for (; p < end; ++p) exponent = exponent * 10 + (*p - '0');
+  if (negative) exponent = -exponent;
+  // to_chars breaks a tie between two shortest decimals towards an even last digit; formatFloat32 (JavaScript's
+  // toPrecision) takes the one of larger magnitude, where that one reads back as v too (it may not where v is a
+  // power of two, whose rounding interval is narrower below).
+  if (v != 0 && (digits[k - 1] - '0') % 2 == 0) {
+    std::uint64_t d = 0;
+    for (int i = 0; i < k; ++i) d = d * 10 + static_cast<std::uint64_t>(digits[i] - '0');
+    if (IsDecimalTie(v, d, exponent - k + 1)) {
+      char up[12];
+      int upDigits = k;
+      int upExponent = exponent;
+      std::memcpy(up, digits, k);
+      int i = k - 1;
+      while (i >= 0 && up[i] == '9') up[i--] = '0';
+      if (i >= 0) {
+        ++up[i];
+      } else {  // 9…9 + 1: one more place
+        up[0] = '1';
+        std::memset(up + 1, '0', k - 1);
+        ++upExponent;
+      }
+      // Read back as JavaScript does: the decimal's nearest double, then its nearest float.
+      char text[32];
+      char* t = text;
+      std::memcpy(t, up, upDigits);
+      t += upDigits;
+      *t++ = 'e';
+      t = std::to_chars(t, text + sizeof text, upExponent - upDigits + 1).ptr;
+      double readBack = 0;
+      std::from_chars(text, t, readBack);
+      if (static_cast<float>(readBack) == (v < 0 ? -v : v)) {
+        std::memcpy(digits, up, upDigits);
+        k = upDigits;
+        exponent = upExponent;
+      }
+    }
+  }
+  // to_chars writes no trailing zeros beyond the shortest digits, except a lone "0" for zero.
+  while (k > 1 && digits[k - 1] == '0') --k;
+  const int point = exponent + 1;  // the decimal point sits after this many digits
+  if (k <= point && point <= 21) {
+    std::memcpy(out, digits, k);
+    out += k;
+    for (int i = k; i < point; ++i) *out++ = '0';
+  } else if (0 < point && point <= 21) {
+    std::memcpy(out, digits, point);
+    out += point;
+    *out++ = '.';
+    std::memcpy(out, digits + point, k - point);
+    out += k - point;
+  } else if (-6 < point && point <= 0) {
+    *out++ = '0';
+    *out++ = '.';
+    for (int i = point; i < 0; ++i) *out++ = '0';
+    std::memcpy(out, digits, k);
+    out += k;
+  } else {
+    *out++ = digits[0];
+    if (k > 1) {
+      *out++ = '.';
+      std::memcpy(out, digits + 1, k - 1);
+      out += k - 1;
+    }
+    const int e = point - 1;
+    *out++ = 'e';
+    *out++ = e < 0 ? '-' : '+';
+    out = std::to_chars(out, out + 4, e < 0 ? -e : e).ptr;
+  }
+  return out;
+}
+
+namespace {
+
+// The value as the RangeError names it, the way JavaScript prints it.
+const char* NonFiniteName(float v) {
+  if (std::isnan(v)) return "NaN";
+  return v > 0 ? "Infinity" : "-Infinity";
+}
+
+}  // namespace
+
+Napi::Value FormatFloat32Json(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return GuardJs(env, kErrInvalidArgument, "cannot format the values as JSON", [&]() -> Napi::Value {
+    napi_typedarray_type type = napi_int8_array;
+    size_t length = 0;
+    void* data = nullptr;
+    bool isTypedArray = false;
+    if (info.Length() >= 1) NAPI_THROW_IF_FAILED(env, napi_is_typedarray(env, info[0], &isTypedArray), Napi::Value());
+    if (isTypedArray) {
+      NAPI_THROW_IF_FAILED(env, napi_get_typedarray_info(env, info[0], &type, &length, &data, nullptr, nullptr),
+                           Napi::Value());
+    }
+    if (!isTypedArray || type != napi_float32_array) throw TypeErrorOf("formatFloat32Json takes a Float32Array");
+    const float* values = static_cast<const float*>(data);
+    for (size_t i = 0; i < length; ++i) {
+      if (!std::isfinite(values[i])) {
+        throw RangeErrorOf(std::string("cannot format the non-finite value ") + NonFiniteName(values[i]) + " as JSON");
+      }
+    }
+    // A forecast's few values fit on the stack; a long array gets a heap buffer of the bound.
+    char stack[1024];
+    std::vector<char> heap;
+    const size_t bound = 2 + length * (kFloat32JsonMax + 1);
+    char* const begin = bound <= sizeof stack ? stack : (heap.resize(bound), heap.data());
+    char* out = begin;
+    *out++ = '[';
+    for (size_t i = 0; i < length; ++i) {
+      if (i > 0) *out++ = ',';
+      out = WriteFloat32Json(values[i], out);
+    }
+    *out++ = ']';
+    napi_value text = nullptr;
+    NAPI_THROW_IF_FAILED(env, napi_create_string_latin1(env, begin, static_cast<size_t>(out - begin), &text),
+                         Napi::Value());
+    return Napi::Value(env, text);
+  });
+}
+
+}  // namespace forecastd
