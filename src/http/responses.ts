@@ -38,9 +38,13 @@ export function predictErrorMessage(outcome: PredictOutcome): string | null {
 
 /** A model's last success body up to `"duration_ms":`, and the values it was shaped from. */
 interface ShapedSuccess {
+  /** `{"status":"Success",…,"prediction":`: the same for every answer of this model version. */
+  readonly prefix: string;
   values: FloatArray;
   head: string;
-  /** The whole body with `"duration_ms":0`, encoded once (the answer of a cache hit), made on first use. */
+  /** Answers shaped from these values so far (a cache hit answers the same values again). */
+  answers: number;
+  /** The whole body with `"duration_ms":0`, encoded once (the answer of a repeated cache hit), made on reuse. */
   encodedAtZero: Buffer | null;
 }
 
@@ -62,25 +66,30 @@ function identityFields(model: ModelIdentity): string {
 function shapedSuccess(model: ModelIdentity, values: FloatArray): ShapedSuccess {
   const last = lastSuccess.get(model);
   if (last !== undefined && last.values === values) return last;
-  const head = '{"status":"Success"' + identityFields(model) + ',"prediction":' + formatFloatArray(values) + ',"duration_ms":';
+  const prefix = last?.prefix ?? '{"status":"Success"' + identityFields(model) + ',"prediction":';
+  const head = prefix + formatFloatArray(values) + ',"duration_ms":';
   if (last === undefined) {
-    const shaped = { values, head, encodedAtZero: null };
+    const shaped = { prefix, values, head, answers: 0, encodedAtZero: null };
     lastSuccess.set(model, shaped);
     return shaped;
   }
   last.values = values;
   last.head = head;
+  last.answers = 0;
   last.encodedAtZero = null;
   return last;
 }
 
 /**
- * The body of GET /v1/models/:name/predict: predictBody's text, except that a success without extras answered
- * within its first millisecond (a cache hit) is bytes encoded once per prediction.
+ * The body of GET /v1/models/:name/predict: predictBody's text, except that values answered again within their
+ * first millisecond (a repeated cache hit) get bytes encoded once per prediction.
  */
 export function predictResponseBody(outcome: PredictOutcome, durationMs: number): string | Buffer {
   if (outcome.kind !== 'success' || outcome.extras !== undefined || durationMs !== 0) return predictBody(outcome, durationMs);
   const shaped = shapedSuccess(outcome.model, outcome.values);
+  // Values answered once (every answer with the cache off) are written as text: encoding them ahead would be
+  // the same work plus a Buffer.
+  if (++shaped.answers === 1) return shaped.head + '0}';
   shaped.encodedAtZero ??= Buffer.from(shaped.head + '0}');
   return shaped.encodedAtZero;
 }

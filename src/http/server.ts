@@ -229,9 +229,13 @@ class Exchange {
     return this.cancellation;
   }
 
+  /** When elapsedMs() last read the clock (0: never): the end of the request for requestEnded. */
+  answeredAt = 0;
+
   /** Whole milliseconds since the handler was entered. */
   elapsedMs(): number {
-    return Math.floor(performance.now() - this.start);
+    this.answeredAt = performance.now();
+    return Math.floor(this.answeredAt - this.start);
   }
 
   send(
@@ -281,6 +285,8 @@ class Exchange {
    */
   stream(httpStatus: number, contentType: string, pieces: (pieceBytes: number) => Iterator<string>): void {
     if (this.finished || this.aborted) return;
+    // A streamed answer ends when its last piece is written, not when its duration was read.
+    this.answeredAt = 0;
     const limits = this.server.streamLimits;
     const source = pieces(limits.pieceBytes);
     const first = source.next();
@@ -556,7 +562,8 @@ export class HttpServer {
 
   requestEnded(ex: Exchange, httpStatus: number): void {
     this.inFlight--;
-    const seconds = (performance.now() - ex.start) / 1000;
+    // An answer shaped with its duration ends when that was read (microseconds before it is written).
+    const seconds = ((ex.answeredAt !== 0 ? ex.answeredAt : performance.now()) - ex.start) / 1000;
     if (httpStatus !== 0) this.metrics.request(ex.route, httpStatus, seconds);
     if (this.logger.isLevelEnabled('debug')) {
       this.logger.debug(
