@@ -309,6 +309,55 @@ export function svgName(stem: string, workload: string): string {
   return `${stem}-${workload}.svg`;
 }
 
+/**
+ * CPU steal over every measurement of the run (each repetition counted), from /proc/stat: the median, the highest
+ * and where it was. Null for runs from before steal was recorded, or where /proc/stat has none.
+ */
+function stealLine(results: HttpBenchResults): string | null {
+  const samples: { steal: number; where: string }[] = [];
+  for (const p of results.points) {
+    for (const r of p.repeats ?? [p]) {
+      if (typeof r.stealPercent === 'number') {
+        samples.push({ steal: r.stealPercent, where: `${p.workload}, ${connectionsText(p.connections)}, ${label(results, p.server)}` });
+      }
+    }
+  }
+  if (samples.length === 0) return null;
+  const sorted = [...samples].sort((a, b) => a.steal - b.steal);
+  const mid = sorted[Math.floor(sorted.length / 2)] as { steal: number };
+  const top = sorted[sorted.length - 1] as { steal: number; where: string };
+  const over = samples.filter((s) => s.steal > 5).length;
+  return (
+    `- CPU steal during the measurements (time the hypervisor gave this machine's CPUs to others, /proc/stat): ` +
+    `median ${mid.steal.toFixed(1)}%, highest ${top.steal.toFixed(1)}% (${top.where}); ` +
+    `${over} of ${samples.length} measurements above 5%`
+  );
+}
+
+/** Every run of the repeated cache-off points: forecastd, the baseline and both peers, req/s and steal per run. */
+function singleRunsTable(results: HttpBenchResults): string[] {
+  const servers: readonly ServerKey[] = ['forecastd-cache-off', 'forecastd-baseline', 'peer', 'peer-one-thread'];
+  const rows: string[] = [];
+  const withSteal = results.points.some((p) => p.repeats?.some((r) => typeof r.stealPercent === 'number') === true);
+  for (const w of results.workloads) {
+    for (const c of results.connections) {
+      for (const server of servers) {
+        const p = find(results, w.id, server, c);
+        if (p?.repeats === undefined || p.repeats.length < 2) continue;
+        const rps = p.repeats.map((r) => rate(r.rps)).join(', ');
+        const steal = p.repeats.map((r) => (typeof r.stealPercent === 'number' ? r.stealPercent.toFixed(1) : '—')).join(', ');
+        rows.push(`| ${w.id} | ${c} | ${label(results, server)} | ${rate(p.rps)} | ${rps} |${withSteal ? ` ${steal} |` : ''}`);
+      }
+    }
+  }
+  if (rows.length === 0) return [];
+  return [
+    `| model | connections | server | median req/s | req/s of each run |${withSteal ? ' steal % of each run |' : ''}`,
+    `| --- | ---: | --- | ---: | --- |${withSteal ? ' --- |' : ''}`,
+    ...rows,
+  ];
+}
+
 export function renderMarkdown(results: HttpBenchResults, stem: string): string {
   const e = results.environment;
   const inf = results.inference;
@@ -319,6 +368,8 @@ export function renderMarkdown(results: HttpBenchResults, stem: string): string 
   lines.push(`- Machine: ${e.cpuModel}, ${e.cores} cores; ${e.os}; Linux ${e.kernel}; Node ${e.node}; ${e.wrk}`);
   lines.push(`- Load average when the run started: ${e.loadAverageAtStart.map((l) => l.toFixed(2)).join(', ')}`);
   lines.push(`- forecastd: ${e.forecastd}`);
+  const steal = stealLine(results);
+  if (steal !== null) lines.push(steal);
   if (e.baseline !== undefined) lines.push(`- Baseline${e.baselineLabel ? ` (${e.baselineLabel})` : ''}: ${e.baseline}`);
   lines.push(`- Peer, default threads: ${e.peer}`);
   if (e.peerOneThread !== undefined) lines.push(`- Peer, 1 intra-op thread: ${e.peerOneThread}`);
@@ -350,6 +401,18 @@ export function renderMarkdown(results: HttpBenchResults, stem: string): string 
     lines.push(`## Heavy models at ${HEAVY_GOAL_CONNECTIONS.join(', ')} connections (cache off)`);
     lines.push('');
     lines.push(...heavy);
+    lines.push('');
+  }
+  const runs = singleRunsTable(results);
+  if (runs.length > 0) {
+    lines.push('## Single runs of the repeated points (cache off)');
+    lines.push('');
+    lines.push(
+      'Each run in the order measured (with the CPU steal during it, where recorded): the spread shows how far one run ' +
+        'of this machine can move a ratio.',
+    );
+    lines.push('');
+    lines.push(...runs);
     lines.push('');
   }
   lines.push('## Other goals');

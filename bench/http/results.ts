@@ -71,6 +71,11 @@ export interface Point {
   /** Items per inference during the run; null when no inference ran (every answer from the cache). */
   readonly meanBatchSize: number | null;
   /**
+   * The share of the machine's CPU time the hypervisor gave to others during the measured seconds (steal, from
+   * /proc/stat), in percent; null where not reported; absent in runs from before it was recorded.
+   */
+  readonly stealPercent?: number | null;
+  /**
    * With BENCH_REPEATS > 1: every repetition (the targets alternate within each one); the point's own numbers
    * are then their medians (each field on its own), and its request and error counts their sums.
    */
@@ -81,6 +86,7 @@ export interface RepeatSample {
   readonly rps: number;
   readonly p50Ms: number;
   readonly p99Ms: number;
+  readonly stealPercent?: number | null;
 }
 
 export interface Environment {

@@ -429,7 +429,9 @@ async function measure(target: Target, workload: Workload, connections: number, 
   await runWrk({ ...run, seconds: WARMUP_SECONDS });
   const batches0 = await scrapeBatches(target, workload.models);
   const cpu0 = target.process.cpuSeconds();
+  const stat0 = machineTicks();
   const r = await runWrk({ ...run, seconds: SECONDS });
+  const stat1 = machineTicks();
   const cpu1 = target.process.cpuSeconds();
   const batches1 = await scrapeBatches(target, workload.models);
   target.process.assertAlive();
@@ -451,7 +453,25 @@ async function measure(target: Target, workload: Workload, connections: number, 
     non2xx: r.errors.status,
     cpuSecondsPer1k: r.requests > 0 ? ((cpu1 - cpu0) / r.requests) * 1000 : Number.NaN,
     meanBatchSize,
+    stealPercent: stat0 && stat1 && stat1.total > stat0.total ? (100 * (stat1.steal - stat0.steal)) / (stat1.total - stat0.total) : null,
   };
+}
+
+/**
+ * The machine's CPU time so far, all CPUs, and the part of it the hypervisor gave to others (steal), in ticks
+ * from /proc/stat's first line; null where it cannot be read. A virtual machine whose host is busy runs slower
+ * during those ticks, whatever server is being measured.
+ */
+function machineTicks(): { total: number; steal: number } | null {
+  try {
+    const fields = (readFileSync('/proc/stat', 'utf8').split('\n', 1)[0] ?? '').trim().split(/\s+/).slice(1).map(Number);
+    // user nice system idle iowait irq softirq steal [guest guest_nice, already counted in user and nice]
+    if (fields.length < 8 || fields.some((n) => !Number.isFinite(n))) return null;
+    const total = fields.slice(0, 8).reduce((a, b) => a + b, 0);
+    return { total, steal: fields[7] as number };
+  } catch {
+    return null;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -882,6 +902,7 @@ function combineRepeats(samples: readonly Point[]): Point {
   if (first === undefined) throw new Error('a point without measurements');
   if (samples.length === 1) return first;
   const batchSizes = samples.map((p) => p.meanBatchSize).filter((b): b is number => b !== null);
+  const steals = samples.map((p) => p.stealPercent).filter((s): s is number => typeof s === 'number');
   return {
     ...first,
     requests: samples.reduce((n, p) => n + p.requests, 0),
@@ -895,7 +916,8 @@ function combineRepeats(samples: readonly Point[]): Point {
     non2xx: samples.reduce((n, p) => n + p.non2xx, 0),
     cpuSecondsPer1k: median(samples.map((p) => p.cpuSecondsPer1k)),
     meanBatchSize: batchSizes.length > 0 ? median(batchSizes) : null,
-    repeats: samples.map((p) => ({ rps: p.rps, p50Ms: p.p50Ms, p99Ms: p.p99Ms })),
+    stealPercent: steals.length > 0 ? median(steals) : null,
+    repeats: samples.map((p) => ({ rps: p.rps, p50Ms: p.p50Ms, p99Ms: p.p99Ms, stealPercent: p.stealPercent ?? null })),
   };
 }
 
