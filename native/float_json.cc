@@ -38,7 +38,8 @@ bool IsDecimalTie(float v, std::uint64_t d, int s) {
   std::uint64_t fives = 1;
   for (int i = 0; i < (s < 0 ? -s : s); ++i) {
     fives *= 5;
-    if (fives > (std::uint64_t{1} << 40)) return false;  // far beyond any float32 significand or 10-digit odd
+    // Past 2^31 neither side can match (m < 2^24, 2d+1 < 2^31), and below it neither product overflows.
+    if (fives > (std::uint64_t{1} << 31)) return false;
   }
   if (s >= 0) return twos + q + 1 == s && m == odd * fives;
   return twos + q + 1 == s && odd == m * fives;

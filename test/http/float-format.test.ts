@@ -151,6 +151,10 @@ describe("the addon's formatFloat32Json", () => {
     expect(formatFloatArray(values)).toBe('[0.45,-371.25,1e-7,3.4028235e+38,0,-0,1e-45,16777216]');
     expect(native(values)).toBe(reference(values));
     expect(native(new Float32Array(0))).toBe('[]');
+    // A batch's output is answered as one view per window: only the view's own values are written.
+    const batch = Float32Array.from([1.5, 2.25, 3.125, 4.0625, 5.5, 6.75]);
+    expect(native(batch.subarray(2, 4))).toBe('[3.125,4.0625]');
+    expect(formatFloatArray(batch.subarray(4))).toBe('[5.5,6.75]');
   });
 
   it('writes what formatFloat32 writes for random bit patterns (fast-check prints the seed of a failure)', () => {
