@@ -45,7 +45,69 @@ bool IsDecimalTie(float v, std::uint64_t d, int s) {
   return twos + q + 1 == s && odd == m * fives;
 }
 
+// 10^k as the nearest double, for k in [-kPow10Range, kPow10Range] (exact up to 10^22).
+constexpr int kPow10Range = 64;
+const double* Pow10Table() {
+  static const double* const table = [] {
+    static double values[2 * kPow10Range + 1];
+    for (int k = -kPow10Range; k <= kPow10Range; ++k) {
+      char text[8];
+      char* end = text;
+      *end++ = '1';
+      *end++ = 'e';
+      end = std::to_chars(end, text + sizeof text, k).ptr;
+      std::from_chars(text, end, values[k + kPow10Range]);
+    }
+    return values;
+  }();
+  return table;
+}
+
+// Whether a decimal of at most nine significant digits might read, as its nearest double, exactly as m (a
+// boundary between two float32 values, which a double holds exactly). A necessary condition, in double
+// arithmetic: m scaled to nine integer digits lies within 1e-6 of an integer (the scaling errs by under 4e-7).
+bool NearNineDigitDecimal(double m, int exponent) {
+  const double* pow10 = Pow10Table();
+  int k = 8 - exponent;
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    if (k < -kPow10Range || k > kPow10Range) return true;  // outside the table: let the caller take care
+    const double x = m * pow10[k + kPow10Range];
+    if (x < 1e8) {
+      ++k;
+    } else if (x >= 1e9) {
+      --k;
+    } else {
+      // x is positive and below 2^31: truncation is its floor, one instruction where std::floor may be a call.
+      const double fraction = x - static_cast<double>(static_cast<std::int32_t>(x));
+      return fraction < 1e-6 || fraction > 1 - 1e-6;
+    }
+  }
+  return true;
+}
+
 }  // namespace
+
+bool ReadsBackLikeJavaScript(float v) {
+  std::uint32_t bits = 0;
+  std::memcpy(&bits, &v, sizeof bits);
+  bits &= 0x7fffffffu;
+  if (bits == 0) return true;
+  const int biased = static_cast<int>(bits >> 23);
+  // Subnormals and the top binade (whose upper boundary is the overflow threshold): rare in a forecast, and
+  // left to the JavaScript formatter rather than given cases of their own here.
+  if (biased == 0 || biased >= 0xfe) return false;
+  const double a = std::fabs(static_cast<double>(v));
+  // Half the gap to the next float32 up, 2^(biased-151), built as a double; the gap below is half as wide at a
+  // power of two.
+  double half = 0;
+  const std::uint64_t halfBits = static_cast<std::uint64_t>(biased - 151 + 1023) << 52;
+  std::memcpy(&half, &halfBits, sizeof half);
+  const double below = (bits & 0x7fffffu) == 0 ? a - half / 2 : a - half;
+  const double above = a + half;
+  // floor(log2(a) · log10(2)): the decimal exponent of a, or one less.
+  const int exponent = ((biased - 127) * 78913) >> 18;
+  return !NearNineDigitDecimal(below, exponent) && !NearNineDigitDecimal(above, exponent);
+}
 
 char* WriteFloat32Json(float v, char* out) {
   // Shortest round-trip digits in scientific form: "-d.ddde±xx" (std::to_chars without a precision).
@@ -167,6 +229,11 @@ Napi::Value FormatFloat32Json(const Napi::CallbackInfo& info) {
       if (!std::isfinite(values[i])) {
         throw RangeErrorOf(std::string("cannot format the non-finite value ") + NonFiniteName(values[i]) + " as JSON");
       }
+    }
+    // A value next to a boundary that JavaScript's reading sees differently (a few in billions): the caller
+    // formats the array itself.
+    for (size_t i = 0; i < length; ++i) {
+      if (!ReadsBackLikeJavaScript(values[i])) return env.Null();
     }
     // A forecast's few values fit on the stack; a long array gets a heap buffer of the bound.
     char stack[1024];

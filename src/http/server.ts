@@ -229,13 +229,9 @@ class Exchange {
     return this.cancellation;
   }
 
-  /** When elapsedMs() last read the clock (0: never): the end of the request for requestEnded. */
-  answeredAt = 0;
-
   /** Whole milliseconds since the handler was entered. */
   elapsedMs(): number {
-    this.answeredAt = performance.now();
-    return Math.floor(this.answeredAt - this.start);
+    return Math.floor(performance.now() - this.start);
   }
 
   send(
@@ -285,8 +281,6 @@ class Exchange {
    */
   stream(httpStatus: number, contentType: string, pieces: (pieceBytes: number) => Iterator<string>): void {
     if (this.finished || this.aborted) return;
-    // A streamed answer ends when its last piece is written, not when its duration was read.
-    this.answeredAt = 0;
     const limits = this.server.streamLimits;
     const source = pieces(limits.pieceBytes);
     const first = source.next();
@@ -562,8 +556,7 @@ export class HttpServer {
 
   requestEnded(ex: Exchange, httpStatus: number): void {
     this.inFlight--;
-    // An answer shaped with its duration ends when that was read (microseconds before it is written).
-    const seconds = ((ex.answeredAt !== 0 ? ex.answeredAt : performance.now()) - ex.start) / 1000;
+    const seconds = (performance.now() - ex.start) / 1000;
     if (httpStatus !== 0) this.metrics.request(ex.route, httpStatus, seconds);
     if (this.logger.isLevelEnabled('debug')) {
       this.logger.debug(

@@ -117,10 +117,11 @@ export interface AddonTypes {
   createConnectionGate?(max: number): NativeConnectionGate;
   /**
    * The values as a JSON array, each written as formatFloat32 writes it (the shortest decimal that reads back
-   * as the same float32); a RangeError names the first value that is not finite. Absent from addons built
-   * before it.
+   * as the same float32); null where a value lies next to a boundary that JavaScript's double-then-float reading
+   * may see differently (a few in billions: the caller formats that array itself). A RangeError names the first
+   * value that is not finite. Absent from addons built before it.
    */
-  formatFloat32Json?(values: Float32Array): string;
+  formatFloat32Json?(values: Float32Array): string | null;
   /**
    * The process is exiting (main thread's 'exit' event): stops the run pool, terminating running jobs and
    * waiting up to 2 s; past that, exits at once with `code` without ONNX Runtime's static destructors.
