@@ -138,33 +138,17 @@ char* WriteFloat32Json(float v, char* out) {
     std::uint64_t d = 0;
     for (int i = 0; i < k; ++i) d = d * 10 + static_cast<std::uint64_t>(digits[i] - '0');
     if (IsDecimalTie(v, d, exponent - k + 1)) {
-      char up[12];
-      int upDigits = k;
-      int upExponent = exponent;
-      std::memcpy(up, digits, k);
-      int i = k - 1;
-      while (i >= 0 && up[i] == '9') up[i--] = '0';
-      if (i >= 0) {
-        ++up[i];
-      } else {  // 9…9 + 1: one more place
-        up[0] = '1';
-        std::memset(up + 1, '0', k - 1);
-        ++upExponent;
-      }
+      // The last digit is even, so the larger decimal only raises it by one (no carry).
+      ++digits[k - 1];
       // Read back as JavaScript does: the decimal's nearest double, then its nearest float.
       char text[32];
-      char* t = text;
-      std::memcpy(t, up, upDigits);
-      t += upDigits;
+      std::memcpy(text, digits, k);
+      char* t = text + k;
       *t++ = 'e';
-      t = std::to_chars(t, text + sizeof text, upExponent - upDigits + 1).ptr;
+      t = std::to_chars(t, text + sizeof text, exponent - k + 1).ptr;
       double readBack = 0;
       std::from_chars(text, t, readBack);
-      if (static_cast<float>(readBack) == (v < 0 ? -v : v)) {
-        std::memcpy(digits, up, upDigits);
-        k = upDigits;
-        exponent = upExponent;
-      }
+      if (static_cast<float>(readBack) != (v < 0 ? -v : v)) --digits[k - 1];
     }
   }
   // to_chars writes no trailing zeros beyond the shortest digits, except a lone "0" for zero.
